@@ -1,0 +1,111 @@
+//! Canonical JSON Lines: one [`AbsenceRecord`] per line.
+
+use super::Parsed;
+use crate::domain::AbsenceRecord;
+use crate::store::QuarantineEntry;
+use std::io::{self, BufRead};
+
+/// Reads canonical JSON Lines, one item per non-blank line, naming every bad
+/// line by `location:line`.
+pub struct JsonlReader<R> {
+    input: R,
+    location: String,
+    line: u64,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> JsonlReader<R> {
+    /// Reads from `input`; `location` names it in errors (usually the file name).
+    pub fn new(input: R, location: impl Into<String>) -> JsonlReader<R> {
+        JsonlReader {
+            input,
+            location: location.into(),
+            line: 0,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    /// The number of the last line read.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+}
+
+/// Parses one line; `location` is `file:line`.
+pub fn parse_line(text: &str, location: String) -> Parsed {
+    match AbsenceRecord::from_json_str(text) {
+        Ok(r) => Parsed::Record(r),
+        Err(e) => Parsed::Rejected(QuarantineEntry {
+            source: serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("source").and_then(|s| s.as_str()).map(str::to_string)),
+            reason: e.to_string(),
+            location,
+            raw: text.to_string(),
+        }),
+    }
+}
+
+impl<R: BufRead> Iterator for JsonlReader<R> {
+    type Item = io::Result<Parsed>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buf.clear();
+            match self.input.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            self.line += 1;
+            let location = format!("{}:{}", self.location, self.line);
+            let text = match std::str::from_utf8(&self.buf) {
+                Ok(t) => t.trim(),
+                Err(e) => {
+                    return Some(Ok(Parsed::Rejected(QuarantineEntry {
+                        source: None,
+                        location,
+                        reason: format!("ikke gyldig UTF-8 (byte {})", e.valid_up_to() + 1),
+                        raw: String::from_utf8_lossy(&self.buf).into_owned(),
+                    })));
+                }
+            };
+            if text.is_empty() {
+                continue;
+            }
+            return Some(Ok(parse_line(text, location)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_lines_are_named_and_good_lines_kept() {
+        let input = b"{\"source\":\"s\",\"id\":\"1\",\"pupil\":\"p\",\"school\":\"k\",\"date\":\"2026-03-02\",\"kind\":\"day\"}\n\
+\n\
+{\"source\":\"s\",\"id\":\"2\",\"pupil\":\"p\",\"school\":\"k\",\"date\":\"2026-03-02\",\"kind\":\"hour\"}\n\
+not json\n\
+\xff\xfe\n\
+{\"source\":\"s\",\"id\":\"3\",\"pupil\":\"p\",\"school\":\"k\",\"date\":\"2026-03-03\",\"kind\":\"late\"}";
+        let items: Vec<Parsed> = JsonlReader::new(&input[..], "f.jsonl").map(Result::unwrap).collect();
+        assert_eq!(items.len(), 5);
+        let rejected: Vec<(&str, &str)> = items
+            .iter()
+            .filter_map(|p| match p {
+                Parsed::Rejected(q) => Some((q.location.as_str(), q.reason.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rejected[0].0, "f.jsonl:3");
+        assert!(rejected[0].1.contains("kind"));
+        assert_eq!(rejected[1].0, "f.jsonl:4");
+        assert_eq!(rejected[2].0, "f.jsonl:5");
+        assert!(matches!(&items[4], Parsed::Record(r) if r.id == "3"));
+        if let Parsed::Rejected(q) = &items[1] {
+            assert_eq!(q.source.as_deref(), Some("s"));
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Command definitions (clap) and their dispatch. The doc comments are the
+//! `--help` text.
+
+mod bench;
+mod records;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tilstede::rules::RuleSet;
+
+/// tilstede: oppfølging av alvorlig skolefravær: henter fraværsdata, vurderer
+/// dem mot kommunens fraværsrutine og følger opp sakene i Matrix.
+#[derive(Debug, Parser)]
+#[command(name = "tilstede", version = tilstede::VERSION, about, long_about = None)]
+pub struct Cli {
+    /// Where the store lives: a file path, sqlite:STI or postgres://…
+    #[arg(long, global = true, env = "TILSTEDE_STORE", default_value = "tilstede.db")]
+    pub store: String,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Machine-readable JSON.
+    Json,
+    /// Text for people.
+    Text,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Vurder en JSONL-fil mot reglene, uten lager.
+    Evaluate {
+        /// Canonical JSON Lines.
+        #[arg(long)]
+        records: PathBuf,
+        /// The date to evaluate as of (YYYY-MM-DD).
+        #[arg(long, value_parser = parse_date)]
+        as_of: NaiveDate,
+        /// A preset (baerum, oslo) or a path to a rules TOML file.
+        #[arg(long, default_value = "baerum")]
+        rules: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+    },
+    /// Importer JSONL-filer til lageret og oppdater funnene.
+    Import {
+        /// Canonical JSON Lines files (`-` for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A preset or a path to a rules TOML file.
+        #[arg(long, default_value = "baerum")]
+        rules: String,
+        /// Evaluate as of this date (default: today in Europe/Oslo).
+        #[arg(long, value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
+    },
+    /// Vis funnene i lageret.
+    Findings {
+        /// The date to evaluate as of (default: today in Europe/Oslo).
+        #[arg(long, value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
+        /// A preset or a path to a rules TOML file.
+        #[arg(long, default_value = "baerum")]
+        rules: String,
+        /// Only this school.
+        #[arg(long)]
+        school: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Vis eller sjekk regelsett.
+    Rules {
+        /// What to do with rules.
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Vis innhold i karantene.
+    Quarantine {
+        /// How many of the newest entries.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Lag en syntetisk kommune med ett skoleårs fravær.
+    Gen {
+        /// Number of pupils.
+        #[arg(long, default_value_t = 2000)]
+        pupils: usize,
+        /// Number of schools.
+        #[arg(long, default_value_t = 8)]
+        schools: usize,
+        /// The school year starting in August of this year.
+        #[arg(long, default_value_t = 2025)]
+        year: i32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GenFormat::Jsonl)]
+        format: GenFormat,
+        /// Random seed (same seed, same municipality).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Mål ytelse og skriv ut tallene.
+    Bench {
+        /// What to measure.
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+}
+
+/// Formats `gen` can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenFormat {
+    /// Canonical JSON Lines.
+    Jsonl,
+}
+
+/// Rule set commands.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Skriv ut et regelsett som TOML.
+    Show {
+        /// A preset (baerum, oslo) or a path.
+        name: String,
+    },
+    /// Sjekk en regelfil og vis feil med TOML-sti.
+    Check {
+        /// The file.
+        path: String,
+    },
+    /// List the presets.
+    List,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    tilstede::domain::record::parse_date(s)
+}
+
+/// Today's school date in Europe/Oslo.
+pub fn today() -> NaiveDate {
+    tilstede::domain::dates::school_date_utc(chrono::Utc::now())
+}
+
+/// Sets up tracing to stderr; `RUST_LOG` overrides.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,sqlx=warn",
+        _ => "debug,sqlx=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_rules(name: &str) -> Result<RuleSet> {
+    RuleSet::load(name).with_context(|| format!("regelsettet «{name}» kunne ikke brukes"))
+}
+
+/// Runs a command.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Evaluate {
+            records,
+            as_of,
+            rules,
+            format,
+        } => records::evaluate(&records, as_of, &load_rules(&rules)?, format),
+        Command::Import { files, rules, as_of } => {
+            records::import(&cli.store, &files, &load_rules(&rules)?, as_of.unwrap_or_else(today)).await
+        }
+        Command::Findings {
+            as_of,
+            rules,
+            school,
+            format,
+        } => {
+            records::findings(
+                &cli.store,
+                &load_rules(&rules)?,
+                as_of.unwrap_or_else(today),
+                school.as_deref(),
+                format,
+            )
+            .await
+        }
+        Command::Quarantine { limit, format } => records::quarantine(&cli.store, limit, format).await,
+        Command::Rules { command } => match command {
+            RulesCommand::Show { name } => {
+                let text = match tilstede::rules::config::preset_text(&name) {
+                    Some(t) => t.to_string(),
+                    None => {
+                        load_rules(&name)?;
+                        std::fs::read_to_string(&name)?
+                    }
+                };
+                print!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            RulesCommand::Check { path } => match RuleSet::load(&path) {
+                Ok(set) => {
+                    println!("{}: {} regler, i orden", set.name, set.rules.len());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(2))
+                }
+            },
+            RulesCommand::List => {
+                for (name, _) in tilstede::rules::config::PRESETS {
+                    let set = load_rules(name)?;
+                    println!("{name}\t{}", set.description);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        Command::Gen {
+            pupils,
+            schools,
+            year,
+            format,
+            seed,
+            out,
+        } => records::generate(pupils, schools, year, format, seed, out.as_deref()),
+        Command::Bench { what } => bench::run(what).await,
+    }
+}

@@ -1,0 +1,11 @@
+//! Canonical types shared by every part of tilstede: absence records, findings,
+//! and the date arithmetic the routine is written in.
+//!
+//! Everything here is pure data and pure functions; no IO.
+
+pub mod dates;
+pub mod finding;
+pub mod record;
+
+pub use finding::{Finding, FindingWindow};
+pub use record::{AbsenceRecord, Kind, Reason, RecordError, RecordKey, Validity};

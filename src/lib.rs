@@ -1,0 +1,15 @@
+//! tilstede: an interoperability gateway and Matrix bot for following up
+//! serious school absence (alvorlig skolefravær) in Norwegian municipalities.
+//!
+//! Pure logic ([`domain`], [`rules`]) is kept apart from IO ([`adapters`],
+//! [`store`], [`ingest`]). See DESIGN.md for the map.
+
+pub mod adapters;
+pub mod domain;
+pub mod ingest;
+pub mod rules;
+pub mod store;
+pub mod synthetic;
+
+/// The version string, with the git commit the binary was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TILSTEDE_COMMIT"), ")");

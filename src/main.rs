@@ -1,0 +1,29 @@
+//! The `tilstede` command line.
+
+#![recursion_limit = "256"]
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_logging(args.verbose);
+    match cli::run(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            // Print the cause chain, skipping causes the message already quotes.
+            let mut message = e.to_string();
+            for cause in e.chain().skip(1) {
+                let cause = cause.to_string();
+                if !message.contains(&cause) {
+                    message = format!("{message}: {cause}");
+                }
+            }
+            eprintln!("feil: {message}");
+            ExitCode::from(1)
+        }
+    }
+}

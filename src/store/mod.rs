@@ -1,0 +1,243 @@
+//! Persistence: SQLite by default, PostgreSQL for scale-out, through one code
+//! path (sqlx's `Any` driver; SQL written for both).
+//!
+//! Placeholders are always `$N` (SQLite accepts them too), booleans are stored
+//! as integers and dates as `YYYY-MM-DD` text, so both backends decode alike.
+
+mod findings;
+mod records;
+
+pub use findings::{FindingChange, Refresh};
+pub use records::{IngestStats, QuarantineEntry, QuarantinedRow};
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor, Row};
+use std::time::Duration;
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file (the embedded default).
+    Sqlite,
+    /// A PostgreSQL server (several replicas may share it).
+    Postgres,
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store URL could not be understood.
+    #[error("ugyldig lager-adresse «{0}»: bruk en filsti, sqlite:STI eller postgres://…")]
+    BadUrl(String),
+    /// Connecting failed.
+    #[error("kunne ikke åpne lageret: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("migrering {version} feilet: {source}")]
+    Migration {
+        /// The migration's number.
+        version: i64,
+        /// The database's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database was written by a newer tilstede.
+    #[error("lageret har skjemaversjon {found}, men denne versjonen av tilstede kjenner bare til {known}")]
+    TooNew {
+        /// Highest migration in the database.
+        found: i64,
+        /// Highest migration this binary has.
+        known: i64,
+    },
+    /// A query failed.
+    #[error("databasefeil: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Stored data could not be read back.
+    #[error("ødelagte data i lageret: {0}")]
+    Corrupt(String),
+}
+
+/// Migrations per backend, in order. Never edit one that has shipped; add a new one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    include_str!("migrations/sqlite/0001_foundation.sql"),
+    include_str!("migrations/postgres/0001_foundation.sql"),
+)];
+
+/// The store. Cheap to clone (a pool handle).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Turns a user-facing store location into a sqlx URL.
+fn database_url(location: &str) -> Result<(String, Backend), StoreError> {
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        return Ok((location.to_string(), Backend::Postgres));
+    }
+    let path = location
+        .strip_prefix("sqlite://")
+        .or_else(|| location.strip_prefix("sqlite:"))
+        .unwrap_or(location);
+    if path.is_empty() || location.contains("://") && !location.starts_with("sqlite://") {
+        return Err(StoreError::BadUrl(location.to_string()));
+    }
+    if path == ":memory:" {
+        return Ok(("sqlite::memory:".into(), Backend::Sqlite));
+    }
+    Ok((format!("sqlite://{path}?mode=rwc"), Backend::Sqlite))
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store at `location`: a file
+    /// path, `sqlite:PATH`, or a `postgres://` URL.
+    pub async fn open(location: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let (url, backend) = database_url(location)?;
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        options = match backend {
+            Backend::Sqlite => options
+                // One connection per core is plenty: SQLite has one writer.
+                .max_connections(if url.contains(":memory:") { 1 } else { 4 })
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                }),
+            Backend::Postgres => options.max_connections(16),
+        };
+        let pool = options.connect(&url).await.map_err(StoreError::Connect)?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection pool, for modules that own their own tables.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies missing migrations, each in its own transaction.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.pool
+            .execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+            )
+            .await?;
+        let current: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("v")?;
+        let current = current.unwrap_or(0);
+        let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if current > known {
+            return Err(StoreError::TooNew { found: current, known });
+        }
+        for &(version, sqlite, postgres) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            let sql = match self.backend {
+                Backend::Sqlite => sqlite,
+                Backend::Postgres => postgres,
+            };
+            let migration = |source| StoreError::Migration { version, source };
+            let mut tx = self.pool.begin().await.map_err(migration)?;
+            // Another replica may be migrating the same PostgreSQL database.
+            if self.backend == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(7461736) ")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(migration)?;
+                let done: Option<i64> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(migration)?
+                    .map(|r| r.get(0));
+                if done.is_some() {
+                    continue;
+                }
+            }
+            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(migration)?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(migration)?;
+            tx.commit().await.map_err(migration)?;
+            tracing::info!(version, "store migrated");
+        }
+        Ok(())
+    }
+
+    /// Reads a value from the key-value meta table.
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get::<String, _>(0)))
+    }
+
+    /// Writes a value to the meta table.
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The current time as RFC 3339 text (the store's timestamp format).
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `$first, $first+1, …` for `n` placeholders.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            database_url("a.db").unwrap(),
+            ("sqlite://a.db?mode=rwc".into(), Backend::Sqlite)
+        );
+        assert_eq!(database_url("sqlite:/x/a.db").unwrap().0, "sqlite:///x/a.db?mode=rwc");
+        assert_eq!(database_url("postgres://u@h/db").unwrap().1, Backend::Postgres);
+        assert!(database_url("mysql://h/db").is_err());
+        assert!(database_url("").is_err());
+    }
+
+    #[test]
+    fn placeholder_lists() {
+        assert_eq!(placeholders(3, 2), "$3, $4");
+    }
+}

@@ -1,0 +1,312 @@
+//! Writing and reading canonical records and quarantined input.
+
+use super::{Store, StoreError, now, placeholders};
+use crate::domain::record::parse_date;
+use crate::domain::{AbsenceRecord, Kind, Reason, Validity};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::HashMap;
+
+/// Columns bound per record in the upsert.
+const RECORD_COLUMNS: usize = 14;
+/// Records per INSERT statement: far below SQLite's 32766 parameters, large
+/// enough that per-statement overhead vanishes.
+const ROWS_PER_STATEMENT: usize = 400;
+/// Raw input kept in quarantine is cut at this many bytes.
+const MAX_RAW: usize = 64 * 1024;
+
+/// Input that could not be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantineEntry {
+    /// The source it was meant for, when known.
+    pub source: Option<String>,
+    /// Where it came from: `file:line`, `request#position`, …
+    pub location: String,
+    /// Why it was rejected (names the field).
+    pub reason: String,
+    /// The input as received (cut at 64 KiB).
+    pub raw: String,
+}
+
+/// A quarantined row as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantinedRow {
+    /// Sequence number.
+    pub seq: i64,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: QuarantineEntry,
+    /// When it was received (RFC 3339).
+    pub received_at: String,
+}
+
+/// What one ingest call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IngestStats {
+    /// Records offered.
+    pub received: u64,
+    /// Records that were new or replaced an older version.
+    pub changed: u64,
+    /// Records already stored at that version or newer.
+    pub unchanged: u64,
+    /// Entries put in quarantine.
+    pub quarantined: u64,
+}
+
+impl IngestStats {
+    /// Adds another call's counts.
+    pub fn add(&mut self, other: IngestStats) {
+        self.received += other.received;
+        self.changed += other.changed;
+        self.unchanged += other.unchanged;
+        self.quarantined += other.quarantined;
+    }
+}
+
+/// Keeps the winning version per key within one batch, by the same rule as
+/// the upsert's WHERE clause ([`crate::domain::record::supersedes`]):
+/// PostgreSQL refuses to upsert the same key twice in one statement.
+fn dedupe(records: &[AbsenceRecord]) -> Vec<&AbsenceRecord> {
+    let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(records.len());
+    let mut out: Vec<&AbsenceRecord> = Vec::with_capacity(records.len());
+    for r in records {
+        match index.get(&(r.source.as_str(), r.id.as_str())) {
+            Some(&i) => {
+                if r.supersedes(out[i]) {
+                    out[i] = r;
+                }
+            }
+            None => {
+                index.insert((r.source.as_str(), r.id.as_str()), out.len());
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+fn upsert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| format!("({})", placeholders(i * RECORD_COLUMNS + 1, RECORD_COLUMNS)))
+        .collect();
+    // A tombstone keeps the fields of the record it removes.
+    let keep = |c: &str| format!("{c} = CASE WHEN excluded.deleted = 1 THEN records.{c} ELSE excluded.{c} END");
+    let kept: Vec<String> = [
+        "pupil",
+        "school",
+        "date",
+        "kind",
+        "lessons",
+        "minutes",
+        "validity",
+        "reason",
+        "extensions",
+    ]
+    .iter()
+    .map(|c| keep(c))
+    .collect();
+    format!(
+        "INSERT INTO records (source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted, extensions, updated_at) \
+         VALUES {} \
+         ON CONFLICT (source, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted, \
+         updated_at = excluded.updated_at, {} \
+         WHERE excluded.version > records.version \
+            OR (excluded.version = records.version AND excluded.deleted = 1 AND records.deleted = 0)",
+        values.join(", "),
+        kept.join(", ")
+    )
+}
+
+fn date_text(r: &AbsenceRecord) -> String {
+    if r.deleted && r.date == chrono::NaiveDate::MIN {
+        String::new()
+    } else {
+        r.date.format("%Y-%m-%d").to_string()
+    }
+}
+
+impl Store {
+    /// Stores records and quarantine entries in one transaction: either all of
+    /// it is kept or none. Re-sending the same versions changes nothing.
+    pub async fn ingest(
+        &self,
+        records: &[AbsenceRecord],
+        quarantine: &[QuarantineEntry],
+    ) -> Result<IngestStats, StoreError> {
+        let unique = dedupe(records);
+        let stamp = now();
+        let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
+        for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+            let sql = upsert_sql(chunk.len());
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                let extensions =
+                    (!r.extensions.is_empty()).then(|| serde_json::Value::Object(r.extensions.clone()).to_string());
+                q = q
+                    .bind(r.source.as_str())
+                    .bind(r.id.as_str())
+                    .bind(i64::from(r.version))
+                    .bind(r.pupil.as_str())
+                    .bind(r.school.as_str())
+                    .bind(date_text(r))
+                    .bind(r.kind.as_str())
+                    .bind(i64::from(r.lessons))
+                    .bind(r.minutes.map(i64::from))
+                    .bind(r.validity.as_str())
+                    .bind(r.reason.map(|x| x.as_str()))
+                    .bind(i64::from(r.deleted))
+                    .bind(extensions)
+                    .bind(stamp.as_str());
+            }
+            changed += q.execute(&mut *tx).await?.rows_affected();
+        }
+        for e in quarantine {
+            // The same rejected input from the same place is kept once.
+            let raw = truncate(&e.raw, MAX_RAW);
+            let digest = Sha256::digest(format!("{}\n{}\n{}", e.location, e.reason, raw).as_bytes());
+            sqlx::query(
+                "INSERT INTO quarantine (source, location, reason, raw, digest, received_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (digest) DO NOTHING",
+            )
+            .bind(e.source.as_deref())
+            .bind(e.location.as_str())
+            .bind(e.reason.as_str())
+            .bind(raw)
+            .bind(hex::encode(digest))
+            .bind(stamp.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let received = records.len() as u64;
+        Ok(IngestStats {
+            received,
+            changed,
+            unchanged: received - changed,
+            quarantined: quarantine.len() as u64,
+        })
+    }
+
+    /// A pupil's live records dated `from..=to`, oldest first.
+    pub async fn pupil_records(
+        &self,
+        pupil: &str,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<AbsenceRecord>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {RECORD_SELECT} FROM records WHERE pupil = $1 AND deleted = 0 AND date >= $2 AND date <= $3 ORDER BY date, source, id"
+        )))
+        .bind(pupil)
+        .bind(from.format("%Y-%m-%d").to_string())
+        .bind(to.format("%Y-%m-%d").to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// Records stored (live and tombstones).
+    pub async fn record_count(&self) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n, COALESCE(SUM(deleted), 0) AS d FROM records")
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = row.try_get("n")?;
+        let d: i64 = row.try_get("d")?;
+        Ok(((n - d) as u64, d as u64))
+    }
+
+    /// The newest quarantined entries, newest first.
+    pub async fn quarantined(&self, limit: i64) -> Result<Vec<QuarantinedRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, source, location, reason, raw, received_at FROM quarantine ORDER BY seq DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QuarantinedRow {
+                    seq: r.try_get("seq")?,
+                    entry: QuarantineEntry {
+                        source: r.try_get("source")?,
+                        location: r.try_get("location")?,
+                        reason: r.try_get("reason")?,
+                        raw: r.try_get("raw")?,
+                    },
+                    received_at: r.try_get("received_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many entries the quarantine holds.
+    pub async fn quarantine_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM quarantine")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(n as u64)
+    }
+}
+
+/// The columns [`record_from_row`] reads.
+pub(super) const RECORD_SELECT: &str =
+    "source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted, extensions";
+
+/// Reads a record selected with [`RECORD_SELECT`].
+pub(super) fn record_from_row(row: &AnyRow) -> Result<AbsenceRecord, StoreError> {
+    let text = |c: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(c)?) };
+    let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("{what} «{v}»"));
+    let date = text("date")?;
+    let kind = text("kind")?;
+    let validity = text("validity")?;
+    let reason: Option<String> = row.try_get("reason")?;
+    let extensions: Option<String> = row.try_get("extensions")?;
+    let extensions = match extensions {
+        None => Default::default(),
+        Some(s) => match serde_json::from_str(&s) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => return Err(corrupt("extensions", &s)),
+        },
+    };
+    let version: i64 = row.try_get("version")?;
+    let lessons: i64 = row.try_get("lessons")?;
+    let minutes: Option<i64> = row.try_get("minutes")?;
+    let deleted: i64 = row.try_get("deleted")?;
+    Ok(AbsenceRecord {
+        source: text("source")?,
+        id: text("id")?,
+        version: u32::try_from(version).map_err(|_| corrupt("version", &version.to_string()))?,
+        pupil: text("pupil")?,
+        school: text("school")?,
+        date: if date.is_empty() {
+            chrono::NaiveDate::MIN
+        } else {
+            parse_date(&date).map_err(|_| corrupt("date", &date))?
+        },
+        kind: Kind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+        lessons: u32::try_from(lessons).unwrap_or(1),
+        minutes: minutes.and_then(|m| u32::try_from(m).ok()),
+        validity: Validity::parse(&validity).ok_or_else(|| corrupt("validity", &validity))?,
+        reason: match reason {
+            None => None,
+            Some(r) => Some(Reason::parse(&r).ok_or_else(|| corrupt("reason", &r))?),
+        },
+        deleted: deleted != 0,
+        extensions,
+    })
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

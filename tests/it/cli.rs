@@ -1,0 +1,155 @@
+//! The command line end to end on a real SQLite file.
+
+use crate::support::{tilstede, tilstede_ok};
+use std::fmt::Write as _;
+use tilstede::store::Store;
+
+/// A small JSONL file: a pupil with invalid absence, one with three lates, a
+/// bad line in the middle, and a newer version that makes a record valid.
+fn sample() -> String {
+    let mut s = String::new();
+    let line = |s: &mut String, id: &str, pupil: &str, date: &str, kind: &str, validity: &str, version: u32| {
+        writeln!(
+            s,
+            r#"{{"source":"vis","id":"{id}","version":{version},"pupil":"{pupil}","school":"skole-1","date":"{date}","kind":"{kind}","validity":"{validity}"}}"#
+        )
+        .unwrap();
+    };
+    line(&mut s, "a1", "p1", "2026-03-02", "lesson", "unclassified", 1);
+    line(&mut s, "a2", "p1", "2026-03-03", "day", "invalid", 1);
+    s.push_str("{\"source\":\"vis\",\"id\":\"bad\",\"pupil\":\"p9\",\"school\":\"skole-1\",\"date\":\"2026-02-30\",\"kind\":\"day\"}\n");
+    line(&mut s, "b1", "p2", "2026-03-10", "late", "valid", 1);
+    line(&mut s, "b2", "p2", "2026-03-11", "late", "invalid", 1);
+    line(&mut s, "b3", "p2", "2026-03-12", "late", "valid", 1);
+    line(&mut s, "c1", "p3", "2026-03-12", "day", "invalid", 1);
+    line(&mut s, "c1", "p3", "2026-03-12", "day", "valid", 2);
+    s
+}
+
+#[tokio::test]
+async fn importing_the_same_file_twice_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, sample()).unwrap();
+    let args = ["import", file.to_str().unwrap(), "--as-of", "2026-03-31"];
+
+    let (out1, err1) = tilstede_ok(&store, &args);
+    assert!(
+        out1.contains("7 poster lest, 6 nye eller endret, 1 uendret, 1 i karantene"),
+        "{out1}"
+    );
+    // The bad line is named by file and line, and by field.
+    assert!(err1.contains("records.jsonl:3: feltet «date»"), "{err1}");
+    let (out2, _) = tilstede_ok(&store, &args);
+    assert!(out2.contains("7 poster lest, 0 nye eller endret, 7 uendret"), "{out2}");
+    assert!(out2.contains("0 elever vurdert på nytt"), "{out2}");
+
+    let s = Store::open(store.to_str().unwrap()).await.unwrap();
+    assert_eq!(s.record_count().await.unwrap(), (6, 0));
+    assert_eq!(s.quarantine_count().await.unwrap(), 1);
+    let findings = s.findings(None).await.unwrap();
+    let got: Vec<(&str, &str)> = findings
+        .iter()
+        .map(|f| (f.pupil.as_str(), f.criterion.as_str()))
+        .collect();
+    assert_eq!(got, [("p1", "invalid-absence"), ("p2", "repeated-lateness")]);
+    assert_eq!(findings[0].unclassified, ["a1"]);
+    // One event per finding, not two.
+    assert_eq!(s.finding_events_after(0, 100).await.unwrap().len(), 2);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn findings_follow_new_versions_and_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, sample()).unwrap();
+    tilstede_ok(&store, &["import", file.to_str().unwrap(), "--as-of", "2026-03-31"]);
+
+    // p1's records: the lesson becomes valid, the day is deleted.
+    let change = dir.path().join("change.jsonl");
+    std::fs::write(
+        &change,
+        concat!(
+            r#"{"source":"vis","id":"a1","version":2,"pupil":"p1","school":"skole-1","date":"2026-03-02","kind":"lesson","validity":"valid","reason":"illness"}"#,
+            "\n",
+            r#"{"source":"vis","id":"a2","version":2,"deleted":true}"#,
+            "\n",
+            // An older version arriving late changes nothing.
+            r#"{"source":"vis","id":"a2","version":1,"pupil":"p1","school":"skole-1","date":"2026-03-03","kind":"day","validity":"invalid"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let (out, _) = tilstede_ok(&store, &["import", change.to_str().unwrap(), "--as-of", "2026-03-31"]);
+    assert!(
+        out.contains("1 elever vurdert på nytt, 0 nye funn, 0 endrede, 1 borte"),
+        "{out}"
+    );
+    let (json, _) = tilstede_ok(&store, &["findings", "--as-of", "2026-03-31", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pupils: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["pupil"].as_str().unwrap())
+        .collect();
+    assert_eq!(pupils, ["p2"]);
+    // A later as-of date slides the one-month lateness window past the lates.
+    let (json, _) = tilstede_ok(&store, &["findings", "--as-of", "2026-04-20", "--format", "json"]);
+    assert_eq!(json.trim(), "[]");
+}
+
+#[test]
+fn evaluate_prints_json_findings_and_names_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, sample()).unwrap();
+    let (out, err) = tilstede_ok(
+        &dir.path().join("unused.db"),
+        &["evaluate", "--records", file.to_str().unwrap(), "--as-of", "2026-03-31"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let first = &v[0];
+    assert_eq!(first["pupil"], "p1");
+    assert_eq!(first["criterion"], "invalid-absence");
+    assert_eq!(first["evidence"], serde_json::json!(["a1", "a2"]));
+    assert_eq!(first["unclassified"], serde_json::json!(["a1"]));
+    assert!(first["explanation"].as_str().unwrap().starts_with("Eleven har 7 timer"));
+    assert!(err.contains("records.jsonl:3"), "{err}");
+    // The evaluation needs no store.
+    assert!(!dir.path().join("unused.db").exists());
+
+    let oslo = tilstede_ok(
+        &dir.path().join("unused.db"),
+        &[
+            "evaluate",
+            "--records",
+            file.to_str().unwrap(),
+            "--as-of",
+            "2026-03-31",
+            "--rules",
+            "oslo",
+            "--format",
+            "text",
+        ],
+    )
+    .0;
+    assert!(oslo.contains("Ingen funn"), "{oslo}");
+}
+
+#[test]
+fn rules_show_prints_the_preset_and_check_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (toml, _) = tilstede_ok(&dir.path().join("x.db"), &["rules", "show", "baerum"]);
+    let set = tilstede::rules::RuleSet::from_toml(&toml).unwrap();
+    assert_eq!(set, tilstede::rules::RuleSet::preset("baerum").unwrap());
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, toml.replacen("unit = \"lessons\"", "unit = \"hours\"", 1)).unwrap();
+    let out = tilstede(&dir.path().join("x.db"), &["rules", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml: rules[0].unit"), "{err}");
+}

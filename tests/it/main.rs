@@ -1,0 +1,5 @@
+//! Integration tests against real services. One binary (each file under
+//! tests/ would link everything again), one module per area.
+
+mod cli;
+mod support;
