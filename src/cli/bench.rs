@@ -24,9 +24,9 @@ pub enum BenchCommand {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Also measure through an SQLite store at this path (a temp file when empty).
+        /// Also measure import and refresh through an SQLite store in a temp dir.
         #[arg(long)]
-        store: bool,
+        with_store: bool,
     },
 }
 
@@ -62,8 +62,8 @@ pub async fn run(what: BenchCommand) -> Result<ExitCode> {
             pupils,
             schools,
             seed,
-            store,
-        } => rules(pupils, schools, seed, store).await,
+            with_store,
+        } => rules(pupils, schools, seed, with_store).await,
     }
 }
 

@@ -246,3 +246,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench { what } => bench::run(what).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -6,6 +6,7 @@
 pub mod dates;
 pub mod finding;
 pub mod record;
+pub mod roster;
 
 pub use finding::{Finding, FindingWindow};
 pub use record::{AbsenceRecord, Kind, Reason, RecordError, RecordKey, Validity};

@@ -6,6 +6,7 @@
 
 mod findings;
 mod records;
+mod roster;
 
 pub use findings::{FindingChange, Refresh};
 pub use records::{IngestStats, QuarantineEntry, QuarantinedRow};
@@ -58,11 +59,18 @@ pub enum StoreError {
 }
 
 /// Migrations per backend, in order. Never edit one that has shipped; add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    include_str!("migrations/sqlite/0001_foundation.sql"),
-    include_str!("migrations/postgres/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        include_str!("migrations/sqlite/0001_foundation.sql"),
+        include_str!("migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        include_str!("migrations/sqlite/0002_roster.sql"),
+        include_str!("migrations/postgres/0002_roster.sql"),
+    ),
+];
 
 /// The store. Cheap to clone (a pool handle).
 #[derive(Debug, Clone)]

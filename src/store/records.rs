@@ -210,7 +210,7 @@ impl Store {
 
     /// Records stored (live and tombstones).
     pub async fn record_count(&self) -> Result<(u64, u64), StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n, COALESCE(SUM(deleted), 0) AS d FROM records")
+        let row = sqlx::query("SELECT COUNT(*) AS n, CAST(COALESCE(SUM(deleted), 0) AS BIGINT) AS d FROM records")
             .fetch_one(&self.pool)
             .await?;
         let n: i64 = row.try_get("n")?;

@@ -6,6 +6,7 @@
 
 mod names;
 
+use crate::domain::roster::{Roster, RosterClass, RosterPerson, RosterPupil, RosterSchool};
 use crate::domain::{AbsenceRecord, Kind, Reason, Validity};
 use chrono::{Datelike, Days, NaiveDate, Weekday};
 use rand::{Rng, SeedableRng};
@@ -208,6 +209,55 @@ impl Municipality {
         id
     }
 
+    /// The municipality as a roster. `matrix_template` makes Matrix ids from
+    /// usernames, e.g. `@{username}:example.org`.
+    pub fn roster(&self, matrix_template: Option<&str>) -> Roster {
+        Roster {
+            schools: self
+                .schools
+                .iter()
+                .map(|s| RosterSchool {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                })
+                .collect(),
+            classes: self
+                .classes
+                .iter()
+                .map(|c| RosterClass {
+                    id: c.id.clone(),
+                    school: c.school.clone(),
+                    name: c.name.clone(),
+                    grade: c.grade,
+                    contact_teachers: vec![c.contact_teacher.clone()],
+                })
+                .collect(),
+            pupils: self
+                .pupils
+                .iter()
+                .map(|p| RosterPupil {
+                    id: p.id.clone(),
+                    school: p.school.clone(),
+                    class: Some(p.class.clone()),
+                    grade: p.grade,
+                    given_name: p.given_name.clone(),
+                    family_name: p.family_name.clone(),
+                })
+                .collect(),
+            staff: self
+                .staff
+                .iter()
+                .map(|s| RosterPerson {
+                    id: s.id.clone(),
+                    given_name: s.given_name.clone(),
+                    family_name: s.family_name.clone(),
+                    matrix_id: matrix_template.map(|t| t.replace("{username}", &s.username)),
+                    school: Some(s.school.clone()),
+                })
+                .collect(),
+        }
+    }
+
     /// The school days of the school year starting in August of `year`.
     pub fn school_days(year: i32) -> Vec<NaiveDate> {
         school_days(year)
@@ -274,7 +324,7 @@ fn profile(rng: &mut ChaCha8Rng) -> Profile {
     let roll: f64 = rng.random();
     let mut p = Profile {
         day: rng.random_range(0.005..0.04),
-        lesson: rng.random_range(0.1..0.35),
+        lesson: rng.random_range(0.15..0.5),
         late: rng.random_range(0.0..0.06),
         left: 0.0,
         invalid: 0.0,

@@ -2,4 +2,5 @@
 //! tests/ would link everything again), one module per area.
 
 mod cli;
+mod store;
 mod support;

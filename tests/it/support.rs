@@ -24,3 +24,56 @@ pub fn tilstede_ok(store: &Path, args: &[&str]) -> (String, String) {
     );
     (stdout, stderr)
 }
+
+/// A fresh store per backend: always SQLite in a temp dir; PostgreSQL too when
+/// `TILSTEDE_TEST_POSTGRES` holds a server URL (each call makes a new
+/// database). Under CI the PostgreSQL URL must be set.
+pub async fn store_backends() -> Vec<tilstede::store::Store> {
+    let dir = Box::leak(Box::new(tempfile::tempdir().expect("tempdir")));
+    let path = dir.path().join("store.db");
+    let mut stores = vec![
+        tilstede::store::Store::open(path.to_str().unwrap())
+            .await
+            .expect("sqlite store"),
+    ];
+    if let Some(url) = postgres_url() {
+        stores.push(fresh_postgres(&url).await);
+    }
+    stores
+}
+
+/// The PostgreSQL server URL for tests, if any; panics under CI without one.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("TILSTEDE_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("TILSTEDE_TEST_POSTGRES is not set; CI must test PostgreSQL (see scripts/test)")
+        }
+        _ => None,
+    }
+}
+
+/// A new, empty database on the test PostgreSQL server.
+pub async fn fresh_postgres(server: &str) -> tilstede::store::Store {
+    use sqlx::Executor;
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        chrono::Utc::now().timestamp_micros()
+    );
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(server)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create database");
+    admin.close().await;
+    let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
+    tilstede::store::Store::open(&format!("{base}/{name}"))
+        .await
+        .expect("postgres store")
+}

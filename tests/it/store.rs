@@ -1,0 +1,169 @@
+//! The store suite, run against SQLite and (when configured) PostgreSQL.
+
+use crate::support::store_backends;
+use chrono::NaiveDate;
+use tilstede::domain::{AbsenceRecord, Kind, Validity};
+use tilstede::rules::RuleSet;
+use tilstede::store::{FindingChange, QuarantineEntry};
+use tilstede::synthetic::Municipality;
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn rec(id: &str, pupil: &str, date: &str, kind: Kind, validity: Validity, version: u32) -> AbsenceRecord {
+    AbsenceRecord {
+        source: "s".into(),
+        id: id.into(),
+        version,
+        pupil: pupil.into(),
+        school: "k".into(),
+        date: d(date),
+        kind,
+        lessons: 1,
+        minutes: None,
+        validity,
+        reason: None,
+        deleted: false,
+        extensions: serde_json::json!({"source_code": "X"}).as_object().unwrap().clone(),
+    }
+}
+
+#[tokio::test]
+async fn upsert_is_idempotent_and_versioned() {
+    for store in store_backends().await {
+        let a1 = rec("a", "p1", "2026-03-02", Kind::Day, Validity::Invalid, 1);
+        let b1 = rec("b", "p2", "2026-03-02", Kind::Late, Validity::Valid, 1);
+        let s = store.ingest(&[a1.clone(), b1.clone()], &[]).await.unwrap();
+        assert_eq!((s.changed, s.unchanged), (2, 0), "{:?}", store.backend());
+        let s = store.ingest(&[a1.clone(), b1.clone()], &[]).await.unwrap();
+        assert_eq!((s.changed, s.unchanged), (0, 2));
+        // Same key twice in one batch: the higher version wins.
+        let a2 = AbsenceRecord {
+            version: 2,
+            validity: Validity::Valid,
+            ..a1.clone()
+        };
+        let s = store.ingest(&[a2.clone(), a1.clone()], &[]).await.unwrap();
+        assert_eq!(s.changed, 1);
+        let got = store
+            .pupil_records("p1", d("2026-01-01"), d("2026-12-31"))
+            .await
+            .unwrap();
+        assert_eq!(got, [a2.clone()]);
+        // A tombstone without fields removes it; an older version cannot bring it back.
+        let gone = AbsenceRecord::from_json_str(r#"{"source":"s","id":"a","version":2,"deleted":true}"#).unwrap();
+        assert_eq!(store.ingest(&[gone], &[]).await.unwrap().changed, 1);
+        assert_eq!(store.ingest(&[a1.clone()], &[]).await.unwrap().changed, 0);
+        assert!(
+            store
+                .pupil_records("p1", d("2026-01-01"), d("2026-12-31"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.record_count().await.unwrap(), (1, 1));
+        // A newer version revives it.
+        let a3 = AbsenceRecord { version: 3, ..a1 };
+        assert_eq!(store.ingest(&[a3], &[]).await.unwrap().changed, 1);
+        assert_eq!(store.record_count().await.unwrap(), (2, 0));
+    }
+}
+
+#[tokio::test]
+async fn quarantine_keeps_rejects_once() {
+    for store in store_backends().await {
+        let q = QuarantineEntry {
+            source: Some("s".into()),
+            location: "f.jsonl:3".into(),
+            reason: "feltet «kind»: ukjent verdi".into(),
+            raw: "{\"kind\":\"x\"}".into(),
+        };
+        store.ingest(&[], std::slice::from_ref(&q)).await.unwrap();
+        store.ingest(&[], std::slice::from_ref(&q)).await.unwrap();
+        assert_eq!(store.quarantine_count().await.unwrap(), 1);
+        assert_eq!(store.quarantined(10).await.unwrap()[0].entry, q);
+    }
+}
+
+#[tokio::test]
+async fn refresh_touches_only_changed_pupils() {
+    let set = RuleSet::preset("baerum").unwrap();
+    let as_of = d("2026-03-31");
+    for store in store_backends().await {
+        let records: Vec<_> = (0..50)
+            .map(|i| {
+                rec(
+                    &format!("r{i}"),
+                    &format!("p{}", i % 10),
+                    "2026-03-02",
+                    Kind::Lesson,
+                    Validity::Invalid,
+                    1,
+                )
+            })
+            .collect();
+        store.ingest(&records, &[]).await.unwrap();
+        let r = store.refresh_findings(&set, as_of).await.unwrap();
+        assert!(r.full);
+        assert_eq!(r.pupils, 10);
+        assert_eq!(r.changes.len(), 10);
+        // Nothing changed: nothing recomputed.
+        let r = store.refresh_findings(&set, as_of).await.unwrap();
+        assert_eq!((r.pupils, r.full), (0, false));
+        // One pupil's record becomes valid: only that pupil, and its finding updates.
+        let fix = AbsenceRecord {
+            version: 2,
+            validity: Validity::Valid,
+            ..records[3].clone()
+        };
+        store.ingest(&[fix], &[]).await.unwrap();
+        let r = store.refresh_findings(&set, as_of).await.unwrap();
+        assert_eq!(r.pupils, 1);
+        assert!(
+            matches!(&r.changes[..], [FindingChange::Updated { finding }] if finding.pupil == "p3" && finding.evidence.len() == 4)
+        );
+        // Events are durable and ordered.
+        let events = store.finding_events_after(0, 100).await.unwrap();
+        assert_eq!(events.len(), 11);
+        assert!(events.windows(2).all(|w| w[0].0 < w[1].0));
+        // A new as-of date recomputes everyone.
+        let r = store.refresh_findings(&set, d("2026-07-01")).await.unwrap();
+        assert!(r.full);
+        assert_eq!(
+            r.changes
+                .iter()
+                .filter(|c| matches!(c, FindingChange::Cleared { .. }))
+                .count(),
+            10
+        );
+        assert!(store.findings(None).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn roster_round_trip() {
+    for store in store_backends().await {
+        let m = Municipality::generate(120, 2, 3);
+        let roster = m.roster(Some("@{username}:example.org"));
+        store.upsert_roster(&roster).await.unwrap();
+        store.upsert_roster(&roster).await.unwrap();
+        let p = &roster.pupils[7];
+        let ctx = store.pupil_context(&p.id).await.unwrap().expect("on roster");
+        assert_eq!(&ctx.pupil, p);
+        assert_eq!(ctx.class.as_ref().map(|c| c.id.clone()), p.class.clone());
+        assert_eq!(ctx.contact_teachers.len(), 1);
+        let teacher = &ctx.contact_teachers[0];
+        assert!(teacher.matrix_id.as_deref().unwrap().ends_with(":example.org"));
+        assert_eq!(
+            store
+                .staff_by_matrix_id(teacher.matrix_id.as_deref().unwrap())
+                .await
+                .unwrap()[0]
+                .id,
+            teacher.id
+        );
+        assert_eq!(store.schools().await.unwrap().len(), 2);
+        assert!(store.pupil_context("nobody").await.unwrap().is_none());
+    }
+}
