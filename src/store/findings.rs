@@ -1,7 +1,7 @@
 //! Persisted findings, recomputed only for the pupils a change touched.
 
 use super::records::{RECORD_SELECT, record_from_row};
-use super::{Store, StoreError, now, placeholders};
+use super::{Store, StoreError, now};
 use crate::domain::record::parse_date;
 use crate::domain::{AbsenceRecord, Finding, FindingWindow};
 use crate::rules::{Evaluator, RuleSet};
@@ -140,12 +140,12 @@ impl Store {
             tx.commit().await?;
             return Ok(0);
         }
-        let list = placeholders(1, pupils.len());
+        let list = self.backend.placeholders(1, pupils.len());
         let n = pupils.len();
         let mut q = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {RECORD_SELECT} FROM records WHERE pupil IN ({list}) AND deleted = 0 AND date >= ${} AND date <= ${}",
-            n + 1,
-            n + 2
+            "SELECT {RECORD_SELECT} FROM records WHERE pupil IN ({list}) AND deleted = 0 AND date >= {} AND date <= {}",
+            self.backend.placeholders(n + 1, 1),
+            self.backend.placeholders(n + 2, 1)
         )));
         for p in &pupils {
             q = q.bind(p.as_str());
@@ -210,7 +210,12 @@ impl Store {
         q.execute(&mut *tx).await?;
         for chunk in new_rows.chunks(200) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(i * FINDING_COLUMNS + 1, FINDING_COLUMNS)))
+                .map(|i| {
+                    format!(
+                        "({})",
+                        self.backend.placeholders(i * FINDING_COLUMNS + 1, FINDING_COLUMNS)
+                    )
+                })
                 .collect();
             let sql = format!(
                 "INSERT INTO findings (pupil, rule, criterion, school, window_from, window_to, measured, threshold, unit, evidence, unclassified, explanation, first_seen) VALUES {}",

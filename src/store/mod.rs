@@ -220,12 +220,22 @@ pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// `$first, $first+1, …` for `n` placeholders.
-pub(crate) fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+impl Backend {
+    /// `n` placeholders numbered from `first`, for statements with many
+    /// parameters: `?, ?, …` on SQLite, `$first, $first+1, …` on PostgreSQL.
+    ///
+    /// SQLite looks up every *named* parameter (`$N`) by a linear scan when
+    /// sqlx binds it, which is quadratic in the parameter count; anonymous `?`
+    /// parameters avoid that. Do not mix the two forms in one statement.
+    pub(crate) fn placeholders(self, first: usize, n: usize) -> String {
+        match self {
+            Backend::Sqlite => vec!["?"; n].join(", "),
+            Backend::Postgres => (first..first + n)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +256,7 @@ mod tests {
 
     #[test]
     fn placeholder_lists() {
-        assert_eq!(placeholders(3, 2), "$3, $4");
+        assert_eq!(Backend::Postgres.placeholders(3, 2), "$3, $4");
+        assert_eq!(Backend::Sqlite.placeholders(3, 2), "?, ?");
     }
 }

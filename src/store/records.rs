@@ -1,6 +1,6 @@
 //! Writing and reading canonical records and quarantined input.
 
-use super::{Store, StoreError, now, placeholders};
+use super::{Backend, Store, StoreError, now};
 use crate::domain::record::parse_date;
 use crate::domain::{AbsenceRecord, Kind, Reason, Validity};
 use serde::Serialize;
@@ -87,9 +87,9 @@ fn dedupe(records: &[AbsenceRecord]) -> Vec<&AbsenceRecord> {
     out
 }
 
-fn upsert_sql(rows: usize) -> String {
+fn upsert_sql(backend: Backend, rows: usize) -> String {
     let values: Vec<String> = (0..rows)
-        .map(|i| format!("({})", placeholders(i * RECORD_COLUMNS + 1, RECORD_COLUMNS)))
+        .map(|i| format!("({})", backend.placeholders(i * RECORD_COLUMNS + 1, RECORD_COLUMNS)))
         .collect();
     // A tombstone keeps the fields of the record it removes.
     let keep = |c: &str| format!("{c} = CASE WHEN excluded.deleted = 1 THEN records.{c} ELSE excluded.{c} END");
@@ -140,7 +140,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut changed = 0;
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-            let sql = upsert_sql(chunk.len());
+            let sql = upsert_sql(self.backend, chunk.len());
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for r in chunk {
                 let extensions =
