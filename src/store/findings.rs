@@ -102,14 +102,17 @@ impl Store {
             ..Refresh::default()
         };
         loop {
-            let n = self.refresh_batch(&evaluator, &mut refresh.changes).await?;
-            if n == 0 {
+            let (claimed, evaluated) = self.refresh_batch(&evaluator, &mut refresh.changes).await?;
+            refresh.pupils += evaluated;
+            // A short batch means the queue was drained.
+            if claimed < PUPILS_PER_BATCH {
                 break;
             }
-            refresh.pupils += n;
         }
-        self.set_meta("findings_basis", &basis).await?;
-        self.set_meta("findings_as_of", &date_text(as_of)).await?;
+        if full {
+            self.set_meta("findings_basis", &basis).await?;
+            self.set_meta("findings_as_of", &date_text(as_of)).await?;
+        }
         Ok(refresh)
     }
 
@@ -118,12 +121,13 @@ impl Store {
         Ok(self.meta("findings_as_of").await?.and_then(|s| parse_date(&s).ok()))
     }
 
-    /// Recomputes one batch of dirty pupils; returns how many.
+    /// Recomputes one batch of dirty pupils; returns how many were claimed
+    /// from the queue and how many of them were evaluated.
     async fn refresh_batch(
         &self,
         evaluator: &Evaluator<'_>,
         changes: &mut Vec<FindingChange>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(usize, u64), StoreError> {
         let mut tx = self.pool.begin().await?;
         // Claiming the pupils first takes SQLite's write lock before reading,
         // so no concurrent import can slip in between read and write.
@@ -135,10 +139,12 @@ impl Store {
         .iter()
         .map(|r| r.try_get::<String, _>(0))
         .collect::<Result<_, _>>()?;
+        let claimed = pupils.len();
+        // Tombstones for records never seen have no pupil.
         let pupils: Vec<String> = pupils.into_iter().filter(|p| !p.is_empty()).collect();
         if pupils.is_empty() {
             tx.commit().await?;
-            return Ok(0);
+            return Ok((claimed, 0));
         }
         let list = self.backend.placeholders(1, pupils.len());
         let n = pupils.len();
@@ -255,7 +261,7 @@ impl Store {
         }
         tx.commit().await?;
         changes.extend(batch_changes);
-        Ok(n as u64)
+        Ok((claimed, n as u64))
     }
 
     /// The stored findings, optionally for one school, sorted by pupil and rule.
