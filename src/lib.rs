@@ -5,6 +5,7 @@
 //! [`store`], [`ingest`]). See DESIGN.md for the map.
 
 pub mod adapters;
+pub mod config;
 pub mod domain;
 pub mod ingest;
 pub mod rules;

@@ -293,34 +293,10 @@ pub fn preset_text(name: &str) -> Option<&'static str> {
 
 /// Reads TOML into `T`, reporting the TOML path and line of the first error.
 pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, RulesError> {
-    let describe = |e: &toml::de::Error| match e.span() {
-        Some(span) => format!("linje {}: {}", line_of(text, span.start), one_line(e.message())),
-        None => one_line(e.message()),
-    };
-    let de = toml::Deserializer::parse(text).map_err(|e| RulesError::Parse {
-        path: "(rot)".into(),
-        message: describe(&e),
-    })?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        RulesError::Parse {
-            path: if path == "." { "(rot)".into() } else { path },
-            message: describe(e.inner()),
-        }
+    crate::config::toml::parse_toml(text).map_err(|e| RulesError::Parse {
+        path: e.path,
+        message: e.message,
     })
-}
-
-/// The 1-based line of byte offset `at`.
-pub fn line_of(text: &str, at: usize) -> usize {
-    text.as_bytes()[..at.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> RulesError {
