@@ -7,8 +7,10 @@
 pub mod adapters;
 pub mod config;
 pub mod domain;
+pub mod http;
 pub mod ingest;
 pub mod rules;
+pub mod service;
 pub mod store;
 pub mod synthetic;
 

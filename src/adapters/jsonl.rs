@@ -1,7 +1,7 @@
 //! Canonical JSON Lines: one [`AbsenceRecord`] per line.
 
 use super::Parsed;
-use crate::domain::AbsenceRecord;
+use crate::domain::{AbsenceRecord, RecordError};
 use crate::store::QuarantineEntry;
 use std::io::{self, BufRead};
 
@@ -10,6 +10,7 @@ use std::io::{self, BufRead};
 pub struct JsonlReader<R> {
     input: R,
     location: String,
+    default_source: Option<String>,
     line: u64,
     buf: Vec<u8>,
 }
@@ -20,9 +21,16 @@ impl<R: BufRead> JsonlReader<R> {
         JsonlReader {
             input,
             location: location.into(),
+            default_source: None,
             line: 0,
             buf: Vec::with_capacity(512),
         }
+    }
+
+    /// Fills `source` in lines that have none (pushes name the source in the URL).
+    pub fn with_default_source(mut self, source: impl Into<String>) -> JsonlReader<R> {
+        self.default_source = Some(source.into());
+        self
     }
 
     /// The number of the last line read.
@@ -31,18 +39,28 @@ impl<R: BufRead> JsonlReader<R> {
     }
 }
 
-/// Parses one line; `location` is `file:line`.
-pub fn parse_line(text: &str, location: String) -> Parsed {
-    match AbsenceRecord::from_json_str(text) {
-        Ok(r) => Parsed::Record(r),
-        Err(e) => Parsed::Rejected(QuarantineEntry {
-            source: serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|v| v.get("source").and_then(|s| s.as_str()).map(str::to_string)),
-            reason: e.to_string(),
-            location,
+/// Parses one line; `location` is `file:line`. `default_source` fills a
+/// missing `source` field.
+pub fn parse_line(text: &str, location: String, default_source: Option<&str>) -> Parsed {
+    let reject = |reason: String, source: Option<String>| {
+        Parsed::Rejected(QuarantineEntry {
+            source: source.or_else(|| default_source.map(str::to_string)),
+            location: location.clone(),
+            reason,
             raw: text.to_string(),
-        }),
+        })
+    };
+    let mut value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return reject(RecordError::Json(e.to_string()).to_string(), None),
+    };
+    if let (Some(default), Some(map)) = (default_source, value.as_object_mut()) {
+        map.entry("source").or_insert_with(|| default.into());
+    }
+    let source = value.get("source").and_then(|s| s.as_str()).map(str::to_string);
+    match AbsenceRecord::from_json(value) {
+        Ok(r) => Parsed::Record(r),
+        Err(e) => reject(e.to_string(), source),
     }
 }
 
@@ -73,7 +91,7 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
             if text.is_empty() {
                 continue;
             }
-            return Some(Ok(parse_line(text, location)));
+            return Some(Ok(parse_line(text, location, self.default_source.as_deref())));
         }
     }
 }

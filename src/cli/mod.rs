@@ -117,6 +117,21 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Kjør tilstede som tjeneste: HTTP-mottak, vurdering og oppfølging.
+    Serve {
+        /// The config file.
+        #[arg(long, env = "TILSTEDE_CONFIG")]
+        config: PathBuf,
+        /// Listen here instead of `http.listen` (e.g. 127.0.0.1:0).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Sjekk konfigurasjonen.
+    Config {
+        /// What to do with the config.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Mål ytelse og skriv ut tallene.
     Bench {
         /// What to measure.
@@ -130,6 +145,16 @@ pub enum Command {
 pub enum GenFormat {
     /// Canonical JSON Lines.
     Jsonl,
+}
+
+/// Config commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Sjekk en konfigurasjonsfil; feil vises med TOML-sti.
+    Check {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 /// Rule set commands.
@@ -244,6 +269,37 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             out,
         } => records::generate(pupils, schools, year, format, seed, out.as_deref()),
         Command::Bench { what } => bench::run(what).await,
+        Command::Serve { config, listen } => {
+            let config = tilstede::config::Config::load(&config)?;
+            let running = tilstede::service::start(config, listen).await?;
+            println!("tilstede lytter på http://{}", running.addr);
+            tilstede::service::termination().await;
+            eprintln!("avslutter: venter på pågående forespørsler …");
+            running.shutdown().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check { path },
+        } => match tilstede::config::Config::load(&path) {
+            Ok(c) => {
+                println!(
+                    "{}: i orden (lager {}, regler {}, {} kilder)",
+                    path.display(),
+                    if c.store.starts_with("postgres") {
+                        "PostgreSQL"
+                    } else {
+                        "SQLite"
+                    },
+                    c.rules_name,
+                    c.sources.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                Ok(ExitCode::from(2))
+            }
+        },
     }
 }
 

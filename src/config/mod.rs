@@ -214,14 +214,20 @@ fn secret(
         (Some(_), Some(_)) => Err(invalid(path, "bruk enten _env eller _file, ikke begge")),
         (Some(var), None) => match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Ok(Some(Secret(v.trim().to_string()))),
-            _ => Err(invalid(format!("{path}_env"), format!("miljøvariabelen {var} er ikke satt"))),
+            _ => Err(invalid(
+                format!("{path}_env"),
+                format!("miljøvariabelen {var} er ikke satt"),
+            )),
         },
         (None, Some(f)) => {
             let p = base.join(f);
             match std::fs::read_to_string(&p) {
                 Ok(v) if !v.trim().is_empty() => Ok(Some(Secret(v.trim().to_string()))),
                 Ok(_) => Err(invalid(format!("{path}_file"), format!("{} er tom", p.display()))),
-                Err(e) => Err(invalid(format!("{path}_file"), format!("kan ikke lese {}: {e}", p.display()))),
+                Err(e) => Err(invalid(
+                    format!("{path}_file"),
+                    format!("kan ikke lese {}: {e}", p.display()),
+                )),
             }
         }
         (None, None) if required => Err(invalid(path, "mangler: oppgi token_env eller token_file")),
@@ -239,8 +245,9 @@ impl RawConfig {
     pub fn validate(self, base: &Path) -> Result<Config, ConfigError> {
         let store = match (&self.store, &self.store_env) {
             (Some(_), Some(_)) => return Err(invalid("store", "bruk enten store eller store_env, ikke begge")),
-            (_, Some(var)) => std::env::var(var)
-                .map_err(|_| invalid("store_env", format!("miljøvariabelen {var} er ikke satt")))?,
+            (_, Some(var)) => {
+                std::env::var(var).map_err(|_| invalid("store_env", format!("miljøvariabelen {var} er ikke satt")))?
+            }
             (Some(s), None) => s.clone(),
             (None, None) => "tilstede.db".into(),
         };
@@ -260,9 +267,12 @@ impl RawConfig {
         };
         let http = self.http.unwrap_or_default();
         let listen = http.listen.as_deref().unwrap_or("127.0.0.1:8080");
-        let listen: SocketAddr = listen
-            .parse()
-            .map_err(|_| invalid("http.listen", format!("«{listen}» er ikke en adresse som 127.0.0.1:8080")))?;
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            invalid(
+                "http.listen",
+                format!("«{listen}» er ikke en adresse som 127.0.0.1:8080"),
+            )
+        })?;
         let max_body_bytes = http.max_body_bytes.unwrap_or(16 * 1024 * 1024);
         if !(1024..=1024 * 1024 * 1024).contains(&max_body_bytes) {
             return Err(invalid("http.max_body_bytes", "må være mellom 1 KiB og 1 GiB"));
@@ -270,7 +280,8 @@ impl RawConfig {
         let mut users = Vec::new();
         for (name, u) in &http.users {
             let path = format!("http.users.{name}.token");
-            let token = secret(&path, &u.token_env, &u.token_file, base, true)?.ok_or_else(|| invalid(&path, "mangler"))?;
+            let token =
+                secret(&path, &u.token_env, &u.token_file, base, true)?.ok_or_else(|| invalid(&path, "mangler"))?;
             users.push(ApiUser {
                 name: name.clone(),
                 token,
@@ -280,7 +291,10 @@ impl RawConfig {
         let mut sources = BTreeMap::new();
         for (id, s) in self.sources {
             if !is_id(&id) {
-                return Err(invalid(format!("sources.{id}"), "id kan bare ha bokstaver, tall, - og _"));
+                return Err(invalid(
+                    format!("sources.{id}"),
+                    "id kan bare ha bokstaver, tall, - og _",
+                ));
             }
             let token = secret(&format!("sources.{id}.token"), &s.token_env, &s.token_file, base, false)?;
             let hmac_secret = secret(
@@ -321,7 +335,10 @@ impl Config {
             source,
         })?;
         let raw: RawConfig = toml::parse_toml(&text)?;
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         raw.validate(base)
     }
 }
@@ -361,7 +378,10 @@ mod tests {
             ("[http]\nlisten = 8080\n", "http.listen"),
             ("[http]\nmax_body_bytes = 1\n", "http.max_body_bytes"),
             ("[sources.\"bad id\"]\n", "sources.bad id"),
-            ("[sources.vis]\ntoken = \"inline secrets are refused\"\n", "sources.vis.token"),
+            (
+                "[sources.vis]\ntoken = \"inline secrets are refused\"\n",
+                "sources.vis.token",
+            ),
             ("store = \"mysql://x\"\n", "store"),
             ("rules = \"no-such-rules\"\n", "rules"),
             ("[http.users.kari]\nschools = []\n", "http.users.kari.token"),

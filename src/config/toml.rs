@@ -31,7 +31,11 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, TomlE
 
 /// The 1-based line of byte offset `at`.
 pub fn line_of(text: &str, at: usize) -> usize {
-    text.as_bytes()[..at.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn one_line(s: &str) -> String {

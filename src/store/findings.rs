@@ -286,6 +286,15 @@ impl Store {
         rows.iter().map(|r| finding_from_row(r).map(|(f, _)| f)).collect()
     }
 
+    /// How many findings are stored.
+    pub async fn finding_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM findings")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(n as u64)
+    }
+
     /// One pupil's stored findings.
     pub async fn pupil_findings(&self, pupil: &str) -> Result<Vec<Finding>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(

@@ -153,3 +153,56 @@ fn rules_show_prints_the_preset_and_check_names_the_path() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml: rules[0].unit"), "{err}");
 }
+
+#[test]
+fn config_check_names_the_toml_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "rules = \"oslo\"\n[http]\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+    let (out, _) = tilstede_ok(&dir.path().join("x.db"), &["config", "check", good.to_str().unwrap()]);
+    assert!(out.contains("i orden"), "{out}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[http]\nlisten = \"127.0.0.1:9000\"\nmax_body_bytes = 5\n").unwrap();
+    let out = tilstede(&dir.path().join("x.db"), &["config", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("http.max_body_bytes"), "{err}");
+}
+
+#[tokio::test]
+async fn serve_answers_and_stops_gracefully_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tilstede.toml");
+    std::fs::write(&config, "store = \"serve.db\"\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
+        .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    let body = reqwest::get(format!("{url}/readyz"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "ready");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status:?}");
+    assert!(
+        dir.path().join("serve.db").exists(),
+        "store path is relative to the config file"
+    );
+}

@@ -2,5 +2,6 @@
 //! tests/ would link everything again), one module per area.
 
 mod cli;
+mod http;
 mod store;
 mod support;

@@ -1,0 +1,135 @@
+//! `POST /api/v1/sources/{source}/records`: pushes of absence data.
+
+use super::AppState;
+use super::auth::check_push;
+use super::error::ApiError;
+use crate::adapters::Parsed;
+use crate::adapters::jsonl::JsonlReader;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Serialize;
+use std::sync::atomic::Ordering;
+
+/// Rejected items listed in one response; the rest are only counted.
+const LISTED_REJECTS: usize = 1000;
+
+/// One rejected item in the response.
+#[derive(Debug, Serialize)]
+pub struct Rejected {
+    /// 1-based line (or item) position in the body.
+    pub position: u64,
+    /// Why (names the field).
+    pub reason: String,
+}
+
+/// The answer to a push.
+#[derive(Debug, Serialize)]
+pub struct IngestResponse {
+    /// The source.
+    pub source: String,
+    /// Items in the body (records and rejected items).
+    pub received: u64,
+    /// Records accepted (new, changed or already known).
+    pub accepted: u64,
+    /// Records that were new or changed.
+    pub changed: u64,
+    /// Records already stored at that version.
+    pub unchanged: u64,
+    /// Items put in quarantine.
+    pub quarantined: u64,
+    /// The first rejected items with their positions.
+    pub rejected: Vec<Rejected>,
+}
+
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Stores a pushed body. All of it is stored in one transaction, so a 202
+/// means everything was kept and an error means nothing was: a retry is safe
+/// because records are idempotent by (source, id, version).
+pub async fn post_records(
+    State(app): State<AppState>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
+    let config = app
+        .config
+        .sources
+        .get(&source)
+        .ok_or_else(|| ApiError::NotFound(format!("kilden «{source}»")))?;
+    check_push(config, &headers, &body)?;
+    let items: Vec<Parsed> = match media_type(&headers).as_str() {
+        "application/x-ndjson" | "application/jsonl" | "application/json-lines" | "application/jsonlines" => {
+            let location = format!("http:{source}");
+            JsonlReader::new(&body[..], location)
+                .with_default_source(source.as_str())
+                .map(|item| item.map_err(|e| ApiError::BadRequest(e.to_string())))
+                .collect::<Result<_, _>>()?
+        }
+        other => return Err(ApiError::UnsupportedMediaType(other.to_string())),
+    };
+    let mut records = Vec::new();
+    let mut quarantine = Vec::new();
+    let mut rejected = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let position = i as u64 + 1;
+        let reject = |q: crate::store::QuarantineEntry, rejected: &mut Vec<Rejected>| {
+            if rejected.len() < LISTED_REJECTS {
+                rejected.push(Rejected {
+                    position: q
+                        .location
+                        .rsplit(':')
+                        .next()
+                        .and_then(|l| l.parse().ok())
+                        .unwrap_or(position),
+                    reason: q.reason.clone(),
+                });
+            }
+            q
+        };
+        match item {
+            Parsed::Record(r) if r.source != source => {
+                let q = crate::store::QuarantineEntry {
+                    source: Some(source.clone()),
+                    location: format!("http:{source}:{position}"),
+                    reason: format!(
+                        "feltet «source»: «{}» passer ikke med kilden «{source}» i adressen",
+                        r.source
+                    ),
+                    raw: r.to_json_line(),
+                };
+                quarantine.push(reject(q, &mut rejected));
+            }
+            Parsed::Record(r) => records.push(r),
+            Parsed::Rejected(q) => quarantine.push(reject(q, &mut rejected)),
+        }
+    }
+    let stats = app.store.ingest(&records, &quarantine).await?;
+    app.metrics.count_ingest(&source, stats.received, stats.quarantined);
+    app.metrics.ingest_requests.fetch_add(1, Ordering::Relaxed);
+    if stats.changed > 0 {
+        app.records_changed.notify_one();
+    }
+    tracing::info!(source = %source, received = stats.received, changed = stats.changed, quarantined = stats.quarantined, "push stored");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(IngestResponse {
+            source,
+            received: stats.received + stats.quarantined,
+            accepted: stats.received,
+            changed: stats.changed,
+            unchanged: stats.unchanged,
+            quarantined: stats.quarantined,
+            rejected,
+        }),
+    ))
+}

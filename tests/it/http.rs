@@ -1,0 +1,304 @@
+//! The HTTP gateway over real loopback HTTP, backed by a real SQLite store.
+
+use std::time::Duration;
+use tilstede::config::{Config, RawConfig};
+use tilstede::http::auth::{SIGNATURE_HEADER, sign};
+
+/// Config with a push source `vis` (token + HMAC) and two read users.
+fn config(dir: &std::path::Path, max_body: u64) -> Config {
+    std::fs::write(dir.join("vis.token"), "push-token\n").unwrap();
+    std::fs::write(dir.join("vis.hmac"), "hmac-key\n").unwrap();
+    std::fs::write(dir.join("leder.token"), "reader-all\n").unwrap();
+    std::fs::write(dir.join("skole2.token"), "reader-two\n").unwrap();
+    let text = format!(
+        r#"
+store = "store.db"
+[http]
+max_body_bytes = {max_body}
+[http.users.leder]
+token_file = "leder.token"
+[http.users.skole2]
+token_file = "skole2.token"
+schools = ["skole-2"]
+[sources.vis]
+token_file = "vis.token"
+hmac_secret_file = "vis.hmac"
+"#
+    );
+    let raw: RawConfig = tilstede::config::toml::parse_toml(&text).unwrap();
+    raw.validate(dir).unwrap()
+}
+
+fn line(id: &str, pupil: &str, school: &str, date: chrono::NaiveDate, kind: &str, validity: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","pupil":"{pupil}","school":"{school}","date":"{date}","kind":"{kind}","validity":"{validity}"}}"#
+    )
+}
+
+fn today() -> chrono::NaiveDate {
+    tilstede::domain::dates::school_date_utc(chrono::Utc::now())
+}
+
+const JSONL: &str = "application/x-ndjson";
+
+#[tokio::test]
+async fn push_evaluate_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = tilstede::service::start(config(dir.path(), 1 << 20), Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let url = format!("{base}/api/v1/sources/vis/records");
+    let day = today() - chrono::Days::new(2);
+    let body = [
+        line("a1", "p1", "skole-1", day, "lesson", "unclassified"),
+        "{\"id\":\"bad\",\"pupil\":\"p1\",\"school\":\"skole-1\",\"date\":\"2026-13-01\",\"kind\":\"day\"}".into(),
+        line("b1", "p2", "skole-2", day, "left", "invalid"),
+        // A record claiming another source is refused, not silently re-labelled.
+        r#"{"source":"other","id":"x","pupil":"p3","school":"skole-1","date":"2026-01-05","kind":"day"}"#.into(),
+    ]
+    .join("\n");
+
+    let r = http
+        .post(&url)
+        .header("content-type", JSONL)
+        .bearer_auth("push-token")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            v["received"].as_u64(),
+            v["accepted"].as_u64(),
+            v["quarantined"].as_u64()
+        ),
+        (Some(4), Some(2), Some(2))
+    );
+    assert_eq!(v["rejected"][0]["position"], 2);
+    assert!(v["rejected"][0]["reason"].as_str().unwrap().contains("date"));
+    assert_eq!(v["rejected"][1]["position"], 4);
+    assert!(v["rejected"][1]["reason"].as_str().unwrap().contains("source"));
+
+    // Resending is harmless: nothing changes.
+    let r = http
+        .post(&url)
+        .header("content-type", JSONL)
+        .bearer_auth("push-token")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!((v["changed"].as_u64(), v["unchanged"].as_u64()), (Some(0), Some(2)));
+
+    // Signed instead of a token.
+    let signed = line("a2", "p1", "skole-1", day, "late", "valid");
+    let r = http
+        .post(&url)
+        .header("content-type", JSONL)
+        .header(SIGNATURE_HEADER, sign("hmac-key", signed.as_bytes()))
+        .body(signed.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    // The evaluator picks the push up; the read API shows findings by school.
+    let mut findings = serde_json::Value::Null;
+    for _ in 0..100 {
+        let r = http
+            .get(format!("{base}/api/v1/findings"))
+            .bearer_auth("reader-all")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        findings = r.json().await.unwrap();
+        if findings.as_array().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got: Vec<(&str, &str)> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["pupil"].as_str().unwrap(), f["criterion"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, [("p1", "invalid-absence"), ("p2", "left-school")]);
+    let r = http
+        .get(format!("{base}/api/v1/findings"))
+        .bearer_auth("reader-two")
+        .send()
+        .await
+        .unwrap();
+    let only: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(only.as_array().unwrap().len(), 1);
+    assert_eq!(only[0]["school"], "skole-2");
+    let r = http
+        .get(format!("{base}/api/v1/findings?school=skole-1"))
+        .bearer_auth("reader-two")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Health, readiness, metrics and the OpenAPI document.
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tilstede_records_ingested_total{source=\"vis\"} 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tilstede_records_quarantined_total{source=\"vis\"} 4"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tilstede_findings 2"), "{metrics}");
+    let doc: serde_json::Value = http
+        .get(format!("{base}/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc, file);
+    assert!(doc["paths"]["/api/v1/sources/{source}/records"]["post"].is_object());
+
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn refuses_what_it_must() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = tilstede::service::start(config(dir.path(), 4096), Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let url = format!("{base}/api/v1/sources/vis/records");
+    let body = line("a1", "p1", "skole-1", today(), "day", "invalid");
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    // No credentials, a wrong token, a wrong signature, a signature of another body.
+    assert_eq!(
+        status(
+            http.post(&url)
+                .header("content-type", JSONL)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    assert_eq!(
+        status(
+            http.post(&url)
+                .header("content-type", JSONL)
+                .bearer_auth("nope")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    assert_eq!(
+        status(
+            http.post(&url)
+                .header("content-type", JSONL)
+                .header(SIGNATURE_HEADER, sign("wrong-key", body.as_bytes()))
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    assert_eq!(
+        status(
+            http.post(&url)
+                .header("content-type", JSONL)
+                .header(SIGNATURE_HEADER, sign("hmac-key", b"another body"))
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    // Unknown source, unsupported type, too large a body.
+    assert_eq!(
+        status(
+            http.post(format!("{base}/api/v1/sources/nope/records"))
+                .header("content-type", JSONL)
+                .bearer_auth("push-token")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap()
+        ),
+        404
+    );
+    assert_eq!(
+        status(
+            http.post(&url)
+                .header("content-type", "text/plain")
+                .bearer_auth("push-token")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap()
+        ),
+        415
+    );
+    let big = vec![body.as_str(); 100].join("\n");
+    assert_eq!(
+        status(
+            http.post(&url)
+                .header("content-type", JSONL)
+                .bearer_auth("push-token")
+                .body(big)
+                .send()
+                .await
+                .unwrap()
+        ),
+        413
+    );
+    // The read API needs a user token.
+    assert_eq!(
+        status(http.get(format!("{base}/api/v1/findings")).send().await.unwrap()),
+        401
+    );
+    assert_eq!(
+        status(
+            http.get(format!("{base}/api/v1/findings"))
+                .bearer_auth("push-token")
+                .send()
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    // Nothing of that was stored.
+    assert_eq!(running.state.store.record_count().await.unwrap(), (0, 0));
+    running.shutdown().await.unwrap();
+}
