@@ -5,10 +5,12 @@
 //! as integers and dates as `YYYY-MM-DD` text, so both backends decode alike.
 
 mod findings;
+mod leader;
 mod records;
 mod roster;
 
 pub use findings::{FindingChange, Refresh};
+pub use leader::Leadership;
 pub use records::{IngestStats, QuarantineEntry, QuarantinedRow};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -77,6 +79,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    url: String,
 }
 
 /// Turns a user-facing store location into a sqlx URL.
@@ -121,9 +124,18 @@ impl Store {
             Backend::Postgres => options.max_connections(16),
         };
         let pool = options.connect(&url).await.map_err(StoreError::Connect)?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            url: location.to_string(),
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The location the store was opened with (may contain credentials: never log it).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The backend in use.

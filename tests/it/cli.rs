@@ -206,3 +206,27 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
         "store path is relative to the config file"
     );
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/tilstede.example.toml")).unwrap();
+    // Point the secret files at real ones; everything else as shipped.
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "x").unwrap();
+    let text = example
+        .replace(
+            "/etc/tilstede/secrets/fravaerskoordinator.token",
+            secret.to_str().unwrap(),
+        )
+        .replace("/etc/tilstede/secrets/skoleadm.hmac", secret.to_str().unwrap());
+    let path = dir.path().join("t.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
+        .args(["config", "check", path.to_str().unwrap()])
+        .env("TILSTEDE_SKOLEADM_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

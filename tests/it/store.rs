@@ -167,3 +167,32 @@ async fn roster_round_trip() {
         assert!(store.pupil_context("nobody").await.unwrap().is_none());
     }
 }
+
+#[tokio::test]
+async fn one_leader_at_a_time_on_postgres() {
+    let Some(server) = crate::support::postgres_url() else {
+        return;
+    };
+    let a = crate::support::fresh_postgres(&server).await;
+    // A second replica: another pool on the same database.
+    let db_url = a.url().to_string();
+    let b = tilstede::store::Store::open(&db_url).await.unwrap();
+    let lead = a.try_lead().await.unwrap().expect("first replica leads");
+    assert!(b.try_lead().await.unwrap().is_none(), "second replica must wait");
+    lead.release();
+    let mut lead_b = b.try_lead().await.unwrap().expect("second replica takes over");
+    assert!(lead_b.still_held().await);
+    assert!(a.try_lead().await.unwrap().is_none());
+    // A replica that dies frees leadership: its session ends with it.
+    drop(lead_b);
+    let mut again = None;
+    for _ in 0..50 {
+        again = a.try_lead().await.unwrap();
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some());
+    b.close().await;
+}
