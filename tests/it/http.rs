@@ -302,3 +302,107 @@ async fn refuses_what_it_must() {
     assert_eq!(running.state.store.record_count().await.unwrap(), (0, 0));
     running.shutdown().await.unwrap();
 }
+
+/// Peak resident memory of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// 50 concurrent clients post 100,000 records (1 % malformed) to a running
+/// `tilstede serve`: every item is accounted for, the store holds exactly the
+/// accepted records, and the server's memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_hundred_thousand_records_all_accounted_for() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vis.token"), "push-token").unwrap();
+    let config = dir.path().join("tilstede.toml");
+    std::fs::write(
+        &config,
+        "store = \"load.db\"\n[sources.vis]\ntoken_file = \"vis.token\"\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
+        .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first.trim().rsplit(' ').next().unwrap().to_string();
+    let url = format!("{base}/api/v1/sources/vis/records");
+
+    const CLIENTS: usize = 50;
+    const REQUESTS: usize = 20;
+    const PER_REQUEST: usize = 100;
+    let day = today();
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (http, url) = (http.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut accepted, mut quarantined, mut sent) = (0u64, 0u64, 0u64);
+            for r in 0..REQUESTS {
+                let body: Vec<String> = (0..PER_REQUEST)
+                    .map(|i| {
+                        let n = (c * REQUESTS + r) * PER_REQUEST + i;
+                        if n % 100 == 7 {
+                            format!(
+                                r#"{{"id":"r{n}","pupil":"p{}","school":"s","date":"{day}","kind":"sometimes"}}"#,
+                                n % 5000
+                            )
+                        } else {
+                            line(&format!("r{n}"), &format!("p{}", n % 5000), "s", day, "lesson", "valid")
+                        }
+                    })
+                    .collect();
+                sent += body.len() as u64;
+                let resp = http
+                    .post(&url)
+                    .header("content-type", JSONL)
+                    .bearer_auth("push-token")
+                    .body(body.join("\n"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 202);
+                let v: serde_json::Value = resp.json().await.unwrap();
+                accepted += v["accepted"].as_u64().unwrap();
+                quarantined += v["quarantined"].as_u64().unwrap();
+            }
+            (accepted, quarantined, sent)
+        }));
+    }
+    let (mut accepted, mut quarantined, mut sent) = (0, 0, 0);
+    for t in tasks {
+        let (a, q, s) = t.await.unwrap();
+        accepted += a;
+        quarantined += q;
+        sent += s;
+    }
+    assert_eq!(sent, 100_000);
+    assert_eq!(accepted + quarantined, sent);
+    assert_eq!(quarantined, 1_000);
+    let peak = peak_rss_mib(child.id());
+    let store = tilstede::store::Store::open(dir.path().join("load.db").to_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.record_count().await.unwrap(), (accepted, 0));
+    assert_eq!(store.quarantine_count().await.unwrap(), quarantined);
+    store.close().await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(peak < 400.0, "server peak RSS {peak:.0} MiB");
+}
