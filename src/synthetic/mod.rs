@@ -323,7 +323,7 @@ struct Profile {
 fn profile(rng: &mut ChaCha8Rng) -> Profile {
     let roll: f64 = rng.random();
     let mut p = Profile {
-        day: rng.random_range(0.005..0.04),
+        day: rng.random_range(0.003..0.02),
         lesson: rng.random_range(0.15..0.5),
         late: rng.random_range(0.0..0.06),
         left: 0.0,
@@ -391,7 +391,11 @@ fn pupil_year(rng: &mut ChaCha8Rng, pupil: &Pupil, days: &[NaiveDate], source: &
             continue;
         }
         if rng.random_bool(p.lesson) {
-            let n = rng.random_range(1..=3);
+            let n = if rng.random_bool(0.85) {
+                1
+            } else {
+                rng.random_range(2..=3)
+            };
             let c = classify(rng, Reason::Illness);
             push(Kind::Lesson, n, None, c);
         }
