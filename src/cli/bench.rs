@@ -28,6 +28,18 @@ pub enum BenchCommand {
         #[arg(long)]
         with_store: bool,
     },
+    /// HTTP-mottak: poster/s og svartid for enkeltposter under last.
+    Http {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Records in total.
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        /// Records per request.
+        #[arg(long, default_value_t = 500)]
+        per_request: usize,
+    },
 }
 
 /// Peak resident memory so far, in MiB (Linux).
@@ -64,6 +76,11 @@ pub async fn run(what: BenchCommand) -> Result<ExitCode> {
             seed,
             with_store,
         } => rules(pupils, schools, seed, with_store).await,
+        BenchCommand::Http {
+            clients,
+            records,
+            per_request,
+        } => super::bench_http::run(clients, records, per_request).await,
     }
 }
 

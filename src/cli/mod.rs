@@ -2,6 +2,7 @@
 //! `--help` text.
 
 mod bench;
+mod bench_http;
 mod records;
 
 use anyhow::{Context, Result};
