@@ -4,7 +4,8 @@ use super::config::{Comparison, Rule, RuleSet, Unit, WindowSpec};
 use crate::domain::dates::{half_year_start, is_weekday, month_start, sub_months};
 use crate::domain::{AbsenceRecord, Finding, FindingWindow, Kind, Validity};
 use chrono::{Datelike, Days, NaiveDate};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
+use std::collections::hash_map::Entry;
 
 /// Tolerance for comparing fractional days with thresholds.
 const EPSILON: f64 = 1e-9;
@@ -212,39 +213,48 @@ fn scheduled_lessons(set: &RuleSet, from: NaiveDate, to: NaiveDate) -> u32 {
 }
 
 /// Keeps, for every (source, id), only the record that wins by the version
-/// rule, and drops tombstones. The result borrows from `records`.
+/// rule, and drops tombstones. The result borrows from `records` and keeps
+/// their input order.
 pub fn resolve_versions(records: &[AbsenceRecord]) -> Vec<&AbsenceRecord> {
-    let mut winners: HashMap<(&str, &str), &AbsenceRecord> = HashMap::with_capacity(records.len());
+    // FxHash: the keys are ids from school systems, and this runs over
+    // millions of them; SipHash's flooding resistance is not worth 2x here.
+    let mut index: FxHashMap<(&str, &str), usize> = FxHashMap::default();
+    index.reserve(records.len());
+    let mut winners: Vec<&AbsenceRecord> = Vec::with_capacity(records.len());
     for r in records {
-        winners
-            .entry((r.source.as_str(), r.id.as_str()))
-            .and_modify(|cur| {
-                if r.supersedes(cur) {
-                    *cur = r;
+        match index.entry((r.source.as_str(), r.id.as_str())) {
+            Entry::Occupied(e) => {
+                let current = &mut winners[*e.get()];
+                if r.supersedes(current) {
+                    *current = r;
                 }
-            })
-            .or_insert(r);
+            }
+            Entry::Vacant(e) => {
+                e.insert(winners.len());
+                winners.push(r);
+            }
+        }
     }
-    let mut live: Vec<&AbsenceRecord> = winners.into_values().filter(|r| !r.deleted).collect();
-    live.sort_by(|a, b| {
-        (a.pupil.as_str(), a.date, a.source.as_str(), a.id.as_str()).cmp(&(
-            b.pupil.as_str(),
-            b.date,
-            b.source.as_str(),
-            b.id.as_str(),
-        ))
-    });
-    live
+    winners.retain(|r| !r.deleted);
+    winners
 }
 
 /// Evaluates a whole set of records as of `as_of`: versions are resolved,
 /// records grouped by pupil. Findings come sorted by pupil, then rule order.
 pub fn evaluate(records: &[AbsenceRecord], set: &RuleSet, as_of: NaiveDate) -> Vec<Finding> {
     let evaluator = Evaluator::new(set, as_of);
-    let live = resolve_versions(records);
-    let mut findings = Vec::new();
-    for group in live.chunk_by(|a, b| a.pupil == b.pupil) {
-        findings.extend(evaluator.pupil(&group[0].pupil, group));
+    let earliest = evaluator.earliest();
+    let mut by_pupil: FxHashMap<&str, Vec<&AbsenceRecord>> = FxHashMap::default();
+    for r in resolve_versions(records) {
+        // Records outside every window cannot matter.
+        if r.date >= earliest && r.date <= as_of {
+            by_pupil.entry(r.pupil.as_str()).or_default().push(r);
+        }
     }
-    findings
+    let mut pupils: Vec<(&str, Vec<&AbsenceRecord>)> = by_pupil.into_iter().collect();
+    pupils.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    pupils
+        .iter()
+        .flat_map(|(pupil, group)| evaluator.pupil(pupil, group))
+        .collect()
 }
