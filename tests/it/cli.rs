@@ -1,6 +1,6 @@
 //! The command line end to end on a real SQLite file.
 
-use crate::support::{tilstede, tilstede_ok};
+use crate::support::{spawn_serve, stop_serve, tilstede, tilstede_ok};
 use std::fmt::Write as _;
 use tilstede::store::Store;
 
@@ -171,22 +171,10 @@ fn config_check_names_the_toml_path() {
 
 #[tokio::test]
 async fn serve_answers_and_stops_gracefully_on_sigterm() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tilstede.toml");
     std::fs::write(&config, "store = \"serve.db\"\n").unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    let (child, url) = spawn_serve(&config);
     let body = reqwest::get(format!("{url}/readyz"))
         .await
         .unwrap()
@@ -194,13 +182,7 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(body, "ready");
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "exit {status:?}");
+    stop_serve(child);
     assert!(
         dir.path().join("serve.db").exists(),
         "store path is relative to the config file"

@@ -1,5 +1,6 @@
 //! The HTTP gateway over real loopback HTTP, backed by a real SQLite store.
 
+use crate::support::{spawn_serve, stop_serve};
 use std::time::Duration;
 use tilstede::config::{Config, RawConfig};
 use tilstede::http::auth::{SIGNATURE_HEADER, sign};
@@ -40,6 +41,11 @@ fn today() -> chrono::NaiveDate {
 }
 
 const JSONL: &str = "application/x-ndjson";
+
+/// Sends a request and returns its status code.
+async fn code(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
+}
 
 #[tokio::test]
 async fn push_evaluate_and_read() {
@@ -195,109 +201,36 @@ async fn refuses_what_it_must() {
     let http = reqwest::Client::new();
     let url = format!("{base}/api/v1/sources/vis/records");
     let body = line("a1", "p1", "skole-1", today(), "day", "invalid");
-    let status = |r: reqwest::Response| r.status().as_u16();
+    let post = |content_type: &str| http.post(&url).header("content-type", content_type);
 
     // No credentials, a wrong token, a wrong signature, a signature of another body.
+    assert_eq!(code(post(JSONL).body(body.clone())).await, 401);
+    assert_eq!(code(post(JSONL).bearer_auth("nope").body(body.clone())).await, 401);
+    let wrong_key = sign("wrong-key", body.as_bytes());
     assert_eq!(
-        status(
-            http.post(&url)
-                .header("content-type", JSONL)
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap()
-        ),
+        code(post(JSONL).header(SIGNATURE_HEADER, wrong_key).body(body.clone())).await,
         401
     );
+    let other_body = sign("hmac-key", b"another body");
     assert_eq!(
-        status(
-            http.post(&url)
-                .header("content-type", JSONL)
-                .bearer_auth("nope")
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap()
-        ),
-        401
-    );
-    assert_eq!(
-        status(
-            http.post(&url)
-                .header("content-type", JSONL)
-                .header(SIGNATURE_HEADER, sign("wrong-key", body.as_bytes()))
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap()
-        ),
-        401
-    );
-    assert_eq!(
-        status(
-            http.post(&url)
-                .header("content-type", JSONL)
-                .header(SIGNATURE_HEADER, sign("hmac-key", b"another body"))
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap()
-        ),
+        code(post(JSONL).header(SIGNATURE_HEADER, other_body).body(body.clone())).await,
         401
     );
     // Unknown source, unsupported type, too large a body.
+    let unknown = http
+        .post(format!("{base}/api/v1/sources/nope/records"))
+        .header("content-type", JSONL);
+    assert_eq!(code(unknown.bearer_auth("push-token").body(body.clone())).await, 404);
     assert_eq!(
-        status(
-            http.post(format!("{base}/api/v1/sources/nope/records"))
-                .header("content-type", JSONL)
-                .bearer_auth("push-token")
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap()
-        ),
-        404
-    );
-    assert_eq!(
-        status(
-            http.post(&url)
-                .header("content-type", "text/plain")
-                .bearer_auth("push-token")
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap()
-        ),
+        code(post("text/plain").bearer_auth("push-token").body(body.clone())).await,
         415
     );
     let big = vec![body.as_str(); 100].join("\n");
-    assert_eq!(
-        status(
-            http.post(&url)
-                .header("content-type", JSONL)
-                .bearer_auth("push-token")
-                .body(big)
-                .send()
-                .await
-                .unwrap()
-        ),
-        413
-    );
+    assert_eq!(code(post(JSONL).bearer_auth("push-token").body(big)).await, 413);
     // The read API needs a user token.
-    assert_eq!(
-        status(http.get(format!("{base}/api/v1/findings")).send().await.unwrap()),
-        401
-    );
-    assert_eq!(
-        status(
-            http.get(format!("{base}/api/v1/findings"))
-                .bearer_auth("push-token")
-                .send()
-                .await
-                .unwrap()
-        ),
-        401
-    );
+    let findings = format!("{base}/api/v1/findings");
+    assert_eq!(code(http.get(&findings)).await, 401);
+    assert_eq!(code(http.get(&findings).bearer_auth("push-token")).await, 401);
     // Nothing of that was stored.
     assert_eq!(running.state.store.record_count().await.unwrap(), (0, 0));
     running.shutdown().await.unwrap();
@@ -320,7 +253,6 @@ fn peak_rss_mib(pid: u32) -> f64 {
 /// accepted records, and the server's memory stays bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_clients_hundred_thousand_records_all_accounted_for() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("vis.token"), "push-token").unwrap();
     let config = dir.path().join("tilstede.toml");
@@ -329,16 +261,7 @@ async fn fifty_clients_hundred_thousand_records_all_accounted_for() {
         "store = \"load.db\"\n[sources.vis]\ntoken_file = \"vis.token\"\n",
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let base = first.trim().rsplit(' ').next().unwrap().to_string();
+    let (child, base) = spawn_serve(&config);
     let url = format!("{base}/api/v1/sources/vis/records");
 
     const CLIENTS: usize = 50;
@@ -399,10 +322,6 @@ async fn fifty_clients_hundred_thousand_records_all_accounted_for() {
     assert_eq!(store.record_count().await.unwrap(), (accepted, 0));
     assert_eq!(store.quarantine_count().await.unwrap(), quarantined);
     store.close().await;
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    stop_serve(child);
     assert!(peak < 400.0, "server peak RSS {peak:.0} MiB");
 }

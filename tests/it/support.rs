@@ -77,3 +77,32 @@ pub async fn fresh_postgres(server: &str) -> tilstede::store::Store {
         .await
         .expect("postgres store")
 }
+
+/// Starts `tilstede serve --config CONFIG` on a free port; returns the child
+/// and its base URL (read from the first line it prints).
+pub fn spawn_serve(config: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tilstede"))
+        .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start tilstede serve");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first.trim().rsplit(' ').next().unwrap_or_default().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "unexpected first line: {first}");
+    (child, url)
+}
+
+/// Sends SIGTERM and checks that the service exits cleanly.
+pub fn stop_serve(mut child: std::process::Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "tilstede serve exited with {status:?}");
+}
