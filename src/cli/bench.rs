@@ -28,6 +28,8 @@ pub enum BenchCommand {
         #[arg(long)]
         with_store: bool,
     },
+    /// Ed-Fi XML ende til ende (les → normaliser → lagre → vurder) ved siden av en ren XML-skanning.
+    Ingest(super::bench_ingest::IngestArgs),
 }
 
 /// Peak resident memory so far, in MiB (Linux).
@@ -64,6 +66,7 @@ pub async fn run(what: BenchCommand) -> Result<ExitCode> {
             seed,
             with_store,
         } => rules(pupils, schools, seed, with_store).await,
+        BenchCommand::Ingest(args) => super::bench_ingest::run(args).await,
     }
 }
 
