@@ -2,12 +2,23 @@
 //!
 //! Every adapter yields [`Parsed`] items: a record, or a rejected input with
 //! its location and reason for the quarantine. Adapters never stop at the
-//! first bad item; what came before and after it is still delivered.
+//! first bad item; what came before and after it is still delivered. Parsers
+//! are sans-IO: they read any `BufRead`, so they are tested without files or
+//! a network.
 
+pub mod config;
+pub mod edfi;
+pub mod edfi_api;
 pub mod jsonl;
+pub mod profile;
+pub mod rest;
+pub mod roster_csv;
+pub mod vendor_csv;
+pub mod xml;
 
 use crate::domain::AbsenceRecord;
 use crate::store::QuarantineEntry;
+use std::io::{self, BufRead};
 
 /// One item read from a source.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,4 +27,79 @@ pub enum Parsed {
     Record(AbsenceRecord),
     /// Input that was rejected, for the quarantine.
     Rejected(QuarantineEntry),
+}
+
+/// A stream of parsed items from some adapter.
+pub type ParsedStream = Box<dyn Iterator<Item = io::Result<Parsed>> + Send>;
+
+/// The file adapters: (name, description).
+pub const FILE_ADAPTERS: &[(&str, &str)] = &[
+    ("jsonl", "kanoniske JSON Lines"),
+    (
+        "edfi-xml",
+        "Ed-Fi 5.x InterchangeStudentAttendance (StudentSchool-/StudentSectionAttendanceEvent), strømmet",
+    ),
+    (
+        "vendor-csv",
+        "CSV-eksport fra et skolesystem, styrt av en profil (--profile)",
+    ),
+];
+
+/// Why an adapter could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// No adapter by that name.
+    #[error("ukjent adapter «{0}» (se `tilstede adapters list`)")]
+    Unknown(String),
+    /// The adapter needs a profile.
+    #[error("adapteren «{0}» trenger --profile (et profilnavn eller en sti til en TOML-fil)")]
+    NeedsProfile(String),
+    /// The profile is bad.
+    #[error(transparent)]
+    Profile(#[from] profile::ProfileError),
+}
+
+/// Settings common to the file adapters.
+#[derive(Debug, Clone, Default)]
+pub struct FileOptions {
+    /// Profile name or path (vendor adapters).
+    pub profile: Option<String>,
+    /// Canonical source name (default: the adapter's or profile's).
+    pub source: Option<String>,
+    /// Lessons per school day (Ed-Fi part-day events).
+    pub lessons_per_day: Option<u32>,
+}
+
+/// Opens the file adapter `name` over `input`; `location` names the input.
+pub fn open_file(
+    name: &str,
+    options: &FileOptions,
+    input: Box<dyn BufRead + Send>,
+    location: &str,
+) -> Result<ParsedStream, AdapterError> {
+    match name {
+        "jsonl" => Ok(Box::new(jsonl::JsonlReader::new(input, location))),
+        "edfi-xml" => {
+            let mut mapping = edfi::EdfiMapping::default();
+            if let Some(s) = &options.source {
+                mapping.source = s.clone();
+            }
+            if let Some(n) = options.lessons_per_day {
+                mapping.lessons_per_day = n;
+            }
+            Ok(Box::new(edfi::EdfiXmlReader::new(input, location, mapping)))
+        }
+        "vendor-csv" => {
+            let name = options
+                .profile
+                .as_deref()
+                .ok_or_else(|| AdapterError::NeedsProfile("vendor-csv".into()))?;
+            let mut p = profile::Profile::load(name)?;
+            if let Some(s) = &options.source {
+                p.source = s.clone();
+            }
+            Ok(Box::new(vendor_csv::VendorCsvReader::new(input, location, p)))
+        }
+        other => Err(AdapterError::Unknown(other.to_string())),
+    }
 }

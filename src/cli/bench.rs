@@ -40,6 +40,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 500)]
         per_request: usize,
     },
+    /// Ed-Fi XML ende til ende (les → normaliser → lagre → vurder) ved siden av en ren XML-skanning.
+    Ingest(super::bench_ingest::IngestArgs),
 }
 
 /// Peak resident memory so far, in MiB (Linux).
@@ -81,6 +83,7 @@ pub async fn run(what: BenchCommand) -> Result<ExitCode> {
             records,
             per_request,
         } => super::bench_http::run(clients, records, per_request).await,
+        BenchCommand::Ingest(args) => super::bench_ingest::run(args).await,
     }
 }
 

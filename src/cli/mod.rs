@@ -1,8 +1,10 @@
 //! Command definitions (clap) and their dispatch. The doc comments are the
 //! `--help` text.
 
+mod adapters;
 mod bench;
 mod bench_http;
+mod bench_ingest;
 mod records;
 
 use anyhow::{Context, Result};
@@ -133,6 +135,37 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Gjør om en kildefil til kanoniske JSON Lines (til standard ut).
+    Convert {
+        /// The adapter (see `tilstede adapters list`).
+        #[arg(long)]
+        adapter: String,
+        /// Profile name or TOML path (vendor adapters).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Canonical source name of the records.
+        #[arg(long)]
+        source: Option<String>,
+        /// Lessons in a school day (Ed-Fi part-day events).
+        #[arg(long)]
+        lessons_per_day: Option<u32>,
+        /// The file (`-` for standard input).
+        file: PathBuf,
+    },
+    /// Hent nye endringer fra en konfigurert kilde (én gang).
+    Sync {
+        /// The source's name in the adapters config.
+        source: String,
+        /// The adapters config (TOML).
+        #[arg(long, env = "TILSTEDE_ADAPTERS", default_value = "adapters.toml")]
+        config: PathBuf,
+    },
+    /// Adaptere, profiler og elevlister.
+    Adapters {
+        /// What to do.
+        #[command(subcommand)]
+        command: adapters::AdaptersCommand,
+    },
     /// Mål ytelse og skriv ut tallene.
     Bench {
         /// What to measure.
@@ -146,6 +179,12 @@ pub enum Command {
 pub enum GenFormat {
     /// Canonical JSON Lines.
     Jsonl,
+    /// Ed-Fi 5.x InterchangeStudentAttendance XML.
+    EdfiXml,
+    /// Flyt-style vendor CSV (profile `flyt`).
+    VendorCsv,
+    /// Roster CSV (pupils, classes, contact teachers).
+    RosterCsv,
 }
 
 /// Config commands.
@@ -268,7 +307,32 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             format,
             seed,
             out,
-        } => records::generate(pupils, schools, year, format, seed, out.as_deref()),
+        } if format == GenFormat::Jsonl => records::generate(pupils, schools, year, format, seed, out.as_deref()),
+        Command::Gen {
+            pupils,
+            schools,
+            year,
+            format,
+            seed,
+            out,
+        } => adapters::generate(pupils, schools, year, format, seed, out.as_deref()),
+        Command::Convert {
+            adapter,
+            profile,
+            source,
+            lessons_per_day,
+            file,
+        } => adapters::convert(
+            &adapter,
+            &tilstede::adapters::FileOptions {
+                profile,
+                source,
+                lessons_per_day,
+            },
+            &file,
+        ),
+        Command::Sync { source, config } => adapters::sync(&cli.store, &config, &source).await,
+        Command::Adapters { command } => adapters::adapters(&cli.store, command).await,
         Command::Bench { what } => bench::run(what).await,
         Command::Serve { config, listen } => {
             let config = tilstede::config::Config::load(&config)?;

@@ -213,6 +213,8 @@ pub fn generate(
                 n += 1;
             }
         }
+        // The source formats are written by `adapters::generate`.
+        other => anyhow::bail!("formatet {other:?} skrives ikke her"),
     }
     w.flush()?;
     eprintln!(

@@ -43,8 +43,17 @@ impl Leadership {
         }
     }
 
-    /// Gives leadership up (the same as dropping it).
-    pub fn release(self) {}
+    /// Gives leadership up at once (dropping it also does, as soon as the
+    /// server notices the closed session).
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.connection.take() {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(LEADER_KEY)
+                .execute(&mut *conn)
+                .await;
+            let _ = sqlx::Connection::close(conn.detach()).await;
+        }
+    }
 }
 
 impl Store {

@@ -8,6 +8,7 @@ mod findings;
 mod leader;
 mod records;
 mod roster;
+mod sync;
 
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
@@ -71,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         include_str!("migrations/sqlite/0002_roster.sql"),
         include_str!("migrations/postgres/0002_roster.sql"),
+    ),
+    (
+        4,
+        include_str!("migrations/sqlite/0004_sync_state.sql"),
+        include_str!("migrations/postgres/0004_sync_state.sql"),
     ),
 ];
 

@@ -5,6 +5,7 @@
 //! All names are invented from short lists; no real person is described.
 
 mod names;
+pub mod writers;
 
 use crate::domain::roster::{Roster, RosterClass, RosterPerson, RosterPupil, RosterSchool};
 use crate::domain::{AbsenceRecord, Kind, Reason, Validity};

@@ -1,7 +1,10 @@
 //! Integration tests against real services. One binary (each file under
 //! tests/ would link everything again), one module per area.
 
+mod adapters;
+mod adapters_edfi_api;
 mod cli;
+mod fake;
 mod http;
 mod store;
 mod support;

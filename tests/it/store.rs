@@ -179,7 +179,7 @@ async fn one_leader_at_a_time_on_postgres() {
     let b = tilstede::store::Store::open(&db_url).await.unwrap();
     let lead = a.try_lead().await.unwrap().expect("first replica leads");
     assert!(b.try_lead().await.unwrap().is_none(), "second replica must wait");
-    lead.release();
+    lead.release().await;
     let mut lead_b = b.try_lead().await.unwrap().expect("second replica takes over");
     assert!(lead_b.still_held().await);
     assert!(a.try_lead().await.unwrap().is_none());

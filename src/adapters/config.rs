@@ -1,0 +1,314 @@
+//! The pull sources a municipality has configured (`adapters.toml`).
+//!
+//! ```toml
+//! [sources.edfi]
+//! adapter = "edfi-api"
+//! base_url = "https://ods.kommune.example"
+//! client_id = "tilstede"
+//! client_secret_env = "TILSTEDE_EDFI_SECRET"   # or client_secret_file = "/run/secrets/edfi"
+//! ```
+//!
+//! Secrets are never read from the TOML itself: only from an environment
+//! variable or a file, named in the TOML.
+
+use super::edfi::EdfiMapping;
+use super::edfi_api::EdfiApiSettings;
+use super::rest::{Auth, RetryPolicy};
+use crate::rules::config::{RulesError, parse_toml};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Why the adapters configuration was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting is wrong; the TOML path says which.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// TOML path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file could not be read.
+    #[error("kan ikke lese {0}")]
+    Unreadable(String),
+    /// No source by that name.
+    #[error("kilden «{0}» finnes ikke i konfigurasjonen (kjente: {1})")]
+    UnknownSource(String, String),
+}
+
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// The TOML form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdaptersConfig {
+    /// Sources by name.
+    #[serde(default)]
+    pub sources: BTreeMap<String, RawSource>,
+}
+
+/// One source, before validation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// `edfi-api`.
+    pub adapter: String,
+    /// Server base URL.
+    pub base_url: String,
+    /// Data API path below the base (default `/data/v3`).
+    #[serde(default)]
+    pub data_path: Option<String>,
+    /// Change queries path below the base (default `/changeQueries/v1`).
+    #[serde(default)]
+    pub change_queries_path: Option<String>,
+    /// Token endpoint path below the base (default `/oauth/token`).
+    #[serde(default)]
+    pub token_path: Option<String>,
+    /// `client_credentials` (default) or `password`.
+    #[serde(default)]
+    pub grant: Option<String>,
+    /// OAuth2 client id.
+    pub client_id: String,
+    /// Environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// File holding the client secret.
+    #[serde(default)]
+    pub client_secret_file: Option<String>,
+    /// Refused with a clear message: secrets do not belong in the TOML.
+    #[serde(default)]
+    pub client_secret: Option<toml::Value>,
+    /// User name for the password grant.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Environment variable holding the password (password grant).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Canonical `source` of the records (default: the source's name).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Items per page (default 500).
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    /// Lessons per school day (default 6).
+    #[serde(default)]
+    pub lessons_per_day: Option<u32>,
+    /// Seconds per request before it counts as failed (default 30).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    /// Attempts per request (default 5).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// First retry delay in milliseconds, doubled per retry (default 250).
+    #[serde(default)]
+    pub backoff_ms: Option<u64>,
+}
+
+/// A validated pull source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullSource {
+    /// Its name in the config (also the cursor's key).
+    pub name: String,
+    /// Authentication (secrets resolved).
+    pub auth: Auth,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Ed-Fi endpoints.
+    pub edfi: EdfiApiSettings,
+    /// Mapping settings.
+    pub mapping: EdfiMapping,
+}
+
+/// Reads a secret from the environment variable or file named at `path`.
+fn secret(path: &str, env: Option<&str>, file: Option<&str>) -> Result<String, ConfigError> {
+    match (env, file) {
+        (Some(_), Some(_)) => Err(invalid(path, "bruk enten _env eller _file, ikke begge")),
+        (None, None) => Err(invalid(
+            path,
+            "mangler: oppgi en miljøvariabel (_env) eller en fil (_file)",
+        )),
+        (Some(var), None) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(v),
+            _ => Err(invalid(
+                format!("{path}_env"),
+                format!("miljøvariabelen {var} er ikke satt"),
+            )),
+        },
+        (None, Some(f)) => match std::fs::read_to_string(f) {
+            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            _ => Err(invalid(
+                format!("{path}_file"),
+                format!("kan ikke lese hemmeligheten fra {f}"),
+            )),
+        },
+    }
+}
+
+impl RawSource {
+    /// Checks the settings and resolves the secrets; `path` is the TOML path of the source.
+    pub fn validate(self, name: &str, path: &str) -> Result<PullSource, ConfigError> {
+        if self.client_secret.is_some() {
+            return Err(invalid(
+                format!("{path}.client_secret"),
+                "hemmeligheter skal ikke stå i TOML; bruk client_secret_env eller client_secret_file",
+            ));
+        }
+        if self.adapter != "edfi-api" {
+            return Err(invalid(
+                format!("{path}.adapter"),
+                format!("«{}» kan ikke synkroniseres (gyldig: edfi-api)", self.adapter),
+            ));
+        }
+        let base = self.base_url.trim_end_matches('/').to_string();
+        if !(base.starts_with("https://") || base.starts_with("http://")) || base.len() < 10 {
+            return Err(invalid(
+                format!("{path}.base_url"),
+                format!("«{}» er ikke en http(s)-adresse", self.base_url),
+            ));
+        }
+        let join = |p: Option<String>, default: &str| {
+            let p = p.unwrap_or_else(|| default.to_string());
+            format!("{base}/{}", p.trim_start_matches('/'))
+        };
+        let client_secret = secret(
+            &format!("{path}.client_secret"),
+            self.client_secret_env.as_deref(),
+            self.client_secret_file.as_deref(),
+        )?;
+        let token_url = join(self.token_path, "/oauth/token");
+        let auth = match self.grant.as_deref().unwrap_or("client_credentials") {
+            "client_credentials" => Auth::ClientCredentials {
+                token_url,
+                client_id: self.client_id,
+                client_secret,
+                scope: None,
+            },
+            "password" => Auth::Password {
+                token_url,
+                client_id: self.client_id,
+                client_secret,
+                username: self
+                    .username
+                    .ok_or_else(|| invalid(format!("{path}.username"), "mangler (kreves for grant = \"password\")"))?,
+                password: secret(&format!("{path}.password"), self.password_env.as_deref(), None)?,
+            },
+            other => {
+                return Err(invalid(
+                    format!("{path}.grant"),
+                    format!("ukjent verdi «{other}» (gyldige: client_credentials, password)"),
+                ));
+            }
+        };
+        let page_size = self.page_size.unwrap_or(500);
+        if !(1..=5000).contains(&page_size) {
+            return Err(invalid(format!("{path}.page_size"), "må være mellom 1 og 5000"));
+        }
+        let lessons_per_day = self.lessons_per_day.unwrap_or(6);
+        if !(1..=16).contains(&lessons_per_day) {
+            return Err(invalid(format!("{path}.lessons_per_day"), "må være mellom 1 og 16"));
+        }
+        let attempts = self.attempts.unwrap_or(5);
+        if !(1..=20).contains(&attempts) {
+            return Err(invalid(format!("{path}.attempts"), "må være mellom 1 og 20"));
+        }
+        let timeout = self.timeout_seconds.unwrap_or(30);
+        if timeout == 0 {
+            return Err(invalid(format!("{path}.timeout_seconds"), "må være minst 1"));
+        }
+        Ok(PullSource {
+            name: name.to_string(),
+            auth,
+            retry: RetryPolicy {
+                attempts,
+                base_delay: Duration::from_millis(self.backoff_ms.unwrap_or(250)),
+                max_delay: Duration::from_secs(30),
+                timeout: Duration::from_secs(timeout),
+            },
+            edfi: EdfiApiSettings {
+                data_url: join(self.data_path, "/data/v3"),
+                change_queries_url: join(self.change_queries_path, "/changeQueries/v1"),
+                page_size,
+            },
+            mapping: EdfiMapping {
+                source: self.source.unwrap_or_else(|| name.to_string()),
+                lessons_per_day,
+            },
+        })
+    }
+}
+
+/// Reads `text` and validates the source `name`.
+pub fn pull_source(text: &str, name: &str) -> Result<PullSource, ConfigError> {
+    let raw: RawAdaptersConfig = parse_toml(text).map_err(|e| match e {
+        RulesError::Parse { path, message } | RulesError::Invalid { path, message } => invalid(path, message),
+        RulesError::Unknown(n) => ConfigError::Unreadable(n),
+    })?;
+    let known = raw.sources.keys().cloned().collect::<Vec<_>>().join(", ");
+    let source = raw
+        .sources
+        .get(name)
+        .cloned()
+        .ok_or_else(|| ConfigError::UnknownSource(name.to_string(), known))?;
+    let path = if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        format!("sources.{name}")
+    } else {
+        format!("sources.\"{name}\"")
+    };
+    source.validate(name, &path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[sources.edfi]\nadapter = \"edfi-api\"\nbase_url = \"http://127.0.0.1:9\"\nclient_id = \"c\"\n";
+
+    #[test]
+    fn secrets_come_from_env_or_file_never_toml() {
+        let err = pull_source(&format!("{BASE}client_secret = \"hemmelig\"\n"), "edfi").unwrap_err();
+        assert!(err.to_string().starts_with("sources.edfi.client_secret:"), "{err}");
+        let err = pull_source(BASE, "edfi").unwrap_err();
+        assert!(err.to_string().starts_with("sources.edfi.client_secret:"), "{err}");
+        let err = pull_source(
+            &format!("{BASE}client_secret_env = \"TILSTEDE_TEST_UNSET_VAR\"\n"),
+            "edfi",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("TILSTEDE_TEST_UNSET_VAR"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        let ok = pull_source(&format!("{BASE}client_secret_file = \"{}\"\n", f.display()), "edfi").unwrap();
+        assert!(matches!(ok.auth, Auth::ClientCredentials { ref client_secret, .. } if client_secret == "s3cret"));
+        assert_eq!(ok.edfi.data_url, "http://127.0.0.1:9/data/v3");
+        assert_eq!(ok.mapping.source, "edfi");
+    }
+
+    #[test]
+    fn bad_settings_name_their_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s");
+        std::fs::write(&f, "x").unwrap();
+        let ok = format!("{BASE}client_secret_file = \"{}\"\n", f.display());
+        let cases = [
+            (format!("{ok}page_size = 0\n"), "sources.edfi.page_size"),
+            (format!("{ok}grant = \"implicit\"\n"), "sources.edfi.grant"),
+            (format!("{ok}grant = \"password\"\n"), "sources.edfi.username"),
+            (ok.replace("edfi-api", "fint"), "sources.edfi.adapter"),
+            (ok.replace("http://127.0.0.1:9", "ftp://x"), "sources.edfi.base_url"),
+            (format!("{ok}wat = 1\n"), "sources.edfi"),
+        ];
+        for (text, path) in cases {
+            let err = pull_source(&text, "edfi").unwrap_err();
+            assert!(err.to_string().starts_with(path), "{path}: {err}");
+        }
+        assert!(matches!(pull_source(&ok, "other"), Err(ConfigError::UnknownSource(..))));
+    }
+}

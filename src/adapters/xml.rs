@@ -1,0 +1,662 @@
+//! The streaming XML engine shared by the XML adapters.
+//!
+//! A file is read event by event (quick-xml) and only the element currently
+//! being collected as a record is held in memory, so a file of any size runs
+//! in flat memory. Safety first: a DOCTYPE is refused outright (no DTD means
+//! no entity definitions, so neither "billion laughs" nor XXE can happen),
+//! only the five predefined entities and character references are accepted,
+//! and a single record is capped in size and depth.
+//!
+//! A fault (malformed or truncated input) ends the stream with an
+//! [`XmlError`] naming `location:line:column`; every record before the fault
+//! has already been delivered.
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+use std::io::{self, BufRead};
+
+/// Bytes of text and markup one record may hold.
+const MAX_RECORD_BYTES: usize = 1 << 20;
+/// Nesting depth inside one record.
+const MAX_RECORD_DEPTH: usize = 32;
+/// Nesting depth of the document.
+const MAX_DEPTH: usize = 256;
+/// Newline offsets kept to turn an error's byte offset into a line.
+const NEWLINE_MEMORY: usize = 8192;
+
+/// An XML element collected as (part of) a record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Element {
+    /// Local name, without namespace prefix.
+    pub name: String,
+    /// Attributes by local name, in document order.
+    pub attributes: Vec<(String, String)>,
+    /// The element's own text, entity references resolved and trimmed.
+    pub text: String,
+    /// Child elements in document order.
+    pub children: Vec<Element>,
+    /// 1-based line of the start tag.
+    pub line: u64,
+    /// 1-based byte column of the start tag.
+    pub column: u64,
+}
+
+impl Element {
+    /// The first child named `name`.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The element at a `/`-separated path of child names below this one.
+    pub fn at(&self, path: &str) -> Option<&Element> {
+        path.split('/')
+            .filter(|p| !p.is_empty())
+            .try_fold(self, |e, name| e.child(name))
+    }
+
+    /// The non-empty text at `path` (see [`Element::at`]).
+    pub fn text_at(&self, path: &str) -> Option<&str> {
+        self.at(path).map(|e| e.text.as_str()).filter(|t| !t.is_empty())
+    }
+
+    /// The first descendant (depth first) named `name`, for references whose
+    /// wrapping differs between standard versions.
+    pub fn find(&self, name: &str) -> Option<&Element> {
+        for c in &self.children {
+            if c.name == name {
+                return Some(c);
+            }
+            if let Some(found) = c.find(name) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    /// An attribute's value by local name.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The element written back as compact XML, for the quarantine's `raw`.
+    pub fn to_xml(&self) -> String {
+        let mut out = String::new();
+        self.write_xml(&mut out);
+        out
+    }
+
+    fn write_xml(&self, out: &mut String) {
+        out.push('<');
+        out.push_str(&self.name);
+        for (n, v) in &self.attributes {
+            out.push_str(&format!(" {n}=\"{}\"", escape(v)));
+        }
+        out.push('>');
+        out.push_str(&escape(&self.text));
+        for c in &self.children {
+            c.write_xml(out);
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push('>');
+    }
+}
+
+/// Escapes text for XML content and attribute values.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['&', '<', '>', '"', '\'']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+/// Why reading stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlFault {
+    /// The document has a DOCTYPE; DTDs (and with them entity definitions)
+    /// are refused to rule out entity expansion attacks and external entities.
+    #[error("DOCTYPE er ikke tillatt (DTD-er og entiteter avvises av sikkerhetshensyn)")]
+    Doctype,
+    /// An entity other than the five predefined ones.
+    #[error("ukjent entitet «&{0};» (bare &amp; &lt; &gt; &quot; &apos; og tegnreferanser er tillatt)")]
+    Entity(String),
+    /// The XML is not well-formed.
+    #[error("ugyldig XML: {0}")]
+    Malformed(String),
+    /// The file ends inside an element.
+    #[error("filen slutter midt i elementet <{0}> (avkortet fil?)")]
+    Truncated(String),
+    /// One record is larger or deeper than any sane source sends.
+    #[error("elementet <{0}> er for stort eller for dypt nøstet")]
+    TooLarge(String),
+    /// Reading failed.
+    #[error("lesefeil: {0}")]
+    Io(String),
+}
+
+/// A fault with its place in the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}:{line}:{column}: {fault}")]
+pub struct XmlError {
+    /// The input's name (usually the file name).
+    pub location: String,
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based byte column.
+    pub column: u64,
+    /// What is wrong.
+    pub fault: XmlFault,
+}
+
+impl From<XmlError> for io::Error {
+    fn from(e: XmlError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+/// A `BufRead` wrapper that remembers where recent lines start, so byte
+/// offsets reported by quick-xml become `line:column`.
+struct LineTracker<R> {
+    inner: R,
+    consumed: u64,
+    lines_before_memory: u64,
+    /// Offsets just after recent newlines (the start of each line).
+    starts: std::collections::VecDeque<u64>,
+}
+
+impl<R> LineTracker<R> {
+    fn position(&self, offset: u64) -> (u64, u64) {
+        // Lines whose start is at or before `offset`.
+        let idx = self.starts.partition_point(|&s| s <= offset);
+        let line_start = if idx == 0 {
+            if self.lines_before_memory == 0 {
+                0
+            } else {
+                // Older than what is remembered; the best we can say.
+                return (self.lines_before_memory + 1, 1);
+            }
+        } else {
+            self.starts[idx - 1]
+        };
+        (self.lines_before_memory + idx as u64 + 1, offset - line_start + 1)
+    }
+}
+
+impl<R: io::Read> io::Read for LineTracker<R> {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        // quick-xml reads through BufRead only.
+        Err(io::Error::other("LineTracker is read through BufRead"))
+    }
+}
+
+impl<R: BufRead> BufRead for LineTracker<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if let Ok(buf) = self.inner.fill_buf() {
+            let n = amt.min(buf.len());
+            for (i, &b) in buf[..n].iter().enumerate() {
+                if b == b'\n' {
+                    if self.starts.len() == NEWLINE_MEMORY {
+                        self.starts.pop_front();
+                        self.lines_before_memory += 1;
+                    }
+                    self.starts.push_back(self.consumed + i as u64 + 1);
+                }
+            }
+        }
+        self.consumed += amt as u64;
+        self.inner.consume(amt);
+    }
+}
+
+/// Streams the elements named in `records` out of an XML document, each as a
+/// small tree. Elements outside records are read and dropped.
+pub struct XmlRecords<R> {
+    reader: Reader<LineTracker<R>>,
+    location: String,
+    record_names: Vec<&'static str>,
+    buf: Vec<u8>,
+    /// Names of the open elements outside the record being collected.
+    open: Vec<String>,
+    done: bool,
+}
+
+impl<R: BufRead> XmlRecords<R> {
+    /// Reads `input`, delivering every element whose local name is in
+    /// `record_names` (at any depth; records do not nest). `location` names
+    /// the input in errors.
+    pub fn new(input: R, location: impl Into<String>, record_names: &[&'static str]) -> XmlRecords<R> {
+        let mut reader = Reader::from_reader(LineTracker {
+            inner: input,
+            consumed: 0,
+            lines_before_memory: 0,
+            starts: Default::default(),
+        });
+        let config = reader.config_mut();
+        // Whitespace is kept: text around entity references arrives in
+        // pieces, and trimming each piece would eat the spaces between them.
+        // Element text is trimmed once the element is complete.
+        config.trim_text(false);
+        config.check_end_names = true;
+        config.expand_empty_elements = false;
+        XmlRecords {
+            reader,
+            location: location.into(),
+            record_names: record_names.to_vec(),
+            buf: Vec::with_capacity(4096),
+            open: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The input's name.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn quick_xml_error(&self, e: quick_xml::Error) -> XmlError {
+        quick_xml_error(&self.reader, &self.location, &self.open, e)
+    }
+
+    /// Collects the record element started by `start` until its end tag.
+    fn collect(&mut self, start: Element, empty: bool) -> Result<Element, XmlError> {
+        let mut stack = vec![start];
+        if empty {
+            return Ok(stack.pop().unwrap_or_default());
+        }
+        let mut size = 0usize;
+        loop {
+            self.buf.clear();
+            let before = self.reader.buffer_position();
+            let event = match self.reader.read_event_into(&mut self.buf) {
+                Ok(e) => e,
+                Err(e) => {
+                    // Name the innermost element the fault is in.
+                    self.open.extend(stack.iter().map(|e| e.name.clone()));
+                    return Err(self.quick_xml_error(e));
+                }
+            };
+            size += (self.reader.buffer_position() - before) as usize;
+            if size > MAX_RECORD_BYTES || stack.len() > MAX_RECORD_DEPTH {
+                let name = stack[0].name.clone();
+                return Err(error_at(&self.reader, &self.location, before, XmlFault::TooLarge(name)));
+            }
+            match event {
+                Event::Start(s) => {
+                    let e = element(&self.reader, &self.location, &s, before)?;
+                    stack.push(e);
+                }
+                Event::Empty(s) => {
+                    let e = element(&self.reader, &self.location, &s, before)?;
+                    if let Some(parent) = stack.last_mut() {
+                        parent.children.push(e);
+                    }
+                }
+                Event::End(_) => {
+                    let mut done = stack.pop().unwrap_or_default();
+                    trim_in_place(&mut done.text);
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(done),
+                        None => return Ok(done),
+                    }
+                }
+                Event::Text(t) => {
+                    let text = t.decode().map_err(|e| {
+                        error_at(&self.reader, &self.location, before, XmlFault::Malformed(e.to_string()))
+                    })?;
+                    push_text(&mut stack, &text);
+                }
+                Event::CData(t) => {
+                    let text = t.decode().map_err(|e| {
+                        error_at(&self.reader, &self.location, before, XmlFault::Malformed(e.to_string()))
+                    })?;
+                    push_text(&mut stack, &text);
+                }
+                Event::GeneralRef(r) => {
+                    let c = resolve(&self.reader, &self.location, &r, before)?;
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push(c);
+                    }
+                }
+                Event::DocType(_) => return Err(error_at(&self.reader, &self.location, before, XmlFault::Doctype)),
+                Event::Eof => {
+                    let name = stack.last().map(|e| e.name.clone()).unwrap_or_default();
+                    let end = self.reader.buffer_position();
+                    return Err(error_at(&self.reader, &self.location, end, XmlFault::Truncated(name)));
+                }
+                Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+            }
+        }
+    }
+
+    fn next_record(&mut self) -> Result<Option<Element>, XmlError> {
+        loop {
+            self.buf.clear();
+            let before = self.reader.buffer_position();
+            let event = self
+                .reader
+                .read_event_into(&mut self.buf)
+                .map_err(|e| quick_xml_error(&self.reader, &self.location, &self.open, e))?;
+            match event {
+                Event::Start(s) => {
+                    let name = s.local_name();
+                    if self.record_names.iter().any(|n| n.as_bytes() == name.as_ref()) {
+                        let start = element(&self.reader, &self.location, &s, before)?;
+                        return self.collect(start, false).map(Some);
+                    }
+                    let name = String::from_utf8_lossy(name.as_ref()).into_owned();
+                    self.open.push(name);
+                    if self.open.len() > MAX_DEPTH {
+                        let name = self.open.last().cloned().unwrap_or_default();
+                        return Err(error_at(&self.reader, &self.location, before, XmlFault::TooLarge(name)));
+                    }
+                }
+                Event::Empty(s) => {
+                    if self
+                        .record_names
+                        .iter()
+                        .any(|n| n.as_bytes() == s.local_name().as_ref())
+                    {
+                        let start = element(&self.reader, &self.location, &s, before)?;
+                        return self.collect(start, true).map(Some);
+                    }
+                }
+                Event::End(_) => {
+                    self.open.pop();
+                }
+                Event::GeneralRef(r) => {
+                    resolve(&self.reader, &self.location, &r, before)?;
+                }
+                Event::DocType(_) => return Err(error_at(&self.reader, &self.location, before, XmlFault::Doctype)),
+                Event::Eof => {
+                    if let Some(name) = self.open.last() {
+                        let end = self.reader.buffer_position();
+                        return Err(error_at(
+                            &self.reader,
+                            &self.location,
+                            end,
+                            XmlFault::Truncated(name.clone()),
+                        ));
+                    }
+                    return Ok(None);
+                }
+                Event::Text(_) | Event::CData(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+            }
+        }
+    }
+}
+
+fn quick_xml_error<R>(
+    reader: &Reader<LineTracker<R>>,
+    location: &str,
+    open: &[String],
+    e: quick_xml::Error,
+) -> XmlError {
+    let fault = match e {
+        quick_xml::Error::Io(io) => XmlFault::Io(io.to_string()),
+        quick_xml::Error::Syntax(s) => match open.last() {
+            Some(name) if matches!(s, quick_xml::errors::SyntaxError::UnclosedTag) => XmlFault::Truncated(name.clone()),
+            _ => XmlFault::Malformed(s.to_string()),
+        },
+        other => XmlFault::Malformed(other.to_string()),
+    };
+    error_at(reader, location, reader.error_position(), fault)
+}
+
+fn error_at<R>(reader: &Reader<LineTracker<R>>, location: &str, offset: u64, fault: XmlFault) -> XmlError {
+    let (line, column) = reader.get_ref().position(offset);
+    XmlError {
+        location: location.to_string(),
+        line,
+        column,
+        fault,
+    }
+}
+
+/// Resolves a reference: character references and the five predefined
+/// entities only. Anything else would need a DTD, which is refused.
+fn resolve<R>(
+    reader: &Reader<LineTracker<R>>,
+    location: &str,
+    r: &quick_xml::events::BytesRef<'_>,
+    at: u64,
+) -> Result<char, XmlError> {
+    let name = String::from_utf8_lossy(r).into_owned();
+    if r.is_char_ref() {
+        return match r.resolve_char_ref() {
+            Ok(Some(c)) => Ok(c),
+            _ => Err(error_at(
+                reader,
+                location,
+                at,
+                XmlFault::Malformed(format!("ugyldig tegnreferanse «&{name};»")),
+            )),
+        };
+    }
+    match name.as_str() {
+        "amp" => Ok('&'),
+        "lt" => Ok('<'),
+        "gt" => Ok('>'),
+        "quot" => Ok('"'),
+        "apos" => Ok('\''),
+        _ => Err(error_at(reader, location, at, XmlFault::Entity(name))),
+    }
+}
+
+fn element<R>(
+    reader: &Reader<LineTracker<R>>,
+    location: &str,
+    s: &BytesStart<'_>,
+    at: u64,
+) -> Result<Element, XmlError> {
+    let (line, column) = reader.get_ref().position(at);
+    let mut attributes = Vec::new();
+    for a in s.attributes() {
+        let a = a.map_err(|e| error_at(reader, location, at, XmlFault::Malformed(e.to_string())))?;
+        let value = a.unescape_value().map_err(|e| match e {
+            quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(_, name)) => {
+                error_at(reader, location, at, XmlFault::Entity(name))
+            }
+            other => error_at(reader, location, at, XmlFault::Malformed(other.to_string())),
+        })?;
+        attributes.push((
+            String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned(),
+            value.into_owned(),
+        ));
+    }
+    Ok(Element {
+        name: String::from_utf8_lossy(s.local_name().as_ref()).into_owned(),
+        attributes,
+        text: String::new(),
+        children: Vec::new(),
+        line,
+        column,
+    })
+}
+
+fn trim_in_place(s: &mut String) {
+    let end = s.trim_end().len();
+    s.truncate(end);
+    let start = s.len() - s.trim_start().len();
+    if start > 0 {
+        s.drain(..start);
+    }
+}
+
+fn push_text(stack: &mut [Element], text: &str) {
+    if let Some(top) = stack.last_mut() {
+        top.text.push_str(text);
+    }
+}
+
+impl<R: BufRead> Iterator for XmlRecords<R> {
+    type Item = Result<Element, XmlError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.next_record() {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                // A fault ends the stream: the parser's state is unknown after it.
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Counts the events of a document without building anything: the baseline
+/// the benchmark compares the adapters with. DOCTYPE is refused here too.
+pub fn scan_events(input: impl BufRead, location: &str) -> Result<u64, XmlError> {
+    let mut records = XmlRecords::new(input, location, &[]);
+    let mut n = 0u64;
+    loop {
+        records.buf.clear();
+        let before = records.reader.buffer_position();
+        match records.reader.read_event_into(&mut records.buf) {
+            Ok(Event::Eof) => return Ok(n),
+            Ok(Event::DocType(_)) => {
+                return Err(error_at(&records.reader, &records.location, before, XmlFault::Doctype));
+            }
+            Ok(_) => n += 1,
+            Err(e) => return Err(records.quick_xml_error(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(xml: &str) -> Vec<Result<Element, XmlError>> {
+        XmlRecords::new(xml.as_bytes(), "t.xml", &["Rec"]).collect()
+    }
+
+    #[test]
+    fn records_are_collected_with_text_and_positions() {
+        let xml = "<?xml version=\"1.0\"?>\n<Root xmlns=\"urn:x\">\n  <Rec a=\"1 &amp; 2\"><A>x &lt; y</A><B><C>c</C></B><D/></Rec>\n  <Other><Rec><A>2</A></Rec></Other>\n</Root>\n";
+        let got = all(xml);
+        assert_eq!(got.len(), 2);
+        let r = got[0].as_ref().unwrap();
+        assert_eq!((r.line, r.column), (3, 3));
+        assert_eq!(r.attribute("a"), Some("1 & 2"));
+        assert_eq!(r.text_at("A"), Some("x < y"));
+        assert_eq!(r.text_at("B/C"), Some("c"));
+        assert!(r.child("D").is_some());
+        assert_eq!(r.find("C").map(|c| c.text.as_str()), Some("c"));
+        assert_eq!(got[1].as_ref().unwrap().text_at("A"), Some("2"));
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_before_any_expansion() {
+        let xml = r#"<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<Root><Rec><A>&lol3;</A></Rec></Root>"#;
+        let got = all(xml);
+        assert_eq!(got.len(), 1);
+        let e = got[0].as_ref().unwrap_err();
+        assert_eq!(e.fault, XmlFault::Doctype);
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn external_entity_is_refused() {
+        let xml = "<?xml version=\"1.0\"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\n<Root><Rec><A>&xxe;</A></Rec></Root>";
+        assert_eq!(all(xml)[0].as_ref().unwrap_err().fault, XmlFault::Doctype);
+        // Without a DOCTYPE, an undeclared entity is refused too.
+        let xml = "<Root>\n<Rec><A>ok</A></Rec>\n<Rec><A>&xxe;</A></Rec></Root>";
+        let got = all(xml);
+        assert!(got[0].is_ok());
+        let e = got[1].as_ref().unwrap_err();
+        assert_eq!(e.fault, XmlFault::Entity("xxe".into()));
+        assert_eq!(e.line, 3);
+        let xml = "<Root><Rec a=\"&xxe;\"/></Root>";
+        assert_eq!(all(xml)[0].as_ref().unwrap_err().fault, XmlFault::Entity("xxe".into()));
+    }
+
+    #[test]
+    fn truncated_file_keeps_records_before_and_names_the_place() {
+        let xml = "<Root>\n<Rec><A>1</A></Rec>\n<Rec><A>2</A></Rec>\n<Rec><A>3</";
+        let got = all(xml);
+        assert_eq!(got.len(), 3);
+        assert!(got[0].is_ok() && got[1].is_ok());
+        let e = got[2].as_ref().unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.to_string().starts_with("t.xml:4:"), "{e}");
+
+        let xml = "<Root>\n<Rec><A>1</A></Rec>\n<Rec><A>2</A>";
+        let got = all(xml);
+        assert_eq!(got.len(), 2);
+        assert!(matches!(got[1].as_ref().unwrap_err().fault, XmlFault::Truncated(ref n) if n == "Rec"));
+
+        let xml = "<Root>\n<Rec><A>1</A></Rec>\n";
+        let got = all(xml);
+        assert!(matches!(got[1].as_ref().unwrap_err().fault, XmlFault::Truncated(ref n) if n == "Root"));
+    }
+
+    #[test]
+    fn mismatched_end_tag_is_reported_with_line_and_column() {
+        let xml = "<Root>\n<Rec><A>1</A></Rec>\n  <Rec><A>2</B></Rec>\n</Root>";
+        let got = all(xml);
+        assert_eq!(got.len(), 2);
+        let e = got[1].as_ref().unwrap_err();
+        assert!(matches!(e.fault, XmlFault::Malformed(_)), "{e}");
+        assert_eq!((e.line, e.column), (3, 12), "{e}");
+    }
+
+    #[test]
+    fn huge_record_is_refused() {
+        let mut xml = String::from("<Root><Rec>");
+        for _ in 0..(MAX_RECORD_BYTES / 10 + 10) {
+            xml.push_str("<A>12</A>\n");
+        }
+        xml.push_str("</Rec></Root>");
+        assert!(matches!(
+            all(&xml)[0].as_ref().unwrap_err().fault,
+            XmlFault::TooLarge(_)
+        ));
+    }
+
+    #[test]
+    fn line_memory_survives_long_files() {
+        let mut xml = String::from("<Root>\n");
+        for i in 0..20_000 {
+            xml.push_str(&format!("<Rec><A>{i}</A></Rec>\n"));
+        }
+        xml.push_str("<Rec><A>x</B></Rec></Root>");
+        let got = all(&xml);
+        assert_eq!(got.len(), 20_001);
+        assert_eq!(got[20_000].as_ref().unwrap_err().line, 20_002);
+        assert_eq!(got[19_999].as_ref().unwrap().line, 20_001);
+    }
+
+    #[test]
+    fn scan_counts_events() {
+        assert_eq!(scan_events(&b"<a><b>x</b></a>"[..], "s").unwrap(), 5);
+        assert!(scan_events(&b"<!DOCTYPE a><a/>"[..], "s").is_err());
+    }
+}

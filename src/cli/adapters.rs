@@ -1,0 +1,195 @@
+//! `convert`, `adapters list`, `adapters roster` and the source formats of `gen`.
+
+use super::GenFormat;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tilstede::adapters::{FILE_ADAPTERS, FileOptions, Parsed, open_file};
+use tilstede::store::Store;
+
+/// Adapter commands.
+#[derive(Debug, Subcommand)]
+pub enum AdaptersCommand {
+    /// Vis adaptere og profiler.
+    List,
+    /// Les en elevliste (roster-csv) inn i lageret.
+    Roster {
+        /// The roster CSV file.
+        file: PathBuf,
+        /// Matrix id template for staff without one, e.g. `@{username}:kommune.no`.
+        #[arg(long)]
+        matrix_template: Option<String>,
+    },
+}
+
+fn open(path: &Path) -> Result<Box<dyn BufRead + Send>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let file = File::open(path).with_context(|| format!("kan ikke åpne {}", path.display()))?;
+    Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+}
+
+/// `tilstede convert`: source file in, canonical JSON Lines out.
+pub fn convert(adapter: &str, options: &FileOptions, path: &Path) -> Result<ExitCode> {
+    let input = open(path)?;
+    let items = open_file(adapter, options, input, &path.display().to_string())?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let (mut records, mut rejected) = (0u64, 0u64);
+    let mut fault = None;
+    for item in items {
+        match item {
+            Ok(Parsed::Record(r)) => {
+                writeln!(out, "{}", r.to_json_line())?;
+                records += 1;
+            }
+            Ok(Parsed::Rejected(q)) => {
+                rejected += 1;
+                eprintln!("{}: {}", q.location, q.reason);
+            }
+            Err(e) => {
+                fault = Some(e);
+                break;
+            }
+        }
+    }
+    out.flush()?;
+    eprintln!("{records} poster skrevet, {rejected} avvist");
+    match fault {
+        None => Ok(ExitCode::SUCCESS),
+        Some(e) => {
+            // The records before the fault are already written.
+            eprintln!("stoppet: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `tilstede adapters …`.
+pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode> {
+    match command {
+        AdaptersCommand::List => {
+            println!("Filadaptere:");
+            for (name, description) in FILE_ADAPTERS {
+                println!("  {name:<12} {description}");
+            }
+            println!(
+                "  {:<12} elevliste: skole, klasse, trinn, kontaktlærer (tilstede adapters roster)",
+                "roster-csv"
+            );
+            println!("Profiler (--profile):");
+            for (name, _) in tilstede::adapters::profile::SHIPPED {
+                let p = tilstede::adapters::profile::Profile::load(name)?;
+                println!("  {name:<12} {}: {}", p.adapter, p.description);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AdaptersCommand::Roster { file, matrix_template } => {
+            let input = open(&file)?;
+            let (roster, rejects) = tilstede::adapters::roster_csv::read_roster(
+                input,
+                &file.display().to_string(),
+                matrix_template.as_deref(),
+            )?;
+            for r in &rejects {
+                eprintln!("{}: {}", r.location, r.reason);
+            }
+            let store = Store::open(store).await?;
+            store.upsert_roster(&roster).await?;
+            store.close().await;
+            println!(
+                "{}: {} skoler, {} klasser, {} elever, {} ansatte; {} linjer avvist",
+                file.display(),
+                roster.schools.len(),
+                roster.classes.len(),
+                roster.pupils.len(),
+                roster.staff.len(),
+                rejects.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `tilstede gen` for the source formats.
+pub fn generate(
+    pupils: usize,
+    schools: usize,
+    year: i32,
+    format: GenFormat,
+    seed: u64,
+    out: Option<&Path>,
+) -> Result<ExitCode> {
+    use tilstede::synthetic::writers;
+    let m = tilstede::synthetic::Municipality::generate(pupils, schools, seed);
+    let w: Box<dyn Write> = match out {
+        Some(p) => Box::new(BufWriter::new(
+            File::create(p).with_context(|| format!("kan ikke skrive {}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut n = 0u64;
+    match format {
+        GenFormat::Jsonl => anyhow::bail!("jsonl skrives av records::generate"),
+        GenFormat::EdfiXml => {
+            let mut x = writers::EdfiXmlWriter::new(w, year + 1)?;
+            for r in m.absence(year, "edfi") {
+                x.record(&r)?;
+                n += 1;
+            }
+            x.finish()?;
+        }
+        GenFormat::VendorCsv => {
+            let mut w = w;
+            writeln!(w, "{}", writers::FLYT_HEADER)?;
+            for r in m.absence(year, "flyt") {
+                writeln!(w, "{}", writers::flyt_csv_line(&r))?;
+                n += 1;
+            }
+            w.flush()?;
+        }
+        GenFormat::RosterCsv => {
+            let mut w = w;
+            for line in writers::roster_csv_lines(&m) {
+                writeln!(w, "{line}")?;
+                n += 1;
+            }
+            n = n.saturating_sub(1);
+            w.flush()?;
+        }
+    }
+    eprintln!(
+        "{} elever, {} skoler, {} klasser, {n} poster",
+        m.pupils.len(),
+        m.schools.len(),
+        m.classes.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tilstede sync SOURCE`: one incremental pull of a configured source.
+pub async fn sync(store: &str, config: &Path, source: &str) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(config).with_context(|| format!("kan ikke lese {}", config.display()))?;
+    let pull = tilstede::adapters::config::pull_source(&text, source)
+        .with_context(|| format!("feil i {}", config.display()))?;
+    let client = tilstede::adapters::rest::RestClient::new(pull.auth.clone(), pull.retry)?;
+    let store = Store::open(store).await?;
+    let report = tilstede::adapters::edfi_api::sync(&client, &pull.edfi, &pull.mapping, &store, &pull.name).await;
+    store.close().await;
+    let report = report.with_context(|| format!("synkronisering av «{source}» stoppet; markøren er uendret"))?;
+    println!(
+        "{source}: endringsversjon {} → {}; {} sider, {} poster ({} slettinger), {} nye eller endret, {} uendret, {} i karantene",
+        report.from.map_or("start".to_string(), |v| v.to_string()),
+        report.to,
+        report.pages,
+        report.stats.received,
+        report.deleted,
+        report.stats.changed,
+        report.stats.unchanged,
+        report.stats.quarantined
+    );
+    Ok(ExitCode::SUCCESS)
+}

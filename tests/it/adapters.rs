@@ -1,0 +1,328 @@
+//! File adapters end to end: fixtures through `tilstede convert`, generated
+//! files round-tripped, faults reported, imports idempotent on both stores.
+
+use crate::support::{store_backends, tilstede, tilstede_ok};
+use std::path::{Path, PathBuf};
+use tilstede::adapters::edfi::{EdfiMapping, EdfiXmlReader};
+use tilstede::domain::{AbsenceRecord, Kind, Validity};
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters").join(path)
+}
+
+fn records(jsonl: &str) -> Vec<AbsenceRecord> {
+    jsonl
+        .lines()
+        .map(|l| AbsenceRecord::from_json_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn edfi_fixture_converts_to_canonical_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let file = fixture("edfi-xml/fixtures/attendance.xml");
+    let (out, err) = tilstede_ok(&store, &["convert", "--adapter", "edfi-xml", file.to_str().unwrap()]);
+    let got = records(&out);
+    let summary: Vec<(&str, Kind, u32, Validity, Option<u32>)> = got
+        .iter()
+        .map(|r| (r.pupil.as_str(), r.kind, r.lessons, r.validity, r.minutes))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("elev-000101", Kind::Day, 1, Validity::Valid, None),
+            ("elev-000101", Kind::Lesson, 2, Validity::Invalid, None),
+            ("elev-000102", Kind::Late, 1, Validity::Unclassified, Some(14)),
+            ("elev-000102", Kind::Left, 1, Validity::Unclassified, None),
+            ("elev-000103", Kind::Lesson, 1, Validity::Invalid, None),
+        ]
+    );
+    assert_eq!(got[4].school, "skole-04");
+    assert!(got.iter().all(|r| r.source == "edfi" && r.id.starts_with("edfi-")));
+    // The free-text reason never leaves the source.
+    assert!(!out.contains("Melding fra foresatte"));
+    // The unknown category is named with its place.
+    assert!(err.contains("attendance.xml:66:3: StudentSchoolAttendanceEvent: elementet AttendanceEventCategoryDescriptor: ukjent kategori «Field trip»"), "{err}");
+    assert!(err.contains("5 poster skrevet, 1 avvist"), "{err}");
+}
+
+#[test]
+fn generated_edfi_xml_round_trips_and_reimports_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let xml = dir.path().join("a.xml");
+    let jsonl = dir.path().join("a.jsonl");
+    let common = ["--pupils", "60", "--schools", "2", "--seed", "5"];
+    let mut args = vec!["gen", "--format", "edfi-xml", "--out", xml.to_str().unwrap()];
+    args.extend(common);
+    tilstede_ok(&store, &args);
+    let mut args = vec!["gen", "--format", "jsonl", "--out", jsonl.to_str().unwrap()];
+    args.extend(common);
+    tilstede_ok(&store, &args);
+
+    let (out, _) = tilstede_ok(&store, &["convert", "--adapter", "edfi-xml", xml.to_str().unwrap()]);
+    let converted = records(&out);
+    let original = records(&std::fs::read_to_string(&jsonl).unwrap());
+    assert_eq!(converted.len(), original.len());
+    assert!(converted.len() > 500, "{}", converted.len());
+    for (c, o) in converted.iter().zip(&original) {
+        let validity = match (o.kind, o.validity) {
+            (Kind::Late | Kind::Left, _) => Validity::Unclassified,
+            (_, Validity::Unclassified) => Validity::Invalid,
+            (_, v) => v,
+        };
+        assert_eq!(
+            (&c.pupil, &c.school, c.date, c.kind, c.lessons, c.minutes, c.validity),
+            (&o.pupil, &o.school, o.date, o.kind, o.lessons, o.minutes, validity),
+            "{o:?}"
+        );
+    }
+    // Ids are unique: the natural key holds per record.
+    let ids: std::collections::HashSet<&str> = converted.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), converted.len());
+
+    // Import the conversion twice: nothing doubles.
+    let canon = dir.path().join("c.jsonl");
+    std::fs::write(&canon, &out).unwrap();
+    let args = ["import", canon.to_str().unwrap(), "--as-of", "2026-06-19"];
+    let (first, _) = tilstede_ok(&store, &args);
+    assert!(
+        first.contains(&format!("{} nye eller endret", converted.len())),
+        "{first}"
+    );
+    let (second, _) = tilstede_ok(&store, &args);
+    assert!(second.contains("0 nye eller endret"), "{second}");
+}
+
+#[test]
+fn truncated_xml_keeps_what_came_before_and_names_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let text = std::fs::read_to_string(fixture("edfi-xml/fixtures/attendance.xml")).unwrap();
+    // Cut inside the third event (line 32).
+    let cut: String = text.lines().take(32).collect::<Vec<_>>().join("\n");
+    let file = dir.path().join("cut.xml");
+    std::fs::write(&file, cut).unwrap();
+    let out = tilstede(&store, &["convert", "--adapter", "edfi-xml", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(records(&stdout).len(), 2, "{stdout}");
+    assert!(stderr.contains("cut.xml:32:"), "{stderr}");
+    assert!(stderr.contains("StudentSchoolAttendanceEvent"), "{stderr}");
+
+    let bomb = dir.path().join("bomb.xml");
+    std::fs::write(
+        &bomb,
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]>\n<InterchangeStudentAttendance>&b;</InterchangeStudentAttendance>",
+    )
+    .unwrap();
+    let out = tilstede(&store, &["convert", "--adapter", "edfi-xml", bomb.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bomb.xml:2:1: DOCTYPE er ikke tillatt"), "{stderr}");
+}
+
+#[test]
+fn vendor_profiles_convert_their_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let flyt = fixture("flyt/fixtures/export.csv");
+    let (out, err) = tilstede_ok(
+        &store,
+        &[
+            "convert",
+            "--adapter",
+            "vendor-csv",
+            "--profile",
+            "flyt",
+            flyt.to_str().unwrap(),
+        ],
+    );
+    let got = records(&out);
+    assert_eq!(got.len(), 6);
+    assert_eq!(got[0].id, "F-1001");
+    assert_eq!(got[0].extensions["source_label"], "Sykdom");
+    assert!(
+        err.contains("export.csv:7: kolonnen «Årsak»: ukjent kode «ferie»"),
+        "{err}"
+    );
+
+    let vis = fixture("vis/fixtures/export.csv");
+    let (out, _) = tilstede_ok(
+        &store,
+        &[
+            "convert",
+            "--adapter",
+            "vendor-csv",
+            "--profile",
+            "vis",
+            vis.to_str().unwrap(),
+        ],
+    );
+    let got = records(&out);
+    // X, M, D, § (tombstone for M), X; ! and R are not absence.
+    assert_eq!(got.len(), 5);
+    assert!(got[3].deleted && got[3].id == got[1].id);
+    let jsonl = dir.path().join("vis.jsonl");
+    std::fs::write(&jsonl, &out).unwrap();
+    let (imported, _) = tilstede_ok(&store, &["import", jsonl.to_str().unwrap(), "--as-of", "2026-03-06"]);
+    assert!(imported.contains("5 poster lest"), "{imported}");
+
+    // A profile from a file works the same; its errors name the TOML path.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(fixture("vis/profile.toml"))
+            .unwrap()
+            .replace("validity = \"valid\"", "validity = \"gyldig\""),
+    )
+    .unwrap();
+    let out = tilstede(
+        &store,
+        &[
+            "convert",
+            "--adapter",
+            "vendor-csv",
+            "--profile",
+            bad.to_str().unwrap(),
+            vis.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml: codes.D.validity"), "{stderr}");
+}
+
+#[test]
+fn generated_vendor_csv_converts_like_the_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let csv = dir.path().join("a.csv");
+    tilstede_ok(
+        &store,
+        &[
+            "gen",
+            "--format",
+            "vendor-csv",
+            "--pupils",
+            "30",
+            "--schools",
+            "1",
+            "--out",
+            csv.to_str().unwrap(),
+        ],
+    );
+    let (jsonl, _) = tilstede_ok(
+        &store,
+        &["gen", "--format", "jsonl", "--pupils", "30", "--schools", "1"],
+    );
+    let (out, err) = tilstede_ok(
+        &store,
+        &[
+            "convert",
+            "--adapter",
+            "vendor-csv",
+            "--profile",
+            "flyt",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains(" 0 avvist"), "{err}");
+    let converted = records(&out);
+    let original = records(&jsonl);
+    assert_eq!(converted.len(), original.len());
+    for (c, o) in converted.iter().zip(&original) {
+        assert_eq!(
+            (&c.id, c.date, c.kind, c.lessons, c.minutes, c.validity),
+            (&o.id, o.date, o.kind, o.lessons, o.minutes, o.validity)
+        );
+    }
+}
+
+#[tokio::test]
+async fn roster_csv_goes_into_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let file = fixture("roster-csv/fixtures/roster.csv");
+    let (out, err) = tilstede_ok(
+        &store,
+        &[
+            "adapters",
+            "roster",
+            file.to_str().unwrap(),
+            "--matrix-template",
+            "@{username}:kommune.example",
+        ],
+    );
+    assert!(
+        out.contains("2 skoler, 2 klasser, 3 elever, 3 ansatte; 1 linjer avvist"),
+        "{out}"
+    );
+    assert!(err.contains("roster.csv:5: trinn «11»"), "{err}");
+    let s = tilstede::store::Store::open(store.to_str().unwrap()).await.unwrap();
+    let ctx = s.pupil_context("elev-000201").await.unwrap().unwrap();
+    assert_eq!(
+        ctx.class.as_ref().unwrap().contact_teachers,
+        ["ansatt-0201", "ansatt-0202"]
+    );
+    let ids: Vec<Option<&str>> = ctx.contact_teachers.iter().map(|p| p.matrix_id.as_deref()).collect();
+    assert_eq!(ids, [Some("@karnor:kommune.example"), Some("@per.aas:kommune.example")]);
+    let ctx = s.pupil_context("elev-000301").await.unwrap().unwrap();
+    assert_eq!(ctx.pupil.level(), tilstede::domain::roster::Level::Ungdomsskole);
+    s.close().await;
+
+    // The generated roster reads back completely.
+    let generated = dir.path().join("gen.csv");
+    tilstede_ok(
+        &store,
+        &[
+            "gen",
+            "--format",
+            "roster-csv",
+            "--pupils",
+            "200",
+            "--schools",
+            "3",
+            "--out",
+            generated.to_str().unwrap(),
+        ],
+    );
+    let (out, _) = tilstede_ok(&store, &["adapters", "roster", generated.to_str().unwrap()]);
+    assert!(
+        out.contains("3 skoler") && out.contains("200 elever") && out.contains("0 linjer avvist"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn edfi_xml_ingests_idempotently_on_every_backend() {
+    let m = tilstede::synthetic::Municipality::generate(40, 2, 3);
+    let mut w = tilstede::synthetic::writers::EdfiXmlWriter::new(Vec::new(), 2026).unwrap();
+    let mut n = 0;
+    for r in m.absence(2025, "x") {
+        w.record(&r).unwrap();
+        n += 1;
+    }
+    let xml = w.finish().unwrap();
+    for store in store_backends().await {
+        for round in 0..2 {
+            let items = EdfiXmlReader::new(&xml[..], "gen.xml", EdfiMapping::default());
+            let stats = tilstede::ingest::ingest(&store, items, |_| {}).await.unwrap();
+            assert_eq!(stats.received, n, "{:?}", store.backend());
+            assert_eq!(stats.changed, if round == 0 { n } else { 0 }, "{:?}", store.backend());
+        }
+        assert_eq!(store.record_count().await.unwrap().0, n);
+        store.close().await;
+    }
+}
+
+#[test]
+fn adapters_list_names_adapters_and_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = tilstede_ok(&dir.path().join("t.db"), &["adapters", "list"]);
+    for name in ["edfi-xml", "vendor-csv", "roster-csv", "flyt", "vis"] {
+        assert!(out.contains(name), "{name}: {out}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Fake source servers speaking the real protocols over loopback.
+
+pub mod edfi;
