@@ -130,6 +130,9 @@ pub struct RawSource {
     /// File holding the HMAC-SHA256 key for signed pushes.
     #[serde(default)]
     pub hmac_secret_file: Option<String>,
+    /// The vendor profile for CSV pushes (`text/csv`), e.g. `flyt` or `vis`.
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 /// A secret value; never printed.
@@ -200,6 +203,8 @@ pub struct SourceConfig {
     pub token: Option<Secret>,
     /// HMAC key for signed pushes.
     pub hmac_secret: Option<Secret>,
+    /// Vendor profile for CSV pushes.
+    pub profile: Option<String>,
 }
 
 /// Reads a secret from an environment variable or a file; exactly one must be given.
@@ -304,12 +309,17 @@ impl RawConfig {
                 base,
                 false,
             )?;
+            if let Some(p) = &s.profile {
+                crate::adapters::profile::Profile::load(p)
+                    .map_err(|e| invalid(format!("sources.{id}.profile"), e.to_string()))?;
+            }
             sources.insert(
                 id.clone(),
                 SourceConfig {
                     name: s.name.unwrap_or_else(|| id.clone()),
                     token,
                     hmac_secret,
+                    profile: s.profile,
                 },
             );
         }

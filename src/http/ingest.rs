@@ -3,6 +3,7 @@
 use super::AppState;
 use super::auth::check_push;
 use super::error::ApiError;
+use crate::adapters::FileOptions;
 use crate::adapters::Parsed;
 use crate::adapters::jsonl::JsonlReader;
 use axum::Json;
@@ -18,8 +19,10 @@ const LISTED_REJECTS: usize = 1000;
 /// One rejected item in the response.
 #[derive(Debug, Serialize)]
 pub struct Rejected {
-    /// 1-based line (or item) position in the body.
+    /// 1-based position of the item in the body.
     pub position: u64,
+    /// Where in the body: `http:SOURCE:LINE` or `http:SOURCE:LINE:COLUMN`.
+    pub location: String,
     /// Why (names the field).
     pub reason: String,
 }
@@ -67,16 +70,45 @@ pub async fn post_records(
         .get(&source)
         .ok_or_else(|| ApiError::NotFound(format!("kilden «{source}»")))?;
     check_push(config, &headers, &body)?;
-    let items: Vec<Parsed> = match media_type(&headers).as_str() {
-        "application/x-ndjson" | "application/jsonl" | "application/json-lines" | "application/jsonlines" => {
-            let location = format!("http:{source}");
-            JsonlReader::new(&body[..], location)
-                .with_default_source(source.as_str())
-                .map(|item| item.map_err(|e| ApiError::BadRequest(e.to_string())))
-                .collect::<Result<_, _>>()?
-        }
-        other => return Err(ApiError::UnsupportedMediaType(other.to_string())),
+    let media = media_type(&headers);
+    let adapter = match media.as_str() {
+        "application/x-ndjson" | "application/jsonl" | "application/json-lines" | "application/jsonlines" => "jsonl",
+        "application/xml" | "text/xml" => "edfi-xml",
+        "text/csv" if config.profile.is_some() => "vendor-csv",
+        _ => return Err(ApiError::UnsupportedMediaType(media)),
     };
+    let options = FileOptions {
+        profile: config.profile.clone(),
+        source: Some(source.clone()),
+        lessons_per_day: Some(app.config.rules.lessons_per_day),
+    };
+    let location = format!("http:{source}");
+    let stream: Box<dyn Iterator<Item = std::io::Result<Parsed>> + Send> = if adapter == "jsonl" {
+        Box::new(
+            JsonlReader::new(std::io::Cursor::new(body.clone()), location.clone()).with_default_source(source.as_str()),
+        )
+    } else {
+        let input: Box<dyn std::io::BufRead + Send> = Box::new(std::io::Cursor::new(body.clone()));
+        crate::adapters::open_file(adapter, &options, input, &location)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?
+    };
+    // A malformed document ends the stream; what came before it is kept and
+    // the fault itself is quarantined with its position.
+    let mut items: Vec<Parsed> = Vec::new();
+    for item in stream {
+        match item {
+            Ok(p) => items.push(p),
+            Err(e) => {
+                items.push(Parsed::Rejected(crate::store::QuarantineEntry {
+                    source: Some(source.clone()),
+                    location: location.clone(),
+                    reason: e.to_string(),
+                    raw: String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned(),
+                }));
+                break;
+            }
+        }
+    }
     let mut records = Vec::new();
     let mut quarantine = Vec::new();
     let mut rejected = Vec::new();
@@ -85,12 +117,8 @@ pub async fn post_records(
         let reject = |q: crate::store::QuarantineEntry, rejected: &mut Vec<Rejected>| {
             if rejected.len() < LISTED_REJECTS {
                 rejected.push(Rejected {
-                    position: q
-                        .location
-                        .rsplit(':')
-                        .next()
-                        .and_then(|l| l.parse().ok())
-                        .unwrap_or(position),
+                    position,
+                    location: q.location.clone(),
                     reason: q.reason.clone(),
                 });
             }

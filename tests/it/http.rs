@@ -325,3 +325,70 @@ async fn fifty_clients_hundred_thousand_records_all_accounted_for() {
     stop_serve(child);
     assert!(peak < 400.0, "server peak RSS {peak:.0} MiB");
 }
+
+/// Ed-Fi XML and vendor CSV pushes go through the same adapters as
+/// `tilstede convert`, so a push stores exactly what convert prints.
+#[tokio::test]
+async fn xml_and_csv_pushes_use_the_adapters() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t"), "tok").unwrap();
+    let text =
+        "store = \"s.db\"\n[sources.edfi]\ntoken_file = \"t\"\n[sources.vis]\ntoken_file = \"t\"\nprofile = \"vis\"\n";
+    let raw: RawConfig = tilstede::config::toml::parse_toml(text).unwrap();
+    let running = tilstede::service::start(raw.validate(dir.path()).unwrap(), Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let root = env!("CARGO_MANIFEST_DIR");
+    for (source, content_type, fixture, adapter) in [
+        (
+            "edfi",
+            "application/xml",
+            "adapters/edfi-xml/fixtures/attendance.xml",
+            ["--adapter", "edfi-xml", "--source", "edfi"],
+        ),
+        (
+            "vis",
+            "text/csv; charset=utf-8",
+            "adapters/vis/fixtures/export.csv",
+            ["--adapter", "vendor-csv", "--profile", "vis"],
+        ),
+    ] {
+        let path = format!("{root}/{fixture}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
+            .arg("convert")
+            .args(adapter)
+            .arg(&path)
+            .output()
+            .unwrap();
+        let expected = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count() as u64;
+        assert!(expected > 0, "{fixture}: convert printed nothing");
+        let body = std::fs::read(&path).unwrap();
+        let r = http
+            .post(format!("{base}/api/v1/sources/{source}/records"))
+            .header("content-type", content_type)
+            .bearer_auth("tok")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{fixture}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["accepted"].as_u64(), Some(expected), "{fixture}: {v}");
+    }
+    // CSV without a profile for the source is refused, not guessed.
+    let r = http
+        .post(format!("{base}/api/v1/sources/edfi/records"))
+        .header("content-type", "text/csv")
+        .bearer_auth("tok")
+        .body("a;b\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    running.shutdown().await.unwrap();
+}
