@@ -62,12 +62,27 @@ pub async fn start(config: Config, listen: Option<std::net::SocketAddr>) -> Resu
     })
     .await?;
     tracing::info!(%addr, "HTTP server listening");
-    let evaluator = tokio::spawn(evaluate_loop(state.clone(), stopped));
+    let (leader_tx, leader) = watch::channel(false);
+    let mut tasks = vec![
+        tokio::spawn(evaluate_loop(state.clone(), stopped.clone())),
+        tokio::spawn(lead_loop(state.store.clone(), leader_tx, stopped.clone())),
+    ];
+    for (id, source) in &state.config.sources {
+        if let Some(pull) = &source.pull {
+            tasks.push(tokio::spawn(pull_loop(
+                state.clone(),
+                id.clone(),
+                pull.clone(),
+                leader.clone(),
+                stopped.clone(),
+            )));
+        }
+    }
     Ok(Running {
         addr,
         state,
         stop,
-        tasks: vec![evaluator],
+        tasks,
         server,
     })
 }
@@ -93,6 +108,89 @@ async fn evaluate_loop(state: AppState, mut stopped: watch::Receiver<bool>) {
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "refreshing findings failed"),
+        }
+    }
+}
+
+/// How often leadership is sought or checked.
+const LEAD_CHECK: Duration = Duration::from_secs(5);
+
+/// Holds leadership when it can get it and publishes whether this replica
+/// leads. Pulls (and the Matrix bot) run only on the leader.
+async fn lead_loop(store: Store, leader: watch::Sender<bool>, mut stopped: watch::Receiver<bool>) {
+    let mut held = None;
+    loop {
+        match held.as_mut() {
+            None => match store.try_lead().await {
+                Ok(Some(l)) => {
+                    tracing::info!("this replica leads");
+                    held = Some(l);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "seeking leadership failed"),
+            },
+            Some(l) => {
+                if !crate::store::Leadership::still_held(l).await {
+                    tracing::warn!("leadership lost");
+                    held = None;
+                }
+            }
+        }
+        let _ = leader.send(held.is_some());
+        tokio::select! {
+            _ = tokio::time::sleep(LEAD_CHECK) => {}
+            _ = stopped.wait_for(|s| *s) => break,
+        }
+    }
+    if let Some(l) = held {
+        l.release().await;
+    }
+}
+
+/// Pulls one source on its schedule, one pull at a time, while this replica
+/// leads. A pull commits batch by batch and moves its cursor only after a
+/// committed batch, so a stop or crash mid-pull loses nothing.
+async fn pull_loop(
+    state: AppState,
+    id: String,
+    pull: crate::config::PullConfig,
+    mut leader: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let client = match crate::adapters::rest::RestClient::new(pull.source.auth.clone(), pull.source.retry) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(source = %id, error = %e, "pull client could not be set up");
+            return;
+        }
+    };
+    loop {
+        if *leader.borrow_and_update() {
+            let started = std::time::Instant::now();
+            // Not raced against the stop signal: a pull in flight finishes
+            // (its requests have timeouts), then the loop sees the stop.
+            let source = &pull.source;
+            let report =
+                crate::adapters::edfi_api::sync(&client, &source.edfi, &source.mapping, &state.store, &source.name)
+                    .await;
+            match report {
+                Ok(r) => {
+                    state.metrics.count_ingest(&id, r.stats.received, r.stats.quarantined);
+                    state.metrics.mark_synced(&id, chrono::Utc::now().timestamp());
+                    if r.stats.changed > 0 {
+                        state.records_changed.notify_one();
+                    }
+                    tracing::info!(source = %id, to = r.to, received = r.stats.received, seconds = started.elapsed().as_secs_f64(), "pull done");
+                }
+                Err(e) => {
+                    tracing::warn!(source = %id, error = %e, "pull failed; the cursor is unchanged and the next pull retries")
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pull.every) => {}
+            _ = leader.changed() => {}
+            _ = stopped.wait_for(|s| *s) => break,
         }
     }
 }

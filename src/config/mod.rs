@@ -133,6 +133,12 @@ pub struct RawSource {
     /// The vendor profile for CSV pushes (`text/csv`), e.g. `flyt` or `vis`.
     #[serde(default)]
     pub profile: Option<String>,
+    /// A pull adapter to run on a schedule (see `tilstede adapters list`).
+    #[serde(default)]
+    pub pull: Option<crate::adapters::config::RawSource>,
+    /// Seconds between pulls (default 300).
+    #[serde(default)]
+    pub pull_every_seconds: Option<u64>,
 }
 
 /// A secret value; never printed.
@@ -205,6 +211,17 @@ pub struct SourceConfig {
     pub hmac_secret: Option<Secret>,
     /// Vendor profile for CSV pushes.
     pub profile: Option<String>,
+    /// The scheduled pull, when configured.
+    pub pull: Option<PullConfig>,
+}
+
+/// A scheduled pull of a source.
+#[derive(Debug, Clone)]
+pub struct PullConfig {
+    /// The adapter settings (secrets resolved).
+    pub source: crate::adapters::config::PullSource,
+    /// Time between pulls.
+    pub every: std::time::Duration,
 }
 
 /// Reads a secret from an environment variable or a file; exactly one must be given.
@@ -313,6 +330,28 @@ impl RawConfig {
                 crate::adapters::profile::Profile::load(p)
                     .map_err(|e| invalid(format!("sources.{id}.profile"), e.to_string()))?;
             }
+            let pull = match s.pull {
+                None => None,
+                Some(raw) => {
+                    let source = raw.validate(&id, &format!("sources.{id}.pull")).map_err(|e| match e {
+                        crate::adapters::config::ConfigError::Invalid { path, message } => {
+                            ConfigError::Invalid { path, message }
+                        }
+                        other => invalid(format!("sources.{id}.pull"), other.to_string()),
+                    })?;
+                    let every = s.pull_every_seconds.unwrap_or(300);
+                    if !(1..=86_400).contains(&every) {
+                        return Err(invalid(
+                            format!("sources.{id}.pull_every_seconds"),
+                            "må være mellom 1 og 86400",
+                        ));
+                    }
+                    Some(PullConfig {
+                        source,
+                        every: std::time::Duration::from_secs(every),
+                    })
+                }
+            };
             sources.insert(
                 id.clone(),
                 SourceConfig {
@@ -320,6 +359,7 @@ impl RawConfig {
                     token,
                     hmac_secret,
                     profile: s.profile,
+                    pull,
                 },
             );
         }

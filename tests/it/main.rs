@@ -6,5 +6,6 @@ mod adapters_edfi_api;
 mod cli;
 mod fake;
 mod http;
+mod serve;
 mod store;
 mod support;
