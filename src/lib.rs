@@ -5,8 +5,10 @@
 //! [`store`], [`ingest`]). See DESIGN.md for the map.
 
 pub mod adapters;
+pub mod cases;
 pub mod domain;
 pub mod ingest;
+pub mod render;
 pub mod rules;
 pub mod store;
 pub mod synthetic;

@@ -2,6 +2,7 @@
 //! `--help` text.
 
 mod bench;
+mod cases;
 mod records;
 
 use anyhow::{Context, Result};
@@ -117,6 +118,8 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Følg opp saker: funn, frister, steg i rutinen, dokumenter.
+    Cases(cases::CasesArgs),
     /// Mål ytelse og skriv ut tallene.
     Bench {
         /// What to measure.
@@ -244,6 +247,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             out,
         } => records::generate(pupils, schools, year, format, seed, out.as_deref()),
         Command::Bench { what } => bench::run(what).await,
+        Command::Cases(args) => cases::run(&cli.store, args).await,
     }
 }
 
