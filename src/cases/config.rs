@@ -196,7 +196,10 @@ impl RawCaseConfig {
         }
         let d = &self.deadlines;
         if d.remind_hours_before > 24 * 7 {
-            return Err(invalid("deadlines.remind_hours_before", "kan ikke være mer enn 168 timer"));
+            return Err(invalid(
+                "deadlines.remind_hours_before",
+                "kan ikke være mer enn 168 timer",
+            ));
         }
         let mut schools = std::collections::BTreeMap::new();
         for (id, s) in self.schools {

@@ -539,12 +539,7 @@ pub fn on_finding(case: &mut Case, event: &FindingEvent, now: DateTime<Utc>, con
     out.notices
 }
 
-fn allowed(
-    actor: &Party,
-    command: &Command,
-    roles: &[Role],
-    why: &str,
-) -> Result<(), CaseError> {
+fn allowed(actor: &Party, command: &Command, roles: &[Role], why: &str) -> Result<(), CaseError> {
     if roles.contains(&actor.role) {
         Ok(())
     } else {
@@ -830,7 +825,11 @@ fn step(
                 return Err(CaseError::Precondition("neste møte må være etter dette møtet".into()));
             }
             // A planned meeting at the same time is now held; otherwise add it.
-            match case.meetings.iter_mut().find(|m| !m.held && m.kind == *kind && m.at == *at) {
+            match case
+                .meetings
+                .iter_mut()
+                .find(|m| !m.held && m.kind == *kind && m.at == *at)
+            {
                 Some(m) => {
                     m.held = true;
                     m.leadership_present = *leadership_present;
@@ -904,7 +903,8 @@ fn step(
             need_phase(case, command, &[Phase::Mapping, Phase::Further])?;
             let i = usize::from(circle_box.number()) - 1;
             let m = &mut case.mapping[i];
-            m.resources.extend(resources.iter().filter(|s| !s.trim().is_empty()).cloned());
+            m.resources
+                .extend(resources.iter().filter(|s| !s.trim().is_empty()).cloned());
             m.risks.extend(risks.iter().filter(|s| !s.trim().is_empty()).cloned());
         }
         Command::AddMeasure {
@@ -918,7 +918,9 @@ fn step(
             non_empty("tiltaket", text)?;
             non_empty("ansvarlig for tiltaket", responsible)?;
             if *due < today {
-                return Err(CaseError::Precondition("fristen for tiltaket har allerede gått ut".into()));
+                return Err(CaseError::Precondition(
+                    "fristen for tiltaket har allerede gått ut".into(),
+                ));
             }
             case.measure_count += 1;
             case.measures.push(Measure {
@@ -962,7 +964,11 @@ fn step(
                 if g.weeks == 0 {
                     return Err(CaseError::Precondition(format!("delmål {} mangler varighet", i + 1)));
                 }
-                if let Some(m) = g.measures.iter().find(|m| !case.measures.iter().any(|x| x.number == **m)) {
+                if let Some(m) = g
+                    .measures
+                    .iter()
+                    .find(|m| !case.measures.iter().any(|x| x.number == **m))
+                {
                     return Err(CaseError::Precondition(format!(
                         "delmål {} viser til tiltak {m}, som ikke finnes blant tiltakene til denne avtalen",
                         i + 1
@@ -1016,7 +1022,9 @@ fn step(
         Command::Evaluate { outcome } => {
             need_phase(case, command, &[Phase::Mapping, Phase::Further])?;
             let Some(agreement) = case.current_agreement().map(|a| a.number) else {
-                return Err(CaseError::Precondition("det finnes ingen samarbeidsavtale å evaluere".into()));
+                return Err(CaseError::Precondition(
+                    "det finnes ingen samarbeidsavtale å evaluere".into(),
+                ));
             };
             if case.current_agreement_evaluated() {
                 return Err(CaseError::Precondition(format!(
@@ -1110,7 +1118,9 @@ fn step(
             if let Some(s) = sent
                 && s < decided
             {
-                return Err(CaseError::Precondition("henvisningen kan ikke sendes før den er besluttet".into()));
+                return Err(CaseError::Precondition(
+                    "henvisningen kan ikke sendes før den er besluttet".into(),
+                ));
             }
             case.referrals.push(Referral {
                 agency: *agency,
@@ -1176,11 +1186,16 @@ fn step(
                 return Err(CaseError::Precondition("ingen overtakelse er foreslått i saken".into()));
             };
             case.drop_deadlines(&[DeadlineKind::HandoffAcceptance]);
-            out.push(Recipient::person(&h.by), NoticeKind::HandoffDeclined { agency: h.agency });
+            out.push(
+                Recipient::person(&h.by),
+                NoticeKind::HandoffDeclined { agency: h.agency },
+            );
         }
         Command::MarkLongTerm => {
             if case.long_term {
-                return Err(CaseError::Precondition("saken er allerede markert som langvarig".into()));
+                return Err(CaseError::Precondition(
+                    "saken er allerede markert som langvarig".into(),
+                ));
             }
             case.long_term = true;
             out.push(Recipient::person(&case.responsible), NoticeKind::LongTerm);
@@ -1199,7 +1214,9 @@ fn step(
         }
         Command::Close { reason } => {
             if *reason == CloseReason::SaerskiltUtfall && case.special_outcomes.is_empty() {
-                return Err(CaseError::Precondition("ingen særskilt utfall er notert i saken".into()));
+                return Err(CaseError::Precondition(
+                    "ingen særskilt utfall er notert i saken".into(),
+                ));
             }
             case.close(*reason, now, out);
         }

@@ -365,7 +365,11 @@ impl CircleBox {
 
     /// The box number 1–8.
     pub fn number(self) -> u8 {
-        CircleBox::ALL.iter().position(|b| *b == self).map(|i| i as u8 + 1).unwrap_or(0)
+        CircleBox::ALL
+            .iter()
+            .position(|b| *b == self)
+            .map(|i| i as u8 + 1)
+            .unwrap_or(0)
     }
 
     /// From the number 1–8.
@@ -545,7 +549,9 @@ impl Agency {
     /// From the code.
     pub fn parse(s: &str) -> Option<Agency> {
         let s = s.trim().to_lowercase();
-        Agency::ALL.into_iter().find(|a| a.code() == s || a.norwegian().to_lowercase() == s)
+        Agency::ALL
+            .into_iter()
+            .find(|a| a.code() == s || a.norwegian().to_lowercase() == s)
     }
 }
 

@@ -67,7 +67,12 @@ fn measure(home: bool, due: NaiveDate) -> Command {
         } else {
             CircleBox::RelasjonVoksne
         },
-        text: if home { "Foresatte følger til skolen" } else { "Fast voksen i døra" }.into(),
+        text: if home {
+            "Foresatte følger til skolen"
+        } else {
+            "Fast voksen i døra"
+        }
+        .into(),
         responsible: if home { "foresatte" } else { "kontaktlærer" }.into(),
         due,
         at_home: home,
@@ -103,7 +108,13 @@ fn opening_prompts_the_contact_teacher_by_end_of_day() {
     // 15:00 Oslo = 14:00 UTC the same day.
     assert_eq!(d.due, t("2026-03-02T14:00:00Z"));
     assert_eq!(actions.len(), 1);
-    assert!(matches!(actions[0].kind, NoticeKind::ContactParents { invalid_absence: false, .. }));
+    assert!(matches!(
+        actions[0].kind,
+        NoticeKind::ContactParents {
+            invalid_absence: false,
+            ..
+        }
+    ));
     assert_eq!(actions[0].key, "S-2026-0001/r1/0");
 }
 
@@ -112,14 +123,26 @@ fn invalid_absence_deadline_depends_on_level() {
     // Before school: barneskole must tell parents within the first lesson.
     let now = t("2026-03-02T06:00:00Z");
     let (case, actions) = new_case("invalid-absence", Level::Barneskole, now);
-    let d = case.deadlines.iter().find(|d| d.kind == DeadlineKind::NotifyInvalidAbsence).unwrap();
+    let d = case
+        .deadlines
+        .iter()
+        .find(|d| d.kind == DeadlineKind::NotifyInvalidAbsence)
+        .unwrap();
     // 08:30 + 45 min Oslo = 08:15 UTC.
     assert_eq!(d.due, t("2026-03-02T08:15:00Z"));
     // Leadership is informed too.
     assert!(actions.iter().any(|a| a.kind == NoticeKind::InvalidAbsenceToLeadership
-        && a.recipient == Recipient::Person { id: "al-1".into(), role: Role::Avdelingsleder }));
+        && a.recipient
+            == Recipient::Person {
+                id: "al-1".into(),
+                role: Role::Avdelingsleder
+            }));
     let (case, _) = new_case("invalid-absence", Level::Ungdomsskole, now);
-    let d = case.deadlines.iter().find(|d| d.kind == DeadlineKind::NotifyInvalidAbsence).unwrap();
+    let d = case
+        .deadlines
+        .iter()
+        .find(|d| d.kind == DeadlineKind::NotifyInvalidAbsence)
+        .unwrap();
     assert_eq!(d.due, t("2026-03-02T14:00:00Z"));
     // Friday evening: the next school day is Monday.
     let (case, _) = new_case("invalid-absence", Level::Ungdomsskole, t("2026-03-06T18:00:00Z"));
@@ -137,7 +160,14 @@ fn deadlines_follow_summer_time() {
 fn no_concern_goes_to_monitoring_and_new_evidence_prompts_again() {
     let now = t("2026-03-02T09:00:00Z");
     let (mut case, _) = new_case("repeated-lateness", Level::Barneskole, now);
-    apply(&mut case, &teacher(), &contact(ContactOutcome::IngenBekymring, now), now, &cfg()).unwrap();
+    apply(
+        &mut case,
+        &teacher(),
+        &contact(ContactOutcome::IngenBekymring, now),
+        now,
+        &cfg(),
+    )
+    .unwrap();
     assert_eq!(case.phase, Phase::Monitoring);
     assert_eq!(case.next_deadline().unwrap().kind, DeadlineKind::Review);
     // The same evidence again does nothing new...
@@ -164,12 +194,30 @@ fn refusals_say_why_in_norwegian() {
     let before = case.clone();
     let other = Party::new("kl-9", Role::Kontaktlaerer);
     let e = apply(&mut case, &other, &contact(ContactOutcome::Bekymring, now), now, &cfg()).unwrap_err();
-    assert_eq!(e.to_string(), "kontaktlærer kan ikke logge kontakt: du er ikke kontaktlærer for denne eleven");
-    let e = apply(&mut case, &teacher(), &Command::Evaluate { outcome: EvaluationOutcome::Resolved }, now, &cfg())
-        .unwrap_err();
-    assert!(e.to_string().starts_with("kontaktlærer kan ikke evaluere samarbeidsavtalen"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "kontaktlærer kan ikke logge kontakt: du er ikke kontaktlærer for denne eleven"
+    );
+    let e = apply(
+        &mut case,
+        &teacher(),
+        &Command::Evaluate {
+            outcome: EvaluationOutcome::Resolved,
+        },
+        now,
+        &cfg(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("kontaktlærer kan ikke evaluere samarbeidsavtalen"),
+        "{e}"
+    );
     let e = apply(&mut case, &teacher(), &agreement(), now, &cfg()).unwrap_err();
-    assert_eq!(e.to_string(), "kan ikke lage samarbeidsavtale i fase 2 – identifisering og kontakt");
+    assert_eq!(
+        e.to_string(),
+        "kan ikke lage samarbeidsavtale i fase 2 – identifisering og kontakt"
+    );
     assert_eq!(case, before, "a refusal changes nothing");
 }
 
@@ -209,8 +257,20 @@ fn evaluation_reminder_then_escalation_to_the_avdelingsleder() {
     // Missed: the owner is the avdelingsleder, so it goes to the ressursteam.
     let acts = tick(&mut case, t("2026-03-24T08:00:00Z"), &cfg());
     assert_eq!(acts.len(), 1);
-    assert!(matches!(acts[0].kind, NoticeKind::Escalation { deadline: DeadlineKind::Evaluation, .. }));
-    assert!(acts[0].key.starts_with("S-2026-0001/escalate/evaluation/20260323T1400Z/"), "{}", acts[0].key);
+    assert!(matches!(
+        acts[0].kind,
+        NoticeKind::Escalation {
+            deadline: DeadlineKind::Evaluation,
+            ..
+        }
+    ));
+    assert!(
+        acts[0]
+            .key
+            .starts_with("S-2026-0001/escalate/evaluation/20260323T1400Z/"),
+        "{}",
+        acts[0].key
+    );
 }
 
 #[test]
@@ -227,7 +287,13 @@ fn incomplete_mapping_needs_a_new_meeting_with_leadership_within_a_week() {
         next_meeting: None,
     };
     let acts = apply(&mut case, &teacher(), &held(false), now, &c).unwrap();
-    assert!(acts.iter().any(|a| matches!(a.kind, NoticeKind::CallMeeting { leadership_required: true, .. })));
+    assert!(acts.iter().any(|a| matches!(
+        a.kind,
+        NoticeKind::CallMeeting {
+            leadership_required: true,
+            ..
+        }
+    )));
     let d = case.next_deadline().unwrap();
     assert_eq!(d.kind, DeadlineKind::FollowUpMeeting);
     assert_eq!(d.due, t("2026-03-09T14:00:00Z"));
@@ -241,7 +307,16 @@ fn phase4_handoff_moves_responsibility_only_on_acceptance() {
     let c = cfg();
     let mut case = through_phase3(now);
     let later = t("2026-03-23T09:00:00Z");
-    apply(&mut case, &leader(), &Command::Evaluate { outcome: EvaluationOutcome::Phase4 }, later, &c).unwrap();
+    apply(
+        &mut case,
+        &leader(),
+        &Command::Evaluate {
+            outcome: EvaluationOutcome::Phase4,
+        },
+        later,
+        &c,
+    )
+    .unwrap();
     assert_eq!(case.phase, Phase::Further);
     assert!(case.long_term, "phase 4 marks long-term in Bærum");
     let propose = Command::ProposeHandoff {
@@ -249,11 +324,23 @@ fn phase4_handoff_moves_responsibility_only_on_acceptance() {
         person: "@hsp:kommune.no".into(),
     };
     let acts = apply(&mut case, &leader(), &propose, later, &c).unwrap();
-    assert_eq!(acts[0].recipient, Recipient::Person { id: "@hsp:kommune.no".into(), role: Role::Fagkoordinator });
+    assert_eq!(
+        acts[0].recipient,
+        Recipient::Person {
+            id: "@hsp:kommune.no".into(),
+            role: Role::Fagkoordinator
+        }
+    );
     assert_eq!(case.responsible, leader(), "not yet moved");
     // Someone else cannot accept on their behalf.
-    let e = apply(&mut case, &Party::new("@x:kommune.no", Role::Ressursteam), &Command::AcceptHandoff, later, &c)
-        .unwrap_err();
+    let e = apply(
+        &mut case,
+        &Party::new("@x:kommune.no", Role::Ressursteam),
+        &Command::AcceptHandoff,
+        later,
+        &c,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("bare den som er foreslått"), "{e}");
     let hsp = Party::new("@hsp:kommune.no", Role::Ressursteam);
     apply(&mut case, &hsp, &Command::AcceptHandoff, later, &c).unwrap();
@@ -267,14 +354,22 @@ fn phase4_handoff_moves_responsibility_only_on_acceptance() {
         legeerklaering_needed: true,
     };
     let coord = Party::new("@hsp:kommune.no", Role::Fagkoordinator);
-    assert!(apply(&mut case, &coord, &refer(false), later, &c).unwrap_err().to_string().contains("pedagogisk rapport"));
+    assert!(
+        apply(&mut case, &coord, &refer(false), later, &c)
+            .unwrap_err()
+            .to_string()
+            .contains("pedagogisk rapport")
+    );
     apply(&mut case, &coord, &refer(true), later, &c).unwrap();
     // Hjemmeundervisning needs its preconditions.
     let e = apply(
         &mut case,
         &leader(),
         &Command::NoteSpecialOutcome {
-            outcome: SpecialOutcome::Hjemmeundervisning { ppt_vurdering: true, legeerklaering: false },
+            outcome: SpecialOutcome::Hjemmeundervisning {
+                ppt_vurdering: true,
+                legeerklaering: false,
+            },
         },
         later,
         &c,
@@ -292,7 +387,16 @@ fn phase4_handoff_moves_responsibility_only_on_acceptance() {
     assert!(apply(&mut case, &coord, &held(None), later, &c).is_err());
     apply(&mut case, &coord, &held(Some(later + Duration::days(14))), later, &c).unwrap();
     assert!(case.deadlines.iter().any(|d| d.kind == DeadlineKind::Agreement));
-    apply(&mut case, &coord, &Command::Close { reason: CloseReason::Lost }, later, &c).unwrap();
+    apply(
+        &mut case,
+        &coord,
+        &Command::Close {
+            reason: CloseReason::Lost,
+        },
+        later,
+        &c,
+    )
+    .unwrap();
     assert!(!case.is_open());
     assert!(case.deadlines.is_empty());
 }
@@ -301,16 +405,32 @@ fn phase4_handoff_moves_responsibility_only_on_acceptance() {
 fn monitoring_review_closes_when_findings_cleared() {
     let now = t("2026-03-02T09:00:00Z");
     let (mut case, _) = new_case("repeated-lateness", Level::Barneskole, now);
-    apply(&mut case, &teacher(), &contact(ContactOutcome::IngenBekymring, now), now, &cfg()).unwrap();
+    apply(
+        &mut case,
+        &teacher(),
+        &contact(ContactOutcome::IngenBekymring, now),
+        now,
+        &cfg(),
+    )
+    .unwrap();
     on_finding(
         &mut case,
-        &FindingEvent { change: FindingChangeKind::Cleared, criterion: "repeated-lateness".into(), tentative: false },
+        &FindingEvent {
+            change: FindingChangeKind::Cleared,
+            criterion: "repeated-lateness".into(),
+            tentative: false,
+        },
         now,
         &cfg(),
     );
     let acts = tick(&mut case, now + Duration::days(40), &cfg());
     assert!(!case.is_open());
-    assert!(acts.iter().any(|a| matches!(a.kind, NoticeKind::Closed { reason: CloseReason::IngenBekymring })));
+    assert!(acts.iter().any(|a| matches!(
+        a.kind,
+        NoticeKind::Closed {
+            reason: CloseReason::IngenBekymring
+        }
+    )));
 }
 
 // The property test: random sequences of steps by random people at
@@ -335,7 +455,12 @@ fn actors() -> Vec<Party> {
     ]
 }
 
-const CRITERIA: [&str; 4] = ["invalid-absence", "high-valid-absence", "repeated-lateness", "left-school"];
+const CRITERIA: [&str; 4] = [
+    "invalid-absence",
+    "high-valid-absence",
+    "repeated-lateness",
+    "left-school",
+];
 
 fn arb_command() -> impl Strategy<Value = Command> {
     let now = t("2026-03-02T09:00:00Z");
@@ -352,23 +477,40 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 ContactOutcome::Bekymring
             ][o],
         }),
-        (any::<bool>(), any::<bool>(), proptest::option::of(1..30i64), any::<bool>()).prop_map(
-            move |(lead, complete, next, rt)| Command::MeetingHeld {
-                kind: if rt { MeetingKind::Ressursteam } else { MeetingKind::Samarbeid },
+        (
+            any::<bool>(),
+            any::<bool>(),
+            proptest::option::of(1..30i64),
+            any::<bool>()
+        )
+            .prop_map(move |(lead, complete, next, rt)| Command::MeetingHeld {
+                kind: if rt {
+                    MeetingKind::Ressursteam
+                } else {
+                    MeetingKind::Samarbeid
+                },
                 at: now,
                 leadership_present: lead,
                 mapping_complete: complete,
                 next_meeting: next.map(|d| now + Duration::days(d)),
-            }
-        ),
+            }),
         any::<bool>().prop_map(move |home| measure(home, due)),
         Just(agreement()),
         (0..3usize).prop_map(|o| Command::Evaluate {
-            outcome: [EvaluationOutcome::Resolved, EvaluationOutcome::NewAgreement, EvaluationOutcome::Phase4][o]
+            outcome: [
+                EvaluationOutcome::Resolved,
+                EvaluationOutcome::NewAgreement,
+                EvaluationOutcome::Phase4
+            ][o]
         }),
-        (1..=4u8).prop_map(|n| Command::ChangePhase { to: Phase::from_number(n).unwrap() }),
+        (1..=4u8).prop_map(|n| Command::ChangePhase {
+            to: Phase::from_number(n).unwrap()
+        }),
         Just(Command::ReportToRessursteam),
-        Just(Command::ProposeHandoff { agency: Agency::Bup, person: "@hsp:kommune.no".into() }),
+        Just(Command::ProposeHandoff {
+            agency: Agency::Bup,
+            person: "@hsp:kommune.no".into()
+        }),
         Just(Command::AcceptHandoff),
         Just(Command::DeclineHandoff),
         Just(Command::MarkLongTerm),

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tilstede::cases::digest::{registration_gaps, school_digest, teacher_digest};
 use tilstede::cases::{CaseConfig, Command as CaseCommand, Party, Role};
-use tilstede::render::{Document, Renderer, case_context, notice_context, school_digest_context, teacher_digest_context};
+use tilstede::render::{
+    Document, Renderer, case_context, notice_context, school_digest_context, teacher_digest_context,
+};
 use tilstede::store::{CaseStoreError, Store};
 
 /// Case commands.
@@ -251,9 +253,18 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
                 Format::Text => {
                     let numbers = s.agreement_numbers(&case, now).await?;
                     let ctx = case_context(&case, now, numbers.as_ref());
-                    println!("Sak {} · {} · {}", case.number, case.pupil_label(), case.phase.norwegian());
+                    println!(
+                        "Sak {} · {} · {}",
+                        case.number,
+                        case.pupil_label(),
+                        case.phase.norwegian()
+                    );
                     println!("Status: {}", ctx["status"].as_str().unwrap_or(""));
-                    println!("Ansvarlig: {} ({})", case.responsible.id, case.responsible.role.norwegian());
+                    println!(
+                        "Ansvarlig: {} ({})",
+                        case.responsible.id,
+                        case.responsible.role.norwegian()
+                    );
                     for d in &case.deadlines {
                         println!(
                             "Frist: {} innen {} ({})",
@@ -262,7 +273,12 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
                             d.owner.id
                         );
                     }
-                    println!("Kontakter: {}, avtaler: {}, henvisninger: {}", case.contacts.len(), case.agreements.len(), case.referrals.len());
+                    println!(
+                        "Kontakter: {}, avtaler: {}, henvisninger: {}",
+                        case.contacts.len(),
+                        case.agreements.len(),
+                        case.referrals.len()
+                    );
                 }
             }
         }
@@ -272,7 +288,8 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
             } else {
                 step.clone()
             };
-            let command: CaseCommand = serde_json::from_str(&text).map_err(|e| anyhow!("steget kunne ikke leses: {e}"))?;
+            let command: CaseCommand =
+                serde_json::from_str(&text).map_err(|e| anyhow!("steget kunne ikke leses: {e}"))?;
             match s.apply_case_command(number, &actor(args)?, &command, now, config).await {
                 Ok((case, notices)) => {
                     println!(
@@ -343,7 +360,8 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
             let doc = Document::parse(document).ok_or_else(|| anyhow!("ukjent dokument «{document}»"))?;
             let case = s.read_case(number, &actor(args)?, now).await?;
             let numbers = s.agreement_numbers(&case, now).await?;
-            let r = Renderer::with_overrides(templates.as_deref())?.render(doc, &case_context(&case, now, numbers.as_ref()))?;
+            let r = Renderer::with_overrides(templates.as_deref())?
+                .render(doc, &case_context(&case, now, numbers.as_ref()))?;
             print!("{}", pick(&r, *form));
         }
         CasesCommand::DigestTeacher {

@@ -192,7 +192,11 @@ pub fn notice_context(notice: &Notice, case: &Case, extra: &Value) -> Value {
             tentative,
             again,
         } => {
-            set(&mut n, "criteria", json!(criteria.iter().map(|c| criterion_name(c)).collect::<Vec<_>>()));
+            set(
+                &mut n,
+                "criteria",
+                json!(criteria.iter().map(|c| criterion_name(c)).collect::<Vec<_>>()),
+            );
             set(&mut n, "invalid_absence", json!(invalid_absence));
             set(&mut n, "tentative", json!(tentative));
             set(&mut n, "again", json!(again));

@@ -168,7 +168,8 @@ impl Renderer {
                     })?;
                 }
             }
-            env.add_template_owned(doc.file(), source).map_err(|e| template_error(doc.file(), &e))?;
+            env.add_template_owned(doc.file(), source)
+                .map_err(|e| template_error(doc.file(), &e))?;
         }
         if let Some(dir) = dir {
             let entries = std::fs::read_dir(dir).map_err(|e| RenderError::Directory {
@@ -191,9 +192,7 @@ impl Renderer {
             .env
             .get_template(doc.file())
             .map_err(|e| template_error(doc.file(), &e))?;
-        let markdown = template
-            .render(context)
-            .map_err(|e| template_error(doc.file(), &e))?;
+        let markdown = template.render(context).map_err(|e| template_error(doc.file(), &e))?;
         let markdown = markdown::tidy(&markdown);
         Ok(Rendered {
             html: markdown::to_html(&markdown),

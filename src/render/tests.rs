@@ -96,7 +96,12 @@ fn fixture() -> (Case, Vec<Notice>) {
         &teacher,
         Command::CreateAgreement {
             place: "Møterom 2".into(),
-            present: vec!["eleven".into(), "foresatte".into(), "kontaktlærer".into(), "avdelingsleder".into()],
+            present: vec![
+                "eleven".into(),
+                "foresatte".into(),
+                "kontaktlærer".into(),
+                "avdelingsleder".into(),
+            ],
             goal: "Eleven møter på skolen hver dag".into(),
             sub_goals: vec![SubGoalInput {
                 text: "Møte til første time".into(),
@@ -111,7 +116,7 @@ fn fixture() -> (Case, Vec<Notice>) {
         now,
     );
     let later = t("2026-03-23T09:00:00Z");
-    notices.extend(tick(&mut case, t("2026-03-22T12:00:00Z"), &c));
+    notices.extend(tick(&mut case, t("2026-03-22T15:00:00Z"), &c));
     run(
         &mut case,
         &mut notices,
@@ -201,7 +206,12 @@ fn every_notice_kind() {
     for n in &notices {
         let extra = serde_json::json!({ "numbers": numbers });
         let r = render(Document::Notice, &notice_context(n, &case, &extra));
-        kinds.insert(serde_json::to_value(&n.kind).unwrap()["notice"].as_str().unwrap().to_string());
+        kinds.insert(
+            serde_json::to_value(&n.kind).unwrap()["notice"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
         out.push_str(&format!("=== {} → {:?}\n{}\n{}\n", n.key, n.recipient, r.plain, r.html));
     }
     // Kinds the fixture does not reach, rendered on their own.
@@ -240,9 +250,18 @@ fn every_notice_kind() {
             },
             kind: k,
         };
-        kinds.insert(serde_json::to_value(&n.kind).unwrap()["notice"].as_str().unwrap().to_string());
+        kinds.insert(
+            serde_json::to_value(&n.kind).unwrap()["notice"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
         let r = render(Document::Notice, &notice_context(&n, &case, &serde_json::json!({})));
-        out.push_str(&format!("=== {}\n{}\n", serde_json::to_value(&n.kind).unwrap()["notice"], r.plain));
+        out.push_str(&format!(
+            "=== {}\n{}\n",
+            serde_json::to_value(&n.kind).unwrap()["notice"],
+            r.plain
+        ));
     }
     assert_eq!(kinds.len(), 15, "{kinds:?}");
     // No notice mentions a name or a reason: only number, initials and class.
@@ -282,7 +301,10 @@ fn digests() {
         ],
         pupils_total: 24,
     };
-    snapshot("oversikt-kontaktlaerer", &render(Document::DigestTeacher, &teacher_digest_context(&teacher)));
+    snapshot(
+        "oversikt-kontaktlaerer",
+        &render(Document::DigestTeacher, &teacher_digest_context(&teacher)),
+    );
     let line = |grade, att, prev, trend| GroupLine {
         grade,
         pupils: 50,
@@ -309,7 +331,10 @@ fn digests() {
         to: d("2026-03-18"),
         days: 3,
     }];
-    snapshot("oversikt-skole", &render(Document::DigestSchool, &school_digest_context(&school, &gaps)));
+    snapshot(
+        "oversikt-skole",
+        &render(Document::DigestSchool, &school_digest_context(&school, &gaps)),
+    );
 }
 
 #[test]

@@ -5,12 +5,12 @@
 
 use super::{Store, StoreError};
 use crate::cases::machine::evaluation_prompt;
+use crate::cases::model::Case;
 use crate::cases::numbers::{Comparison, compare};
 use crate::cases::{
-    CaseConfig, CaseError, Command, FindingChangeKind, FindingEvent, Notice, NoticeKind, Party, PupilRef, Role,
-    apply, escalation_party, on_finding, open_case, tick,
+    CaseConfig, CaseError, Command, FindingChangeKind, FindingEvent, Notice, NoticeKind, Party, PupilRef, Role, apply,
+    escalation_party, on_finding, open_case, tick,
 };
-use crate::cases::model::Case;
 use crate::domain::dates::school_date_utc;
 use crate::domain::roster::Level;
 use crate::store::FindingChange;
@@ -244,7 +244,9 @@ impl Store {
         let mut n = 0;
         for notice in notices {
             let extra = match &notice.kind {
-                NoticeKind::EvaluationDue { made, evaluation_date, .. } => {
+                NoticeKind::EvaluationDue {
+                    made, evaluation_date, ..
+                } => {
                     let to = (*evaluation_date).min(school_date_utc(now)).max(*made);
                     let records = self
                         .pupil_records(&case.pupil.id, *made - Duration::days((to - *made).num_days() + 1), to)
@@ -272,11 +274,7 @@ impl Store {
 
     /// Writes the rows that mirror what a command added (contact log,
     /// agreements, referrals), so they can be queried without the JSON.
-    async fn mirror(
-        tx: &mut Transaction<'static, Any>,
-        before: &Case,
-        after: &Case,
-    ) -> Result<(), sqlx::Error> {
+    async fn mirror(tx: &mut Transaction<'static, Any>, before: &Case, after: &Case) -> Result<(), sqlx::Error> {
         for c in &after.contacts[before.contacts.len().min(after.contacts.len())..] {
             sqlx::query(
                 "INSERT INTO case_contacts (case_number, by_id, by_role, with_whom, at, channel, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -504,7 +502,15 @@ impl Store {
             if case.revision != before {
                 Self::save_case(&mut tx, &case, Some(before), now).await?;
                 let keys: Vec<&str> = notices.iter().map(|n| n.key.as_str()).collect();
-                audit(&mut tx, &number, &system(), "tick", &serde_json::json!({ "notices": keys }), now).await?;
+                audit(
+                    &mut tx,
+                    &number,
+                    &system(),
+                    "tick",
+                    &serde_json::json!({ "notices": keys }),
+                    now,
+                )
+                .await?;
                 self.queue(&mut tx, &case, &notices, now).await?;
             }
             tx.commit().await?;
@@ -592,7 +598,10 @@ impl Store {
     }
 
     /// The contact log of a case as stored rows: (by, with, at, channel, outcome).
-    pub async fn case_contacts(&self, number: &str) -> Result<Vec<(String, String, String, String, String)>, StoreError> {
+    pub async fn case_contacts(
+        &self,
+        number: &str,
+    ) -> Result<Vec<(String, String, String, String, String)>, StoreError> {
         sqlx::query(
             "SELECT by_id, with_whom, at, channel, outcome FROM case_contacts WHERE case_number = $1 ORDER BY seq",
         )
@@ -600,7 +609,15 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ))
+        })
         .collect()
     }
 
@@ -671,20 +688,23 @@ impl Store {
 
     /// Before/after numbers for a case's newest agreement, up to `today`.
     pub async fn agreement_numbers(&self, case: &Case, now: DateTime<Utc>) -> Result<Option<Comparison>, StoreError> {
-        let Some(NoticeKind::EvaluationDue { made, evaluation_date, .. }) = evaluation_prompt(case)
-            .or_else(|| {
-                case.current_agreement().map(|a| NoticeKind::EvaluationDue {
-                    agreement: a.number,
-                    made: school_date_utc(a.made_at),
-                    evaluation_date: a.evaluation_date,
-                })
+        let Some(NoticeKind::EvaluationDue {
+            made, evaluation_date, ..
+        }) = evaluation_prompt(case).or_else(|| {
+            case.current_agreement().map(|a| NoticeKind::EvaluationDue {
+                agreement: a.number,
+                made: school_date_utc(a.made_at),
+                evaluation_date: a.evaluation_date,
             })
+        })
         else {
             return Ok(None);
         };
         let to = evaluation_date.min(school_date_utc(now)).max(made);
         let len = (to - made).num_days() + 1;
-        let records = self.pupil_records(&case.pupil.id, made - Duration::days(len), to).await?;
+        let records = self
+            .pupil_records(&case.pupil.id, made - Duration::days(len), to)
+            .await?;
         Ok(Some(compare(&records, made, to, LESSONS_PER_DAY)))
     }
 }

@@ -116,7 +116,10 @@ async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
     let out = cases("2026-03-02T09:05:00Z", &["sync"]);
     assert!(out.starts_with("0 funnendringer lest"), "{out}");
 
-    let list = cases("2026-03-02T09:10:00Z", &[&as_leader[..], &["list", "--format", "json"]].concat());
+    let list = cases(
+        "2026-03-02T09:10:00Z",
+        &[&as_leader[..], &["list", "--format", "json"]].concat(),
+    );
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list[0]["number"], "S-2026-0001");
     assert_eq!(list[0]["pupil_label"], "E.H. (9B)");
@@ -124,9 +127,8 @@ async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
     assert_eq!(list[0]["responsible"], "kl-1");
     let number = "S-2026-0001";
 
-    let apply = |now: &str, who: &[&str], step: Value| {
-        cases(now, &[who, &["apply", number, &step.to_string()]].concat())
-    };
+    let apply =
+        |now: &str, who: &[&str], step: Value| cases(now, &[who, &["apply", number, &step.to_string()]].concat());
     // A stranger claiming the contact teacher role is refused, in Norwegian.
     let bad = tilstede(
         &store,
@@ -145,13 +147,20 @@ async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
         json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T09:55:00Z","channel":"telefon","outcome":"bekymring"}),
     );
     assert!(out.contains("fase 3 · ansvarlig al-1"), "{out}");
-    apply("2026-03-02T10:05:00Z", &as_leader, json!({"command":"report-to-ressursteam"}));
+    apply(
+        "2026-03-02T10:05:00Z",
+        &as_leader,
+        json!({"command":"report-to-ressursteam"}),
+    );
     apply(
         "2026-03-04T12:00:00Z",
         &as_teacher,
         json!({"command":"map-box","circle_box":"relasjon-voksne","resources":["Trives med gymlæreren"],"risks":[]}),
     );
-    for (home, text) in [(false, "Fast voksen i døra om morgenen"), (true, "Foresatte følger til skolen")] {
+    for (home, text) in [
+        (false, "Fast voksen i døra om morgenen"),
+        (true, "Foresatte følger til skolen"),
+    ] {
         apply(
             "2026-03-04T12:00:00Z",
             &as_teacher,
@@ -173,7 +182,11 @@ async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
     );
     let doc = cases(
         "2026-03-04T13:10:00Z",
-        &[&as_teacher[..], &["render", number, "samarbeidsavtale", "--form", "html"]].concat(),
+        &[
+            &as_teacher[..],
+            &["render", number, "samarbeidsavtale", "--form", "html"],
+        ]
+        .concat(),
     );
     assert!(doc.contains("<h1>Samarbeidsavtale</h1>"), "{doc}");
     assert!(doc.contains("Evaluering: 25.3.2026"), "{doc}");
@@ -182,7 +195,10 @@ async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
     let out = cases("2026-03-24T15:00:00Z", &["tick"]);
     assert!(out.contains("S-2026-0001/remind/evaluation/"), "{out}");
     let again = cases("2026-03-24T15:30:00Z", &["tick"]);
-    assert!(again.starts_with("0 varsler"), "ticking twice queues nothing twice: {again}");
+    assert!(
+        again.starts_with("0 varsler"),
+        "ticking twice queues nothing twice: {again}"
+    );
     let queue = cases("2026-03-24T15:30:00Z", &["notifications", "--format", "json"]);
     let queue: Value = serde_json::from_str(&queue).unwrap();
     let prompt = queue
@@ -196,18 +212,39 @@ async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
     assert_eq!(prompt["extra"]["numbers"]["before"]["lessons"], 14);
     assert_eq!(prompt["extra"]["numbers"]["during"]["lates"], 1);
     let text = cases("2026-03-24T15:30:00Z", &["notifications"]);
-    assert!(text.contains("Under avtalen: 0 dager, 0 timer, 1 forsentkomminger"), "{text}");
+    assert!(
+        text.contains("Under avtalen: 0 dager, 0 timer, 1 forsentkomminger"),
+        "{text}"
+    );
 
-    let out = apply("2026-03-25T10:00:00Z", &as_leader, json!({"command":"evaluate","outcome":"resolved"}));
+    let out = apply(
+        "2026-03-25T10:00:00Z",
+        &as_leader,
+        json!({"command":"evaluate","outcome":"resolved"}),
+    );
     assert!(out.contains("S-2026-0001: evaluere samarbeidsavtalen"), "{out}");
-    let shown = cases("2026-03-25T10:05:00Z", &[&as_leader[..], &["show", number, "--format", "json"]].concat());
+    let shown = cases(
+        "2026-03-25T10:05:00Z",
+        &[&as_leader[..], &["show", number, "--format", "json"]].concat(),
+    );
     let shown: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["status"]["status"], "closed");
     assert_eq!(shown["status"]["reason"], "lost");
     // A closed case refuses further steps.
     let closed = tilstede(
         &store,
-        &["cases", "--config", cfg, "--as", "al-1", "--role", "avdelingsleder", "apply", number, r#"{"command":"mark-long-term"}"#],
+        &[
+            "cases",
+            "--config",
+            cfg,
+            "--as",
+            "al-1",
+            "--role",
+            "avdelingsleder",
+            "apply",
+            number,
+            r#"{"command":"mark-long-term"}"#,
+        ],
     );
     assert_eq!(closed.status.code(), Some(3));
 
@@ -218,8 +255,21 @@ async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
     assert_eq!(
         actions,
         [
-            "open", "list", "refused:log-contact", "log-contact", "report-to-ressursteam", "map-box", "add-measure",
-            "add-measure", "meeting-held", "create-agreement", "read", "tick", "evaluate", "read", "refused:mark-long-term"
+            "open",
+            "list",
+            "refused:log-contact",
+            "log-contact",
+            "report-to-ressursteam",
+            "map-box",
+            "add-measure",
+            "add-measure",
+            "meeting-held",
+            "create-agreement",
+            "read",
+            "tick",
+            "evaluate",
+            "read",
+            "refused:mark-long-term"
         ]
     );
     assert_eq!(audit[10]["actor"], "kl-1");
@@ -274,17 +324,32 @@ async fn phase_four_handoff_with_a_fake_clock_on_every_backend() {
         };
         // Ungdomsskole: tell parents about the invalid absence by 15:00.
         let notices = s.tick_cases(&cfg, t("2026-03-02T14:30:00Z")).await.unwrap();
-        assert!(notices.iter().any(|n| n.key.contains("/escalate/notify-invalid-absence/")), "{notices:?}");
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.key.contains("/escalate/notify-invalid-absence/")),
+            "{notices:?}"
+        );
         apply(teacher.clone(), "2026-03-02T15:00:00Z",
             json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T14:55:00Z","channel":"telefon","outcome":"bekymring"}))
             .await.unwrap();
-        apply(leader.clone(), "2026-03-02T15:05:00Z", json!({"command":"change-phase","to":"further"}))
-            .await.unwrap();
+        apply(
+            leader.clone(),
+            "2026-03-02T15:05:00Z",
+            json!({"command":"change-phase","to":"further"}),
+        )
+        .await
+        .unwrap();
         let case = s.read_case(number, &leader, t("2026-03-02T15:06:00Z")).await.unwrap();
         assert_eq!(case.phase.number(), 4);
         assert!(case.long_term);
-        apply(leader.clone(), "2026-03-03T09:00:00Z",
-            json!({"command":"propose-handoff","agency":"bup","person":"@bup:kommune.test"})).await.unwrap();
+        apply(
+            leader.clone(),
+            "2026-03-03T09:00:00Z",
+            json!({"command":"propose-handoff","agency":"bup","person":"@bup:kommune.test"}),
+        )
+        .await
+        .unwrap();
         // A week passes without an answer: the avdelingsleder hears of it.
         let notices = s.tick_cases(&cfg, t("2026-03-11T08:00:00Z")).await.unwrap();
         let esc = notices
@@ -298,11 +363,21 @@ async fn phase_four_handoff_with_a_fake_clock_on_every_backend() {
         let case = s.read_case(number, &leader, t("2026-03-11T08:01:00Z")).await.unwrap();
         assert_eq!(case.responsible, leader, "responsibility moves only on acceptance");
         // Someone else cannot accept for BUP.
-        let e = apply(Party::new("@x:kommune.test", Role::Ressursteam), "2026-03-11T09:00:00Z",
-            json!({"command":"accept-handoff"})).await.unwrap_err();
+        let e = apply(
+            Party::new("@x:kommune.test", Role::Ressursteam),
+            "2026-03-11T09:00:00Z",
+            json!({"command":"accept-handoff"}),
+        )
+        .await
+        .unwrap_err();
         assert!(e.to_string().contains("bare den som er foreslått kan overta"), "{e}");
-        apply(Party::new("@bup:kommune.test", Role::Ressursteam), "2026-03-11T09:00:00Z",
-            json!({"command":"accept-handoff"})).await.unwrap();
+        apply(
+            Party::new("@bup:kommune.test", Role::Ressursteam),
+            "2026-03-11T09:00:00Z",
+            json!({"command":"accept-handoff"}),
+        )
+        .await
+        .unwrap();
         let coord = Party::new("@bup:kommune.test", Role::Fagkoordinator);
         let e = apply(coord.clone(), "2026-03-11T10:00:00Z",
             json!({"command":"refer","agency":"ppt","decided":"2026-03-11","sent":null,"pedagogisk_rapport":false,"legeerklaering_needed":true}))
@@ -316,17 +391,28 @@ async fn phase_four_handoff_with_a_fake_clock_on_every_backend() {
         assert_eq!(s.case_referrals(number).await.unwrap(), ["ppt"]);
         // Every deadline that remains is the coordinator's.
         assert!(case.deadlines.iter().all(|d| d.owner == coord), "{:?}", case.deadlines);
-        apply(coord.clone(), "2026-03-12T10:00:00Z", json!({"command":"close","reason":"lost"})).await.unwrap();
+        apply(
+            coord.clone(),
+            "2026-03-12T10:00:00Z",
+            json!({"command":"close","reason":"lost"}),
+        )
+        .await
+        .unwrap();
         // A new finding after closing opens a new case with a new number.
         let audit = s.case_audit(number).await.unwrap();
-        assert!(audit.iter().any(|a| a.action == "accept-handoff" && a.actor == "@bup:kommune.test"));
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.action == "accept-handoff" && a.actor == "@bup:kommune.test")
+        );
         let queued = s.notifications(true, 1000).await.unwrap();
         let keys: std::collections::HashSet<_> = queued.iter().map(|q| q.notice.key.clone()).collect();
         assert_eq!(keys.len(), queued.len());
-        assert!(queued.iter().any(|q| q.notice.kind == tilstede::cases::NoticeKind::HandoffAccepted {
-            agency: tilstede::cases::Agency::Bup,
-            person: "@bup:kommune.test".into()
-        }));
+        assert!(queued.iter().any(|q| q.notice.kind
+            == tilstede::cases::NoticeKind::HandoffAccepted {
+                agency: tilstede::cases::Agency::Bup,
+                person: "@bup:kommune.test".into()
+            }));
         s.close().await;
     }
 }
