@@ -331,3 +331,107 @@ pub fn registration_gaps(
     }
     gaps
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Kind, Validity};
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn rec(pupil: &str, date: &str, kind: Kind) -> AbsenceRecord {
+        AbsenceRecord {
+            source: "s".into(),
+            id: format!("{pupil}-{date}-{kind:?}"),
+            version: 1,
+            pupil: pupil.into(),
+            school: "k".into(),
+            date: d(date),
+            kind,
+            lessons: 1,
+            minutes: None,
+            validity: Validity::Invalid,
+            reason: None,
+            deleted: false,
+            extensions: Default::default(),
+        }
+    }
+
+    fn class(id: &str, grade: u8, teacher: &str) -> RosterClass {
+        RosterClass {
+            id: id.into(),
+            school: "k".into(),
+            name: id.to_uppercase(),
+            grade,
+            contact_teachers: vec![teacher.into()],
+        }
+    }
+
+    fn pupil(id: &str, class: &str, grade: u8) -> RosterPupil {
+        RosterPupil {
+            id: id.into(),
+            school: "k".into(),
+            class: Some(class.into()),
+            grade,
+            given_name: "Ola".into(),
+            family_name: id.to_uppercase(),
+        }
+    }
+
+    #[test]
+    fn gaps_need_a_run_while_the_school_registers() {
+        let classes = [class("5a", 5, "t1"), class("5b", 5, "t2")];
+        let pupils = [pupil("a", "5a", 5), pupil("b", "5b", 5)];
+        // 5A registers every day 2.–6.3.; 5B only on the 2nd and the 6th.
+        let mut records: Vec<_> = ["02", "03", "04", "05", "06"]
+            .iter()
+            .map(|day| rec("a", &format!("2026-03-{day}"), Kind::Late))
+            .collect();
+        records.push(rec("b", "2026-03-02", Kind::Late));
+        records.push(rec("b", "2026-03-06", Kind::Late));
+        let gaps = registration_gaps(&classes, &pupils, &records, d("2026-03-01"), d("2026-03-31"), 3);
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(
+            (gaps[0].class.as_str(), gaps[0].from, gaps[0].to, gaps[0].days),
+            ("5b", d("2026-03-03"), d("2026-03-05"), 3)
+        );
+        // A shorter run is not named.
+        assert!(registration_gaps(&classes, &pupils, &records, d("2026-03-01"), d("2026-03-31"), 4).is_empty());
+    }
+
+    #[test]
+    fn teacher_and_school_digests() {
+        let classes = [class("5a", 5, "t1"), class("6a", 6, "t2")];
+        let pupils = [pupil("a", "5a", 5), pupil("b", "5a", 5), pupil("c", "6a", 6)];
+        let records = [
+            rec("a", "2026-03-03", Kind::Day),
+            rec("a", "2026-03-04", Kind::Late),
+            rec("c", "2026-03-04", Kind::Day),
+            rec("c", "2026-02-10", Kind::Day),
+            rec("c", "2026-02-11", Kind::Day),
+        ];
+        let t = teacher_digest(
+            "t1",
+            &classes,
+            &pupils,
+            &records,
+            &[],
+            d("2026-03-01"),
+            d("2026-03-31"),
+            6,
+        );
+        assert_eq!(t.pupils_total, 2);
+        assert_eq!(t.pupils.len(), 1, "only pupils with absence or a case");
+        assert_eq!(t.pupils[0].numbers.days, 1);
+        assert_eq!(t.pupils[0].numbers.lates, 1);
+        let s = school_digest("k", "K", &pupils, &records, &[], d("2026-03-01"), d("2026-03-31"), 6);
+        assert_eq!(s.total.pupils, 3);
+        assert_eq!(s.grades.len(), 2);
+        let six = &s.grades[1];
+        // 22 school days in March; one day absent: 95,5 %; February's window had two.
+        assert_eq!(six.attendance_percent, 95.5);
+        assert_eq!(six.trend, Trend::Better);
+    }
+}
