@@ -5,10 +5,12 @@
 //! [`store`], [`ingest`]). See DESIGN.md for the map.
 
 pub mod adapters;
+pub mod cases;
 pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod render;
 pub mod rules;
 pub mod service;
 pub mod store;

@@ -5,6 +5,7 @@ mod adapters;
 mod bench;
 mod bench_http;
 mod bench_ingest;
+mod cases;
 mod records;
 
 use anyhow::{Context, Result};
@@ -166,6 +167,8 @@ pub enum Command {
         #[command(subcommand)]
         command: adapters::AdaptersCommand,
     },
+    /// Følg opp saker: funn, frister, steg i rutinen, dokumenter.
+    Cases(cases::CasesArgs),
     /// Mål ytelse og skriv ut tallene.
     Bench {
         /// What to measure.
@@ -365,6 +368,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
+        Command::Cases(args) => cases::run(&cli.store, args).await,
     }
 }
 

@@ -4,12 +4,14 @@
 //! Placeholders are always `$N` (SQLite accepts them too), booleans are stored
 //! as integers and dates as `YYYY-MM-DD` text, so both backends decode alike.
 
+mod cases;
 mod findings;
 mod leader;
 mod records;
 mod roster;
 mod sync;
 
+pub use cases::{AuditEntry, CaseStoreError, CaseSummary, QueuedNotification, SyncStats};
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
 pub use records::{IngestStats, QuarantineEntry, QuarantinedRow};
@@ -72,6 +74,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         include_str!("migrations/sqlite/0002_roster.sql"),
         include_str!("migrations/postgres/0002_roster.sql"),
+    ),
+    (
+        3,
+        include_str!("migrations/sqlite/0003_cases.sql"),
+        include_str!("migrations/postgres/0003_cases.sql"),
     ),
     (
         4,

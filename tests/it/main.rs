@@ -3,6 +3,7 @@
 
 mod adapters;
 mod adapters_edfi_api;
+mod cases;
 mod cli;
 mod fake;
 mod http;

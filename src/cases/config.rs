@@ -1,0 +1,312 @@
+//! Case workflow settings per municipality: TOML → [`RawCaseConfig`] →
+//! [`RawCaseConfig::validate`] → [`CaseConfig`]. Every error names its TOML path.
+
+use crate::rules::config::parse_toml;
+use chrono::NaiveTime;
+use serde::Deserialize;
+
+/// Why a case configuration was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaseConfigError {
+    /// The TOML could not be read into the expected shape.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The TOML path, or `(rot)`.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A setting has an impossible value.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The TOML path of the setting.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// No preset has that name and no file exists at that path.
+    #[error("ukjent saksoppsett «{0}»: bruk baerum eller en sti til en TOML-fil")]
+    Unknown(String),
+}
+
+/// The shipped presets: name and TOML text.
+pub const PRESETS: &[(&str, &str)] = &[("baerum", include_str!("presets/baerum.toml"))];
+
+/// The TOML form, before validation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCaseConfig {
+    /// Short name, e.g. `baerum`.
+    pub name: String,
+    /// The school day, used to place same-day deadlines.
+    pub school_day: RawSchoolDay,
+    /// Deadlines from the routine.
+    pub deadlines: RawDeadlines,
+    /// When a case counts as long-term (langvarig).
+    pub long_term: RawLongTerm,
+    /// School staff roles per school id (avdelingsleder, ledelse, ressursteam).
+    #[serde(default)]
+    pub schools: std::collections::BTreeMap<String, RawSchoolStaff>,
+}
+
+/// School hours in Europe/Oslo, `HH:MM`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchoolDay {
+    /// When the first lesson starts.
+    pub start: String,
+    /// When the school day ends (ungdomsskole's "by the end of the day").
+    pub end: String,
+    /// Length of the first lesson in minutes (barneskole's "within the first lesson").
+    pub first_lesson_minutes: u32,
+}
+
+/// Deadlines in days or hours.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeadlines {
+    /// Hours before a deadline that the reminder goes out.
+    pub remind_hours_before: u32,
+    /// Days to hold the first phase 3 meeting.
+    pub first_meeting_days: u32,
+    /// Days to hold a new meeting when mapping is incomplete (the routine: one week).
+    pub followup_meeting_days: u32,
+    /// Days after a meeting by which the agreement should exist.
+    pub agreement_days: u32,
+    /// Days from agreement to evaluation (the routine: three weeks).
+    pub evaluation_days: u32,
+    /// How long an agreement is valid, in days (the routine: usually three weeks).
+    pub agreement_valid_days: u32,
+    /// Days to hold the ressursteam meeting after entering phase 4.
+    pub phase4_meeting_days: u32,
+    /// Days a proposed fagkoordinator has to accept.
+    pub handoff_accept_days: u32,
+    /// Days between reviews of a case that ended "no concern".
+    pub monitoring_review_days: u32,
+}
+
+/// The long-term (langvarig) marking rule: any condition that holds marks the case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLongTerm {
+    /// Open for at least this many weeks (0 turns the condition off).
+    pub open_weeks: u32,
+    /// Reaching phase 4 marks the case.
+    pub phase4: bool,
+}
+
+/// Who holds which role at a school (staff ids from the roster).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchoolStaff {
+    /// The avdelingsleder who takes over in phase 3.
+    #[serde(default)]
+    pub avdelingsleder: Option<String>,
+    /// Leadership (rektor and others).
+    #[serde(default)]
+    pub ledelse: Vec<String>,
+    /// Members of the ressursteam.
+    #[serde(default)]
+    pub ressursteam: Vec<String>,
+}
+
+/// Validated case settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseConfig {
+    /// Short name.
+    pub name: String,
+    /// First lesson start (Europe/Oslo).
+    pub day_start: NaiveTime,
+    /// End of the school day (Europe/Oslo).
+    pub day_end: NaiveTime,
+    /// Minutes of the first lesson.
+    pub first_lesson_minutes: u32,
+    /// Reminder lead time in hours.
+    pub remind_hours_before: u32,
+    /// See [`RawDeadlines::first_meeting_days`].
+    pub first_meeting_days: u32,
+    /// See [`RawDeadlines::followup_meeting_days`].
+    pub followup_meeting_days: u32,
+    /// See [`RawDeadlines::agreement_days`].
+    pub agreement_days: u32,
+    /// See [`RawDeadlines::evaluation_days`].
+    pub evaluation_days: u32,
+    /// See [`RawDeadlines::agreement_valid_days`].
+    pub agreement_valid_days: u32,
+    /// See [`RawDeadlines::phase4_meeting_days`].
+    pub phase4_meeting_days: u32,
+    /// See [`RawDeadlines::handoff_accept_days`].
+    pub handoff_accept_days: u32,
+    /// See [`RawDeadlines::monitoring_review_days`].
+    pub monitoring_review_days: u32,
+    /// Long-term after this many weeks open (0 = off).
+    pub long_term_weeks: u32,
+    /// Long-term on reaching phase 4.
+    pub long_term_phase4: bool,
+    /// Staff roles per school.
+    pub schools: std::collections::BTreeMap<String, SchoolStaff>,
+}
+
+/// Validated staff roles of one school.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchoolStaff {
+    /// The avdelingsleder.
+    pub avdelingsleder: Option<String>,
+    /// Leadership.
+    pub ledelse: Vec<String>,
+    /// Ressursteam members.
+    pub ressursteam: Vec<String>,
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> CaseConfigError {
+    CaseConfigError::Invalid {
+        path: path.to_string(),
+        message: message.into(),
+    }
+}
+
+fn time(path: &str, s: &str) -> Result<NaiveTime, CaseConfigError> {
+    NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| invalid(path, format!("«{s}» er ikke et klokkeslett TT:MM")))
+}
+
+fn days(path: &str, n: u32, max: u32) -> Result<u32, CaseConfigError> {
+    if n == 0 || n > max {
+        return Err(invalid(path, format!("må være mellom 1 og {max}, ikke {n}")));
+    }
+    Ok(n)
+}
+
+impl RawCaseConfig {
+    /// Checks every setting and returns the valid form.
+    pub fn validate(self) -> Result<CaseConfig, CaseConfigError> {
+        if self.name.trim().is_empty() {
+            return Err(invalid("name", "kan ikke være tomt"));
+        }
+        let day_start = time("school_day.start", &self.school_day.start)?;
+        let day_end = time("school_day.end", &self.school_day.end)?;
+        if day_end <= day_start {
+            return Err(invalid("school_day.end", "må være etter school_day.start"));
+        }
+        let first = self.school_day.first_lesson_minutes;
+        if first == 0 || i64::from(first) > (day_end - day_start).num_minutes() {
+            return Err(invalid(
+                "school_day.first_lesson_minutes",
+                "må være over 0 og ikke lenger enn skoledagen",
+            ));
+        }
+        let d = &self.deadlines;
+        if d.remind_hours_before > 24 * 7 {
+            return Err(invalid(
+                "deadlines.remind_hours_before",
+                "kan ikke være mer enn 168 timer",
+            ));
+        }
+        let mut schools = std::collections::BTreeMap::new();
+        for (id, s) in self.schools {
+            let path = format!("schools.{id}");
+            let empty = |x: &String| x.trim().is_empty();
+            if s.avdelingsleder.as_ref().is_some_and(empty) {
+                return Err(invalid(&format!("{path}.avdelingsleder"), "kan ikke være tom"));
+            }
+            for (field, list) in [("ledelse", &s.ledelse), ("ressursteam", &s.ressursteam)] {
+                if let Some(i) = list.iter().position(empty) {
+                    return Err(invalid(&format!("{path}.{field}[{i}]"), "kan ikke være tom"));
+                }
+            }
+            schools.insert(
+                id,
+                SchoolStaff {
+                    avdelingsleder: s.avdelingsleder,
+                    ledelse: s.ledelse,
+                    ressursteam: s.ressursteam,
+                },
+            );
+        }
+        Ok(CaseConfig {
+            name: self.name,
+            day_start,
+            day_end,
+            first_lesson_minutes: first,
+            remind_hours_before: d.remind_hours_before,
+            first_meeting_days: days("deadlines.first_meeting_days", d.first_meeting_days, 60)?,
+            followup_meeting_days: days("deadlines.followup_meeting_days", d.followup_meeting_days, 60)?,
+            agreement_days: days("deadlines.agreement_days", d.agreement_days, 60)?,
+            evaluation_days: days("deadlines.evaluation_days", d.evaluation_days, 120)?,
+            agreement_valid_days: days("deadlines.agreement_valid_days", d.agreement_valid_days, 365)?,
+            phase4_meeting_days: days("deadlines.phase4_meeting_days", d.phase4_meeting_days, 60)?,
+            handoff_accept_days: days("deadlines.handoff_accept_days", d.handoff_accept_days, 60)?,
+            monitoring_review_days: days("deadlines.monitoring_review_days", d.monitoring_review_days, 365)?,
+            long_term_weeks: self.long_term.open_weeks,
+            long_term_phase4: self.long_term.phase4,
+            schools,
+        })
+    }
+}
+
+impl CaseConfig {
+    /// Reads and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<CaseConfig, CaseConfigError> {
+        let raw: RawCaseConfig = parse_toml(text).map_err(|e| match e {
+            crate::rules::RulesError::Parse { path, message } | crate::rules::RulesError::Invalid { path, message } => {
+                CaseConfigError::Parse { path, message }
+            }
+            crate::rules::RulesError::Unknown(n) => CaseConfigError::Unknown(n),
+        })?;
+        raw.validate()
+    }
+
+    /// A preset by name, or a TOML file by path.
+    pub fn load(name_or_path: &str) -> Result<CaseConfig, CaseConfigError> {
+        if let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == name_or_path) {
+            return CaseConfig::from_toml(text);
+        }
+        let text =
+            std::fs::read_to_string(name_or_path).map_err(|_| CaseConfigError::Unknown(name_or_path.to_string()))?;
+        CaseConfig::from_toml(&text).map_err(|e| match e {
+            CaseConfigError::Parse { path, message } => CaseConfigError::Parse {
+                path: format!("{name_or_path}: {path}"),
+                message,
+            },
+            CaseConfigError::Invalid { path, message } => CaseConfigError::Invalid {
+                path: format!("{name_or_path}: {path}"),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Bærum's defaults.
+    pub fn baerum() -> CaseConfig {
+        CaseConfig::from_toml(PRESETS[0].1).expect("the shipped preset is valid")
+    }
+
+    /// The staff roles of a school (empty when not configured).
+    pub fn school(&self, id: &str) -> SchoolStaff {
+        self.schools.get(id).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baerum_preset_is_valid() {
+        let c = CaseConfig::baerum();
+        assert_eq!(c.evaluation_days, 21);
+        assert_eq!(c.followup_meeting_days, 7);
+    }
+
+    #[test]
+    fn errors_name_the_toml_path() {
+        let text = PRESETS[0].1.replace("evaluation_days = 21", "evaluation_days = 0");
+        let e = CaseConfig::from_toml(&text).unwrap_err();
+        assert!(e.to_string().starts_with("deadlines.evaluation_days:"), "{e}");
+        let text = PRESETS[0].1.replace("end = \"15:00\"", "end = \"25:00\"");
+        let e = CaseConfig::from_toml(&text).unwrap_err();
+        assert!(e.to_string().starts_with("school_day.end:"), "{e}");
+        let text = PRESETS[0].1.replace("agreement_days = 7", "agreement_days = \"sju\"");
+        let e = CaseConfig::from_toml(&text).unwrap_err();
+        assert!(e.to_string().contains("deadlines.agreement_days"), "{e}");
+    }
+}

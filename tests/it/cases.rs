@@ -1,0 +1,418 @@
+//! The case workflow end to end: findings open cases, the CLI drives every
+//! step, the store keeps the audit log and the notification queue.
+
+use crate::support::{store_backends, tilstede, tilstede_ok};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Value, json};
+use tilstede::cases::{CaseConfig, Command, Party, Role};
+use tilstede::domain::roster::{Roster, RosterClass, RosterPerson, RosterPupil, RosterSchool};
+use tilstede::rules::RuleSet;
+use tilstede::store::Store;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn roster() -> Roster {
+    let person = |id: &str, given: &str| RosterPerson {
+        id: id.into(),
+        given_name: given.into(),
+        family_name: "Lærer".into(),
+        matrix_id: Some(format!("@{id}:kommune.test")),
+        school: Some("skole-1".into()),
+    };
+    Roster {
+        schools: vec![RosterSchool {
+            id: "skole-1".into(),
+            name: "Eikeli skole".into(),
+        }],
+        classes: vec![RosterClass {
+            id: "c9b".into(),
+            school: "skole-1".into(),
+            name: "9B".into(),
+            grade: 9,
+            contact_teachers: vec!["kl-1".into()],
+        }],
+        pupils: vec![RosterPupil {
+            id: "p1".into(),
+            school: "skole-1".into(),
+            class: Some("c9b".into()),
+            grade: 9,
+            given_name: "Emma".into(),
+            family_name: "Hansen".into(),
+        }],
+        staff: vec![person("kl-1", "Kari"), person("al-1", "Anne")],
+    }
+}
+
+/// p1: invalid whole days in February (the finding), one late in March.
+fn records() -> String {
+    let mut s = String::new();
+    for (id, date, kind, validity) in [
+        ("r1", "2026-02-23", "day", "invalid"),
+        ("r2", "2026-02-24", "day", "invalid"),
+        ("r3", "2026-02-25", "lesson", "unclassified"),
+        ("r4", "2026-03-10", "late", "valid"),
+    ] {
+        s.push_str(&format!(
+            r#"{{"source":"vis","id":"{id}","version":1,"pupil":"p1","school":"skole-1","date":"{date}","kind":"{kind}","validity":"{validity}"{}}}"#,
+            if kind == "lesson" { r#","lessons":2"# } else { "" }
+        ));
+        s.push('\n');
+    }
+    s
+}
+
+const CONFIG: &str = r#"
+name = "test"
+[school_day]
+start = "08:30"
+end = "15:00"
+first_lesson_minutes = 45
+[deadlines]
+remind_hours_before = 24
+first_meeting_days = 7
+followup_meeting_days = 7
+agreement_days = 7
+evaluation_days = 21
+agreement_valid_days = 21
+phase4_meeting_days = 14
+handoff_accept_days = 7
+monitoring_review_days = 30
+[long_term]
+open_weeks = 8
+phase4 = true
+[schools.skole-1]
+avdelingsleder = "al-1"
+ledelse = ["rektor"]
+"#;
+
+#[tokio::test]
+async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let config = dir.path().join("cases.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let file = dir.path().join("r.jsonl");
+    std::fs::write(&file, records()).unwrap();
+    tilstede_ok(&store, &["import", file.to_str().unwrap(), "--as-of", "2026-03-02"]);
+    {
+        let s = Store::open(store.to_str().unwrap()).await.unwrap();
+        s.upsert_roster(&roster()).await.unwrap();
+        s.close().await;
+    }
+    let cfg = config.to_str().unwrap();
+    let cases = |now: &str, args: &[&str]| {
+        let mut all = vec!["cases", "--config", cfg, "--now", now];
+        all.extend_from_slice(args);
+        tilstede_ok(&store, &all).0
+    };
+    let as_teacher = ["--as", "kl-1", "--role", "kontaktlaerer"];
+    let as_leader = ["--as", "al-1", "--role", "avdelingsleder"];
+
+    let out = cases("2026-03-02T09:00:00Z", &["sync"]);
+    assert!(out.contains("1 saker åpnet"), "{out}");
+    // Syncing again reads nothing new.
+    let out = cases("2026-03-02T09:05:00Z", &["sync"]);
+    assert!(out.starts_with("0 funnendringer lest"), "{out}");
+
+    let list = cases(
+        "2026-03-02T09:10:00Z",
+        &[&as_leader[..], &["list", "--format", "json"]].concat(),
+    );
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list[0]["number"], "S-2026-0001");
+    assert_eq!(list[0]["pupil_label"], "E.H. (9B)");
+    assert_eq!(list[0]["phase"], 2);
+    assert_eq!(list[0]["responsible"], "kl-1");
+    let number = "S-2026-0001";
+
+    let apply =
+        |now: &str, who: &[&str], step: Value| cases(now, &[who, &["apply", number, &step.to_string()]].concat());
+    // A stranger claiming the contact teacher role is refused, in Norwegian.
+    let bad = tilstede(
+        &store,
+        &[
+            "cases", "--config", cfg, "--now", "2026-03-02T10:00:00Z", "--as", "kl-2", "--role", "kontaktlaerer",
+            "apply", number,
+            &json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T09:55:00Z","channel":"telefon","outcome":"bekymring"}).to_string(),
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("du er ikke kontaktlærer for denne eleven"));
+
+    let out = apply(
+        "2026-03-02T10:00:00Z",
+        &as_teacher,
+        json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T09:55:00Z","channel":"telefon","outcome":"bekymring"}),
+    );
+    assert!(out.contains("fase 3 · ansvarlig al-1"), "{out}");
+    apply(
+        "2026-03-02T10:05:00Z",
+        &as_leader,
+        json!({"command":"report-to-ressursteam"}),
+    );
+    apply(
+        "2026-03-04T12:00:00Z",
+        &as_teacher,
+        json!({"command":"map-box","circle_box":"relasjon-voksne","resources":["Trives med gymlæreren"],"risks":[]}),
+    );
+    for (home, text) in [
+        (false, "Fast voksen i døra om morgenen"),
+        (true, "Foresatte følger til skolen"),
+    ] {
+        apply(
+            "2026-03-04T12:00:00Z",
+            &as_teacher,
+            json!({"command":"add-measure","circle_box": if home {"hjemmeforhold"} else {"relasjon-voksne"},
+                   "text":text,"responsible": if home {"foresatte"} else {"kontaktlærer"},"due":"2026-03-20","at_home":home}),
+        );
+    }
+    apply(
+        "2026-03-04T13:00:00Z",
+        &as_teacher,
+        json!({"command":"meeting-held","kind":"samarbeid","at":"2026-03-04T12:00:00Z","leadership_present":true,"mapping_complete":true,"next_meeting":null}),
+    );
+    apply(
+        "2026-03-04T13:05:00Z",
+        &as_teacher,
+        json!({"command":"create-agreement","place":"Skolen","present":["eleven","foresatte","kontaktlærer"],
+               "goal":"Eleven er på skolen hver dag","sub_goals":[{"text":"Møte til første time","weeks":3,"measures":[1,2]}],
+               "plan_b":"Kontaktlærer ringer hjem kl. 9","plan_b_responsible":"kontaktlærer","valid_days":null,"evaluation_date":null}),
+    );
+    let doc = cases(
+        "2026-03-04T13:10:00Z",
+        &[
+            &as_teacher[..],
+            &["render", number, "samarbeidsavtale", "--form", "html"],
+        ]
+        .concat(),
+    );
+    assert!(doc.contains("<h1>Samarbeidsavtale</h1>"), "{doc}");
+    assert!(doc.contains("Evaluering: 25.3.2026"), "{doc}");
+
+    // The day before the evaluation: the prompt carries the numbers.
+    let out = cases("2026-03-24T15:00:00Z", &["tick"]);
+    assert!(out.contains("S-2026-0001/remind/evaluation/"), "{out}");
+    let again = cases("2026-03-24T15:30:00Z", &["tick"]);
+    assert!(
+        again.starts_with("0 varsler"),
+        "ticking twice queues nothing twice: {again}"
+    );
+    let queue = cases("2026-03-24T15:30:00Z", &["notifications", "--format", "json"]);
+    let queue: Value = serde_json::from_str(&queue).unwrap();
+    let prompt = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["notice"]["kind"]["notice"] == "evaluation-due")
+        .expect("an evaluation prompt");
+    // Before 11.2.–3.3.: two whole days and two lessons; during: one late.
+    assert_eq!(prompt["extra"]["numbers"]["before"]["days"], 2);
+    assert_eq!(prompt["extra"]["numbers"]["before"]["lessons"], 14);
+    assert_eq!(prompt["extra"]["numbers"]["during"]["lates"], 1);
+    let text = cases("2026-03-24T15:30:00Z", &["notifications"]);
+    assert!(
+        text.contains("Under avtalen: 0 dager, 0 timer, 1 forsentkomminger"),
+        "{text}"
+    );
+
+    let out = apply(
+        "2026-03-25T10:00:00Z",
+        &as_leader,
+        json!({"command":"evaluate","outcome":"resolved"}),
+    );
+    assert!(out.contains("S-2026-0001: evaluere samarbeidsavtalen"), "{out}");
+    let shown = cases(
+        "2026-03-25T10:05:00Z",
+        &[&as_leader[..], &["show", number, "--format", "json"]].concat(),
+    );
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["status"]["status"], "closed");
+    assert_eq!(shown["status"]["reason"], "lost");
+    // A closed case refuses further steps.
+    let closed = tilstede(
+        &store,
+        &[
+            "cases",
+            "--config",
+            cfg,
+            "--as",
+            "al-1",
+            "--role",
+            "avdelingsleder",
+            "apply",
+            number,
+            r#"{"command":"mark-long-term"}"#,
+        ],
+    );
+    assert_eq!(closed.status.code(), Some(3));
+
+    // The audit log has every change and every read, who and when.
+    let audit = cases("2026-03-25T10:06:00Z", &["audit", number, "--format", "json"]);
+    let audit: Vec<Value> = serde_json::from_str(&audit).unwrap();
+    let actions: Vec<&str> = audit.iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "open",
+            "list",
+            "refused:log-contact",
+            "log-contact",
+            "report-to-ressursteam",
+            "map-box",
+            "add-measure",
+            "add-measure",
+            "meeting-held",
+            "create-agreement",
+            "read",
+            "tick",
+            "evaluate",
+            "read",
+            "refused:mark-long-term"
+        ]
+    );
+    assert_eq!(audit[10]["actor"], "kl-1");
+    assert_eq!(audit[10]["role"], "kontaktlaerer");
+
+    let s = Store::open(store.to_str().unwrap()).await.unwrap();
+    let contacts = s.case_contacts(number).await.unwrap();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].0, "kl-1");
+    assert_eq!(contacts[0].4, "bekymring");
+    // Append-only: the database itself refuses edits.
+    assert!(sqlx::query("DELETE FROM case_audit").execute(s.pool()).await.is_err());
+    // Notices have unique keys, and delivery is idempotent.
+    let pending = s.notifications(false, 100).await.unwrap();
+    assert!(pending.len() >= 6, "{pending:?}");
+    let key = &pending[0].notice.key;
+    assert!(s.mark_notification_delivered(key, Utc::now()).await.unwrap());
+    assert!(!s.mark_notification_delivered(key, Utc::now()).await.unwrap());
+    assert_eq!(s.notifications(false, 100).await.unwrap().len(), pending.len() - 1);
+    s.close().await;
+}
+
+async fn setup(s: &Store) {
+    s.upsert_roster(&roster()).await.unwrap();
+    let parsed: Vec<_> = records()
+        .lines()
+        .map(|l| tilstede::domain::AbsenceRecord::from_json_str(l).unwrap())
+        .collect();
+    s.ingest(&parsed, &[]).await.unwrap();
+    let rules = RuleSet::preset("baerum").unwrap();
+    s.refresh_findings(&rules, NaiveDate::from_ymd_opt(2026, 3, 2).unwrap())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn phase_four_handoff_with_a_fake_clock_on_every_backend() {
+    let cfg = CaseConfig::from_toml(CONFIG).unwrap();
+    for s in store_backends().await {
+        setup(&s).await;
+        let stats = s.sync_cases(&cfg, t("2026-03-02T07:00:00Z")).await.unwrap();
+        assert_eq!(stats.opened, 1);
+        let number = "S-2026-0001";
+        let teacher = Party::new("kl-1", Role::Kontaktlaerer);
+        let leader = Party::new("al-1", Role::Avdelingsleder);
+        let step = |v: Value| -> Command { serde_json::from_value(v).unwrap() };
+        let apply = |who: Party, at: &str, v: Value| {
+            let s = s.clone();
+            let cfg = cfg.clone();
+            let at = t(at);
+            async move { s.apply_case_command(number, &who, &step(v), at, &cfg).await }
+        };
+        // Ungdomsskole: tell parents about the invalid absence by 15:00.
+        let notices = s.tick_cases(&cfg, t("2026-03-02T14:30:00Z")).await.unwrap();
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.key.contains("/escalate/notify-invalid-absence/")),
+            "{notices:?}"
+        );
+        apply(teacher.clone(), "2026-03-02T15:00:00Z",
+            json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T14:55:00Z","channel":"telefon","outcome":"bekymring"}))
+            .await.unwrap();
+        apply(
+            leader.clone(),
+            "2026-03-02T15:05:00Z",
+            json!({"command":"change-phase","to":"further"}),
+        )
+        .await
+        .unwrap();
+        let case = s.read_case(number, &leader, t("2026-03-02T15:06:00Z")).await.unwrap();
+        assert_eq!(case.phase.number(), 4);
+        assert!(case.long_term);
+        apply(
+            leader.clone(),
+            "2026-03-03T09:00:00Z",
+            json!({"command":"propose-handoff","agency":"bup","person":"@bup:kommune.test"}),
+        )
+        .await
+        .unwrap();
+        // A week passes without an answer: the avdelingsleder hears of it.
+        let notices = s.tick_cases(&cfg, t("2026-03-11T08:00:00Z")).await.unwrap();
+        let esc = notices
+            .iter()
+            .find(|n| n.key.contains("/escalate/handoff-acceptance/"))
+            .expect("escalation of the handoff");
+        assert_eq!(
+            serde_json::to_value(&esc.recipient).unwrap(),
+            json!({"to":"person","id":"al-1","role":"avdelingsleder"})
+        );
+        let case = s.read_case(number, &leader, t("2026-03-11T08:01:00Z")).await.unwrap();
+        assert_eq!(case.responsible, leader, "responsibility moves only on acceptance");
+        // Someone else cannot accept for BUP.
+        let e = apply(
+            Party::new("@x:kommune.test", Role::Ressursteam),
+            "2026-03-11T09:00:00Z",
+            json!({"command":"accept-handoff"}),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("bare den som er foreslått kan overta"), "{e}");
+        apply(
+            Party::new("@bup:kommune.test", Role::Ressursteam),
+            "2026-03-11T09:00:00Z",
+            json!({"command":"accept-handoff"}),
+        )
+        .await
+        .unwrap();
+        let coord = Party::new("@bup:kommune.test", Role::Fagkoordinator);
+        let e = apply(coord.clone(), "2026-03-11T10:00:00Z",
+            json!({"command":"refer","agency":"ppt","decided":"2026-03-11","sent":null,"pedagogisk_rapport":false,"legeerklaering_needed":true}))
+            .await.unwrap_err();
+        assert!(e.to_string().contains("pedagogisk rapport"), "{e}");
+        apply(coord.clone(), "2026-03-11T10:00:00Z",
+            json!({"command":"refer","agency":"ppt","decided":"2026-03-11","sent":"2026-03-12","pedagogisk_rapport":true,"legeerklaering_needed":true}))
+            .await.unwrap();
+        let case = s.read_case(number, &coord, t("2026-03-11T10:01:00Z")).await.unwrap();
+        assert_eq!(case.responsible, coord);
+        assert_eq!(s.case_referrals(number).await.unwrap(), ["ppt"]);
+        // Every deadline that remains is the coordinator's.
+        assert!(case.deadlines.iter().all(|d| d.owner == coord), "{:?}", case.deadlines);
+        apply(
+            coord.clone(),
+            "2026-03-12T10:00:00Z",
+            json!({"command":"close","reason":"lost"}),
+        )
+        .await
+        .unwrap();
+        // A new finding after closing opens a new case with a new number.
+        let audit = s.case_audit(number).await.unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.action == "accept-handoff" && a.actor == "@bup:kommune.test")
+        );
+        let queued = s.notifications(true, 1000).await.unwrap();
+        let keys: std::collections::HashSet<_> = queued.iter().map(|q| q.notice.key.clone()).collect();
+        assert_eq!(keys.len(), queued.len());
+        assert!(queued.iter().any(|q| q.notice.kind
+            == tilstede::cases::NoticeKind::HandoffAccepted {
+                agency: tilstede::cases::Agency::Bup,
+                person: "@bup:kommune.test".into()
+            }));
+        s.close().await;
+    }
+}
