@@ -66,6 +66,7 @@ pub async fn start(config: Config, listen: Option<std::net::SocketAddr>) -> Resu
     let mut tasks = vec![
         tokio::spawn(evaluate_loop(state.clone(), stopped.clone())),
         tokio::spawn(lead_loop(state.store.clone(), leader_tx, stopped.clone())),
+        tokio::spawn(case_loop(state.clone(), leader.clone(), stopped.clone())),
     ];
     for (id, source) in &state.config.sources {
         if let Some(pull) = &source.pull {
@@ -108,6 +109,46 @@ async fn evaluate_loop(state: AppState, mut stopped: watch::Receiver<bool>) {
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "refreshing findings failed"),
+        }
+    }
+}
+
+/// How often the case clock runs even when no finding changed.
+const CASE_TICK: Duration = Duration::from_secs(60);
+
+/// Opens and updates cases from finding changes, and runs the routine's
+/// clock (reminders, escalations, long-term marking), on the leader only:
+/// case numbers and the finding cursor must have one writer.
+async fn case_loop(state: AppState, mut leader: watch::Receiver<bool>, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(CASE_TICK);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = state.findings_changed.notified() => {}
+            _ = leader.changed() => {}
+            _ = stopped.wait_for(|s| *s) => break,
+        }
+        if !*leader.borrow_and_update() {
+            continue;
+        }
+        let now = chrono::Utc::now();
+        match state.store.sync_cases(&state.config.cases, now).await {
+            Ok(s) if s.events > 0 => {
+                tracing::info!(
+                    events = s.events,
+                    opened = s.opened,
+                    changed = s.changed,
+                    notices = s.notices,
+                    "cases synced"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "case sync failed"),
+        }
+        match state.store.tick_cases(&state.config.cases, now).await {
+            Ok(n) if !n.is_empty() => tracing::info!(notices = n.len(), "case clock ran"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "case clock failed"),
         }
     }
 }

@@ -73,6 +73,9 @@ pub struct RawConfig {
     /// A rules preset (`baerum`, `oslo`) or a path to a rules TOML file.
     #[serde(default)]
     pub rules: Option<String>,
+    /// The case workflow's deadlines and roles: a preset (`baerum`) or a path.
+    #[serde(default)]
+    pub cases: Option<String>,
     /// The HTTP server.
     #[serde(default)]
     pub http: Option<RawHttp>,
@@ -172,6 +175,8 @@ pub struct Config {
     pub rules_name: String,
     /// The rules.
     pub rules: RuleSet,
+    /// The case workflow settings.
+    pub cases: crate::cases::config::CaseConfig,
     /// HTTP settings.
     pub http: HttpConfig,
     /// Sources by id.
@@ -287,6 +292,15 @@ impl RawConfig {
             Some(r) => r,
             None => RuleSet::load(&base.join(&rules_name).display().to_string())?,
         };
+        let cases_name = self.cases.unwrap_or_else(|| "baerum".into());
+        let is_preset = crate::cases::config::PRESETS.iter().any(|(n, _)| *n == cases_name);
+        let cases_location = if is_preset {
+            cases_name.clone()
+        } else {
+            base.join(&cases_name).display().to_string()
+        };
+        let cases =
+            crate::cases::config::CaseConfig::load(&cases_location).map_err(|e| invalid("cases", e.to_string()))?;
         let http = self.http.unwrap_or_default();
         let listen = http.listen.as_deref().unwrap_or("127.0.0.1:8080");
         let listen: SocketAddr = listen.parse().map_err(|_| {
@@ -367,6 +381,7 @@ impl RawConfig {
             store,
             rules_name,
             rules,
+            cases,
             http: HttpConfig {
                 listen,
                 max_body_bytes: max_body_bytes as usize,
@@ -434,6 +449,7 @@ mod tests {
             ),
             ("store = \"mysql://x\"\n", "store"),
             ("rules = \"no-such-rules\"\n", "rules"),
+            ("cases = \"no-such-routine\"\n", "cases"),
             ("[http.users.kari]\nschools = []\n", "http.users.kari.token"),
         ];
         for (text, path) in cases {

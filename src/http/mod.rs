@@ -37,6 +37,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Woken when stored records changed, so findings get refreshed.
     pub records_changed: Arc<Notify>,
+    /// Woken when findings changed, so cases follow.
+    pub findings_changed: Arc<Notify>,
     /// Reads live gauges (cases, outbox) at scrape time; set by the service.
     pub gauges: Arc<dyn Fn() -> futures::future::BoxFuture<'static, Gauges> + Send + Sync>,
 }
@@ -50,11 +52,17 @@ impl AppState {
             config,
             metrics: Arc::new(Metrics::default()),
             records_changed: Arc::new(Notify::new()),
+            findings_changed: Arc::new(Notify::new()),
             gauges: Arc::new(move || {
                 let store = gauge_store.clone();
                 Box::pin(async move {
+                    let mut cases_per_phase = std::collections::BTreeMap::new();
+                    for case in store.cases_raw(None, false).await.unwrap_or_default() {
+                        *cases_per_phase.entry(case.phase.number().to_string()).or_insert(0) += 1;
+                    }
                     Gauges {
                         findings: store.finding_count().await.unwrap_or(0),
+                        cases_per_phase,
                         ..Gauges::default()
                     }
                 })
@@ -69,6 +77,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/sources/{source}/records", post(ingest::post_records))
         .route("/api/v1/findings", get(findings))
+        .route("/api/v1/cases", get(cases))
+        .route("/api/v1/cases/{number}", get(case))
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -135,4 +145,82 @@ async fn findings(
     list.retain(|f| allowed(&f.school));
     tracing::info!(user = %user.name, school = ?q.school, count = list.len(), "findings read");
     Ok((StatusCode::OK, Json(list)))
+}
+
+/// Query of `GET /api/v1/cases`.
+#[derive(Debug, Deserialize)]
+struct CasesQuery {
+    school: Option<String>,
+    /// Closed cases too.
+    #[serde(default)]
+    all: bool,
+}
+
+/// The audit identity of an API user.
+fn api_party(user: &crate::config::ApiUser) -> crate::cases::model::Party {
+    crate::cases::model::Party::new(format!("api:{}", user.name), crate::cases::model::Role::Ledelse)
+}
+
+fn case_error(e: crate::store::CaseStoreError) -> ApiError {
+    match e {
+        crate::store::CaseStoreError::NotFound(n) => ApiError::NotFound(format!("saken «{n}»")),
+        other => ApiError::Internal(other.into()),
+    }
+}
+
+/// Lists cases the user may see; every listed case is audited as read.
+async fn cases(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<CasesQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = auth::read_user(&app.config.http.users, &headers)?;
+    let allowed = |school: &str| user.schools.is_empty() || user.schools.iter().any(|s| s == school);
+    if let Some(school) = &q.school
+        && !allowed(school)
+    {
+        return Err(ApiError::Forbidden(format!("skolen «{school}»")));
+    }
+    let schools: Vec<Option<String>> = match (&q.school, user.schools.is_empty()) {
+        (Some(s), _) => vec![Some(s.clone())],
+        (None, true) => vec![None],
+        (None, false) => user.schools.iter().cloned().map(Some).collect(),
+    };
+    let mut list = Vec::new();
+    for school in schools {
+        list.extend(
+            app.store
+                .list_cases(school.as_deref(), q.all, &api_party(user), chrono::Utc::now())
+                .await
+                .map_err(case_error)?,
+        );
+    }
+    Ok(Json(list))
+}
+
+/// One case, audited as read.
+async fn case(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(number): axum::extract::Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = auth::read_user(&app.config.http.users, &headers)?;
+    // Check the school before the read is logged as one.
+    let school = app
+        .store
+        .cases_raw(None, true)
+        .await?
+        .into_iter()
+        .find(|c| c.number == number)
+        .map(|c| c.pupil.school)
+        .ok_or_else(|| ApiError::NotFound(format!("saken «{number}»")))?;
+    if !(user.schools.is_empty() || user.schools.contains(&school)) {
+        return Err(ApiError::Forbidden(format!("saken «{number}»")));
+    }
+    let case = app
+        .store
+        .read_case(&number, &api_party(user), chrono::Utc::now())
+        .await
+        .map_err(case_error)?;
+    Ok(Json(case))
 }

@@ -153,6 +153,65 @@ async fn push_evaluate_and_read() {
         .unwrap();
     assert_eq!(r.status(), 403);
 
+    // Cases open from the findings; reading them is audited.
+    let mut cases = serde_json::Value::Null;
+    for _ in 0..100 {
+        let r = http
+            .get(format!("{base}/api/v1/cases"))
+            .bearer_auth("reader-all")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        cases = r.json().await.unwrap();
+        if cases.as_array().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let list = cases.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{cases}");
+    assert!(list.iter().all(|c| c["phase"] == 2 && c["open"] == true), "{cases}");
+    let theirs: serde_json::Value = http
+        .get(format!("{base}/api/v1/cases"))
+        .bearer_auth("reader-two")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs.as_array().unwrap().len(), 1);
+    assert_eq!(theirs[0]["school"], "skole-2");
+    let other = list.iter().find(|c| c["school"] == "skole-1").unwrap()["number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http
+        .get(format!("{base}/api/v1/cases/{other}"))
+        .bearer_auth("reader-two")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http
+        .get(format!("{base}/api/v1/cases/{other}"))
+        .bearer_auth("reader-all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let one: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(one["number"], other.as_str());
+    let audit = running.state.store.case_audit(&other).await.unwrap();
+    let actions: Vec<(&str, &str)> = audit.iter().map(|a| (a.actor.as_str(), a.action.as_str())).collect();
+    assert!(actions.contains(&("api:leder", "list")), "{actions:?}");
+    assert!(actions.contains(&("api:leder", "read")), "{actions:?}");
+    assert!(
+        !actions.iter().any(|(who, _)| *who == "api:skole2"),
+        "a refused read is not a read: {actions:?}"
+    );
+
     // Health, readiness, metrics and the OpenAPI document.
     assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
     assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
@@ -173,6 +232,7 @@ async fn push_evaluate_and_read() {
         "{metrics}"
     );
     assert!(metrics.contains("tilstede_findings 2"), "{metrics}");
+    assert!(metrics.contains("tilstede_cases{phase=\"2\"} 2"), "{metrics}");
     let doc: serde_json::Value = http
         .get(format!("{base}/api/openapi.json"))
         .send()
