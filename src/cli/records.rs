@@ -74,17 +74,26 @@ fn print_findings(findings: &[Finding], format: Format) -> Result<()> {
                     norwegian(f.window.from),
                     norwegian(f.window.to),
                     f.explanation,
-                    f.evidence.join(", "),
+                    shorten(&f.evidence),
                     if f.unclassified.is_empty() {
                         String::new()
                     } else {
-                        format!("\n  ikke vurdert: {}", f.unclassified.join(", "))
+                        format!("\n  ikke vurdert: {}", shorten(&f.unclassified))
                     }
                 )?;
             }
         }
     }
     Ok(())
+}
+
+/// At most five ids, then how many there are.
+fn shorten(ids: &[String]) -> String {
+    if ids.len() <= 5 {
+        ids.join(", ")
+    } else {
+        format!("{} … ({} i alt)", ids[..5].join(", "), ids.len())
+    }
 }
 
 /// `tilstede import`.
