@@ -416,3 +416,61 @@ async fn phase_four_handoff_with_a_fake_clock_on_every_backend() {
         s.close().await;
     }
 }
+
+#[tokio::test]
+async fn digests_and_config_check_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let file = dir.path().join("r.jsonl");
+    std::fs::write(&file, records()).unwrap();
+    tilstede_ok(&store, &["import", file.to_str().unwrap(), "--as-of", "2026-03-02"]);
+    {
+        let s = Store::open(store.to_str().unwrap()).await.unwrap();
+        s.upsert_roster(&roster()).await.unwrap();
+        s.close().await;
+    }
+    tilstede_ok(&store, &["cases", "--now", "2026-03-02T09:00:00Z", "sync"]);
+    let (out, _) = tilstede_ok(
+        &store,
+        &[
+            "cases",
+            "digest-teacher",
+            "--teacher",
+            "kl-1",
+            "--school",
+            "skole-1",
+            "--from",
+            "2026-02-01",
+            "--to",
+            "2026-02-28",
+            "--form",
+            "text",
+        ],
+    );
+    assert!(out.contains("1 elever i klassene dine"), "{out}");
+    assert!(out.contains("E.H. (9B): 2 dager, 14 timer"), "{out}");
+    assert!(out.contains("sak S-2026-0001 i fase 2"), "{out}");
+    let (out, _) = tilstede_ok(
+        &store,
+        &[
+            "cases",
+            "digest-school",
+            "--school",
+            "skole-1",
+            "--from",
+            "2026-02-01",
+            "--to",
+            "2026-02-28",
+        ],
+    );
+    assert!(out.contains("**Eikeli skole**"), "{out}");
+    assert!(out.contains("9. trinn: 1 elever"), "{out}");
+    assert!(out.contains("fase 2: 1"), "{out}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, CONFIG.replace("evaluation_days = 21", "evaluation_days = 0")).unwrap();
+    let out = tilstede(&store, &["cases", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml: deadlines.evaluation_days"), "{err}");
+}
