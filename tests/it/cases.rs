@@ -474,3 +474,34 @@ async fn digests_and_config_check_by_the_cli() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml: deadlines.evaluation_days"), "{err}");
 }
+
+#[tokio::test]
+async fn evaluation_prompt_numbers_on_a_one_connection_memory_store() {
+    let cfg = CaseConfig::from_toml(CONFIG).unwrap();
+    let s = Store::open(":memory:").await.unwrap();
+    setup(&s).await;
+    s.sync_cases(&cfg, t("2026-03-02T07:00:00Z")).await.unwrap();
+    let teacher = Party::new("kl-1", Role::Kontaktlaerer);
+    let steps = [
+        json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T08:00:00Z","channel":"telefon","outcome":"bekymring"}),
+        json!({"command":"add-measure","circle_box":"struktur","text":"Visuell dagsplan","responsible":"kontaktlærer","due":"2026-03-20","at_home":false}),
+        json!({"command":"add-measure","circle_box":"hjemmeforhold","text":"Faste leggetider","responsible":"foresatte","due":"2026-03-20","at_home":true}),
+        json!({"command":"create-agreement","place":"Skolen","present":["eleven"],"goal":"Mer oppmøte",
+               "sub_goals":[{"text":"Første time","weeks":3,"measures":[]}],"plan_b":"Ringe hjem","plan_b_responsible":"kontaktlærer",
+               "valid_days":null,"evaluation_date":"2026-03-23"}),
+    ];
+    for step in steps {
+        let cmd: Command = serde_json::from_value(step).unwrap();
+        s.apply_case_command("S-2026-0001", &teacher, &cmd, t("2026-03-02T09:00:00Z"), &cfg)
+            .await
+            .unwrap();
+    }
+    let notices = s.tick_cases(&cfg, t("2026-03-22T15:00:00Z")).await.unwrap();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let queued = s.notifications(false, 100).await.unwrap();
+    let prompt = queued.iter().find(|q| q.notice.key == notices[0].key).unwrap();
+    // 2.3.–22.3. against 9.2.–1.3.: two whole days and two lessons before.
+    assert_eq!(prompt.extra["numbers"]["before"]["days"], 2);
+    assert_eq!(prompt.extra["numbers"]["during"]["lates"], 1);
+    s.close().await;
+}
