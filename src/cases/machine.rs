@@ -105,6 +105,8 @@ pub enum NoticeKind {
         tentative: bool,
         /// New evidence after a "no concern" outcome.
         again: bool,
+        /// When the parents must have been contacted.
+        due: DateTime<Utc>,
     },
     /// Leadership is told about invalid absence.
     InvalidAbsenceToLeadership,
@@ -360,11 +362,8 @@ impl Case {
         self.responsible = self.contact_party();
         self.deadlines.clear();
         let owner = self.responsible.clone();
-        self.set_deadline(deadline(
-            DeadlineKind::ContactParents,
-            end_of_school_day(config, now),
-            &owner,
-        ));
+        let contact_due = end_of_school_day(config, now);
+        self.set_deadline(deadline(DeadlineKind::ContactParents, contact_due, &owner));
         let invalid = self.active_criteria.contains("invalid-absence");
         if invalid {
             let due = match self.pupil.level {
@@ -380,6 +379,7 @@ impl Case {
                 invalid_absence: invalid,
                 tentative,
                 again,
+                due: contact_due,
             },
         );
         if invalid {

@@ -191,6 +191,7 @@ pub fn notice_context(notice: &Notice, case: &Case, extra: &Value) -> Value {
             invalid_absence,
             tentative,
             again,
+            due,
         } => {
             set(
                 &mut n,
@@ -200,12 +201,7 @@ pub fn notice_context(notice: &Notice, case: &Case, extra: &Value) -> Value {
             set(&mut n, "invalid_absence", json!(invalid_absence));
             set(&mut n, "tentative", json!(tentative));
             set(&mut n, "again", json!(again));
-            let due = case
-                .deadlines
-                .iter()
-                .find(|d| d.kind == crate::cases::model::DeadlineKind::ContactParents)
-                .map(|d| when(d.due));
-            set(&mut n, "due", json!(due));
+            set(&mut n, "due", json!(when(*due)));
         }
         NoticeKind::NewEvidence { criterion } => set(&mut n, "criterion", json!(criterion_name(criterion))),
         NoticeKind::CallMeeting {

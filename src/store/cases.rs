@@ -3,6 +3,7 @@
 //! itself is pure ([`crate::cases`]); this file loads, applies, and saves in
 //! one transaction, so a notice is queued exactly when its change is stored.
 
+use super::records::{RECORD_SELECT, record_from_row};
 use super::{Store, StoreError};
 use crate::cases::machine::evaluation_prompt;
 use crate::cases::model::Case;
@@ -235,7 +236,6 @@ impl Store {
     /// Queues notices (a key already queued is skipped), adding facts the
     /// pure machine cannot know, such as evaluation numbers.
     async fn queue(
-        &self,
         tx: &mut Transaction<'static, Any>,
         case: &Case,
         notices: &[Notice],
@@ -248,9 +248,18 @@ impl Store {
                     made, evaluation_date, ..
                 } => {
                     let to = (*evaluation_date).min(school_date_utc(now)).max(*made);
-                    let records = self
-                        .pupil_records(&case.pupil.id, *made - Duration::days((to - *made).num_days() + 1), to)
-                        .await?;
+                    let from = *made - Duration::days((to - *made).num_days() + 1);
+                    // Read inside the transaction: a one-connection SQLite pool
+                    // would otherwise wait for itself.
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {RECORD_SELECT} FROM records WHERE pupil = $1 AND deleted = 0 AND date >= $2 AND date <= $3 ORDER BY date, source, id"
+                    )))
+                    .bind(case.pupil.id.as_str())
+                    .bind(from.to_string())
+                    .bind(to.to_string())
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    let records: Vec<_> = rows.iter().map(record_from_row).collect::<Result<_, _>>()?;
                     serde_json::json!({ "numbers": compare(&records, *made, to, LESSONS_PER_DAY) })
                 }
                 _ => serde_json::json!({}),
@@ -407,7 +416,7 @@ impl Store {
                             audit(&mut tx, &case.number, &system(), &action, &detail, now).await?;
                             stats.changed += 1;
                         }
-                        stats.notices += self.queue(&mut tx, &case, &notices, now).await?;
+                        stats.notices += Self::queue(&mut tx, &case, &notices, now).await?;
                     }
                     None if event.change != FindingChangeKind::Cleared => {
                         let (pref, teacher) = pupil;
@@ -417,7 +426,7 @@ impl Store {
                         Self::save_case(&mut tx, &case, None, now).await?;
                         audit(&mut tx, &number, &system(), "open", &detail, now).await?;
                         stats.opened += 1;
-                        stats.notices += self.queue(&mut tx, &case, &notices, now).await?;
+                        stats.notices += Self::queue(&mut tx, &case, &notices, now).await?;
                     }
                     None => {}
                 }
@@ -471,7 +480,7 @@ impl Store {
         Self::save_case(&mut tx, &case, Some(before.revision), now).await?;
         Self::mirror(&mut tx, &before, &case).await?;
         audit(&mut tx, number, actor, command.name(), &detail, now).await?;
-        self.queue(&mut tx, &case, &notices, now).await?;
+        Self::queue(&mut tx, &case, &notices, now).await?;
         tx.commit().await?;
         tracing::info!(case = number, command = command.name(), "case changed");
         Ok((case, notices))
@@ -511,7 +520,7 @@ impl Store {
                     now,
                 )
                 .await?;
-                self.queue(&mut tx, &case, &notices, now).await?;
+                Self::queue(&mut tx, &case, &notices, now).await?;
             }
             tx.commit().await?;
             all.extend(notices);

@@ -416,3 +416,92 @@ async fn phase_four_handoff_with_a_fake_clock_on_every_backend() {
         s.close().await;
     }
 }
+
+#[tokio::test]
+async fn digests_and_config_check_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let file = dir.path().join("r.jsonl");
+    std::fs::write(&file, records()).unwrap();
+    tilstede_ok(&store, &["import", file.to_str().unwrap(), "--as-of", "2026-03-02"]);
+    {
+        let s = Store::open(store.to_str().unwrap()).await.unwrap();
+        s.upsert_roster(&roster()).await.unwrap();
+        s.close().await;
+    }
+    tilstede_ok(&store, &["cases", "--now", "2026-03-02T09:00:00Z", "sync"]);
+    let (out, _) = tilstede_ok(
+        &store,
+        &[
+            "cases",
+            "digest-teacher",
+            "--teacher",
+            "kl-1",
+            "--school",
+            "skole-1",
+            "--from",
+            "2026-02-01",
+            "--to",
+            "2026-02-28",
+            "--form",
+            "text",
+        ],
+    );
+    assert!(out.contains("1 elever i klassene dine"), "{out}");
+    assert!(out.contains("E.H. (9B): 2 dager, 14 timer"), "{out}");
+    assert!(out.contains("sak S-2026-0001 i fase 2"), "{out}");
+    let (out, _) = tilstede_ok(
+        &store,
+        &[
+            "cases",
+            "digest-school",
+            "--school",
+            "skole-1",
+            "--from",
+            "2026-02-01",
+            "--to",
+            "2026-02-28",
+        ],
+    );
+    assert!(out.contains("**Eikeli skole**"), "{out}");
+    assert!(out.contains("9. trinn: 1 elever"), "{out}");
+    assert!(out.contains("fase 2: 1"), "{out}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, CONFIG.replace("evaluation_days = 21", "evaluation_days = 0")).unwrap();
+    let out = tilstede(&store, &["cases", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml: deadlines.evaluation_days"), "{err}");
+}
+
+#[tokio::test]
+async fn evaluation_prompt_numbers_on_a_one_connection_memory_store() {
+    let cfg = CaseConfig::from_toml(CONFIG).unwrap();
+    let s = Store::open(":memory:").await.unwrap();
+    setup(&s).await;
+    s.sync_cases(&cfg, t("2026-03-02T07:00:00Z")).await.unwrap();
+    let teacher = Party::new("kl-1", Role::Kontaktlaerer);
+    let steps = [
+        json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T08:00:00Z","channel":"telefon","outcome":"bekymring"}),
+        json!({"command":"add-measure","circle_box":"struktur","text":"Visuell dagsplan","responsible":"kontaktlærer","due":"2026-03-20","at_home":false}),
+        json!({"command":"add-measure","circle_box":"hjemmeforhold","text":"Faste leggetider","responsible":"foresatte","due":"2026-03-20","at_home":true}),
+        json!({"command":"create-agreement","place":"Skolen","present":["eleven"],"goal":"Mer oppmøte",
+               "sub_goals":[{"text":"Første time","weeks":3,"measures":[]}],"plan_b":"Ringe hjem","plan_b_responsible":"kontaktlærer",
+               "valid_days":null,"evaluation_date":"2026-03-23"}),
+    ];
+    for step in steps {
+        let cmd: Command = serde_json::from_value(step).unwrap();
+        s.apply_case_command("S-2026-0001", &teacher, &cmd, t("2026-03-02T09:00:00Z"), &cfg)
+            .await
+            .unwrap();
+    }
+    let notices = s.tick_cases(&cfg, t("2026-03-22T15:00:00Z")).await.unwrap();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let queued = s.notifications(false, 100).await.unwrap();
+    let prompt = queued.iter().find(|q| q.notice.key == notices[0].key).unwrap();
+    // 2.3.–22.3. against 9.2.–1.3.: two whole days and two lessons before.
+    assert_eq!(prompt.extra["numbers"]["before"]["days"], 2);
+    assert_eq!(prompt.extra["numbers"]["during"]["lates"], 1);
+    s.close().await;
+}
