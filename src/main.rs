@@ -10,6 +10,17 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // Output commands behave like other Unix tools when piped into `head`:
+    // a closed pipe ends the process quietly. `serve` keeps Rust's default
+    // (SIGPIPE ignored), so a client hanging up can never kill the service.
+    #[cfg(unix)]
+    if !matches!(args.command, cli::Command::Serve { .. }) {
+        // SAFETY: setting a signal disposition is process-wide and nothing
+        // else in tilstede touches SIGPIPE.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     cli::init_logging(args.verbose);
     match cli::run(args).await {
         Ok(code) => code,
