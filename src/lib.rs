@@ -7,6 +7,7 @@
 pub mod adapters;
 pub mod domain;
 pub mod ingest;
+pub mod matrix;
 pub mod rules;
 pub mod store;
 pub mod synthetic;

@@ -28,6 +28,12 @@ pub enum BenchCommand {
         #[arg(long)]
         with_store: bool,
     },
+    /// Matrix: bare matrix-sdk round trip beside the bot's outbox → reader (starts its own Synapse).
+    Matrix {
+        /// Messages per kind.
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+    },
 }
 
 /// Peak resident memory so far, in MiB (Linux).
@@ -64,6 +70,7 @@ pub async fn run(what: BenchCommand) -> Result<ExitCode> {
             seed,
             with_store,
         } => rules(pupils, schools, seed, with_store).await,
+        BenchCommand::Matrix { messages } => super::bench_matrix::run(messages).await,
     }
 }
 

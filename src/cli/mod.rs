@@ -2,6 +2,7 @@
 //! `--help` text.
 
 mod bench;
+mod bench_matrix;
 mod records;
 
 use anyhow::{Context, Result};

@@ -5,10 +5,12 @@
 //! as integers and dates as `YYYY-MM-DD` text, so both backends decode alike.
 
 mod findings;
+mod outbox;
 mod records;
 mod roster;
 
 pub use findings::{FindingChange, Refresh};
+pub use outbox::{EventRef, MatrixRoom, NewPost, OutboxCounts, OutboxEntry, PostKind};
 pub use records::{IngestStats, QuarantineEntry, QuarantinedRow};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -69,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         include_str!("migrations/sqlite/0002_roster.sql"),
         include_str!("migrations/postgres/0002_roster.sql"),
+    ),
+    (
+        5,
+        include_str!("migrations/sqlite/0005_matrix.sql"),
+        include_str!("migrations/postgres/0005_matrix.sql"),
     ),
 ];
 
