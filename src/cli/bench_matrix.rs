@@ -52,7 +52,10 @@ fn read_into(client: &Client) -> (mpsc::UnboundedReceiver<(String, Instant)>, to
     let c = client.clone();
     let task = tokio::spawn(async move {
         loop {
-            if c.sync_once(SyncSettings::default().timeout(Duration::from_secs(30))).await.is_err() {
+            if c.sync_once(SyncSettings::default().timeout(Duration::from_secs(30)))
+                .await
+                .is_err()
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -95,7 +98,11 @@ pub async fn run(messages: usize) -> Result<ExitCode> {
     let python = Synapse::python()?;
     let t = Instant::now();
     let server = tokio::task::spawn_blocking(move || Synapse::start(&python, Limits::Lifted)).await??;
-    println!("Synapse started in {:.1} s at {}", t.elapsed().as_secs_f64(), server.url());
+    println!(
+        "Synapse started in {:.1} s at {}",
+        t.elapsed().as_secs_f64(),
+        server.url()
+    );
     let dir = tempfile::tempdir()?;
     let reader_id = server.register("leser", "pw-leser", false).await?;
     let sender_id = server.register("avsender", "pw-avsender", false).await?;
@@ -156,7 +163,8 @@ pub async fn run(messages: usize) -> Result<ExitCode> {
     for i in 0..=messages {
         let body = format!("Sak B-{i} · A.B. 7A · fase 2");
         let t0 = Instant::now();
-        bot.enqueue(&case_card(&key, &format!("B-{i}"), &body, &body, &[])).await?;
+        bot.enqueue(&case_card(&key, &format!("B-{i}"), &body, &body, &[]))
+            .await?;
         let at = wait_for(&mut rx, &body).await?;
         if i > 0 {
             via_bot.push(at.duration_since(t0).as_secs_f64() * 1e3);

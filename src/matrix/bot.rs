@@ -289,15 +289,24 @@ impl Bot {
 
     /// Creates (if missing) a school's ressursteam room and invites members
     /// not yet in it. Returns the room id.
-    pub async fn ensure_school_room(&self, school: &str, name: &str, members: &[String]) -> Result<String, MatrixError> {
+    pub async fn ensure_school_room(
+        &self,
+        school: &str,
+        name: &str,
+        members: &[String],
+    ) -> Result<String, MatrixError> {
         let key = school_room(school);
         let expected = self.expected(members);
         if let Some(mut known) = self.inner.store.matrix_room(&key).await?
-            && let Some(room) = self.inner.client.get_room(&matrix_sdk::ruma::OwnedRoomId::try_from(known.room_id.as_str()).map_err(|_| MatrixError::BadId(known.room_id.clone()))?)
+            && let Some(room) = self.inner.client.get_room(
+                &matrix_sdk::ruma::OwnedRoomId::try_from(known.room_id.as_str())
+                    .map_err(|_| MatrixError::BadId(known.room_id.clone()))?,
+            )
         {
             for m in members {
                 let present = room.get_member_no_sync(&user(m)?).await?;
-                let in_room = present.is_some_and(|p| matches!(p.membership(), MembershipState::Join | MembershipState::Invite));
+                let in_room =
+                    present.is_some_and(|p| matches!(p.membership(), MembershipState::Join | MembershipState::Invite));
                 if !in_room {
                     room.invite_user_by_id(&user(m)?).await?;
                 }
@@ -307,7 +316,9 @@ impl Bot {
             return Ok(known.room_id);
         }
         let config = serde_json::json!({ "kind": "ressursteam", "school": school, "version": 1 });
-        let room_id = self.create_encrypted_room(Some(name), members, false, Some(config)).await?;
+        let room_id = self
+            .create_encrypted_room(Some(name), members, false, Some(config))
+            .await?;
         self.inner
             .store
             .put_matrix_room(&MatrixRoom {
@@ -329,7 +340,12 @@ impl Bot {
             return Ok(known.room_id);
         }
         let room_id = self
-            .create_encrypted_room(None, &[user_id.to_string()], true, Some(serde_json::json!({ "kind": "direct", "version": 1 })))
+            .create_encrypted_room(
+                None,
+                &[user_id.to_string()],
+                true,
+                Some(serde_json::json!({ "kind": "direct", "version": 1 })),
+            )
             .await?;
         self.inner
             .store
@@ -354,10 +370,15 @@ impl Bot {
         let mut request = CreateRoom::new();
         request.name = name.map(str::to_string);
         request.is_direct = direct;
-        request.preset = Some(if direct { RoomPreset::TrustedPrivateChat } else { RoomPreset::PrivateChat });
+        request.preset = Some(if direct {
+            RoomPreset::TrustedPrivateChat
+        } else {
+            RoomPreset::PrivateChat
+        });
         request.invite = invite.iter().map(|u| user(u)).collect::<Result<_, _>>()?;
         request.initial_state = vec![
-            InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any(),
+            InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults())
+                .to_raw_any(),
             // Members read from their invitation on, never older history.
             InitialStateEvent::with_empty_state_key(RoomHistoryVisibilityEventContent::new(HistoryVisibility::Invited))
                 .to_raw_any(),
@@ -382,17 +403,19 @@ impl Bot {
                 }
             });
         let bot = self.clone();
-        self.inner.client.add_event_handler(move |ev: SyncRoomMemberEvent, room: Room| {
-            let bot = bot.clone();
-            async move {
-                if let SyncRoomMemberEvent::Original(ev) = ev
-                    && ev.content.membership == MembershipState::Join
-                    && let Err(e) = bot.check_member(&room, ev.state_key.as_str()).await
-                {
-                    tracing::warn!(error = %e, "membership check failed");
+        self.inner
+            .client
+            .add_event_handler(move |ev: SyncRoomMemberEvent, room: Room| {
+                let bot = bot.clone();
+                async move {
+                    if let SyncRoomMemberEvent::Original(ev) = ev
+                        && ev.content.membership == MembershipState::Join
+                        && let Err(e) = bot.check_member(&room, ev.state_key.as_str()).await
+                    {
+                        tracing::warn!(error = %e, "membership check failed");
+                    }
                 }
-            }
-        });
+            });
     }
 
     /// Stops posting into a managed room when `member` was not expected there,
@@ -421,8 +444,13 @@ impl Bot {
             if key == known.room_key {
                 continue;
             }
-            self.enqueue(&super::notice(&key, &plain, &escape_html(&plain), std::slice::from_ref(admin)))
-                .await?;
+            self.enqueue(&super::notice(
+                &key,
+                &plain,
+                &escape_html(&plain),
+                std::slice::from_ref(admin),
+            ))
+            .await?;
         }
         Ok(true)
     }
@@ -470,7 +498,13 @@ impl Bot {
         let reply = match commands::parse(&text.body) {
             Err(e) => Reply::text(e.to_string()),
             Ok(Command::Help(None)) => Reply::text(commands::help_text()),
-            Ok(Command::Help(Some(c))) => Reply::text(format!("!{} {} (!{}): {}", c.word(), c.arguments(), c.alias(), c.help())),
+            Ok(Command::Help(Some(c))) => Reply::text(format!(
+                "!{} {} (!{}): {}",
+                c.word(),
+                c.arguments(),
+                c.alias(),
+                c.help()
+            )),
             Ok(command) => self.inner.handler.handle(&context, command).await,
         };
         let mut mentions = reply.mentions.clone();
@@ -522,7 +556,9 @@ impl Bot {
         let mut not_before: HashMap<String, Instant> = HashMap::new();
         loop {
             let next = self.deliver_round(&mut not_before).await;
-            let wait = next.unwrap_or(Duration::from_millis(500)).min(Duration::from_millis(500));
+            let wait = next
+                .unwrap_or(Duration::from_millis(500))
+                .min(Duration::from_millis(500));
             tokio::select! {
                 _ = self.inner.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
@@ -633,7 +669,9 @@ impl Bot {
                     let wait = match e.client_api_error_kind() {
                         Some(ErrorKind::LimitExceeded(limit)) => match &limit.retry_after {
                             Some(RetryAfter::Delay(d)) => *d,
-                            Some(RetryAfter::DateTime(t)) => t.duration_since(std::time::SystemTime::now()).unwrap_or_default(),
+                            Some(RetryAfter::DateTime(t)) => {
+                                t.duration_since(std::time::SystemTime::now()).unwrap_or_default()
+                            }
                             None => backoff(entry.attempts as u32 + 1),
                         },
                         _ => backoff(entry.attempts as u32 + 1),
@@ -682,7 +720,10 @@ impl Bot {
                 let content = RoomMessageEventContentWithoutRelation::notice_html(&post.body, &post.html)
                     .add_mentions(mentions())
                     .make_replacement(ReplacementMetadata::new(target, None));
-                room.send(content).with_transaction_id(txn).with_request_config(once).await?
+                room.send(content)
+                    .with_transaction_id(txn)
+                    .with_request_config(once)
+                    .await?
             }
             (kind, _) => {
                 if kind != PostKind::Notice {
@@ -705,7 +746,10 @@ impl Bot {
                         .unwrap_or_else(|| root.clone());
                     content.relates_to = Some(Relation::Thread(Thread::plain(root, latest)));
                 }
-                room.send(content).with_transaction_id(txn).with_request_config(once).await?
+                room.send(content)
+                    .with_transaction_id(txn)
+                    .with_request_config(once)
+                    .await?
             }
         };
         Ok(result.response.event_id.to_string())

@@ -272,7 +272,10 @@ impl CommandName {
         let word = word.to_lowercase();
         // "mote" for keyboards without ø.
         let word = if word == "mote" { "møte".to_string() } else { word };
-        CommandName::ALL.iter().copied().find(|c| c.word() == word || c.alias() == word)
+        CommandName::ALL
+            .iter()
+            .copied()
+            .find(|c| c.word() == word || c.alias() == word)
     }
 }
 
@@ -280,7 +283,11 @@ impl CommandName {
 pub fn help_text() -> String {
     let mut out = String::from("Kommandoer (engelske alias i parentes):\n");
     for c in CommandName::ALL {
-        let args = if c.arguments().is_empty() { String::new() } else { format!(" {}", c.arguments()) };
+        let args = if c.arguments().is_empty() {
+            String::new()
+        } else {
+            format!(" {}", c.arguments())
+        };
         out.push_str(&format!("!{}{} (!{}): {}\n", c.word(), args, c.alias(), c.help()));
     }
     out
@@ -324,7 +331,12 @@ impl<'a> Args<'a> {
         NaiveDate::parse_from_str(w, "%Y-%m-%d").map_err(|_| self.invalid(w, "en dato (ÅÅÅÅ-MM-DD)"))
     }
 
-    fn pick<T: Copy>(&mut self, missing: &'static str, expected: &'static str, table: &[(&str, T)]) -> Result<T, ParseError> {
+    fn pick<T: Copy>(
+        &mut self,
+        missing: &'static str,
+        expected: &'static str,
+        table: &[(&str, T)],
+    ) -> Result<T, ParseError> {
         let w = self.next(missing)?;
         let lower = w.to_lowercase();
         table
@@ -441,7 +453,12 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
                 "foresatte" | "parents" => Responsible::Parents,
                 "elev" | "pupil" => Responsible::Pupil,
                 _ if is_user_id(w) => Responsible::User(w.to_string()),
-                _ => return Err(a.invalid(w, "en ansvarlig (kontaktlærer, ledelsen, foresatte, elev eller @bruker:tjener)")),
+                _ => {
+                    return Err(a.invalid(
+                        w,
+                        "en ansvarlig (kontaktlærer, ledelsen, foresatte, elev eller @bruker:tjener)",
+                    ));
+                }
             };
             let due = a.date()?;
             let text = a.rest();
@@ -560,7 +577,10 @@ mod tests {
             parse("!meeting 12 2026-12-01 09:15"),
             Ok(Command::Meeting {
                 case: case("12"),
-                at: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap().and_hms_opt(9, 15, 0).unwrap()
+                at: NaiveDate::from_ymd_opt(2026, 12, 1)
+                    .unwrap()
+                    .and_hms_opt(9, 15, 0)
+                    .unwrap()
             })
         );
         assert_eq!(
@@ -619,7 +639,10 @@ mod tests {
 
     #[test]
     fn errors_say_what_is_wrong_and_show_the_usage() {
-        assert_eq!(parse("!foo").unwrap_err().to_string(), "ukjent kommando «!foo». Skriv !hjelp for en oversikt.");
+        assert_eq!(
+            parse("!foo").unwrap_err().to_string(),
+            "ukjent kommando «!foo». Skriv !hjelp for en oversikt."
+        );
         assert_eq!(
             parse("!sak").unwrap_err().to_string(),
             "mangler saksnummer. Bruk: !sak SAK"
@@ -628,12 +651,42 @@ mod tests {
             parse("!tiltak 12 9 elev 2026-12-05 x").unwrap_err().to_string(),
             "«9» er ikke en boks i tiltakssirkelen (1–8). Bruk: !tiltak SAK BOKS ANSVARLIG ÅÅÅÅ-MM-DD TEKST"
         );
-        assert!(matches!(parse("!tiltak 12 1 elev 2026-12-05"), Err(ParseError::Missing { missing: "beskrivelse av tiltaket", .. })));
-        assert!(matches!(parse("!møte 12 2026-13-01 10:00"), Err(ParseError::Invalid { expected: "en dato (ÅÅÅÅ-MM-DD)", .. })));
-        assert!(matches!(parse("!møte 12 2026-12-01 25:00"), Err(ParseError::Invalid { expected: "et klokkeslett (TT:MM)", .. })));
-        assert!(matches!(parse("!koordinator 12 ola bup"), Err(ParseError::Invalid { .. })));
-        assert!(matches!(parse("!lukk 12 nå"), Err(ParseError::TooMany { word: "lukk", .. })));
-        assert!(matches!(parse("!sak 12;drop"), Err(ParseError::Invalid { expected: "et saksnummer", .. })));
+        assert!(matches!(
+            parse("!tiltak 12 1 elev 2026-12-05"),
+            Err(ParseError::Missing {
+                missing: "beskrivelse av tiltaket",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("!møte 12 2026-13-01 10:00"),
+            Err(ParseError::Invalid {
+                expected: "en dato (ÅÅÅÅ-MM-DD)",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("!møte 12 2026-12-01 25:00"),
+            Err(ParseError::Invalid {
+                expected: "et klokkeslett (TT:MM)",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("!koordinator 12 ola bup"),
+            Err(ParseError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("!lukk 12 nå"),
+            Err(ParseError::TooMany { word: "lukk", .. })
+        ));
+        assert!(matches!(
+            parse("!sak 12;drop"),
+            Err(ParseError::Invalid {
+                expected: "et saksnummer",
+                ..
+            })
+        ));
         assert!(matches!(parse("!fase 12 5"), Err(ParseError::Invalid { .. })));
     }
 

@@ -197,7 +197,10 @@ members = ["@kari:kommune.no", "@ola:kommune.no"]
     fn errors_name_the_toml_path() {
         let bad = GOOD.replace("@ola:kommune.no", "ola");
         let e = RawMatrixConfig::from_toml(&bad).unwrap().validate().unwrap_err();
-        assert_eq!(e.to_string(), "matrix.schools[0].members[1]: «ola» er ikke en Matrix-bruker (@navn:tjener)");
+        assert_eq!(
+            e.to_string(),
+            "matrix.schools[0].members[1]: «ola» er ikke en Matrix-bruker (@navn:tjener)"
+        );
         let bad = GOOD.replace("store_dir", "stor_dir");
         let e = RawMatrixConfig::from_toml(&bad).unwrap_err();
         assert!(e.to_string().contains("stor_dir"), "{e}");

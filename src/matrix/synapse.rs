@@ -257,7 +257,12 @@ impl Synapse {
         let body = serde_json::json!({
             "nonce": nonce, "username": localpart, "password": password, "admin": admin, "mac": mac,
         });
-        let response = http.post(&url).json(&body).send().await.map_err(|e| fail(e.to_string()))?;
+        let response = http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let status = response.status();
         let answer: serde_json::Value = response.json().await.map_err(|e| fail(e.to_string()))?;
         match answer["user_id"].as_str() {

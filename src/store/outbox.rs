@@ -245,9 +245,10 @@ impl Store {
 
     /// Rooms with posts waiting.
     pub async fn outbox_pending_rooms(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT DISTINCT room_key FROM matrix_outbox WHERE delivered_at IS NULL ORDER BY room_key")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT DISTINCT room_key FROM matrix_outbox WHERE delivered_at IS NULL ORDER BY room_key")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
@@ -267,7 +268,7 @@ impl Store {
 
     /// Records that `id` was delivered as `event_id`.
     pub async fn outbox_delivered(&self, id: i64, event_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE matrix_outbox SET event_id = $1, delivered_at = $2, last_error = NULL WHERE id = $3")
+        sqlx::query("UPDATE matrix_outbox SET event_id = $1, delivered_at = $2 WHERE id = $3")
             .bind(event_id)
             .bind(now())
             .bind(id)

@@ -6,10 +6,10 @@
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::deserialized_responses::EncryptionInfo;
 use matrix_sdk::ruma::events::reaction::OriginalSyncReactionEvent;
+use matrix_sdk::ruma::events::relation::Thread;
 use matrix_sdk::ruma::events::room::message::{
     MessageType, OriginalSyncRoomMessageEvent, Relation, RoomMessageEventContent,
 };
-use matrix_sdk::ruma::events::relation::Thread;
 use matrix_sdk::ruma::{OwnedEventId, RoomId};
 use matrix_sdk::{Client, Room};
 use std::path::PathBuf;
@@ -27,7 +27,9 @@ pub fn python() -> PathBuf {
         }
         Err(_) => {
             let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/synapse");
-            let status = std::process::Command::new(script).status().expect("run scripts/synapse");
+            let status = std::process::Command::new(script)
+                .status()
+                .expect("run scripts/synapse");
             assert!(status.success(), "scripts/synapse failed");
             Synapse::python().expect("Synapse installed")
         }
@@ -132,11 +134,19 @@ impl Person {
         let client = Client::builder()
             .homeserver_url(server.url())
             .sqlite_store(dir.path(), None)
-            .request_config(matrix_sdk::config::RequestConfig::new().retry_limit(2).timeout(Duration::from_secs(60)))
+            .request_config(
+                matrix_sdk::config::RequestConfig::new()
+                    .retry_limit(2)
+                    .timeout(Duration::from_secs(60)),
+            )
             .build()
             .await
             .expect("client");
-        client.matrix_auth().login_username(user, password).await.expect("login");
+        client
+            .matrix_auth()
+            .login_username(user, password)
+            .await
+            .expect("login");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let reactions = Arc::new(Mutex::new(Vec::new()));
         {
@@ -146,12 +156,18 @@ impl Person {
                     let seen = seen.clone();
                     async move {
                         let (msgtype, replaces) = match &ev.content.relates_to {
-                            Some(Relation::Replacement(r)) => (r.new_content.msgtype.clone(), Some(r.event_id.to_string())),
+                            Some(Relation::Replacement(r)) => {
+                                (r.new_content.msgtype.clone(), Some(r.event_id.to_string()))
+                            }
                             _ => (ev.content.msgtype.clone(), None),
                         };
                         let (notice, body, html) = match &msgtype {
-                            MessageType::Notice(n) => (true, n.body.clone(), n.formatted.as_ref().map(|f| f.body.clone())),
-                            MessageType::Text(t) => (false, t.body.clone(), t.formatted.as_ref().map(|f| f.body.clone())),
+                            MessageType::Notice(n) => {
+                                (true, n.body.clone(), n.formatted.as_ref().map(|f| f.body.clone()))
+                            }
+                            MessageType::Text(t) => {
+                                (false, t.body.clone(), t.formatted.as_ref().map(|f| f.body.clone()))
+                            }
                             other => (false, other.body().to_string(), None),
                         };
                         let (thread_root, in_reply_to) = match &ev.content.relates_to {
