@@ -21,16 +21,16 @@ use crate::store::{EventRef, NewPost, PostKind};
 pub enum MatrixError {
     /// The matrix-sdk client failed.
     #[error("Matrix: {0}")]
-    Sdk(#[from] matrix_sdk::Error),
+    Sdk(Box<matrix_sdk::Error>),
     /// Setting up recovery (key backup, secret storage) failed.
     #[error("gjenoppretting (nøkkelbackup) kunne ikke slås på: {0}")]
     Recovery(#[from] matrix_sdk::encryption::recovery::RecoveryError),
     /// Building the client failed.
     #[error("Matrix-klienten kunne ikke lages: {0}")]
-    Build(#[from] matrix_sdk::ClientBuildError),
+    Build(Box<matrix_sdk::ClientBuildError>),
     /// An HTTP request to the homeserver failed.
     #[error("Matrix-tjeneren: {0}")]
-    Http(#[from] matrix_sdk::HttpError),
+    Http(Box<matrix_sdk::HttpError>),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -60,6 +60,25 @@ pub enum MatrixError {
     /// The room is not encrypted and the configuration does not allow that.
     #[error("rommet {0} er ikke kryptert; boten poster bare i krypterte rom")]
     Unencrypted(String),
+}
+
+// Boxed: the SDK's errors are large, and every Result would carry their size.
+impl From<matrix_sdk::Error> for MatrixError {
+    fn from(e: matrix_sdk::Error) -> Self {
+        MatrixError::Sdk(Box::new(e))
+    }
+}
+
+impl From<matrix_sdk::ClientBuildError> for MatrixError {
+    fn from(e: matrix_sdk::ClientBuildError) -> Self {
+        MatrixError::Build(Box::new(e))
+    }
+}
+
+impl From<matrix_sdk::HttpError> for MatrixError {
+    fn from(e: matrix_sdk::HttpError) -> Self {
+        MatrixError::Http(Box::new(e))
+    }
 }
 
 /// Registry key of a school's ressursteam room.

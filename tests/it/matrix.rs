@@ -115,11 +115,19 @@ async fn case_card_and_thread_arrive_encrypted_and_edits_replace_the_card() {
     let joined = kari.join(&room).await;
     assert!(joined.latest_encryption_state().await.unwrap().is_encrypted());
     // The namespaced state event holds config only: no personal data.
-    let state = joined
-        .get_state_event(matrix_sdk::ruma::events::StateEventType::from("no.tilstede.config"), "")
-        .await
-        .unwrap()
-        .expect("config state event");
+    // The join returns before the next sync has brought the room's state.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let state = loop {
+        let found = joined
+            .get_state_event(matrix_sdk::ruma::events::StateEventType::from("no.tilstede.config"), "")
+            .await
+            .unwrap();
+        if let Some(state) = found {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "no config state event");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let matrix_sdk::deserialized_responses::RawAnySyncOrStrippedState::Sync(raw) = state else {
         panic!("joined room gave a stripped state event");
     };
