@@ -101,6 +101,14 @@ async fn case_card_and_thread_arrive_encrypted_and_edits_replace_the_card() {
         status.has_master && status.has_self_signing && status.has_user_signing,
         "{status:?}"
     );
+    assert_eq!(
+        t.bot.client().encryption().recovery().state(),
+        matrix_sdk::encryption::recovery::RecoveryState::Enabled
+    );
+    assert!(
+        t.bot.client().encryption().backups().are_enabled().await,
+        "key backup is off"
+    );
     let key_file = t.bot.recovery_key_path();
     assert!(std::fs::read_to_string(&key_file).unwrap().len() > 20);
     #[cfg(unix)]
