@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod matrix;
 pub mod render;
 pub mod rules;
 pub mod service;

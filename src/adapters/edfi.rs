@@ -426,7 +426,7 @@ mod tests {
 </StudentSectionAttendanceEvent>\n"
             )
         };
-        let got = records(&(section("8A-1") + &section("8A-2")));
+        let got = records(&(section("8A-1") + section("8A-2").as_str()));
         assert_eq!(got.len(), 2);
         assert_eq!(
             (got[0].kind, got[0].lessons, got[0].school.as_str()),

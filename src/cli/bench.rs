@@ -42,6 +42,12 @@ pub enum BenchCommand {
     },
     /// Ed-Fi XML ende til ende (les → normaliser → lagre → vurder) ved siden av en ren XML-skanning.
     Ingest(super::bench_ingest::IngestArgs),
+    /// Matrix: bare matrix-sdk round trip beside the bot's outbox → reader (starts its own Synapse).
+    Matrix {
+        /// Messages per kind.
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+    },
 }
 
 /// Peak resident memory so far, in MiB (Linux).
@@ -84,6 +90,7 @@ pub async fn run(what: BenchCommand) -> Result<ExitCode> {
             per_request,
         } => super::bench_http::run(clients, records, per_request).await,
         BenchCommand::Ingest(args) => super::bench_ingest::run(args).await,
+        BenchCommand::Matrix { messages } => super::bench_matrix::run(messages).await,
     }
 }
 

@@ -5,6 +5,7 @@ mod adapters;
 mod bench;
 mod bench_http;
 mod bench_ingest;
+mod bench_matrix;
 mod cases;
 mod records;
 

@@ -7,6 +7,7 @@
 mod cases;
 mod findings;
 mod leader;
+mod outbox;
 mod records;
 mod roster;
 mod sync;
@@ -14,6 +15,7 @@ mod sync;
 pub use cases::{AuditEntry, CaseStoreError, CaseSummary, QueuedNotification, SyncStats};
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
+pub use outbox::{EventRef, MatrixRoom, NewPost, OutboxCounts, OutboxEntry, PostKind};
 pub use records::{IngestStats, QuarantineEntry, QuarantinedRow};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -84,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         include_str!("migrations/sqlite/0004_sync_state.sql"),
         include_str!("migrations/postgres/0004_sync_state.sql"),
+    ),
+    (
+        5,
+        include_str!("migrations/sqlite/0005_matrix.sql"),
+        include_str!("migrations/postgres/0005_matrix.sql"),
     ),
 ];
 

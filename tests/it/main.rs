@@ -1,12 +1,17 @@
 //! Integration tests against real services. One binary (each file under
 //! tests/ would link everything again), one module per area.
 
+// matrix-sdk's sync futures nest deeply.
+#![recursion_limit = "256"]
+
 mod adapters;
 mod adapters_edfi_api;
 mod cases;
 mod cli;
 mod fake;
 mod http;
+mod matrix;
 mod serve;
 mod store;
 mod support;
+mod synapse;
