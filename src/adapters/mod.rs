@@ -13,6 +13,7 @@ pub mod jsonl;
 pub mod profile;
 pub mod rest;
 pub mod roster_csv;
+pub mod sif;
 pub mod vendor_csv;
 pub mod xml;
 
@@ -88,6 +89,16 @@ pub fn open_file(
                 mapping.lessons_per_day = n;
             }
             Ok(Box::new(edfi::EdfiXmlReader::new(input, location, mapping)))
+        }
+        "sif-xml" => {
+            let mut mapping = sif::SifMapping::default();
+            if let Some(s) = &options.source {
+                mapping.source = s.clone();
+            }
+            if let Some(n) = options.lessons_per_day {
+                mapping.lessons_per_day = n;
+            }
+            Ok(Box::new(sif::SifXmlReader::new(input, location, mapping)))
         }
         "vendor-csv" => {
             let name = options
