@@ -9,6 +9,7 @@
 pub mod config;
 pub mod edfi;
 pub mod edfi_api;
+pub mod fint;
 pub mod jsonl;
 pub mod profile;
 pub mod rest;
@@ -99,6 +100,31 @@ pub fn open_file(
                 mapping.lessons_per_day = n;
             }
             Ok(Box::new(sif::SifXmlReader::new(input, location, mapping)))
+        }
+        "fint" => {
+            let name = options.profile.as_deref().unwrap_or("fint");
+            let mut p = profile::Profile::load(name)?;
+            if let Some(s) = &options.source {
+                p.source = s.clone();
+            }
+            // A HAL page is one JSON document; pages are bounded by the server.
+            let mut input = input;
+            let mut text = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut input, &mut text) {
+                return Ok(Box::new(std::iter::once(Err(e))));
+            }
+            let items = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(page) => fint::map_page(&page, &p, location),
+                Err(e) => Err(format!("ugyldig JSON: {e}")),
+            };
+            let location = location.to_string();
+            Ok(match items {
+                Ok(items) => Box::new(items.into_iter().map(Ok)),
+                Err(message) => Box::new(std::iter::once(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{location}: {message}"),
+                )))),
+            })
         }
         "vendor-csv" => {
             let name = options

@@ -3,6 +3,7 @@
 
 mod adapters;
 mod adapters_edfi_api;
+mod adapters_fint;
 mod cli;
 mod fake;
 mod store;
