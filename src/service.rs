@@ -210,10 +210,7 @@ async fn pull_loop(
             let started = std::time::Instant::now();
             // Not raced against the stop signal: a pull in flight finishes
             // (its requests have timeouts), then the loop sees the stop.
-            let source = &pull.source;
-            let report =
-                crate::adapters::edfi_api::sync(&client, &source.edfi, &source.mapping, &state.store, &source.name)
-                    .await;
+            let report = crate::adapters::pull_once(&client, &pull.source, &state.store).await;
             match report {
                 Ok(r) => {
                     state.metrics.count_ingest(&id, r.stats.received, r.stats.quarantined);

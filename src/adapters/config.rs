@@ -13,6 +13,8 @@
 
 use super::edfi::EdfiMapping;
 use super::edfi_api::EdfiApiSettings;
+use super::fint::FintSettings;
+use super::profile::Profile;
 use super::rest::{Auth, RetryPolicy};
 use crate::rules::config::{RulesError, parse_toml};
 use serde::Deserialize;
@@ -91,6 +93,12 @@ pub struct RawSource {
     /// Environment variable holding the password (password grant).
     #[serde(default)]
     pub password_env: Option<String>,
+    /// FINT resource path below the base (default `/utdanning/vurdering/fravarsregistrering`).
+    #[serde(default)]
+    pub resource_path: Option<String>,
+    /// FINT Fravarstype profile: a shipped name or a TOML path (default `fint`).
+    #[serde(default)]
+    pub profile: Option<String>,
     /// Canonical `source` of the records (default: the source's name).
     #[serde(default)]
     pub source: Option<String>,
@@ -120,10 +128,12 @@ pub struct PullSource {
     pub auth: Auth,
     /// Retry policy.
     pub retry: RetryPolicy,
-    /// Ed-Fi endpoints.
+    /// Ed-Fi endpoints (used when `fint` is `None`).
     pub edfi: EdfiApiSettings,
     /// Mapping settings.
     pub mapping: EdfiMapping,
+    /// For `adapter = "fint"`: the resource and the Fravarstype profile.
+    pub fint: Option<(FintSettings, Profile)>,
 }
 
 /// Reads a secret from the environment variable or file named at `path`.
@@ -160,10 +170,10 @@ impl RawSource {
                 "hemmeligheter skal ikke stå i TOML; bruk client_secret_env eller client_secret_file",
             ));
         }
-        if self.adapter != "edfi-api" {
+        if !matches!(self.adapter.as_str(), "edfi-api" | "fint") {
             return Err(invalid(
                 format!("{path}.adapter"),
-                format!("«{}» kan ikke synkroniseres (gyldig: edfi-api)", self.adapter),
+                format!("«{}» kan ikke synkroniseres (gyldige: edfi-api, fint)", self.adapter),
             ));
         }
         let base = self.base_url.trim_end_matches('/').to_string();
@@ -230,6 +240,20 @@ impl RawSource {
                 base_delay: Duration::from_millis(self.backoff_ms.unwrap_or(250)),
                 max_delay: Duration::from_secs(30),
                 timeout: Duration::from_secs(timeout),
+            },
+            fint: if self.adapter == "fint" {
+                let mut profile = Profile::load(self.profile.as_deref().unwrap_or("fint"))
+                    .map_err(|e| invalid(format!("{path}.profile"), e.to_string()))?;
+                profile.source = self.source.clone().unwrap_or_else(|| name.to_string());
+                Some((
+                    FintSettings {
+                        resource_url: join(self.resource_path.clone(), "/utdanning/vurdering/fravarsregistrering"),
+                        page_size,
+                    },
+                    profile,
+                ))
+            } else {
+                None
             },
             edfi: EdfiApiSettings {
                 data_url: join(self.data_path, "/data/v3"),
@@ -301,7 +325,11 @@ mod tests {
             (format!("{ok}page_size = 0\n"), "sources.edfi.page_size"),
             (format!("{ok}grant = \"implicit\"\n"), "sources.edfi.grant"),
             (format!("{ok}grant = \"password\"\n"), "sources.edfi.username"),
-            (ok.replace("edfi-api", "fint"), "sources.edfi.adapter"),
+            (ok.replace("edfi-api", "oneroster"), "sources.edfi.adapter"),
+            (
+                format!("{ok}profile = \"nope\"\n").replace("edfi-api", "fint"),
+                "sources.edfi.profile",
+            ),
             (ok.replace("http://127.0.0.1:9", "ftp://x"), "sources.edfi.base_url"),
             (format!("{ok}wat = 1\n"), "sources.edfi"),
         ];

@@ -125,12 +125,13 @@ pub fn deleted_event_from_json(v: &Value, scope: EventScope) -> Option<EdfiEvent
     })
 }
 
-/// Maps one page of resources (sans-IO).
-pub fn map_page(items: &[Value], scope: EventScope, m: &EdfiMapping, location: &str) -> Vec<Parsed> {
+/// Maps one page of resources (sans-IO). `version` is the change version
+/// of the sync window: later windows carry newer data, so it must rise.
+pub fn map_page(items: &[Value], scope: EventScope, m: &EdfiMapping, location: &str, version: u32) -> Vec<Parsed> {
     let mut out = Vec::with_capacity(items.len());
     for (i, v) in items.iter().enumerate() {
         match event_from_json(v, scope).to_record(m) {
-            Ok(Some(r)) => out.push(Parsed::Record(r)),
+            Ok(Some(r)) => out.push(Parsed::Record(AbsenceRecord { version, ..r })),
             Ok(None) => {}
             Err(e) => out.push(Parsed::Rejected(QuarantineEntry {
                 source: Some(m.source.clone()),
@@ -143,8 +144,8 @@ pub fn map_page(items: &[Value], scope: EventScope, m: &EdfiMapping, location: &
     out
 }
 
-/// Maps one page of `/deletes` to tombstones (sans-IO).
-pub fn map_deletes(items: &[Value], scope: EventScope, m: &EdfiMapping, location: &str) -> Vec<Parsed> {
+/// Maps one page of `/deletes` to tombstones (sans-IO), at `version`.
+pub fn map_deletes(items: &[Value], scope: EventScope, m: &EdfiMapping, location: &str, version: u32) -> Vec<Parsed> {
     items
         .iter()
         .enumerate()
@@ -152,7 +153,7 @@ pub fn map_deletes(items: &[Value], scope: EventScope, m: &EdfiMapping, location
             Some(e) if e.student.is_some() && e.date.is_some() => Parsed::Record(AbsenceRecord {
                 source: m.source.clone(),
                 id: e.record_id(),
-                version: 1,
+                version,
                 pupil: String::new(),
                 school: String::new(),
                 date: chrono::NaiveDate::MIN,
@@ -255,10 +256,12 @@ pub async fn sync(
                     .ok_or_else(|| SyncError::Protocol(format!("{url}: svaret er ikke en JSON-liste")))?;
                 let n = items.len() as u64;
                 let location = format!("{url}?offset={offset}");
+                // Change versions are bigints; records keep u32 versions.
+                let version = u32::try_from(newest.max(1)).unwrap_or(u32::MAX);
                 let parsed = if deletes {
-                    map_deletes(items, scope, mapping, &location)
+                    map_deletes(items, scope, mapping, &location, version)
                 } else {
-                    map_page(items, scope, mapping, &location)
+                    map_page(items, scope, mapping, &location, version)
                 };
                 commit(store, parsed, &mut report).await?;
                 offset += n;
@@ -300,7 +303,7 @@ mod tests {
             "sessionReference": {"schoolId": 255901001, "schoolYear": 2026, "sessionName": "2025-2026 Høst"}
         });
         let m = EdfiMapping::default();
-        let rec = match &map_page(&[live], EventScope::School, &m, "u")[0] {
+        let rec = match &map_page(&[live], EventScope::School, &m, "u", 3)[0] {
             Parsed::Record(r) => r.clone(),
             p => panic!("{p:?}"),
         };
@@ -309,13 +312,13 @@ mod tests {
             "attendanceEventCategoryDescriptor": "uri://ed-fi.org/AttendanceEventCategoryDescriptor#Tardy",
             "eventDate": "2026-03-04", "schoolId": 255901001, "schoolYear": 2026,
             "sessionName": "2025-2026 Høst", "studentUniqueId": "604822"}});
-        let Parsed::Record(t) = &map_deletes(&[del, json!({"id": "x"})], EventScope::School, &m, "u")[0] else {
+        let Parsed::Record(t) = &map_deletes(&[del, json!({"id": "x"})], EventScope::School, &m, "u", 3)[0] else {
             panic!()
         };
         assert!(t.deleted);
         assert_eq!(t.id, rec.id);
         assert!(matches!(
-            &map_deletes(&[json!({"id": "x"})], EventScope::School, &m, "u")[0],
+            &map_deletes(&[json!({"id": "x"})], EventScope::School, &m, "u", 3)[0],
             Parsed::Rejected(_)
         ));
     }

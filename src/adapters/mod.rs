@@ -9,10 +9,12 @@
 pub mod config;
 pub mod edfi;
 pub mod edfi_api;
+pub mod fint;
 pub mod jsonl;
 pub mod profile;
 pub mod rest;
 pub mod roster_csv;
+pub mod sif;
 pub mod vendor_csv;
 pub mod xml;
 
@@ -89,6 +91,41 @@ pub fn open_file(
             }
             Ok(Box::new(edfi::EdfiXmlReader::new(input, location, mapping)))
         }
+        "sif-xml" => {
+            let mut mapping = sif::SifMapping::default();
+            if let Some(s) = &options.source {
+                mapping.source = s.clone();
+            }
+            if let Some(n) = options.lessons_per_day {
+                mapping.lessons_per_day = n;
+            }
+            Ok(Box::new(sif::SifXmlReader::new(input, location, mapping)))
+        }
+        "fint" => {
+            let name = options.profile.as_deref().unwrap_or("fint");
+            let mut p = profile::Profile::load(name)?;
+            if let Some(s) = &options.source {
+                p.source = s.clone();
+            }
+            // A HAL page is one JSON document; pages are bounded by the server.
+            let mut input = input;
+            let mut text = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut input, &mut text) {
+                return Ok(Box::new(std::iter::once(Err(e))));
+            }
+            let items = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(page) => fint::map_page(&page, &p, location),
+                Err(e) => Err(format!("ugyldig JSON: {e}")),
+            };
+            let location = location.to_string();
+            Ok(match items {
+                Ok(items) => Box::new(items.into_iter().map(Ok)),
+                Err(message) => Box::new(std::iter::once(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{location}: {message}"),
+                )))),
+            })
+        }
         "vendor-csv" => {
             let name = options
                 .profile
@@ -101,5 +138,18 @@ pub fn open_file(
             Ok(Box::new(vendor_csv::VendorCsvReader::new(input, location, p)))
         }
         other => Err(AdapterError::Unknown(other.to_string())),
+    }
+}
+
+/// Runs one incremental pull of a configured source into `store`, with the
+/// protocol its adapter speaks. The cursor moves only after committed data.
+pub async fn pull_once(
+    client: &rest::RestClient,
+    source: &config::PullSource,
+    store: &crate::store::Store,
+) -> Result<edfi_api::SyncReport, edfi_api::SyncError> {
+    match &source.fint {
+        Some((settings, profile)) => fint::sync(client, settings, profile, store, &source.name).await,
+        None => edfi_api::sync(client, &source.edfi, &source.mapping, store, &source.name).await,
     }
 }

@@ -38,6 +38,7 @@ pub enum ProfileError {
 pub const SHIPPED: &[(&str, &str)] = &[
     ("flyt", include_str!("../../adapters/flyt/profile.toml")),
     ("vis", include_str!("../../adapters/vis/profile.toml")),
+    ("fint", include_str!("../../adapters/fint/profile.toml")),
 ];
 
 /// The TOML form of a profile.
@@ -59,7 +60,8 @@ pub struct RawProfile {
     /// CSV dialect.
     #[serde(default)]
     pub csv: RawCsv,
-    /// Which column holds what.
+    /// Which column holds what (vendor-csv).
+    #[serde(default)]
     pub columns: RawColumns,
     /// Values of the kind column → `day`, `lesson`, `late`, `left`.
     #[serde(default)]
@@ -92,10 +94,13 @@ pub struct RawColumns {
     #[serde(default)]
     pub id: Option<String>,
     /// Pupil id.
+    #[serde(default)]
     pub pupil: String,
     /// School id.
+    #[serde(default)]
     pub school: String,
     /// Date.
+    #[serde(default)]
     pub date: String,
     /// Kind of absence (mapped by `[kinds]`).
     #[serde(default)]
@@ -232,14 +237,67 @@ fn key(k: &str) -> String {
     }
 }
 
+/// Validates a code table; errors name `codes.KEY.FIELD`.
+pub fn validate_codes(codes: &BTreeMap<String, RawCode>) -> Result<BTreeMap<String, Code>, ProfileError> {
+    let mut out = BTreeMap::new();
+    for (k, c) in codes {
+        let path = format!("codes.{}", key(k));
+        let action = match c.action.as_deref() {
+            None | Some("record") => CodeAction::Record,
+            Some("skip") => CodeAction::Skip,
+            Some("delete") => CodeAction::Delete,
+            Some(other) => {
+                return Err(invalid(
+                    format!("{path}.action"),
+                    format!("ukjent verdi «{other}» (gyldige: record, skip, delete)"),
+                ));
+            }
+        };
+        out.insert(
+            k.clone(),
+            Code {
+                label: c.label.clone(),
+                action,
+                validity: c
+                    .validity
+                    .as_deref()
+                    .map(|v| parse_validity(format!("{path}.validity"), v))
+                    .transpose()?,
+                reason: c
+                    .reason
+                    .as_deref()
+                    .map(|v| parse_reason(format!("{path}.reason"), v))
+                    .transpose()?,
+                kind: c
+                    .kind
+                    .as_deref()
+                    .map(|v| parse_kind(format!("{path}.kind"), v))
+                    .transpose()?,
+            },
+        );
+    }
+    Ok(out)
+}
+
 impl RawProfile {
     /// Checks every setting.
     pub fn validate(self) -> Result<Profile, ProfileError> {
-        if self.adapter != "vendor-csv" {
+        if !matches!(self.adapter.as_str(), "vendor-csv" | "fint") {
             return Err(invalid(
                 "adapter",
-                format!("«{}» støttes ikke (gyldig: vendor-csv)", self.adapter),
+                format!("«{}» støttes ikke (gyldige: vendor-csv, fint)", self.adapter),
             ));
+        }
+        if self.adapter == "vendor-csv" {
+            for (field, value) in [
+                ("pupil", &self.columns.pupil),
+                ("school", &self.columns.school),
+                ("date", &self.columns.date),
+            ] {
+                if value.is_empty() {
+                    return Err(invalid(format!("columns.{field}"), "mangler (kreves for vendor-csv)"));
+                }
+            }
         }
         if self.source.trim().is_empty() {
             return Err(invalid("source", "kan ikke være tom"));
@@ -293,43 +351,7 @@ impl RawProfile {
             .iter()
             .map(|(k, v)| Ok((k.clone(), parse_validity(format!("validity.{}", key(k)), v)?)))
             .collect::<Result<_, ProfileError>>()?;
-        let mut codes = BTreeMap::new();
-        for (k, c) in &self.codes {
-            let path = format!("codes.{}", key(k));
-            let action = match c.action.as_deref() {
-                None | Some("record") => CodeAction::Record,
-                Some("skip") => CodeAction::Skip,
-                Some("delete") => CodeAction::Delete,
-                Some(other) => {
-                    return Err(invalid(
-                        format!("{path}.action"),
-                        format!("ukjent verdi «{other}» (gyldige: record, skip, delete)"),
-                    ));
-                }
-            };
-            codes.insert(
-                k.clone(),
-                Code {
-                    label: c.label.clone(),
-                    action,
-                    validity: c
-                        .validity
-                        .as_deref()
-                        .map(|v| parse_validity(format!("{path}.validity"), v))
-                        .transpose()?,
-                    reason: c
-                        .reason
-                        .as_deref()
-                        .map(|v| parse_reason(format!("{path}.reason"), v))
-                        .transpose()?,
-                    kind: c
-                        .kind
-                        .as_deref()
-                        .map(|v| parse_kind(format!("{path}.kind"), v))
-                        .transpose()?,
-                },
-            );
-        }
+        let codes = validate_codes(&self.codes)?;
         Ok(Profile {
             name: self.name,
             description: self.description.unwrap_or_default(),

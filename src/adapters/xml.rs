@@ -173,6 +173,10 @@ struct LineTracker<R> {
     lines_before_memory: u64,
     /// Offsets just after recent newlines (the start of each line).
     starts: std::collections::VecDeque<u64>,
+    /// Where the event being read started: quick-xml copies a whole event
+    /// into memory, so one event is capped (a gigabyte of text between two
+    /// tags would otherwise be held whole).
+    event_start: u64,
 }
 
 impl<R> LineTracker<R> {
@@ -202,6 +206,12 @@ impl<R: io::Read> io::Read for LineTracker<R> {
 
 impl<R: BufRead> BufRead for LineTracker<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.consumed - self.event_start > MAX_RECORD_BYTES as u64 {
+            return Err(io::Error::other(format!(
+                "én XML-hendelse er større enn {} MiB",
+                MAX_RECORD_BYTES >> 20
+            )));
+        }
         self.inner.fill_buf()
     }
 
@@ -245,6 +255,7 @@ impl<R: BufRead> XmlRecords<R> {
             consumed: 0,
             lines_before_memory: 0,
             starts: Default::default(),
+            event_start: 0,
         });
         let config = reader.config_mut();
         // Whitespace is kept: text around entity references arrives in
@@ -282,6 +293,7 @@ impl<R: BufRead> XmlRecords<R> {
         loop {
             self.buf.clear();
             let before = self.reader.buffer_position();
+            self.reader.get_mut().event_start = before;
             let event = match self.reader.read_event_into(&mut self.buf) {
                 Ok(e) => e,
                 Err(e) => {
@@ -347,6 +359,7 @@ impl<R: BufRead> XmlRecords<R> {
         loop {
             self.buf.clear();
             let before = self.reader.buffer_position();
+            self.reader.get_mut().event_start = before;
             let event = self
                 .reader
                 .read_event_into(&mut self.buf)
@@ -533,6 +546,7 @@ pub fn scan_events(input: impl BufRead, location: &str) -> Result<u64, XmlError>
     loop {
         records.buf.clear();
         let before = records.reader.buffer_position();
+        records.reader.get_mut().event_start = before;
         match records.reader.read_event_into(&mut records.buf) {
             Ok(Event::Eof) => return Ok(n),
             Ok(Event::DocType(_)) => {
@@ -639,6 +653,20 @@ mod tests {
             all(&xml)[0].as_ref().unwrap_err().fault,
             XmlFault::TooLarge(_)
         ));
+    }
+
+    #[test]
+    fn huge_text_outside_records_is_refused_without_holding_it() {
+        let mut xml = String::from("<Root><Rec><A>1</A></Rec><Junk>");
+        xml.push_str(&"x".repeat(3 * MAX_RECORD_BYTES));
+        xml.push_str("</Junk></Root>");
+        // Read like a file: a bounded buffer, refilled as quick-xml consumes it.
+        let input = io::BufReader::with_capacity(8192, xml.as_bytes());
+        let got: Vec<_> = XmlRecords::new(input, "t.xml", &["Rec"]).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got[0].is_ok());
+        let e = got[1].as_ref().unwrap_err();
+        assert!(e.to_string().contains("større enn 1 MiB"), "{e}");
     }
 
     #[test]

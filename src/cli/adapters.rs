@@ -177,11 +177,11 @@ pub async fn sync(store: &str, config: &Path, source: &str) -> Result<ExitCode> 
         .with_context(|| format!("feil i {}", config.display()))?;
     let client = tilstede::adapters::rest::RestClient::new(pull.auth.clone(), pull.retry)?;
     let store = Store::open(store).await?;
-    let report = tilstede::adapters::edfi_api::sync(&client, &pull.edfi, &pull.mapping, &store, &pull.name).await;
+    let report = tilstede::adapters::pull_once(&client, &pull, &store).await;
     store.close().await;
     let report = report.with_context(|| format!("synkronisering av «{source}» stoppet; markøren er uendret"))?;
     println!(
-        "{source}: endringsversjon {} → {}; {} sider, {} poster ({} slettinger), {} nye eller endret, {} uendret, {} i karantene",
+        "{source}: markør {} → {}; {} sider, {} poster ({} slettinger), {} nye eller endret, {} uendret, {} i karantene",
         report.from.map_or("start".to_string(), |v| v.to_string()),
         report.to,
         report.pages,

@@ -326,3 +326,33 @@ fn adapters_list_names_adapters_and_profiles() {
         assert!(out.contains(name), "{name}: {out}");
     }
 }
+
+#[test]
+fn sif_fixture_converts_to_canonical_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture("sif-xml/fixtures/attendance.xml");
+    let (out, err) = tilstede_ok(
+        &dir.path().join("t.db"),
+        &["convert", "--adapter", "sif-xml", file.to_str().unwrap()],
+    );
+    let got = records(&out);
+    let summary: Vec<(&str, Kind, u32, Validity)> = got
+        .iter()
+        .map(|r| (r.pupil.as_str(), r.kind, r.lessons, r.validity))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("elev-000401", Kind::Day, 1, Validity::Valid),
+            ("elev-000401", Kind::Lesson, 3, Validity::Invalid),
+            ("elev-000402", Kind::Lesson, 1, Validity::Invalid),
+            ("elev-000402", Kind::Late, 1, Validity::Unclassified),
+        ]
+    );
+    assert_eq!(got[3].id, "AFB67BDC1AD45323670I16520B4F523F#1");
+    assert!(!out.contains("legevakten"));
+    assert!(
+        err.contains("attendance.xml:52:3: StudentDailyAttendance: AttendanceCode «123» er ukjent"),
+        "{err}"
+    );
+}

@@ -240,9 +240,9 @@ async fn sync_command_reads_the_config_and_a_secret_file() {
     };
     let (out, _) = run(store.clone(), args.clone()).await.unwrap();
     assert!(
-        out.contains(&format!("endringsversjon start → 1140; 7 sider, {expected} poster")),
+        out.contains(&format!("markør start → 1140; 7 sider, {expected} poster")),
         "{out}"
     );
     let (out, _) = run(store.clone(), args).await.unwrap();
-    assert!(out.contains("endringsversjon 1140 → 1140; 0 sider, 0 poster"), "{out}");
+    assert!(out.contains("markør 1140 → 1140; 0 sider, 0 poster"), "{out}");
 }

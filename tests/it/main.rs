@@ -6,6 +6,7 @@
 
 mod adapters;
 mod adapters_edfi_api;
+mod adapters_fint;
 mod cases;
 mod cli;
 mod fake;

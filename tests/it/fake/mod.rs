@@ -1,3 +1,5 @@
 //! Fake source servers speaking the real protocols over loopback.
 
 pub mod edfi;
+
+pub mod fint;

@@ -1,0 +1,117 @@
+//! A fake FINT API on 127.0.0.1:0: OAuth2 password grant at `/oauth/token`
+//! and `utdanning/vurdering/fravarsregistrering` as HAL JSON with size/offset
+//! paging and `sinceTimeStamp`. 500s and 429s are queued by the test.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// The server's data and what it has seen.
+#[derive(Debug, Default)]
+pub struct FintState {
+    /// (changed at, ms since epoch; entry).
+    pub entries: Vec<(i64, Value)>,
+    /// Status codes for the coming data requests (500, 429).
+    pub faults: VecDeque<u16>,
+    /// Password-grant tokens issued.
+    pub tokens_issued: u32,
+    /// Query strings of answered data requests.
+    pub served: Vec<String>,
+}
+
+/// A running fake.
+pub struct FakeFint {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub state: Arc<Mutex<FintState>>,
+}
+
+/// The user the fake accepts.
+pub const USERNAME: &str = "tilstede@kommune.example";
+/// Its password.
+pub const PASSWORD: &str = "fake-password";
+
+type Shared = Arc<Mutex<FintState>>;
+
+async fn token(State(s): State<Shared>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let ok = form.get("grant_type").map(String::as_str) == Some("password")
+        && form.get("username").map(String::as_str) == Some(USERNAME)
+        && form.get("password").map(String::as_str) == Some(PASSWORD);
+    if !ok {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))).into_response();
+    }
+    let mut s = s.lock().unwrap();
+    s.tokens_issued += 1;
+    Json(json!({"access_token": format!("fint-{}", s.tokens_issued), "expires_in": 3600})).into_response()
+}
+
+async fn registrations(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut s = s.lock().unwrap();
+    if !headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer fint-"))
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match s.faults.pop_front() {
+        Some(429) => return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], "").into_response(),
+        Some(code) => return StatusCode::from_u16(code).unwrap().into_response(),
+        None => {}
+    }
+    let num = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
+    let since = num("sinceTimeStamp").unwrap_or(i64::MIN);
+    let (size, offset) = (num("size").unwrap_or(100) as usize, num("offset").unwrap_or(0) as usize);
+    let matching: Vec<&Value> = s.entries.iter().filter(|(t, _)| *t > since).map(|(_, v)| v).collect();
+    let total = matching.len();
+    let page: Vec<Value> = matching.into_iter().skip(offset).take(size).cloned().collect();
+    let mut keys: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    keys.sort();
+    s.served.push(keys.join("&"));
+    Json(json!({
+        "_embedded": {"_entries": page},
+        "_links": {"self": [{"href": "/utdanning/vurdering/fravarsregistrering"}]},
+        "total_items": total, "offset": offset, "size": size
+    }))
+    .into_response()
+}
+
+/// Starts the fake.
+pub async fn start(state: FintState) -> FakeFint {
+    let shared: Shared = Arc::new(Mutex::new(state));
+    let app = Router::new()
+        .route("/oauth/token", post(token))
+        .route("/utdanning/vurdering/fravarsregistrering", get(registrations))
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    FakeFint { addr, state: shared }
+}
+
+/// A fravarsregistrering as FINT serves it.
+pub fn registration(id: &str, pupil: &str, day: u32, code: &str, on_diploma: bool) -> Value {
+    json!({
+        "systemId": {"identifikatorverdi": id},
+        "periode": {"start": format!("2026-03-{day:02}T08:15:00+01:00"), "slutt": format!("2026-03-{day:02}T09:45:00+01:00")},
+        "foresPaVitnemal": on_diploma,
+        "_links": {
+            "elevforhold": [{"href": format!("https://fint.example/utdanning/elev/elevforhold/systemid/{pupil}")}],
+            "skole": [{"href": "https://fint.example/utdanning/utdanningsprogram/skole/skolenummer/4321"}],
+            "fravarstype": [{"href": format!("https://fint.example/utdanning/kodeverk/fravarstype/systemid/{code}")}]
+        }
+    })
+}
