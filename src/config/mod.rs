@@ -205,6 +205,13 @@ pub struct ApiUser {
     pub schools: Vec<String>,
 }
 
+impl ApiUser {
+    /// Whether the user may read `school`'s findings and cases.
+    pub fn may_read(&self, school: &str) -> bool {
+        self.schools.is_empty() || self.schools.iter().any(|s| s == school)
+    }
+}
+
 /// A validated source.
 #[derive(Debug, Clone)]
 pub struct SourceConfig {

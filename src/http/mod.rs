@@ -135,7 +135,7 @@ async fn findings(
     Query(q): Query<FindingsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = auth::read_user(&app.config.http.users, &headers)?;
-    let allowed = |school: &str| user.schools.is_empty() || user.schools.iter().any(|s| s == school);
+    let allowed = |school: &str| user.may_read(school);
     if let Some(school) = &q.school
         && !allowed(school)
     {
@@ -175,9 +175,8 @@ async fn cases(
     Query(q): Query<CasesQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = auth::read_user(&app.config.http.users, &headers)?;
-    let allowed = |school: &str| user.schools.is_empty() || user.schools.iter().any(|s| s == school);
     if let Some(school) = &q.school
-        && !allowed(school)
+        && !user.may_read(school)
     {
         return Err(ApiError::Forbidden(format!("skolen «{school}»")));
     }
@@ -214,7 +213,7 @@ async fn case(
         .find(|c| c.number == number)
         .map(|c| c.pupil.school)
         .ok_or_else(|| ApiError::NotFound(format!("saken «{number}»")))?;
-    if !(user.schools.is_empty() || user.schools.contains(&school)) {
+    if !user.may_read(&school) {
         return Err(ApiError::Forbidden(format!("saken «{number}»")));
     }
     let case = app
