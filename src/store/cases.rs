@@ -404,7 +404,7 @@ impl Store {
                     tentative: f.is_tentative(),
                 };
                 let pupil = self.pupil_ref(&f.pupil, &f.school).await?;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let detail = serde_json::json!({ "criterion": f.criterion, "rule": f.rule, "seq": seq });
                 match Self::open_case_row(&mut tx, &f.pupil).await? {
                     Some(mut case) => {
@@ -451,7 +451,7 @@ impl Store {
         now: DateTime<Utc>,
         config: &CaseConfig,
     ) -> Result<(Case, Vec<Notice>), CaseStoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT number, state FROM cases WHERE number = $1")
             .bind(number)
             .fetch_optional(&mut *tx)
@@ -497,7 +497,7 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let mut all = Vec::new();
         for number in numbers {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let Some(row) = sqlx::query("SELECT number, state FROM cases WHERE number = $1 AND open = 1")
                 .bind(number.as_str())
                 .fetch_optional(&mut *tx)
@@ -530,7 +530,7 @@ impl Store {
 
     /// Reads one case, and logs the read.
     pub async fn read_case(&self, number: &str, reader: &Party, now: DateTime<Utc>) -> Result<Case, CaseStoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT number, state FROM cases WHERE number = $1")
             .bind(number)
             .fetch_optional(&mut *tx)
@@ -552,7 +552,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<CaseSummary>, CaseStoreError> {
         let cases = self.cases_raw(school, all).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for c in &cases {
             audit(&mut tx, &c.number, reader, "list", &serde_json::json!({}), now).await?;
         }

@@ -128,7 +128,7 @@ impl Store {
         evaluator: &Evaluator<'_>,
         changes: &mut Vec<FindingChange>,
     ) -> Result<(usize, u64), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Claiming the pupils first takes SQLite's write lock before reading,
         // so no concurrent import can slip in between read and write.
         let pupils: Vec<String> = sqlx::query(AssertSqlSafe(format!(

@@ -190,7 +190,7 @@ impl Store {
                 Backend::Postgres => postgres,
             };
             let migration = |source| StoreError::Migration { version, source };
-            let mut tx = self.pool.begin().await.map_err(migration)?;
+            let mut tx = self.begin_write().await.map_err(migration)?;
             // Another replica may be migrating the same PostgreSQL database.
             if self.backend == Backend::Postgres {
                 sqlx::query("SELECT pg_advisory_xact_lock(7461736) ")
@@ -239,6 +239,17 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// first and then writes fails with "database is locked", without
+    /// waiting, when another connection committed in between.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// Checks that the database answers.

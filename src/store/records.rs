@@ -137,7 +137,7 @@ impl Store {
     ) -> Result<IngestStats, StoreError> {
         let unique = dedupe(records);
         let stamp = now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut changed = 0;
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let sql = upsert_sql(self.backend, chunk.len());

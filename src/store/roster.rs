@@ -10,7 +10,7 @@ impl Store {
     /// `roster` (by id), in one transaction. Entries not in `roster` stay.
     pub async fn upsert_roster(&self, roster: &Roster) -> Result<(), StoreError> {
         let stamp = now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for s in &roster.schools {
             sqlx::query(
                 "INSERT INTO schools (id, name, updated_at) VALUES ($1, $2, $3) \
