@@ -42,6 +42,22 @@ fn today() -> chrono::NaiveDate {
 
 const JSONL: &str = "application/x-ndjson";
 
+/// GETs a JSON list until it has `len` items (the service works in the
+/// background) or five seconds pass; returns the last answer.
+async fn poll_list(http: &reqwest::Client, url: &str, token: &str, len: usize) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..100 {
+        let r = http.get(url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        last = r.json().await.unwrap();
+        if last.as_array().unwrap().len() == len {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last
+}
+
 /// Sends a request and returns its status code.
 async fn code(request: reqwest::RequestBuilder) -> u16 {
     request.send().await.unwrap().status().as_u16()
@@ -114,21 +130,7 @@ async fn push_evaluate_and_read() {
     assert_eq!(r.status(), 202);
 
     // The evaluator picks the push up; the read API shows findings by school.
-    let mut findings = serde_json::Value::Null;
-    for _ in 0..100 {
-        let r = http
-            .get(format!("{base}/api/v1/findings"))
-            .bearer_auth("reader-all")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        findings = r.json().await.unwrap();
-        if findings.as_array().unwrap().len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let findings = poll_list(&http, &format!("{base}/api/v1/findings"), "reader-all", 2).await;
     let got: Vec<(&str, &str)> = findings
         .as_array()
         .unwrap()
@@ -154,21 +156,7 @@ async fn push_evaluate_and_read() {
     assert_eq!(r.status(), 403);
 
     // Cases open from the findings; reading them is audited.
-    let mut cases = serde_json::Value::Null;
-    for _ in 0..100 {
-        let r = http
-            .get(format!("{base}/api/v1/cases"))
-            .bearer_auth("reader-all")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        cases = r.json().await.unwrap();
-        if cases.as_array().unwrap().len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let cases = poll_list(&http, &format!("{base}/api/v1/cases"), "reader-all", 2).await;
     let list = cases.as_array().unwrap();
     assert_eq!(list.len(), 2, "{cases}");
     assert!(list.iter().all(|c| c["phase"] == 2 && c["open"] == true), "{cases}");
