@@ -121,6 +121,9 @@ pub struct CaseConfig {
     pub day_end: NaiveTime,
     /// Minutes of the first lesson.
     pub first_lesson_minutes: u32,
+    /// Lessons in a whole day, for evaluation numbers: 6 unless the service
+    /// sets it from the rule set's `lessons_per_day`, so both agree.
+    pub lessons_per_day: u32,
     /// Reminder lead time in hours.
     pub remind_hours_before: u32,
     /// See [`RawDeadlines::first_meeting_days`].
@@ -227,6 +230,7 @@ impl RawCaseConfig {
             day_start,
             day_end,
             first_lesson_minutes: first,
+            lessons_per_day: 6,
             remind_hours_before: d.remind_hours_before,
             first_meeting_days: days("deadlines.first_meeting_days", d.first_meeting_days, 60)?,
             followup_meeting_days: days("deadlines.followup_meeting_days", d.followup_meeting_days, 60)?,

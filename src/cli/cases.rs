@@ -19,6 +19,9 @@ pub struct CasesArgs {
     /// Case settings: a preset (baerum) or a path to a TOML file.
     #[arg(long, default_value = "baerum", global = true)]
     pub config: String,
+    /// The rule set whose `lessons_per_day` evaluation numbers use.
+    #[arg(long, default_value = "baerum", global = true)]
+    pub rules: String,
     /// The time to act at (RFC 3339); default now. Tests use it as a fake clock.
     #[arg(long, global = true, value_parser = parse_time)]
     pub now: Option<DateTime<Utc>>,
@@ -201,7 +204,10 @@ pub async fn run(store: &str, args: CasesArgs) -> Result<ExitCode> {
             }
         });
     }
-    let config = CaseConfig::load(&args.config).with_context(|| format!("saksoppsettet «{}»", args.config))?;
+    let mut config = CaseConfig::load(&args.config).with_context(|| format!("saksoppsettet «{}»", args.config))?;
+    config.lessons_per_day = tilstede::rules::RuleSet::load(&args.rules)
+        .with_context(|| format!("regelsettet «{}»", args.rules))?
+        .lessons_per_day;
     let now = args.now.unwrap_or_else(Utc::now);
     let s = Store::open(store).await?;
     let result = run_with(&s, &config, now, &args).await;
@@ -251,7 +257,7 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&case)?),
                 Format::Text => {
-                    let numbers = s.agreement_numbers(&case, now).await?;
+                    let numbers = s.agreement_numbers(&case, now, config.lessons_per_day).await?;
                     let ctx = case_context(&case, now, numbers.as_ref());
                     println!(
                         "Sak {} · {} · {}",
@@ -359,7 +365,7 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
         } => {
             let doc = Document::parse(document).ok_or_else(|| anyhow!("ukjent dokument «{document}»"))?;
             let case = s.read_case(number, &actor(args)?, now).await?;
-            let numbers = s.agreement_numbers(&case, now).await?;
+            let numbers = s.agreement_numbers(&case, now, config.lessons_per_day).await?;
             let r = Renderer::with_overrides(templates.as_deref())?
                 .render(doc, &case_context(&case, now, numbers.as_ref()))?;
             print!("{}", pick(&r, *form));
@@ -378,7 +384,16 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
                 records.extend(s.pupil_records(&p.id, *from, *to).await?);
             }
             let cases = s.cases_raw(Some(school), false).await?;
-            let d = teacher_digest(teacher, &classes, &pupils, &records, &cases, *from, *to, 6);
+            let d = teacher_digest(
+                teacher,
+                &classes,
+                &pupils,
+                &records,
+                &cases,
+                *from,
+                *to,
+                config.lessons_per_day,
+            );
             let r = Renderer::builtin()?.render(Document::DigestTeacher, &teacher_digest_context(&d))?;
             print!("{}", pick(&r, *form));
         }
@@ -404,7 +419,16 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
                 records.extend(s.pupil_records(&p.id, before, *to).await?);
             }
             let cases = s.cases_raw(Some(school), false).await?;
-            let d = school_digest(school, &name, &pupils, &records, &cases, *from, *to, 6);
+            let d = school_digest(
+                school,
+                &name,
+                &pupils,
+                &records,
+                &cases,
+                *from,
+                *to,
+                config.lessons_per_day,
+            );
             let gaps = registration_gaps(&classes, &pupils, &records, *from, *to, *gap_days);
             let r = Renderer::builtin()?.render(Document::DigestSchool, &school_digest_context(&d, &gaps))?;
             print!("{}", pick(&r, *form));

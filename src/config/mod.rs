@@ -306,8 +306,9 @@ impl RawConfig {
         } else {
             base.join(&cases_name).display().to_string()
         };
-        let cases =
+        let mut cases =
             crate::cases::config::CaseConfig::load(&cases_location).map_err(|e| invalid("cases", e.to_string()))?;
+        cases.lessons_per_day = rules.lessons_per_day;
         let http = self.http.unwrap_or_default();
         let listen = http.listen.as_deref().unwrap_or("127.0.0.1:8080");
         let listen: SocketAddr = listen.parse().map_err(|_| {
@@ -430,6 +431,19 @@ mod tests {
         assert_eq!(c.store, "/tmp/tilstede.db");
         assert_eq!(c.rules.name, "baerum");
         assert_eq!(c.http.listen.port(), 8080);
+    }
+
+    #[test]
+    fn cases_count_lessons_like_the_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = crate::rules::config::preset_text("oslo")
+            .unwrap()
+            .replace("lessons_per_day = 6", "lessons_per_day = 5");
+        std::fs::write(dir.path().join("rules.toml"), rules).unwrap();
+        let raw: RawConfig = toml::parse_toml("rules = \"rules.toml\"\n").unwrap();
+        let c = raw.validate(dir.path()).unwrap();
+        assert_eq!(c.rules.lessons_per_day, 5);
+        assert_eq!(c.cases.lessons_per_day, 5);
     }
 
     #[test]

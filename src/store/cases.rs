@@ -24,8 +24,6 @@ use sqlx::{Any, Row, Transaction};
 const SYNC_BATCH: i64 = 500;
 /// The meta key of the cursor into the finding event log.
 const CURSOR_KEY: &str = "cases_finding_cursor";
-/// Lessons per day used for evaluation numbers.
-const LESSONS_PER_DAY: u32 = 6;
 
 /// What went wrong with a case.
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +238,7 @@ impl Store {
         case: &Case,
         notices: &[Notice],
         now: DateTime<Utc>,
+        lessons_per_day: u32,
     ) -> Result<u64, CaseStoreError> {
         let mut n = 0;
         for notice in notices {
@@ -260,7 +259,7 @@ impl Store {
                     .fetch_all(&mut **tx)
                     .await?;
                     let records: Vec<_> = rows.iter().map(record_from_row).collect::<Result<_, _>>()?;
-                    serde_json::json!({ "numbers": compare(&records, *made, to, LESSONS_PER_DAY) })
+                    serde_json::json!({ "numbers": compare(&records, *made, to, lessons_per_day) })
                 }
                 _ => serde_json::json!({}),
             };
@@ -416,7 +415,7 @@ impl Store {
                             audit(&mut tx, &case.number, &system(), &action, &detail, now).await?;
                             stats.changed += 1;
                         }
-                        stats.notices += Self::queue(&mut tx, &case, &notices, now).await?;
+                        stats.notices += Self::queue(&mut tx, &case, &notices, now, config.lessons_per_day).await?;
                     }
                     None if event.change != FindingChangeKind::Cleared => {
                         let (pref, teacher) = pupil;
@@ -426,7 +425,7 @@ impl Store {
                         Self::save_case(&mut tx, &case, None, now).await?;
                         audit(&mut tx, &number, &system(), "open", &detail, now).await?;
                         stats.opened += 1;
-                        stats.notices += Self::queue(&mut tx, &case, &notices, now).await?;
+                        stats.notices += Self::queue(&mut tx, &case, &notices, now, config.lessons_per_day).await?;
                     }
                     None => {}
                 }
@@ -480,7 +479,7 @@ impl Store {
         Self::save_case(&mut tx, &case, Some(before.revision), now).await?;
         Self::mirror(&mut tx, &before, &case).await?;
         audit(&mut tx, number, actor, command.name(), &detail, now).await?;
-        Self::queue(&mut tx, &case, &notices, now).await?;
+        Self::queue(&mut tx, &case, &notices, now, config.lessons_per_day).await?;
         tx.commit().await?;
         tracing::info!(case = number, command = command.name(), "case changed");
         Ok((case, notices))
@@ -520,7 +519,7 @@ impl Store {
                     now,
                 )
                 .await?;
-                Self::queue(&mut tx, &case, &notices, now).await?;
+                Self::queue(&mut tx, &case, &notices, now, config.lessons_per_day).await?;
             }
             tx.commit().await?;
             all.extend(notices);
@@ -696,7 +695,12 @@ impl Store {
     }
 
     /// Before/after numbers for a case's newest agreement, up to `today`.
-    pub async fn agreement_numbers(&self, case: &Case, now: DateTime<Utc>) -> Result<Option<Comparison>, StoreError> {
+    pub async fn agreement_numbers(
+        &self,
+        case: &Case,
+        now: DateTime<Utc>,
+        lessons_per_day: u32,
+    ) -> Result<Option<Comparison>, StoreError> {
         let Some(NoticeKind::EvaluationDue {
             made, evaluation_date, ..
         }) = evaluation_prompt(case).or_else(|| {
@@ -714,7 +718,7 @@ impl Store {
         let records = self
             .pupil_records(&case.pupil.id, made - Duration::days(len), to)
             .await?;
-        Ok(Some(compare(&records, made, to, LESSONS_PER_DAY)))
+        Ok(Some(compare(&records, made, to, lessons_per_day)))
     }
 }
 
