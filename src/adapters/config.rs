@@ -16,7 +16,7 @@ use super::edfi_api::EdfiApiSettings;
 use super::fint::FintSettings;
 use super::profile::Profile;
 use super::rest::{Auth, RetryPolicy};
-use crate::rules::config::{RulesError, parse_toml};
+use crate::config::toml::parse_toml;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -270,10 +270,7 @@ impl RawSource {
 
 /// Reads `text` and validates the source `name`.
 pub fn pull_source(text: &str, name: &str) -> Result<PullSource, ConfigError> {
-    let raw: RawAdaptersConfig = parse_toml(text).map_err(|e| match e {
-        RulesError::Parse { path, message } | RulesError::Invalid { path, message } => invalid(path, message),
-        RulesError::Unknown(n) => ConfigError::Unreadable(n),
-    })?;
+    let raw: RawAdaptersConfig = parse_toml(text).map_err(|e| invalid(e.path, e.message))?;
     let known = raw.sources.keys().cloned().collect::<Vec<_>>().join(", ");
     let source = raw
         .sources

@@ -6,7 +6,7 @@
 //! every error names its TOML path.
 
 use crate::domain::{Kind, Reason, Validity};
-use crate::rules::config::{RulesError, parse_toml};
+use crate::config::toml::parse_toml;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -371,11 +371,9 @@ impl RawProfile {
 impl Profile {
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Profile, ProfileError> {
-        let raw: RawProfile = parse_toml(text).map_err(|e| match e {
-            RulesError::Parse { path, message } | RulesError::Invalid { path, message } => {
-                ProfileError::Parse { path, message }
-            }
-            RulesError::Unknown(n) => ProfileError::Unknown(n),
+        let raw: RawProfile = parse_toml(text).map_err(|e| ProfileError::Parse {
+            path: e.path,
+            message: e.message,
         })?;
         raw.validate()
     }

@@ -1,7 +1,7 @@
 //! Case workflow settings per municipality: TOML → [`RawCaseConfig`] →
 //! [`RawCaseConfig::validate`] → [`CaseConfig`]. Every error names its TOML path.
 
-use crate::rules::config::parse_toml;
+use crate::config::toml::parse_toml;
 use chrono::NaiveTime;
 use serde::Deserialize;
 
@@ -250,11 +250,9 @@ impl RawCaseConfig {
 impl CaseConfig {
     /// Reads and validates TOML text.
     pub fn from_toml(text: &str) -> Result<CaseConfig, CaseConfigError> {
-        let raw: RawCaseConfig = parse_toml(text).map_err(|e| match e {
-            crate::rules::RulesError::Parse { path, message } | crate::rules::RulesError::Invalid { path, message } => {
-                CaseConfigError::Parse { path, message }
-            }
-            crate::rules::RulesError::Unknown(n) => CaseConfigError::Unknown(n),
+        let raw: RawCaseConfig = parse_toml(text).map_err(|e| CaseConfigError::Parse {
+            path: e.path,
+            message: e.message,
         })?;
         raw.validate()
     }

@@ -105,13 +105,9 @@ fn user_id(path: String, value: &str) -> Result<String, ConfigError> {
 impl RawMatrixConfig {
     /// Reads the TOML text of a `[matrix]` table (the table's contents).
     pub fn from_toml(text: &str) -> Result<RawMatrixConfig, ConfigError> {
-        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse {
-            path: "(rot)".into(),
-            message: e.to_string(),
-        })?;
-        serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Parse {
-            path: format!("matrix.{}", e.path()),
-            message: e.inner().message().to_string(),
+        crate::config::toml::parse_toml(text).map_err(|e| ConfigError::Parse {
+            path: if e.path == "(rot)" { e.path } else { format!("matrix.{}", e.path) },
+            message: e.message,
         })
     }
 
