@@ -136,28 +136,15 @@ pub struct PullSource {
     pub fint: Option<(FintSettings, Profile)>,
 }
 
-/// Reads a secret from the environment variable or file named at `path`.
+/// Reads a secret from the environment variable or file named at `path`,
+/// by the service config's rules.
 fn secret(path: &str, env: Option<&str>, file: Option<&str>) -> Result<String, ConfigError> {
-    match (env, file) {
-        (Some(_), Some(_)) => Err(invalid(path, "bruk enten _env eller _file, ikke begge")),
-        (None, None) => Err(invalid(
-            path,
-            "mangler: oppgi en miljøvariabel (_env) eller en fil (_file)",
-        )),
-        (Some(var), None) => match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Ok(v),
-            _ => Err(invalid(
-                format!("{path}_env"),
-                format!("miljøvariabelen {var} er ikke satt"),
-            )),
-        },
-        (None, Some(f)) => match std::fs::read_to_string(f) {
-            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
-            _ => Err(invalid(
-                format!("{path}_file"),
-                format!("kan ikke lese hemmeligheten fra {f}"),
-            )),
-        },
+    let (env, file) = (env.map(str::to_string), file.map(str::to_string));
+    match crate::config::secret(path, &env, &file, std::path::Path::new(""), true) {
+        Ok(Some(s)) => Ok(s.expose().to_string()),
+        Ok(None) => Err(invalid(path, "mangler")),
+        Err(crate::config::ConfigError::Invalid { path, message }) => Err(invalid(path, message)),
+        Err(other) => Err(invalid(path, other.to_string())),
     }
 }
 

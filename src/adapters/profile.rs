@@ -5,8 +5,8 @@
 //! TOML → [`RawProfile`] (serde) → [`RawProfile::validate`] → [`Profile`];
 //! every error names its TOML path.
 
-use crate::domain::{Kind, Reason, Validity};
 use crate::config::toml::parse_toml;
+use crate::domain::{Kind, Reason, Validity};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

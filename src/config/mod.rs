@@ -236,8 +236,10 @@ pub struct PullConfig {
     pub every: std::time::Duration,
 }
 
-/// Reads a secret from an environment variable or a file; exactly one must be given.
-fn secret(
+/// Reads a secret from an environment variable or a file (relative to
+/// `base`); at most one may be given, and one must be when `required`. Errors
+/// name `{path}_env` or `{path}_file`.
+pub(crate) fn secret(
     path: &str,
     env: &Option<String>,
     file: &Option<String>,
@@ -264,7 +266,10 @@ fn secret(
                 )),
             }
         }
-        (None, None) if required => Err(invalid(path, "mangler: oppgi token_env eller token_file")),
+        (None, None) if required => Err(invalid(
+            path,
+            "mangler: oppgi en miljøvariabel (_env) eller en fil (_file)",
+        )),
         (None, None) => Ok(None),
     }
 }

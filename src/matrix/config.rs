@@ -106,7 +106,11 @@ impl RawMatrixConfig {
     /// Reads the TOML text of a `[matrix]` table (the table's contents).
     pub fn from_toml(text: &str) -> Result<RawMatrixConfig, ConfigError> {
         crate::config::toml::parse_toml(text).map_err(|e| ConfigError::Parse {
-            path: if e.path == "(rot)" { e.path } else { format!("matrix.{}", e.path) },
+            path: if e.path == "(rot)" {
+                e.path
+            } else {
+                format!("matrix.{}", e.path)
+            },
             message: e.message,
         })
     }
