@@ -6,6 +6,7 @@
 
 pub mod adapters;
 pub mod cases;
+pub mod chat;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -573,7 +573,10 @@ pub fn authorize(case: &Case, actor: &Party, command: &Command) -> Result<(), Ca
     {
         return Err(refuse("du er ikke kontaktlærer for denne eleven".into()));
     }
-    if actor.role == Fagkoordinator && case.coordinator.as_ref().is_none_or(|c| c.person != actor.id) {
+    // The person proposed as coordinator acts as one when accepting or declining.
+    let proposed = case.pending_handoff.as_ref().is_some_and(|h| h.person == actor.id)
+        && matches!(command, Command::AcceptHandoff | Command::DeclineHandoff);
+    if actor.role == Fagkoordinator && !proposed && case.coordinator.as_ref().is_none_or(|c| c.person != actor.id) {
         return Err(refuse("du er ikke fagkoordinator i denne saken".into()));
     }
     let staff = [Kontaktlaerer, Avdelingsleder, Ressursteam, Fagkoordinator, Ledelse];

@@ -144,6 +144,7 @@ pub async fn run(messages: usize) -> Result<ExitCode> {
         store_dir: dir.path().join("bot"),
         admins: vec![],
         allow_unencrypted: false,
+        allowed_servers: Vec::new(),
         schools: vec![SchoolRoom {
             school: "bench".into(),
             name: "Ressursteam benk".into(),

@@ -79,6 +79,13 @@ impl Reply {
 pub trait CommandHandler: Send + Sync {
     /// Handles one command; the reply goes into the command's thread.
     fn handle<'a>(&'a self, context: &'a CommandContext, command: Command) -> BoxFuture<'a, Reply>;
+
+    /// Handles a message in a thread that is not a command (an answer in a
+    /// multi-step dialogue). `None`: not for the bot, say nothing.
+    fn handle_text<'a>(&'a self, context: &'a CommandContext, text: &'a str) -> BoxFuture<'a, Option<Reply>> {
+        let _ = (context, text);
+        Box::pin(async { None })
+    }
 }
 
 /// The running bot. Cheap to clone.
@@ -360,6 +367,37 @@ impl Bot {
         Ok(room_id)
     }
 
+    /// Creates a room the workflow planned (a case room), encrypted, with
+    /// exactly the planned members invited. `false` when nothing is planned.
+    pub async fn ensure_planned(&self, room_key: &str) -> Result<bool, MatrixError> {
+        if self.inner.store.matrix_room(room_key).await?.is_some() {
+            return Ok(true);
+        }
+        let Some(plan) = self.inner.store.matrix_room_plan(room_key).await? else {
+            return Ok(false);
+        };
+        let room_id = self
+            .create_encrypted_room(
+                plan.name.as_deref(),
+                &plan.members,
+                false,
+                Some(serde_json::json!({ "kind": plan.kind, "version": 1 })),
+            )
+            .await?;
+        self.inner
+            .store
+            .put_matrix_room(&MatrixRoom {
+                room_key: room_key.to_string(),
+                room_id: room_id.clone(),
+                kind: plan.kind.clone(),
+                members: self.expected(&plan.members),
+                blocked: None,
+            })
+            .await?;
+        tracing::info!(room = %room_id, kind = %plan.kind, "planned room created");
+        Ok(true)
+    }
+
     async fn create_encrypted_room(
         &self,
         name: Option<&str>,
@@ -462,13 +500,17 @@ impl Bot {
         let MessageType::Text(text) = &ev.content.msgtype else {
             return Ok(());
         };
-        if !commands::is_command(&text.body) {
+        let command = commands::is_command(&text.body);
+        let in_thread = matches!(&ev.content.relates_to, Some(Relation::Thread(_)));
+        // Plain talk outside threads is people talking to each other.
+        if !command && !in_thread {
             return Ok(());
         }
         let Some(known) = self.inner.store.matrix_room_by_id(room.room_id().as_str()).await? else {
             return Ok(());
         };
-        // A sync replayed after a restart must not run the command again.
+        // A sync replayed after a restart must not run the command (or
+        // advance the dialogue) again.
         if !self.inner.store.claim_command(ev.event_id.as_str()).await? {
             return Ok(());
         }
@@ -476,7 +518,33 @@ impl Bot {
             Some(Relation::Thread(t)) => t.event_id.to_string(),
             _ => ev.event_id.to_string(),
         };
-        tracing::info!(room = %known.room_key, event = %ev.event_id, "command received");
+        let context = CommandContext {
+            room_key: known.room_key.clone(),
+            room_kind: known.kind.clone(),
+            sender: ev.sender.to_string(),
+            event_id: ev.event_id.to_string(),
+            thread_root: thread_root.clone(),
+        };
+        let reply = if command {
+            tracing::info!(room = %known.room_key, event = %ev.event_id, "command received");
+            match commands::parse(&text.body) {
+                Err(e) => Reply::text(e.to_string()),
+                Ok(Command::Help(None)) => Reply::text(commands::help_text()),
+                Ok(Command::Help(Some(c))) => Reply::text(format!(
+                    "!{} {} (!{}): {}",
+                    c.word(),
+                    c.arguments(),
+                    c.alias(),
+                    c.help()
+                )),
+                Ok(command) => self.inner.handler.handle(&context, command).await,
+            }
+        } else {
+            match self.inner.handler.handle_text(&context, &text.body).await {
+                Some(reply) => reply,
+                None => return Ok(()),
+            }
+        };
         self.enqueue(&NewPost {
             room_key: known.room_key.clone(),
             kind: PostKind::Reaction,
@@ -488,25 +556,6 @@ impl Bot {
             mentions: Vec::new(),
         })
         .await?;
-        let context = CommandContext {
-            room_key: known.room_key.clone(),
-            room_kind: known.kind.clone(),
-            sender: ev.sender.to_string(),
-            event_id: ev.event_id.to_string(),
-            thread_root: thread_root.clone(),
-        };
-        let reply = match commands::parse(&text.body) {
-            Err(e) => Reply::text(e.to_string()),
-            Ok(Command::Help(None)) => Reply::text(commands::help_text()),
-            Ok(Command::Help(Some(c))) => Reply::text(format!(
-                "!{} {} (!{}): {}",
-                c.word(),
-                c.arguments(),
-                c.alias(),
-                c.help()
-            )),
-            Ok(command) => self.inner.handler.handle(&context, command).await,
-        };
         let mut mentions = reply.mentions.clone();
         if !mentions.contains(&context.sender) {
             mentions.push(context.sender.clone());
@@ -622,6 +671,12 @@ impl Bot {
                         return Err(Wait(Duration::from_secs(2)));
                     }
                     return Err(Wait(Duration::ZERO));
+                }
+                // Case rooms are planned by the workflow and made here.
+                match self.ensure_planned(room_key).await {
+                    Ok(true) => return Err(Wait(Duration::ZERO)),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, room = %room_key, "planned room not created"),
                 }
                 return Err(Wait(Duration::from_secs(2)));
             }

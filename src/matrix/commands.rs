@@ -64,14 +64,17 @@ command_names! {
     /// Flytter saken til en fase (1–4).
     Phase = ("fase", "phase", "SAK FASE"),
     /// Registrerer en henvisning: ppt, bup, barnevern, helsesykepleier,
-    /// familievern, fastlege, psykisk-helse eller utekontakten.
-    Refer = ("henvis", "refer", "SAK INSTANS"),
+    /// familievern, fastlege, psykisk-helse eller utekontakten. Skriv
+    /// «rapport» når pedagogisk rapport er vedlagt (PPT krever det) og
+    /// «legeerklæring» når det trengs legeerklæring.
+    Refer = ("henvis", "refer", "SAK INSTANS [rapport] [legeerklæring]"),
     /// Overlater koordineringen til en fagkoordinator i et eget, kryptert saksrom.
     Coordinator = ("koordinator", "coordinator", "SAK @bruker:tjener ROLLE"),
     /// Fagkoordinatoren tar imot saken; først da flyttes ansvaret.
     Accept = ("aksepter", "accept", "SAK"),
-    /// Lukker saken.
-    Close = ("lukk", "close", "SAK"),
+    /// Lukker saken, med grunn: løst, ingen-bekymring, flyttet, særskilt
+    /// eller annet (uten grunn: ingen-bekymring i fase 1–2, ellers løst).
+    Close = ("lukk", "close", "SAK [GRUNN]"),
 }
 
 /// A case number as typed in chat (letters, digits and `-`).
@@ -207,6 +210,10 @@ pub enum Command {
         case: CaseNumber,
         /// To whom.
         agency: Agency,
+        /// A pedagogisk rapport is attached.
+        report: bool,
+        /// A legeerklæring is needed.
+        medical: bool,
     },
     /// Hand the case to a coordinator.
     Coordinator {
@@ -220,7 +227,27 @@ pub enum Command {
     /// The coordinator accepts.
     Accept(CaseNumber),
     /// Close the case.
-    Close(CaseNumber),
+    Close {
+        /// The case.
+        case: CaseNumber,
+        /// Why, when given.
+        reason: Option<CloseWhy>,
+    },
+}
+
+/// Why a case is closed, as typed in chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseWhy {
+    /// The absence is resolved.
+    Resolved,
+    /// No concern.
+    NoConcern,
+    /// The pupil moved.
+    Moved,
+    /// A special outcome (hjemmeundervisning / fritak).
+    Special,
+    /// Something else.
+    Other,
 }
 
 /// Why a command could not be understood. The message is shown in chat.
@@ -501,9 +528,20 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
         }
         CommandName::Refer => {
             let case = a.case()?;
+            let agency = a.agency()?;
+            let (mut report, mut medical) = (false, false);
+            while let Some(w) = a.words.next() {
+                match w.to_lowercase().as_str() {
+                    "rapport" | "report" => report = true,
+                    "legeerklæring" | "legeerklaering" | "medical" => medical = true,
+                    _ => return Err(a.invalid(w, "«rapport» eller «legeerklæring»")),
+                }
+            }
             Command::Refer {
                 case,
-                agency: a.agency()?,
+                agency,
+                report,
+                medical,
             }
         }
         CommandName::Coordinator => {
@@ -520,7 +558,29 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
             }
         }
         CommandName::Accept => Command::Accept(a.case()?),
-        CommandName::Close => Command::Close(a.case()?),
+        CommandName::Close => {
+            let case = a.case()?;
+            let reason = match a.words.peek() {
+                None => None,
+                Some(_) => Some(a.pick(
+                    "grunn",
+                    "en grunn (løst, ingen-bekymring, flyttet, særskilt, annet)",
+                    &[
+                        ("løst", CloseWhy::Resolved),
+                        ("resolved", CloseWhy::Resolved),
+                        ("ingen-bekymring", CloseWhy::NoConcern),
+                        ("no-concern", CloseWhy::NoConcern),
+                        ("flyttet", CloseWhy::Moved),
+                        ("moved", CloseWhy::Moved),
+                        ("særskilt", CloseWhy::Special),
+                        ("special", CloseWhy::Special),
+                        ("annet", CloseWhy::Other),
+                        ("other", CloseWhy::Other),
+                    ],
+                )?),
+            };
+            Command::Close { case, reason }
+        }
     };
     a.end()?;
     Ok(command)
@@ -621,9 +681,21 @@ mod tests {
             parse("!refer 12 PPT"),
             Ok(Command::Refer {
                 case: case("12"),
-                agency: Agency::Ppt
+                agency: Agency::Ppt,
+                report: false,
+                medical: false,
             })
         );
+        assert_eq!(
+            parse("!henvis 12 ppt rapport legeerklæring"),
+            Ok(Command::Refer {
+                case: case("12"),
+                agency: Agency::Ppt,
+                report: true,
+                medical: true,
+            })
+        );
+        assert!(parse("!henvis 12 ppt kanskje").is_err());
         assert_eq!(
             parse("!koordinator 12 @ola:helse.no bup"),
             Ok(Command::Coordinator {
@@ -633,7 +705,21 @@ mod tests {
             })
         );
         assert_eq!(parse("!aksepter 12"), Ok(Command::Accept(case("12"))));
-        assert_eq!(parse("!lukk 12"), Ok(Command::Close(case("12"))));
+        assert_eq!(
+            parse("!lukk 12"),
+            Ok(Command::Close {
+                case: case("12"),
+                reason: None
+            })
+        );
+        assert_eq!(
+            parse("!close 12 moved"),
+            Ok(Command::Close {
+                case: case("12"),
+                reason: Some(CloseWhy::Moved)
+            })
+        );
+        assert!(parse("!lukk 12 fordi").is_err());
         assert_eq!(parse("!avtale 12"), Ok(Command::Agreement(case("12"))));
     }
 
@@ -677,7 +763,7 @@ mod tests {
             Err(ParseError::Invalid { .. })
         ));
         assert!(matches!(
-            parse("!lukk 12 nå"),
+            parse("!lukk 12 løst nå"),
             Err(ParseError::TooMany { word: "lukk", .. })
         ));
         assert!(matches!(

@@ -45,6 +45,10 @@ pub struct RawMatrixConfig {
     /// Allow posting into unencrypted rooms. Only for tests.
     #[serde(default)]
     pub allow_unencrypted: bool,
+    /// Other homeservers whose users may be invited into case rooms
+    /// (federated fagkoordinators). The bot's own server is always allowed.
+    #[serde(default)]
+    pub allowed_servers: Vec<String>,
     /// One ressursteam room per school.
     #[serde(default)]
     pub schools: Vec<RawSchoolRoom>,
@@ -78,6 +82,8 @@ pub struct MatrixConfig {
     pub admins: Vec<String>,
     /// Whether unencrypted rooms are acceptable (tests only).
     pub allow_unencrypted: bool,
+    /// Homeservers allowed in case rooms besides the bot's own.
+    pub allowed_servers: Vec<String>,
     /// Ressursteam rooms.
     pub schools: Vec<SchoolRoom>,
 }
@@ -131,6 +137,18 @@ impl RawMatrixConfig {
             .enumerate()
             .map(|(i, a)| user_id(format!("matrix.admins[{i}]"), a))
             .collect::<Result<Vec<_>, _>>()?;
+        for (i, server) in self.allowed_servers.iter().enumerate() {
+            let ok = !server.is_empty()
+                && server
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    path: format!("matrix.allowed_servers[{i}]"),
+                    message: format!("«{server}» er ikke et tjenernavn (f.eks. helse.kommune.no)"),
+                });
+            }
+        }
         let mut schools = Vec::new();
         for (i, s) in self.schools.iter().enumerate() {
             if s.school.trim().is_empty() {
@@ -164,6 +182,7 @@ impl RawMatrixConfig {
             store_dir: self.store_dir,
             admins,
             allow_unencrypted: self.allow_unencrypted,
+            allowed_servers: self.allowed_servers,
             schools,
         })
     }

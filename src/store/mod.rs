@@ -5,6 +5,7 @@
 //! as integers and dates as `YYYY-MM-DD` text, so both backends decode alike.
 
 mod cases;
+mod chat;
 mod findings;
 mod leader;
 mod outbox;
@@ -12,6 +13,7 @@ mod records;
 mod roster;
 mod sync;
 
+pub use chat::{CardText, Claim, RoomPlan};
 pub use cases::{AuditEntry, CaseStoreError, CaseSummary, QueuedNotification, SyncStats};
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
@@ -91,6 +93,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         include_str!("migrations/sqlite/0005_matrix.sql"),
         include_str!("migrations/postgres/0005_matrix.sql"),
+    ),
+    (
+        8,
+        include_str!("migrations/sqlite/0008_chat.sql"),
+        include_str!("migrations/postgres/0008_chat.sql"),
     ),
 ];
 

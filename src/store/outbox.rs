@@ -5,8 +5,8 @@
 //! resend after a crash is recognised by the homeserver and not duplicated.
 
 use super::{Store, StoreError, now};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 /// What kind of Matrix event a post becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,15 +184,35 @@ impl Store {
     /// is already taken in the room makes this a no-op returning the existing
     /// entry, so a caller that crashed after enqueueing can safely retry.
     pub async fn enqueue_post(&self, post: &NewPost) -> Result<OutboxEntry, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let entry = Self::enqueue_post_in(&mut tx, post, None).await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// [`Store::enqueue_post`] inside a caller's transaction, so a post is
+    /// queued exactly when the change it reports is stored; `case` tags the
+    /// post for the retention purge.
+    pub(crate) async fn enqueue_post_in(
+        tx: &mut Transaction<'static, Any>,
+        post: &NewPost,
+        case: Option<&str>,
+    ) -> Result<OutboxEntry, StoreError> {
         if let Some(anchor) = &post.anchor
-            && let Some(existing) = self.outbox_by_anchor(&post.room_key, anchor).await?
+            && let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENTRY_COLUMNS} FROM matrix_outbox WHERE room_key = $1 AND anchor = $2"
+            )))
+            .bind(post.room_key.as_str())
+            .bind(anchor.as_str())
+            .fetch_optional(&mut **tx)
+            .await?
         {
-            return Ok(existing);
+            return entry_from_row(&row);
         }
         let txn = new_txn_id();
         let id: i64 = sqlx::query(
-            "INSERT INTO matrix_outbox (room_key, txn_id, kind, anchor, thread_ref, target_ref, body, html, mentions, enqueued_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            "INSERT INTO matrix_outbox (room_key, txn_id, kind, anchor, thread_ref, target_ref, body, html, mentions, enqueued_at, case_number) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(post.room_key.as_str())
         .bind(txn.as_str())
@@ -204,7 +224,8 @@ impl Store {
         .bind(post.html.as_str())
         .bind(serde_json::to_string(&post.mentions).unwrap_or_else(|_| "[]".into()))
         .bind(now())
-        .fetch_one(&self.pool)
+        .bind(case)
+        .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
         Ok(OutboxEntry {

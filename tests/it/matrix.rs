@@ -22,7 +22,7 @@ impl CommandHandler for Echo {
             match command {
                 Command::Cases => Reply::text(format!("Åpne saker i {}: 2026-0001", context.room_key)),
                 Command::Case(n) => Reply::text(format!("Sak {}: fase 2", n.0)),
-                Command::Close(n) => {
+                Command::Close { case: n, .. } => {
                     Reply::text(format!("Du kan ikke lukke sak {}: bare avdelingsleder kan det.", n.0))
                 }
                 other => Reply::text(format!("Mottatt: {other:?}")),
@@ -53,6 +53,7 @@ async fn bot_config(
         store_dir: dir.path().join("matrix"),
         admins: admins.to_vec(),
         allow_unencrypted: false,
+        allowed_servers: Vec::new(),
         schools: vec![SchoolRoom {
             school: "sk-01".into(),
             name: "Ressursteam Eksempel skole".into(),

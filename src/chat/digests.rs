@@ -1,0 +1,149 @@
+//! The routine's phase 1 reviews, delivered on schedule: a monthly digest
+//! for each contact teacher (a direct message about their own pupils), and
+//! twice per half-year a digest of the whole school for leadership (in the
+//! ressursteam room: numbers per grade only). Each goes out once per period.
+
+use super::{Chat, ChatError};
+use crate::cases::digest::{registration_gaps, school_digest, teacher_digest};
+use crate::domain::dates::{half_year_start, month_start, school_date_utc};
+use crate::matrix::{direct_room, notice, school_room};
+use crate::render::{Document, school_digest_context, teacher_digest_context};
+use crate::store::Claim;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+/// Weeks into a half-year at which leadership's two reviews fall.
+const SCHOOL_REVIEW_WEEKS: [i64; 2] = [10, 20];
+
+/// Class-days in a row without registrations before a gap is reported.
+const GAP_DAYS: u32 = 2;
+
+/// What one scheduling round sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DigestStats {
+    /// Contact teacher digests enqueued.
+    pub teachers: usize,
+    /// School digests enqueued.
+    pub schools: usize,
+}
+
+/// The leadership review due on `today` for a half-year starting `start`:
+/// (review number 1 or 2, its period's first and last day).
+pub fn school_review(start: NaiveDate, today: NaiveDate) -> Option<(u8, NaiveDate, NaiveDate)> {
+    SCHOOL_REVIEW_WEEKS
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, w)| (i as u8 + 1, start + Duration::weeks(*w)))
+        .find(|(_, at)| *at <= today)
+        .map(|(n, at)| (n, start, at - Duration::days(1)))
+}
+
+impl Chat {
+    /// Sends the digests that are due at `now` and not yet sent.
+    pub async fn digests(&self, now: DateTime<Utc>) -> Result<DigestStats, ChatError> {
+        let today = school_date_utc(now);
+        let mut stats = DigestStats::default();
+        let lessons = self.inner.cases.lessons_per_day;
+        for room in &self.inner.matrix.schools {
+            let school = room.school.as_str();
+            let classes = self.store().school_classes(school).await?;
+            let pupils = self.store().school_pupils(school).await?;
+            if pupils.is_empty() {
+                continue;
+            }
+            let cases = self.store().cases_raw(Some(school), false).await?;
+            // Monthly: last month, for each contact teacher with a Matrix id.
+            let this_month = month_start(today);
+            let (from, to) = (month_start(this_month - Duration::days(1)), this_month - Duration::days(1));
+            let mut teachers: Vec<&str> = classes
+                .iter()
+                .flat_map(|c| c.contact_teachers.iter().map(String::as_str))
+                .collect();
+            teachers.sort();
+            teachers.dedup();
+            let mut records = None;
+            for teacher in teachers {
+                let key = format!("teacher:{teacher}:{}", from.format("%Y-%m"));
+                let Some(user) = self.matrix_id(teacher).await? else {
+                    continue;
+                };
+                if records.is_none() {
+                    let mut all = Vec::new();
+                    for p in &pupils {
+                        all.extend(self.store().pupil_records(&p.id, from, to).await?);
+                    }
+                    records = Some(all);
+                }
+                let d = teacher_digest(
+                    teacher,
+                    &classes,
+                    &pupils,
+                    records.as_deref().unwrap_or(&[]),
+                    &cases,
+                    from,
+                    to,
+                    lessons,
+                );
+                let r = self
+                    .inner
+                    .renderer
+                    .render(Document::DigestTeacher, &teacher_digest_context(&d))?;
+                let post = notice(&direct_room(&user), &r.plain, &r.html, std::slice::from_ref(&user));
+                stats.teachers += self
+                    .store()
+                    .relay_posts(Some(Claim::Digest(&key)), None, &[post], &[])
+                    .await?;
+            }
+            // Twice per half-year: the whole school, for leadership.
+            let (autumn, spring) = self.inner.term_starts;
+            let start = half_year_start(today, autumn, spring);
+            if let Some((n, from, to)) = school_review(start, today) {
+                let key = format!("school:{school}:{start}:{n}");
+                let before = from - (to - from) - Duration::days(1);
+                let mut records = Vec::new();
+                for p in &pupils {
+                    records.extend(self.store().pupil_records(&p.id, before, to).await?);
+                }
+                let d = school_digest(school, &room.name, &pupils, &records, &cases, from, to, lessons);
+                let gaps = registration_gaps(&classes, &pupils, &records, from, to, GAP_DAYS);
+                let r = self
+                    .inner
+                    .renderer
+                    .render(Document::DigestSchool, &school_digest_context(&d, &gaps))?;
+                let staff = self.inner.cases.school(school);
+                let mut leaders = Vec::new();
+                for id in staff.avdelingsleder.iter().chain(staff.ledelse.iter()) {
+                    if let Some(m) = self.matrix_id(id).await? {
+                        leaders.push(m);
+                    }
+                }
+                let post = notice(&school_room(school), &r.plain, &r.html, &leaders);
+                stats.schools += self
+                    .store()
+                    .relay_posts(Some(Claim::Digest(&key)), None, &[post], &[])
+                    .await?;
+            }
+        }
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leadership_reviews_fall_twice_per_half_year() {
+        let start = NaiveDate::from_ymd_opt(2026, 8, 1).unwrap();
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(school_review(start, d("2026-09-01")), None);
+        assert_eq!(
+            school_review(start, d("2026-10-10")),
+            Some((1, start, d("2026-10-09")))
+        );
+        assert_eq!(
+            school_review(start, d("2026-12-20")),
+            Some((2, start, d("2026-12-18")))
+        );
+    }
+}
