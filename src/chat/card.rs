@@ -20,7 +20,7 @@ use chrono_tz::Europe::Oslo;
 pub fn card(case: &Case, responsible: &str) -> (String, String) {
     let mut lines = vec![
         format!("Sak {} – {}", case.number, case.pupil_label()),
-        format!("Fase {}: {}", case.phase.number(), case.phase.norwegian()),
+        capitalized(case.phase.norwegian()),
         format!("Ansvarlig: {} ({})", responsible, case.responsible.role.norwegian()),
     ];
     match &case.status {
@@ -51,10 +51,25 @@ pub fn card(case: &Case, responsible: &str) -> (String, String) {
     (plain, html)
 }
 
+/// `text` with its first letter in upper case.
+pub fn capitalized(text: &str) -> String {
+    let mut c = text.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 /// The roles a chat user holds in a case, strongest first. `staff_ids` are
 /// the user's ids in the roster; `room_members` the configured ressursteam
 /// members of the case's school room.
-pub fn parties(case: &Case, sender: &str, staff_ids: &[String], staff: &SchoolStaff, room_members: &[String]) -> Vec<Party> {
+pub fn parties(
+    case: &Case,
+    sender: &str,
+    staff_ids: &[String],
+    staff: &SchoolStaff,
+    room_members: &[String],
+) -> Vec<Party> {
     let mut ids: Vec<&str> = staff_ids.iter().map(String::as_str).collect();
     ids.push(sender);
     let find = |wanted: &str| ids.iter().find(|i| **i == wanted).map(|i| i.to_string());
@@ -273,10 +288,13 @@ mod tests {
     #[test]
     fn the_card_names_no_more_than_initials_and_class() {
         let (plain, html) = card(&case(), "@kari:kommune.no");
-        assert!(plain.starts_with("Sak S-2026-0001 – E.H. (5B)\nFase 2"), "{plain}");
+        assert!(plain.starts_with("Sak S-2026-0001 – E.H. (5B)\nFase 2 – "), "{plain}");
         assert!(plain.contains("Ansvarlig: @kari:kommune.no (kontaktlærer)"), "{plain}");
         assert!(plain.contains("Neste frist: "), "{plain}");
-        assert!(html.starts_with("<b>Sak S-2026-0001 – E.H. (5B)</b><br>Fase 2"), "{html}");
+        assert!(
+            html.starts_with("<b>Sak S-2026-0001 – E.H. (5B)</b><br>Fase 2 – "),
+            "{html}"
+        );
     }
 
     #[test]
@@ -287,7 +305,10 @@ mod tests {
         let p = parties(&c, "@al:x", &["al-1".into(), "rt-1".into()], &staff(), &[]);
         assert_eq!(
             p,
-            vec![Party::new("al-1", Role::Avdelingsleder), Party::new("rt-1", Role::Ressursteam)]
+            vec![
+                Party::new("al-1", Role::Avdelingsleder),
+                Party::new("rt-1", Role::Ressursteam)
+            ]
         );
         // A configured member of the ressursteam room counts as ressursteam.
         let p = parties(&c, "@rt:x", &[], &staff(), &["@rt:x".into()]);
@@ -340,11 +361,20 @@ mod tests {
             panic!("a meeting");
         };
         assert_eq!(kind, MeetingKind::Samarbeid);
-        assert_eq!(at.to_rfc3339(), "2026-11-05T07:30:00+00:00", "Oslo winter time is UTC+1");
-        let parsed = crate::matrix::commands::parse("!tiltak S-2026-0001 1 foresatte 2026-11-20 Følger til skolen").unwrap();
+        assert_eq!(
+            at.to_rfc3339(),
+            "2026-11-05T07:30:00+00:00",
+            "Oslo winter time is UTC+1"
+        );
+        let parsed =
+            crate::matrix::commands::parse("!tiltak S-2026-0001 1 foresatte 2026-11-20 Følger til skolen").unwrap();
         assert!(matches!(
             to_case_command(&parsed, &c, now, today),
-            Some(Command::AddMeasure { at_home: true, circle_box: CircleBox::RelasjonVoksne, .. })
+            Some(Command::AddMeasure {
+                at_home: true,
+                circle_box: CircleBox::RelasjonVoksne,
+                ..
+            })
         ));
         let parsed = crate::matrix::commands::parse("!lukk S-2026-0001").unwrap();
         assert_eq!(

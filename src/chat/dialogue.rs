@@ -182,7 +182,12 @@ mod tests {
         assert!(matches!(d.answer("avdelingsleder"), Outcome::Ask(q) if q.contains("Delmål 2: Hele dager (3 uker)")));
         assert!(matches!(d.answer("kanskje"), Outcome::Again(_)));
         match d.answer("ja") {
-            Outcome::Done(Command::CreateAgreement { goal, sub_goals, plan_b_responsible, .. }) => {
+            Outcome::Done(Command::CreateAgreement {
+                goal,
+                sub_goals,
+                plan_b_responsible,
+                ..
+            }) => {
                 assert_eq!(goal, "Eleven er på skolen hver dag");
                 assert_eq!(sub_goals[1].weeks, 3);
                 assert_eq!(plan_b_responsible, "avdelingsleder");

@@ -54,7 +54,10 @@ impl Chat {
             let cases = self.store().cases_raw(Some(school), false).await?;
             // Monthly: last month, for each contact teacher with a Matrix id.
             let this_month = month_start(today);
-            let (from, to) = (month_start(this_month - Duration::days(1)), this_month - Duration::days(1));
+            let (from, to) = (
+                month_start(this_month - Duration::days(1)),
+                this_month - Duration::days(1),
+            );
             let mut teachers: Vec<&str> = classes
                 .iter()
                 .flat_map(|c| c.contact_teachers.iter().map(String::as_str))
@@ -137,13 +140,7 @@ mod tests {
         let start = NaiveDate::from_ymd_opt(2026, 8, 1).unwrap();
         let d = |s: &str| s.parse::<NaiveDate>().unwrap();
         assert_eq!(school_review(start, d("2026-09-01")), None);
-        assert_eq!(
-            school_review(start, d("2026-10-10")),
-            Some((1, start, d("2026-10-09")))
-        );
-        assert_eq!(
-            school_review(start, d("2026-12-20")),
-            Some((2, start, d("2026-12-18")))
-        );
+        assert_eq!(school_review(start, d("2026-10-10")), Some((1, start, d("2026-10-09"))));
+        assert_eq!(school_review(start, d("2026-12-20")), Some((2, start, d("2026-12-18"))));
     }
 }

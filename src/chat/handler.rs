@@ -50,10 +50,9 @@ fn scope(context: &CommandContext, case: &Case) -> Result<(), String> {
             "sak {} hører til en annen skole; bruk ressursteam-rommet for den skolen",
             case.number
         )),
-        "case" if context.room_key != case_room(&case.number) => Err(format!(
-            "dette saksrommet gjelder en annen sak enn {}",
-            case.number
-        )),
+        "case" if context.room_key != case_room(&case.number) => {
+            Err(format!("dette saksrommet gjelder en annen sak enn {}", case.number))
+        }
         _ => Ok(()),
     }
 }
@@ -64,9 +63,8 @@ fn status(case: &Case) -> String {
         .map(|d| format!("{} innen {}", d.kind.norwegian(), when(d.due)))
         .unwrap_or_else(|| "ingen".into());
     format!(
-        "Fase {}: {}. Neste frist: {}.",
-        case.phase.number(),
-        case.phase.norwegian(),
+        "{}. Neste frist: {}.",
+        super::card::capitalized(case.phase.norwegian()),
         next
     )
 }
@@ -263,9 +261,7 @@ impl Chat {
             notice(&key, &summary.plain, &summary.html, &[]),
             notice(&key, &ask, &escape_html(&ask), &[user.to_string()]),
         ];
-        self.store()
-            .relay_posts(None, Some(&after.number), &posts, &[])
-            .await?;
+        self.store().relay_posts(None, Some(&after.number), &posts, &[]).await?;
         Ok(Reply {
             plain: format!(
                 "{} Et kryptert saksrom lages for {user}; ansvaret flyttes først når {user} skriver !aksepter {}.",
@@ -381,14 +377,22 @@ impl Chat {
             None
         };
         store
-            .put_dialogue(&context.room_key, &context.thread_root, &context.sender, state.as_deref())
+            .put_dialogue(
+                &context.room_key,
+                &context.thread_root,
+                &context.sender,
+                state.as_deref(),
+            )
             .await?;
         Ok(Some(match outcome {
             Outcome::Ask(q) | Outcome::Again(q) => Reply::text(q),
             Outcome::Cancelled => Reply::text("Avbrutt; ingen avtale ble laget."),
             Outcome::Done(step) => {
                 let Some(case) = store.case_state(&dialogue.case).await? else {
-                    return Ok(Some(Reply::text(format!("Fant ingen sak med nummer «{}».", dialogue.case))));
+                    return Ok(Some(Reply::text(format!(
+                        "Fant ingen sak med nummer «{}».",
+                        dialogue.case
+                    ))));
                 };
                 let parties = self.parties_of(&case, &context.sender).await?;
                 self.step(&case, &parties, step, now).await?

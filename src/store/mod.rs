@@ -13,8 +13,8 @@ mod records;
 mod roster;
 mod sync;
 
-pub use chat::{CardText, Claim, RoomPlan};
 pub use cases::{AuditEntry, CaseStoreError, CaseSummary, QueuedNotification, SyncStats};
+pub use chat::{CardText, Claim, RoomPlan};
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
 pub use outbox::{EventRef, MatrixRoom, NewPost, OutboxCounts, OutboxEntry, PostKind};

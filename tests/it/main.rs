@@ -8,6 +8,7 @@ mod adapters;
 mod adapters_edfi_api;
 mod adapters_fint;
 mod cases;
+mod chat;
 mod cli;
 mod fake;
 mod http;

@@ -1,0 +1,282 @@
+//! The case workflow in chat against a real Synapse: a finding opens a case,
+//! its card and prompts arrive encrypted, people run the routine with
+//! commands (with permissions by role), build an agreement in a dialogue,
+//! and hand the case to a coordinator in an encrypted case room.
+
+use crate::synapse::{Person, Seen, register, shared};
+use chrono::{Duration as Days, Utc};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tilstede::adapters::Parsed;
+use tilstede::adapters::jsonl::parse_line;
+use tilstede::cases::CaseConfig;
+use tilstede::cases::config::SchoolStaff;
+use tilstede::chat::Chat;
+use tilstede::domain::dates::school_date_utc;
+use tilstede::domain::roster::{Roster, RosterClass, RosterPerson, RosterPupil, RosterSchool};
+use tilstede::matrix::{Bot, MatrixConfig, SchoolRoom, case_room, direct_room, school_room};
+use tilstede::render::Renderer;
+use tilstede::rules::RuleSet;
+use tilstede::store::Store;
+
+fn roster(teacher: &str, leader: &str) -> Roster {
+    let person = |id: &str, mx: &str| RosterPerson {
+        id: id.into(),
+        given_name: "Navn".into(),
+        family_name: "Navnesen".into(),
+        matrix_id: Some(mx.into()),
+        school: Some("sk-01".into()),
+    };
+    Roster {
+        schools: vec![RosterSchool {
+            id: "sk-01".into(),
+            name: "Eksempel skole".into(),
+        }],
+        classes: vec![RosterClass {
+            id: "c5b".into(),
+            school: "sk-01".into(),
+            name: "5B".into(),
+            grade: 5,
+            contact_teachers: vec!["kl-1".into()],
+        }],
+        pupils: vec![RosterPupil {
+            id: "p1".into(),
+            school: "sk-01".into(),
+            class: Some("c5b".into()),
+            grade: 5,
+            given_name: "Emma".into(),
+            family_name: "Hansen".into(),
+        }],
+        staff: vec![person("kl-1", teacher), person("al-1", leader)],
+    }
+}
+
+async fn wait_room(store: &Store, key: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(r) = store.matrix_room(key).await.unwrap() {
+            return r.room_id;
+        }
+        assert!(Instant::now() < deadline, "room {key} never made");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Says `text` and waits for a new message from the bot in the same thread
+/// that mentions the speaker and contains `expect`.
+async fn ask(p: &Person, bot: &str, room: &str, text: &str, thread: Option<&str>, expect: &str) -> Seen {
+    let old: Vec<String> = p.seen().into_iter().map(|m| m.event_id).collect();
+    let id = p.say(room, text, thread).await;
+    let root = thread.map(str::to_string).unwrap_or(id);
+    p.wait_for(&format!("«{expect}» in answer to «{text}»"), |m| {
+        m.sender == bot
+            && m.room == room
+            && m.thread_root.as_deref() == Some(root.as_str())
+            && m.replaces.is_none()
+            && m.mentions.contains(&p.user_id)
+            && m.body.contains(expect)
+            && !old.contains(&m.event_id)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
+    let server = shared();
+    let kari = Person::new(server, "kari").await; // contact teacher
+    let ola = Person::new(server, "ola").await; // avdelingsleder, in the ressursteam room
+    let bup = Person::new(server, "bup").await; // the coordinator
+    let (bot_user, password) = register(server, "tilstede").await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store.db").to_str().unwrap())
+        .await
+        .unwrap();
+    store.upsert_roster(&roster(&kari.user_id, &ola.user_id)).await.unwrap();
+    // One invalid day yesterday: the Bærum rules call that serious absence.
+    let now = Utc::now();
+    let today = school_date_utc(now);
+    let line = format!(
+        r#"{{"source":"vis","id":"r1","version":1,"pupil":"p1","school":"sk-01","date":"{}","kind":"day","validity":"invalid"}}"#,
+        today - Days::days(1)
+    );
+    let Parsed::Record(record) = parse_line(&line, "test:1".into(), None) else {
+        panic!("record");
+    };
+    store.ingest(&[record], &[]).await.unwrap();
+    let rules = RuleSet::preset("baerum").unwrap();
+    store.refresh_findings(&rules, today).await.unwrap();
+    let mut cases = CaseConfig::baerum();
+    cases.lessons_per_day = rules.lessons_per_day;
+    cases.schools.insert(
+        "sk-01".into(),
+        SchoolStaff {
+            avdelingsleder: Some("al-1".into()),
+            ledelse: Vec::new(),
+            ressursteam: Vec::new(),
+        },
+    );
+    let synced = store.sync_cases(&cases, now).await.unwrap();
+    assert_eq!(synced.opened, 1);
+
+    let config = MatrixConfig {
+        homeserver: server.url(),
+        user: bot_user.clone(),
+        password_env: "UNUSED".into(),
+        store_dir: dir.path().join("matrix"),
+        admins: Vec::new(),
+        allow_unencrypted: false,
+        allowed_servers: Vec::new(),
+        schools: vec![SchoolRoom {
+            school: "sk-01".into(),
+            name: "Ressursteam Eksempel skole".into(),
+            members: vec![ola.user_id.clone()],
+        }],
+    };
+    let chat = Chat::new(
+        store.clone(),
+        cases.clone(),
+        config.clone(),
+        Renderer::builtin().unwrap(),
+    );
+    let bot = Bot::start(config, &password, store.clone(), Arc::new(chat.clone()))
+        .await
+        .expect("bot start");
+    bot.ensure_rooms().await.unwrap();
+    let room = wait_room(&store, &school_room("sk-01")).await;
+    let _tasks = bot.spawn();
+    ola.join(&room).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let posts = chat.relay(now).await.unwrap();
+    assert!(posts >= 3, "card, prompt and guide at least: {posts}");
+    bot.wake();
+
+    // The card: case number, initials and class; never the name.
+    let card = ola
+        .wait_for("the case card", |m| {
+            m.room == room && m.body.starts_with("Sak S-") && m.thread_root.is_none() && m.replaces.is_none()
+        })
+        .await;
+    assert!(card.encrypted && card.notice);
+    assert!(card.body.contains("E.H. (5B)"), "{}", card.body);
+    assert!(!card.body.contains("Emma") && !card.body.contains("Hansen"));
+    let number = card.body["Sak ".len()..].split(' ').next().unwrap().to_string();
+    // The prompt in its thread mentions the contact teacher, who must act.
+    let prompt = ola
+        .wait_for("the prompt in the card's thread", |m| {
+            m.thread_root.as_deref() == Some(card.event_id.as_str()) && m.mentions.contains(&kari.user_id)
+        })
+        .await;
+    assert!(prompt.html.is_some() && prompt.encrypted);
+
+    // The contact teacher gets a direct message, and answers there.
+    let dm = wait_room(&store, &direct_room(&kari.user_id)).await;
+    kari.join(&dm).await;
+    kari.wait_for("the direct message", |m| m.room == dm && m.body.contains(&number))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ask(
+        &kari,
+        &bot_user,
+        &dm,
+        &format!("!fase {number} 4"),
+        None,
+        "Nei: kontaktlærer kan ikke bytte fase",
+    )
+    .await;
+    let done = ask(
+        &kari,
+        &bot_user,
+        &dm,
+        &format!("!kontakt {number} telefon bekymring"),
+        None,
+        &format!("Registrert i sak {number}"),
+    )
+    .await;
+    assert!(done.body.contains("Fase 3"), "{}", done.body);
+    // The card follows the case by edits.
+    ola.wait_for("the card edited to phase 3", |m| {
+        m.replaces.as_deref() == Some(card.event_id.as_str()) && m.body.contains("Fase 3")
+    })
+    .await;
+
+    // Measures, then the agreement in a dialogue in the card's thread.
+    let root = Some(card.event_id.as_str());
+    let due = (today + Days::days(14)).to_string();
+    ask(
+        &ola,
+        &bot_user,
+        &room,
+        &format!("!tiltak {number} 1 kontaktlærer {due} Daglig hilsen ved ankomst"),
+        root,
+        "Registrert",
+    )
+    .await;
+    let measure = format!("!tiltak {number} 5 foresatte {due} Følger til skolen");
+    ask(&ola, &bot_user, &room, &measure, root, "Registrert").await;
+    ask(&ola, &bot_user, &room, &format!("!avtale {number}"), root, "1/4").await;
+    ask(&ola, &bot_user, &room, "Eleven møter hver dag", root, "2/4").await;
+    ask(&ola, &bot_user, &room, "Første time hver dag; 2", root, "3/4").await;
+    ask(&ola, &bot_user, &room, "Hjemmebesøk med helsesykepleier", root, "4/4").await;
+    ask(&ola, &bot_user, &room, "avdelingsleder", root, "Skriv «ja»").await;
+    let saved = format!("Registrert i sak {number} (lage samarbeidsavtale");
+    ask(&ola, &bot_user, &room, "ja", root, &saved).await;
+    ola.wait_for("the samarbeidsavtale in the thread", |m| {
+        m.thread_root.as_deref() == root
+            && m.body.starts_with("SAMARBEIDSAVTALE")
+            && m.body.contains("Første time hver dag")
+    })
+    .await;
+
+    // Phase 4 and the handoff: a server not allowed is refused.
+    ask(&ola, &bot_user, &room, &format!("!fase {number} 4"), root, "Fase 4").await;
+    let evil = format!("!koordinator {number} @x:evil.example bup");
+    ask(&ola, &bot_user, &room, &evil, root, "«evil.example» er ikke godkjent").await;
+    let handoff = format!("!koordinator {number} {} bup", bup.user_id);
+    ask(&ola, &bot_user, &room, &handoff, root, "kryptert saksrom").await;
+    let before = store.case_state(&number).await.unwrap().unwrap();
+    assert_eq!(before.responsible.id, "al-1", "responsibility stays until accepted");
+
+    let case_room_id = wait_room(&store, &case_room(&number)).await;
+    let members = store.matrix_room(&case_room(&number)).await.unwrap().unwrap().members;
+    let mut expected = vec![bot_user.clone(), bup.user_id.clone(), ola.user_id.clone()];
+    expected.sort();
+    let mut got = members.clone();
+    got.sort();
+    assert_eq!(got, expected, "exactly the people on the case");
+    bup.join(&case_room_id).await;
+    let summary = bup
+        .wait_for("the handoff summary", |m| {
+            m.room == case_room_id && m.body.starts_with("OVERFØRING TIL FAGKOORDINATOR")
+        })
+        .await;
+    assert!(summary.encrypted && summary.body.contains(&number));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let accepted = format!("Registrert i sak {number}");
+    ask(
+        &bup,
+        &bot_user,
+        &case_room_id,
+        &format!("!aksepter {number}"),
+        None,
+        &accepted,
+    )
+    .await;
+    let after = store.case_state(&number).await.unwrap().unwrap();
+    assert_eq!(after.responsible.id, bup.user_id);
+    let audit = store.case_audit(&number).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "accept-handoff" && a.actor == bup.user_id)
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "refused:change-phase" && a.actor == "kl-1")
+    );
+    // The ressursteam thread hears of it, and the card shows the coordinator.
+    ola.wait_for("the card naming the coordinator", |m| {
+        m.replaces.as_deref() == Some(card.event_id.as_str()) && m.body.contains(&format!("Ansvarlig: {}", bup.user_id))
+    })
+    .await;
+}
