@@ -68,6 +68,14 @@ pub async fn start(config: Config, listen: Option<std::net::SocketAddr>) -> Resu
         tokio::spawn(lead_loop(state.store.clone(), leader_tx, stopped.clone())),
         tokio::spawn(case_loop(state.clone(), leader.clone(), stopped.clone())),
     ];
+    if let Some(matrix) = state.config.matrix.clone() {
+        tasks.push(tokio::spawn(bot_loop(
+            state.clone(),
+            matrix,
+            leader.clone(),
+            stopped.clone(),
+        )));
+    }
     for (id, source) in &state.config.sources {
         if let Some(pull) = &source.pull {
             tasks.push(tokio::spawn(pull_loop(
@@ -151,6 +159,123 @@ async fn case_loop(state: AppState, mut leader: watch::Receiver<bool>, mut stopp
             Err(e) => tracing::error!(error = %e, "case clock failed"),
         }
     }
+}
+
+/// How often queued case notices are relayed into the outbox and due
+/// digests are sent, while nothing wakes the relay sooner.
+const RELAY_EVERY: Duration = Duration::from_secs(2);
+
+/// How often the digest schedule is checked.
+const DIGEST_EVERY: Duration = Duration::from_secs(600);
+
+/// Runs the Matrix bot on the leader: starts it (retrying while the
+/// homeserver is away), keeps the rooms, relays case notices into the
+/// outbox and sends due digests. Losing leadership or a stop drops the bot's
+/// tasks; posts not yet delivered stay in the outbox for the next leader,
+/// with their transaction ids, so nothing is lost or sent twice.
+async fn bot_loop(
+    state: AppState,
+    matrix: crate::config::MatrixService,
+    mut leader: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let renderer = match crate::render::Renderer::with_overrides(state.config.templates.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "templates unusable; the Matrix bot does not start");
+            return;
+        }
+    };
+    let chat = crate::chat::Chat::new(
+        state.store.clone(),
+        state.config.cases.clone(),
+        matrix.config.clone(),
+        renderer,
+    )
+    .with_term_starts(state.config.rules.autumn_start, state.config.rules.spring_start);
+    let mut failures = 0u32;
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        if !*leader.borrow_and_update() {
+            tokio::select! {
+                _ = leader.changed() => continue,
+                _ = until_stopped(&mut stopped) => return,
+            }
+        }
+        let started = crate::matrix::Bot::start(
+            matrix.config.clone(),
+            matrix.password.expose(),
+            state.store.clone(),
+            std::sync::Arc::new(chat.clone()),
+        )
+        .await;
+        let bot = match started {
+            Ok(b) => b,
+            Err(e) => {
+                failures += 1;
+                let wait = Duration::from_secs(u64::from(failures.min(6)) * 5);
+                tracing::warn!(error = %e, failures, "the Matrix bot could not start; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = until_stopped(&mut stopped) => return,
+                }
+            }
+        };
+        failures = 0;
+        let metrics = state.metrics.clone();
+        bot.observe_sends(std::sync::Arc::new(move |d| {
+            metrics.matrix_send_latency.observe(d.as_secs_f64())
+        }));
+        if let Err(e) = bot.ensure_rooms().await {
+            tracing::warn!(error = %e, "rooms could not be made ready; retrying later");
+        }
+        let tasks = bot.spawn();
+        tracing::info!("Matrix bot running");
+        let mut relay = tokio::time::interval(RELAY_EVERY);
+        let mut digest = tokio::time::interval(DIGEST_EVERY);
+        loop {
+            tokio::select! {
+                _ = relay.tick() => {
+                    match chat.relay(chrono::Utc::now()).await {
+                        Ok(n) if n > 0 => {
+                            tracing::info!(posts = n, "case notices relayed");
+                            bot.wake();
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "relaying case notices failed"),
+                    }
+                }
+                _ = digest.tick() => {
+                    match chat.digests(chrono::Utc::now()).await {
+                        Ok(d) if d.teachers + d.schools > 0 => {
+                            tracing::info!(teachers = d.teachers, schools = d.schools, "digests queued");
+                            bot.wake();
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "digests failed"),
+                    }
+                }
+                _ = leader.changed() => {
+                    if !*leader.borrow_and_update() {
+                        tracing::warn!("leadership lost; the Matrix bot stops here");
+                        break;
+                    }
+                }
+                _ = until_stopped(&mut stopped) => {
+                    drop(tasks);
+                    return;
+                }
+            }
+        }
+        drop(tasks);
+    }
+}
+
+/// Resolves when the stop signal is given (without holding its guard).
+async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
 }
 
 /// How often leadership is sought or checked.

@@ -82,6 +82,13 @@ pub struct RawConfig {
     /// Sources that push or are pulled, by id.
     #[serde(default)]
     pub sources: BTreeMap<String, RawSource>,
+    /// A directory of template overrides (files named like the built-in
+    /// templates, e.g. `samarbeidsavtale.md.j2`).
+    #[serde(default)]
+    pub templates: Option<String>,
+    /// The Matrix bot; without it tilstede runs as a gateway only.
+    #[serde(default)]
+    pub matrix: Option<crate::matrix::RawMatrixConfig>,
 }
 
 /// HTTP settings.
@@ -181,6 +188,19 @@ pub struct Config {
     pub http: HttpConfig,
     /// Sources by id.
     pub sources: BTreeMap<String, SourceConfig>,
+    /// Template override directory.
+    pub templates: Option<PathBuf>,
+    /// The Matrix bot, when configured.
+    pub matrix: Option<MatrixService>,
+}
+
+/// The Matrix bot's validated settings and its password.
+#[derive(Debug, Clone)]
+pub struct MatrixService {
+    /// Rooms, users and the state directory.
+    pub config: crate::matrix::MatrixConfig,
+    /// The bot's password (from the environment or a file).
+    pub password: Secret,
 }
 
 /// Validated HTTP settings.
@@ -390,11 +410,43 @@ impl RawConfig {
                 },
             );
         }
+        let templates = self.templates.map(|t| base.join(t));
+        if let Some(dir) = &templates {
+            crate::render::Renderer::with_overrides(Some(dir)).map_err(|e| invalid("templates", e.to_string()))?;
+        }
+        let matrix = match self.matrix {
+            None => None,
+            Some(raw) => {
+                let (env, file) = match &raw.password_file {
+                    Some(f) => (None, Some(f.clone())),
+                    None => (
+                        Some(
+                            raw.password_env
+                                .clone()
+                                .unwrap_or_else(|| "TILSTEDE_MATRIX_PASSWORD".into()),
+                        ),
+                        None,
+                    ),
+                };
+                let password = secret("matrix.password", &env, &file, base, true)?
+                    .ok_or_else(|| invalid("matrix.password", "mangler"))?;
+                let mut config = raw.validate().map_err(|e| match e {
+                    crate::matrix::config::ConfigError::Invalid { path, message }
+                    | crate::matrix::config::ConfigError::Parse { path, message } => invalid(path, message),
+                })?;
+                if config.store_dir.is_relative() {
+                    config.store_dir = base.join(&config.store_dir);
+                }
+                Some(MatrixService { config, password })
+            }
+        };
         Ok(Config {
             store,
             rules_name,
             rules,
             cases,
+            templates,
+            matrix,
             http: HttpConfig {
                 listen,
                 max_body_bytes: max_body_bytes as usize,

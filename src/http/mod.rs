@@ -110,6 +110,25 @@ async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
         tracing::warn!(error = %e, "store not reachable");
         ApiError::Unavailable
     })?;
+    if let Some(matrix) = &app.config.matrix {
+        let url = format!("{}/_matrix/client/versions", matrix.config.homeserver);
+        let answer = reqwest::Client::new()
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(3))
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                tracing::warn!(status = r.status().as_u16(), "homeserver not ready");
+                return Err(ApiError::Unavailable);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "homeserver not reachable");
+                return Err(ApiError::Unavailable);
+            }
+        }
+    }
     Ok("ready")
 }
 

@@ -94,12 +94,16 @@ pub struct Bot {
     inner: Arc<Inner>,
 }
 
+/// Called with the duration of every successful send (for metrics).
+pub type SendObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
 struct Inner {
     client: Client,
     store: Store,
     config: MatrixConfig,
     wake: Notify,
     handler: Arc<dyn CommandHandler>,
+    observer: std::sync::Mutex<Option<SendObserver>>,
 }
 
 impl std::fmt::Debug for Bot {
@@ -213,6 +217,7 @@ impl Bot {
                 config,
                 wake: Notify::new(),
                 handler,
+                observer: std::sync::Mutex::new(None),
             }),
         };
         bot.register_handlers();
@@ -261,6 +266,13 @@ impl Bot {
             .sync_once(SyncSettings::default().timeout(timeout))
             .await?;
         Ok(())
+    }
+
+    /// Has `observer` called with the duration of every successful send.
+    pub fn observe_sends(&self, observer: SendObserver) {
+        if let Ok(mut o) = self.inner.observer.lock() {
+            *o = Some(observer);
+        }
     }
 
     /// Enqueues a post and wakes the delivery loop.
@@ -713,8 +725,13 @@ impl Bot {
                 Ok(None) => return Ok(()),
                 Err(_) => return Err(Wait(Duration::from_secs(1))),
             };
+            let started = Instant::now();
             match self.send(&room, &entry).await {
                 Ok(event_id) => {
+                    let observer = self.inner.observer.lock().ok().and_then(|o| o.clone());
+                    if let Some(observe) = observer {
+                        observe(started.elapsed());
+                    }
                     if store.outbox_delivered(entry.id, &event_id).await.is_err() {
                         return Err(Wait(Duration::from_secs(1)));
                     }

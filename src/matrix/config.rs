@@ -37,6 +37,9 @@ pub struct RawMatrixConfig {
     /// never stored in the TOML). Default `TILSTEDE_MATRIX_PASSWORD`.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// A file holding the bot's password instead (read at start).
+    #[serde(default)]
+    pub password_file: Option<String>,
     /// Where the session, the encrypted-state store and the recovery key live.
     pub store_dir: PathBuf,
     /// Who is alerted when something is wrong with a room (user ids).

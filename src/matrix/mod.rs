@@ -11,7 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod synapse;
 
-pub use bot::{Bot, BotTasks, CommandContext, CommandHandler, Reply};
+pub use bot::{Bot, BotTasks, CommandContext, CommandHandler, Reply, SendObserver};
 pub use config::{MatrixConfig, RawMatrixConfig, SchoolRoom};
 
 use crate::store::{EventRef, NewPost, PostKind};

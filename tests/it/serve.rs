@@ -95,3 +95,191 @@ timeout_seconds = 2
     );
     running.shutdown().await.unwrap();
 }
+
+/// The whole service with the Matrix bot: pushed records become cases whose
+/// cards and prompts reach the ressursteam room; `kill -9` in the middle of
+/// delivery, then a restart: every post arrives, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_bot_and_a_kill_mid_delivery_loses_and_doubles_nothing() {
+    use crate::support::{spawn_serve, stop_serve};
+    use crate::synapse::{Person, register, shared};
+    use tilstede::domain::roster::{Roster, RosterClass, RosterPupil, RosterSchool};
+
+    let server = shared();
+    let leder = Person::new(server, "leder").await;
+    let (bot_user, password) = register(server, "tilstede").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("push.token"), "push-token-1").unwrap();
+    std::fs::write(dir.path().join("bot.password"), &password).unwrap();
+    let config = dir.path().join("tilstede.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+store = "serve.db"
+[sources.vis]
+token_file = "push.token"
+[matrix]
+homeserver = "{url}"
+user = "{bot_user}"
+password_file = "bot.password"
+store_dir = "matrix"
+[[matrix.schools]]
+school = "sk-01"
+name = "Ressursteam Eksempel skole"
+members = ["{leder}"]
+"#,
+            url = server.url(),
+            leder = leder.user_id
+        ),
+    )
+    .unwrap();
+    const PUPILS: usize = 30;
+    {
+        let store = tilstede::store::Store::open(dir.path().join("serve.db").to_str().unwrap())
+            .await
+            .unwrap();
+        store
+            .upsert_roster(&Roster {
+                schools: vec![RosterSchool {
+                    id: "sk-01".into(),
+                    name: "Eksempel skole".into(),
+                }],
+                classes: vec![RosterClass {
+                    id: "c8a".into(),
+                    school: "sk-01".into(),
+                    name: "8A".into(),
+                    grade: 8,
+                    contact_teachers: Vec::new(),
+                }],
+                pupils: (0..PUPILS)
+                    .map(|i| RosterPupil {
+                        id: format!("p{i}"),
+                        school: "sk-01".into(),
+                        class: Some("c8a".into()),
+                        grade: 8,
+                        given_name: format!("Fornavn{i}"),
+                        family_name: "Etternavn".into(),
+                    })
+                    .collect(),
+                staff: Vec::new(),
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let (child, url) = spawn_serve(&config);
+    let http = reqwest::Client::new();
+    // Ready: the store and the homeserver answer.
+    let mut ready = false;
+    for _ in 0..200 {
+        if http
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "readyz never answered 200");
+    let store = tilstede::store::Store::open(dir.path().join("serve.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let room = loop {
+        if let Some(r) = store
+            .matrix_room(&tilstede::matrix::school_room("sk-01"))
+            .await
+            .unwrap()
+        {
+            break r.room_id;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    leder.join(&room).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let yesterday = tilstede::domain::dates::school_date_utc(chrono::Utc::now()) - chrono::Days::new(1);
+    let body: String = (0..PUPILS)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"r{i}\",\"version\":1,\"pupil\":\"p{i}\",\"school\":\"sk-01\",\"date\":\"{yesterday}\",\"kind\":\"day\",\"validity\":\"invalid\"}}\n"
+            )
+        })
+        .collect();
+    let answer = http
+        .post(format!("{url}/api/v1/sources/vis/records"))
+        .bearer_auth("push-token-1")
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+
+    // Kill the service while the posts are going out.
+    let bot_posts = |p: &Person| {
+        p.seen()
+            .into_iter()
+            .filter(|m| m.sender == bot_user && m.room == room)
+            .collect::<Vec<_>>()
+    };
+    leder
+        .wait_until(Duration::from_secs(120), "the first posts", |s| {
+            s.iter().filter(|m| m.sender == bot_user).count() >= 10
+        })
+        .await;
+    let pending = store.outbox_counts().await.unwrap().pending;
+    let mut child = child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(pending > 0, "the kill came after delivery had finished");
+
+    // Restart: the rest goes out, each post once.
+    let (child, url) = spawn_serve(&config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let c = store.outbox_counts().await.unwrap();
+        if c.pending == 0 && c.delivered > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "outbox never drained: {c:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered_here: i64 = store.outbox_counts().await.unwrap().delivered;
+    let seen = leder
+        .wait_until(Duration::from_secs(60), "every post", |s| {
+            s.iter().filter(|m| m.sender == bot_user && m.room == room).count() as i64 >= delivered_here
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let posts = bot_posts(&leder);
+    let mut ids: Vec<&str> = posts.iter().map(|m| m.event_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), posts.len(), "an event seen twice");
+    let mut bodies: Vec<(String, Option<String>)> =
+        posts.iter().map(|m| (m.body.clone(), m.replaces.clone())).collect();
+    bodies.sort();
+    let all = bodies.len();
+    bodies.dedup();
+    assert_eq!(bodies.len(), all, "a post was delivered twice");
+    let cards = posts
+        .iter()
+        .filter(|m| m.thread_root.is_none() && m.replaces.is_none() && m.body.starts_with("Sak S-"))
+        .count();
+    assert_eq!(cards, PUPILS, "one card per case: {cards}");
+    assert!(seen.len() >= posts.len());
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tilstede_matrix_send_seconds_count"), "{metrics}");
+    stop_serve(child);
+}
