@@ -108,6 +108,9 @@ async fn evaluate_loop(state: AppState, mut stopped: watch::Receiver<bool>) {
         let today = crate::domain::dates::school_date_utc(chrono::Utc::now());
         match state.store.refresh_findings(&state.config.rules, today).await {
             Ok(r) if r.pupils > 0 => {
+                if !r.changes.is_empty() {
+                    state.findings_changed.notify_one();
+                }
                 tracing::info!(
                     pupils = r.pupils,
                     changes = r.changes.len(),

@@ -7,6 +7,7 @@ mod bench_http;
 mod bench_ingest;
 mod bench_matrix;
 mod cases;
+mod demo;
 mod records;
 
 use anyhow::{Context, Result};
@@ -131,6 +132,9 @@ pub enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Hele produktet på én maskin: lokal Matrix-tjener, en generert kommune
+    /// som sender fravær, og tilstede med boten. Skriver ut en Matrix-innlogging.
+    Demo(demo::DemoArgs),
     /// Sjekk konfigurasjonen.
     Config {
         /// What to do with the config.
@@ -234,6 +238,9 @@ pub fn init_logging(verbose: u8) {
         1 => "info,sqlx=warn",
         _ => "debug,sqlx=info",
     };
+    // matrix-sdk logs every failed request as an error, the expected 404s
+    // of its own lookups included; tilstede reports the failures that matter.
+    let default = format!("{default},matrix_sdk::http_client=off,matrix_sdk_crypto=error");
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
@@ -338,6 +345,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync { source, config } => adapters::sync(&cli.store, &config, &source).await,
         Command::Adapters { command } => adapters::adapters(&cli.store, command).await,
         Command::Bench { what } => bench::run(what).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Serve { config, listen } => {
             let config = tilstede::config::Config::load(&config)?;
             let running = tilstede::service::start(config, listen).await?;

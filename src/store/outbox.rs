@@ -251,6 +251,18 @@ impl Store {
         .transpose()
     }
 
+    /// Every post ever enqueued, oldest first (for transcripts and audits).
+    pub async fn outbox_log(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM matrix_outbox ORDER BY room_key, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(entry_from_row)
+        .collect()
+    }
+
     /// The entry with transaction id `txn_id`.
     pub async fn outbox_by_txn(&self, txn_id: &str) -> Result<Option<OutboxEntry>, StoreError> {
         sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -280,3 +280,40 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
     })
     .await;
 }
+
+/// The demo end to end: its own Synapse, a generated municipality pushing
+/// absence, the service with its bot; a login is printed and the transcript
+/// holds the cards and prompts the bot posted.
+#[test]
+fn the_demo_runs_and_writes_a_transcript() {
+    let python = crate::synapse::python();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
+        .args(["demo", "--exit", "--pupils", "60", "--schools", "1", "--dir"])
+        .arg(dir.path())
+        .env("TILSTEDE_SYNAPSE_PYTHON", python)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("bruker:  @ressursteam:localhost"), "{stdout}");
+    assert!(stdout.contains("passord: demo-"), "{stdout}");
+    let transcript = std::fs::read_to_string(dir.path().join("transkript.md")).unwrap();
+    let cards = transcript.matches("- **saksinfo**: Sak S-").count();
+    assert!(cards > 0, "{transcript}");
+    assert!(stdout.contains(&format!("{cards} saker er åpne")), "{stdout}");
+    assert!(
+        transcript.contains("SAMTALEGUIDE"),
+        "the first-conversation guide goes with the prompt"
+    );
+    // Minimal identifiers: no pupil's name anywhere in what was posted.
+    let m = tilstede::synthetic::Municipality::generate(60, 1, 1);
+    for p in &m.pupils {
+        let name = format!("{} {}", p.given_name, p.family_name);
+        assert!(!transcript.contains(&name), "{name} was posted");
+    }
+}
