@@ -161,6 +161,14 @@ async fn case_loop(state: AppState, mut leader: watch::Receiver<bool>, mut stopp
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "case clock failed"),
         }
+        let before = now - chrono::Duration::days(i64::from(state.config.cases.retention_days));
+        match state.store.purge_closed_cases(before).await {
+            Ok(p) if !p.cases.is_empty() => {
+                tracing::info!(cases = p.cases.len(), redactions = p.redactions, "retention purge ran")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention purge failed"),
+        }
     }
 }
 

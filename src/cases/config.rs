@@ -47,6 +47,10 @@ pub struct RawCaseConfig {
     /// School staff roles per school id (avdelingsleder, ledelse, ressursteam).
     #[serde(default)]
     pub schools: std::collections::BTreeMap<String, RawSchoolStaff>,
+    /// Days a closed case is kept before it is purged, with the bot's
+    /// messages about it redacted (default 365).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 /// School hours in Europe/Oslo, `HH:MM`.
@@ -146,6 +150,8 @@ pub struct CaseConfig {
     pub long_term_weeks: u32,
     /// Long-term on reaching phase 4.
     pub long_term_phase4: bool,
+    /// Days a closed case is kept before the purge.
+    pub retention_days: u32,
     /// Staff roles per school.
     pub schools: std::collections::BTreeMap<String, SchoolStaff>,
 }
@@ -242,6 +248,7 @@ impl RawCaseConfig {
             monitoring_review_days: days("deadlines.monitoring_review_days", d.monitoring_review_days, 365)?,
             long_term_weeks: self.long_term.open_weeks,
             long_term_phase4: self.long_term.phase4,
+            retention_days: days("retention_days", self.retention_days.unwrap_or(365), 3650)?,
             schools,
         })
     }

@@ -54,6 +54,9 @@ pub enum CasesCommand {
     Sync,
     /// Kjør fristene: påminnelser, eskaleringer, gjennomganger.
     Tick,
+    /// Slett saker som ble avsluttet for mer enn `retention_days` siden, og
+    /// be boten trekke tilbake (redigere bort) meldingene sine om dem.
+    Purge,
     /// List saker.
     List {
         /// Closed cases too.
@@ -224,6 +227,18 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
                 "{} funnendringer lest, {} saker åpnet, {} saker endret, {} varsler i kø",
                 st.events, st.opened, st.changed, st.notices
             );
+        }
+        CasesCommand::Purge => {
+            let before = now - chrono::Duration::days(i64::from(config.retention_days));
+            let p = s.purge_closed_cases(before).await?;
+            println!(
+                "{} saker slettet, {} Matrix-meldinger i kø for tilbaketrekking",
+                p.cases.len(),
+                p.redactions
+            );
+            for n in p.cases {
+                println!("{n}");
+            }
         }
         CasesCommand::Tick => {
             let notices = s.tick_cases(config, now).await?;

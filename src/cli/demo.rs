@@ -180,7 +180,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         }
         let what = match e.post.kind {
             tilstede::store::PostKind::Edit => "endret saksinfo",
-            tilstede::store::PostKind::Reaction => continue,
+            tilstede::store::PostKind::Reaction | tilstede::store::PostKind::Redaction => continue,
             tilstede::store::PostKind::Notice if e.post.anchor.is_some() => "saksinfo",
             tilstede::store::PostKind::Notice if e.post.thread.is_some() => "i tråden",
             tilstede::store::PostKind::Notice => "melding",

@@ -788,6 +788,14 @@ impl Bot {
                     .with_request_config(once)
                     .await?
             }
+            (PostKind::Redaction, Some(target)) => {
+                let response = room.redact(&target, Some(&post.body), Some(txn)).await?;
+                return Ok(response.event_id.to_string());
+            }
+            (PostKind::Redaction, None) => {
+                // Nothing was ever sent for it: nothing to redact.
+                return Ok(String::new());
+            }
             (PostKind::Edit, Some(target)) => {
                 let content = RoomMessageEventContentWithoutRelation::notice_html(&post.body, &post.html)
                     .add_mentions(mentions())

@@ -10,6 +10,7 @@ mod findings;
 mod leader;
 mod outbox;
 mod records;
+mod retention;
 mod roster;
 mod sync;
 
@@ -19,6 +20,7 @@ pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
 pub use outbox::{EventRef, MatrixRoom, NewPost, OutboxCounts, OutboxEntry, PostKind};
 pub use records::{IngestStats, QuarantineEntry, QuarantinedRow};
+pub use retention::{Purged, REDACTION_REASON};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor, Row};

@@ -18,6 +18,8 @@ pub enum PostKind {
     /// A reaction (annotation) on `target`; its body is the key. Reactions are
     /// not encrypted, so the key must never carry data.
     Reaction,
+    /// A redaction of `target` (the retention purge); its body is the reason.
+    Redaction,
 }
 
 impl PostKind {
@@ -26,6 +28,7 @@ impl PostKind {
             PostKind::Notice => "notice",
             PostKind::Edit => "edit",
             PostKind::Reaction => "reaction",
+            PostKind::Redaction => "redaction",
         }
     }
 
@@ -34,6 +37,7 @@ impl PostKind {
             "notice" => PostKind::Notice,
             "edit" => PostKind::Edit,
             "reaction" => PostKind::Reaction,
+            "redaction" => PostKind::Redaction,
             other => return Err(StoreError::Corrupt(format!("ukjent utboks-type «{other}»"))),
         })
     }

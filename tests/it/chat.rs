@@ -279,6 +279,45 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
         m.replaces.as_deref() == Some(card.event_id.as_str()) && m.body.contains(&format!("Ansvarlig: {}", bup.user_id))
     })
     .await;
+
+    // The coordinator closes the case; after the retention period the purge
+    // deletes it and redacts what the bot said about it.
+    let closed = format!("Registrert i sak {number}");
+    ask(
+        &bup,
+        &bot_user,
+        &case_room_id,
+        &format!("!lukk {number} løst"),
+        None,
+        &closed,
+    )
+    .await;
+    let purged = store.purge_closed_cases(Utc::now() + Days::days(1)).await.unwrap();
+    assert_eq!(purged.cases, vec![number.clone()]);
+    assert!(purged.redactions > 10, "{purged:?}");
+    assert!(store.case_state(&number).await.unwrap().is_none());
+    let audit = store.case_audit(&number).await.unwrap();
+    assert_eq!(
+        audit.last().unwrap().action,
+        "purged",
+        "the append-only audit log records the purge"
+    );
+    bot.wake();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.outbox_counts().await.unwrap().pending > 0 {
+        assert!(Instant::now() < deadline, "redactions not delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let room_handle = ola.room(&room).await;
+    let card_id = matrix_sdk::ruma::OwnedEventId::try_from(card.event_id.as_str()).unwrap();
+    let fetched = room_handle.load_or_fetch_event(&card_id, None).await.unwrap();
+    let raw = fetched.raw().json().get().to_string();
+    assert!(raw.contains("redacted_because"), "the card is redacted: {raw}");
+    assert!(!raw.contains("E.H."), "{raw}");
+    // Nothing about the case is left in the outbox's stored text.
+    for e in store.outbox_log().await.unwrap() {
+        assert!(!e.post.body.contains("E.H."), "{:?}", e.post);
+    }
 }
 
 /// The demo end to end: its own Synapse, a generated municipality pushing

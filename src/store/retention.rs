@@ -1,0 +1,114 @@
+//! The retention purge: closed cases older than the configured period are
+//! deleted, with everything tilstede kept about them, and the bot's Matrix
+//! messages about them are redacted (through the outbox, so an outage only
+//! delays the redactions).
+
+use super::{EventRef, NewPost, PostKind, Store, StoreError, now};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+/// The reason shown on redacted messages.
+pub const REDACTION_REASON: &str = "Oppbevaringstiden for saken er ute.";
+
+/// What a purge did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// The case numbers purged.
+    pub cases: Vec<String>,
+    /// Redactions queued.
+    pub redactions: usize,
+}
+
+impl Store {
+    /// Purges cases closed before `closed_before`. Each case goes in one
+    /// transaction: its rows, queued notices and unsent posts are deleted,
+    /// sent posts are queued for redaction and their stored text blanked,
+    /// and a `purged` row is added to the audit log. The audit log itself is
+    /// append-only (the database refuses changes to it): it is the record of
+    /// who did and read what, and is kept.
+    pub async fn purge_closed_cases(&self, closed_before: DateTime<Utc>) -> Result<Purged, StoreError> {
+        let mut out = Purged::default();
+        let candidates: Vec<(String, String)> = sqlx::query("SELECT number, state FROM cases WHERE open = 0")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, StoreError>>()?;
+        for (number, state) in candidates {
+            let case: crate::cases::model::Case =
+                serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("cases {number}: {e}")))?;
+            let crate::cases::model::Status::Closed { at, .. } = case.status else {
+                continue;
+            };
+            if at >= closed_before {
+                continue;
+            }
+            let mut tx = self.begin_write().await?;
+            let sent: Vec<(String, String)> = sqlx::query(
+                "SELECT room_key, event_id FROM matrix_outbox WHERE case_number = $1 AND event_id IS NOT NULL \
+                 AND event_id <> '' AND kind <> 'redaction' ORDER BY id",
+            )
+            .bind(number.as_str())
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, StoreError>>()?;
+            sqlx::query("DELETE FROM matrix_outbox WHERE case_number = $1 AND delivered_at IS NULL")
+                .bind(number.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE matrix_outbox SET body = '', html = '', mentions = '[]' WHERE case_number = $1")
+                .bind(number.as_str())
+                .execute(&mut *tx)
+                .await?;
+            for (room, event) in &sent {
+                let post = NewPost {
+                    room_key: room.clone(),
+                    kind: PostKind::Redaction,
+                    anchor: None,
+                    thread: None,
+                    target: Some(EventRef::Event(event.clone())),
+                    body: REDACTION_REASON.into(),
+                    html: String::new(),
+                    mentions: Vec::new(),
+                };
+                Self::enqueue_post_in(&mut tx, &post, Some(&number)).await?;
+            }
+            for table in [
+                "case_contacts",
+                "case_agreements",
+                "case_referrals",
+                "notifications",
+                "chat_cards",
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE case_number = $1"
+                )))
+                .bind(number.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM matrix_room_plans WHERE room_key = $1")
+                .bind(crate::matrix::case_room(&number))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM cases WHERE number = $1")
+                .bind(number.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO case_audit (case_number, actor, role, action, detail, at) VALUES ($1, 'tilstede', 'system', 'purged', '{}', $2)",
+            )
+            .bind(number.as_str())
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(case = %number, redactions = sent.len(), "closed case purged");
+            out.redactions += sent.len();
+            out.cases.push(number);
+        }
+        Ok(out)
+    }
+}
