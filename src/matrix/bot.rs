@@ -104,7 +104,16 @@ struct Inner {
     wake: Notify,
     handler: Arc<dyn CommandHandler>,
     observer: std::sync::Mutex<Option<SendObserver>>,
+    /// Until when the homeserver is rate limiting the bot: meanwhile each
+    /// room's backlog goes out merged into one message per round.
+    pressure_until: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How long after a 429 the bot keeps coalescing backlogs.
+const PRESSURE: Duration = Duration::from_secs(120);
+
+/// Most posts merged into one message.
+const BATCH_MAX: i64 = 60;
 
 impl std::fmt::Debug for Bot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -218,6 +227,7 @@ impl Bot {
                 wake: Notify::new(),
                 handler,
                 observer: std::sync::Mutex::new(None),
+                pressure_until: std::sync::Mutex::new(None),
             }),
         };
         bot.register_handlers();
@@ -725,6 +735,17 @@ impl Bot {
                 Ok(None) => return Ok(()),
                 Err(_) => return Err(Wait(Duration::from_secs(1))),
             };
+            // A batch fixed before a crash goes out as it was fixed; under
+            // rate limiting a new backlog is merged into one message.
+            let batch = match entry.batch {
+                Some(b) => Some(b),
+                None if self.under_pressure() => self.make_batch(room_key).await?,
+                None => None,
+            };
+            if let Some(batch) = batch {
+                self.deliver_batch(&room, room_key, batch).await?;
+                continue;
+            }
             let started = Instant::now();
             match self.send(&room, &entry).await {
                 Ok(event_id) => {
@@ -738,20 +759,132 @@ impl Bot {
                     tracing::debug!(room = %room_key, txn = %entry.txn_id, "delivered");
                 }
                 Err(e) => {
-                    let wait = match e.client_api_error_kind() {
-                        Some(ErrorKind::LimitExceeded(limit)) => match &limit.retry_after {
-                            Some(RetryAfter::Delay(d)) => *d,
-                            Some(RetryAfter::DateTime(t)) => {
-                                t.duration_since(std::time::SystemTime::now()).unwrap_or_default()
-                            }
-                            None => backoff(entry.attempts as u32 + 1),
-                        },
-                        _ => backoff(entry.attempts as u32 + 1),
-                    };
+                    let wait = self.retry_wait(&e, entry.attempts);
                     tracing::info!(room = %room_key, txn = %entry.txn_id, wait_ms = wait.as_millis() as u64, error = %e, "delivery deferred");
                     let _ = store.outbox_failed(entry.id, &e.to_string()).await;
                     return Err(Wait(wait));
                 }
+            }
+        }
+    }
+
+    /// How long to wait after a failed send: the server's Retry-After on a
+    /// 429 (which also turns on coalescing), else exponential backoff.
+    fn retry_wait(&self, e: &matrix_sdk::Error, attempts: i64) -> Duration {
+        match e.client_api_error_kind() {
+            Some(ErrorKind::LimitExceeded(limit)) => {
+                self.note_pressure();
+                match &limit.retry_after {
+                    Some(RetryAfter::Delay(d)) => *d,
+                    Some(RetryAfter::DateTime(t)) => t.duration_since(std::time::SystemTime::now()).unwrap_or_default(),
+                    None => backoff(attempts as u32 + 1),
+                }
+            }
+            _ => backoff(attempts as u32 + 1),
+        }
+    }
+
+    fn under_pressure(&self) -> bool {
+        self.inner
+            .pressure_until
+            .lock()
+            .ok()
+            .and_then(|p| *p)
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    fn note_pressure(&self) {
+        if let Ok(mut p) = self.inner.pressure_until.lock() {
+            *p = Some(Instant::now() + PRESSURE);
+        }
+    }
+
+    /// Fixes the room's leading run of pending notices and edits as one
+    /// batch, when there are at least two. Posts that failed for another
+    /// reason than rate limiting may have arrived, so they go alone.
+    async fn make_batch(&self, room_key: &str) -> Result<Option<i64>, Wait> {
+        let pending = self
+            .inner
+            .store
+            .outbox_pending(room_key, BATCH_MAX)
+            .await
+            .map_err(|_| Wait(Duration::from_secs(1)))?;
+        let mergeable = |e: &OutboxEntry| {
+            matches!(e.post.kind, PostKind::Notice | PostKind::Edit)
+                && (e.attempts == 0 || e.last_error.as_deref().is_some_and(|r| r.contains("M_LIMIT_EXCEEDED")))
+        };
+        let run: Vec<i64> = pending.iter().take_while(|e| mergeable(e)).map(|e| e.id).collect();
+        if run.len() < 2 {
+            return Ok(None);
+        }
+        self.inner
+            .store
+            .outbox_make_batch(&run)
+            .await
+            .map(Some)
+            .map_err(|_| Wait(Duration::from_secs(1)))
+    }
+
+    /// Sends a batch as one message (its own transaction id, derived from
+    /// the first post's) and marks all its posts delivered.
+    async fn deliver_batch(&self, room: &Room, room_key: &str, batch: i64) -> Result<(), Wait> {
+        let store = &self.inner.store;
+        let entries = store
+            .outbox_batch(batch)
+            .await
+            .map_err(|_| Wait(Duration::from_secs(1)))?;
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let header = format!(
+            "Samlet utsending av {} meldinger: Matrix-tjeneren begrenser hvor fort boten kan sende.",
+            entries.len()
+        );
+        let mut plain = header.clone();
+        let mut html = format!("<p><em>{}</em></p>", escape_html(&header));
+        let mut mentions: Vec<String> = Vec::new();
+        for e in &entries {
+            let label = if e.post.kind == PostKind::Edit {
+                "Oppdatert saksinfo:\n"
+            } else {
+                ""
+            };
+            plain.push_str(&format!("\n\n———\n\n{label}{}", e.post.body));
+            html.push_str(&format!("<hr>{}{}", escape_html(label), e.post.html));
+            for m in &e.post.mentions {
+                if !mentions.contains(m) {
+                    mentions.push(m.clone());
+                }
+            }
+        }
+        let content = RoomMessageEventContent::notice_html(plain, html).add_mentions(Mentions::with_user_ids(
+            mentions.iter().filter_map(|m| UserId::parse(m).ok()),
+        ));
+        let txn: OwnedTransactionId = format!("{}.batch", first.txn_id).as_str().into();
+        let once = RequestConfig::new().disable_retry().timeout(Duration::from_secs(30));
+        let started = Instant::now();
+        match room
+            .send(content)
+            .with_transaction_id(txn)
+            .with_request_config(once)
+            .await
+        {
+            Ok(sent) => {
+                let observer = self.inner.observer.lock().ok().and_then(|o| o.clone());
+                if let Some(observe) = observer {
+                    observe(started.elapsed());
+                }
+                store
+                    .outbox_batch_delivered(batch, sent.response.event_id.as_str())
+                    .await
+                    .map_err(|_| Wait(Duration::from_secs(1)))?;
+                tracing::info!(room = %room_key, posts = entries.len(), "backlog delivered as one message");
+                Ok(())
+            }
+            Err(e) => {
+                let wait = self.retry_wait(&e, first.attempts);
+                let _ = store.outbox_failed(first.id, &e.to_string()).await;
+                Err(Wait(wait))
             }
         }
     }

@@ -99,12 +99,17 @@ pub struct NewPost {
 pub struct OutboxEntry {
     /// Position in the outbox; delivery follows it within a room.
     pub id: i64,
+    /// The batch this post was merged into (the first post's id), when the
+    /// outbox coalesced a backlog under rate limiting.
+    pub batch: Option<i64>,
     /// The stable transaction id.
     pub txn_id: String,
     /// The post.
     pub post: NewPost,
     /// Failed delivery attempts so far.
     pub attempts: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
     /// The Matrix event id once delivered.
     pub event_id: Option<String>,
 }
@@ -133,8 +138,7 @@ pub struct OutboxCounts {
     pub delivered: i64,
 }
 
-const ENTRY_COLUMNS: &str =
-    "id, txn_id, room_key, kind, anchor, thread_ref, target_ref, body, html, mentions, attempts, event_id";
+const ENTRY_COLUMNS: &str = "id, txn_id, room_key, kind, anchor, thread_ref, target_ref, body, html, mentions, attempts, event_id, batch_id, last_error";
 
 fn entry_from_row(row: &AnyRow) -> Result<OutboxEntry, StoreError> {
     let decode_ref = |col: &str| -> Result<Option<EventRef>, StoreError> {
@@ -145,8 +149,10 @@ fn entry_from_row(row: &AnyRow) -> Result<OutboxEntry, StoreError> {
     let mentions: String = row.try_get("mentions")?;
     Ok(OutboxEntry {
         id: row.try_get("id")?,
+        batch: row.try_get("batch_id")?,
         txn_id: row.try_get("txn_id")?,
         attempts: row.try_get("attempts")?,
+        last_error: row.try_get("last_error")?,
         event_id: row.try_get("event_id")?,
         post: NewPost {
             room_key: row.try_get("room_key")?,
@@ -234,9 +240,11 @@ impl Store {
         .try_get(0)?;
         Ok(OutboxEntry {
             id,
+            batch: None,
             txn_id: txn,
             post: post.clone(),
             attempts: 0,
+            last_error: None,
             event_id: None,
         })
     }
@@ -301,6 +309,63 @@ impl Store {
         .as_ref()
         .map(entry_from_row)
         .transpose()
+    }
+
+    /// Up to `limit` undelivered posts in `room_key`, oldest first.
+    pub async fn outbox_pending(&self, room_key: &str, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM matrix_outbox WHERE room_key = $1 AND delivered_at IS NULL ORDER BY id LIMIT $2"
+        )))
+        .bind(room_key)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(entry_from_row)
+        .collect()
+    }
+
+    /// Fixes the posts `ids` (the first one first) as one batch, so that a
+    /// resend after a crash sends the same merged message with the same
+    /// transaction id. Returns the batch id.
+    pub async fn outbox_make_batch(&self, ids: &[i64]) -> Result<i64, StoreError> {
+        let batch = ids.first().copied().unwrap_or_default();
+        let mut tx = self.begin_write().await?;
+        for id in ids {
+            sqlx::query("UPDATE matrix_outbox SET batch_id = $1 WHERE id = $2 AND delivered_at IS NULL")
+                .bind(batch)
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(batch)
+    }
+
+    /// The undelivered posts of a batch, in order.
+    pub async fn outbox_batch(&self, batch: i64) -> Result<Vec<OutboxEntry>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM matrix_outbox WHERE batch_id = $1 AND delivered_at IS NULL ORDER BY id"
+        )))
+        .bind(batch)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(entry_from_row)
+        .collect()
+    }
+
+    /// Records that every post of a batch went out as `event_id`.
+    pub async fn outbox_batch_delivered(&self, batch: i64, event_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE matrix_outbox SET event_id = $1, delivered_at = $2 WHERE batch_id = $3 AND delivered_at IS NULL",
+        )
+        .bind(event_id)
+        .bind(now())
+        .bind(batch)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Records that `id` was delivered as `event_id`.
