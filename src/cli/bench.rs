@@ -48,6 +48,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         messages: usize,
     },
+    /// Matrix under load: many prompts over many rooms at once, with Synapse's
+    /// stock limits lifted for the bot (override_ratelimit) or not.
+    MatrixLoad {
+        /// Prompts (thread messages) in total; one case card per five.
+        #[arg(long, default_value_t = 1000)]
+        prompts: usize,
+        /// Ressursteam rooms.
+        #[arg(long, default_value_t = 50)]
+        rooms: usize,
+        /// How the bot is rate limited.
+        #[arg(long, value_enum, default_value_t = super::bench_matrix_load::BotLimits::Override)]
+        limits: super::bench_matrix_load::BotLimits,
+    },
 }
 
 /// Peak resident memory so far, in MiB (Linux).
@@ -91,6 +104,9 @@ pub async fn run(what: BenchCommand) -> Result<ExitCode> {
         } => super::bench_http::run(clients, records, per_request).await,
         BenchCommand::Ingest(args) => super::bench_ingest::run(args).await,
         BenchCommand::Matrix { messages } => super::bench_matrix::run(messages).await,
+        BenchCommand::MatrixLoad { prompts, rooms, limits } => {
+            super::bench_matrix_load::run(prompts, rooms, limits).await
+        }
     }
 }
 

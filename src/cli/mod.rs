@@ -6,6 +6,7 @@ mod bench;
 mod bench_http;
 mod bench_ingest;
 mod bench_matrix;
+mod bench_matrix_load;
 mod cases;
 mod demo;
 mod records;
