@@ -356,3 +356,129 @@ fn the_demo_runs_and_writes_a_transcript() {
         assert!(!transcript.contains(&name), "{name} was posted");
     }
 }
+
+/// The chat side of the store on SQLite and PostgreSQL: notices are relayed
+/// into the outbox exactly once, cards are edited only when they change,
+/// batches are fixed and delivered as one, dialogues persist, and digests go
+/// out once per period.
+#[tokio::test]
+async fn relay_outbox_and_digests_on_both_backends() {
+    use tilstede::matrix::{case_card, notice};
+    use tilstede::store::{Claim, PostKind};
+    for store in crate::support::store_backends().await {
+        let now = Utc::now();
+        let today = school_date_utc(now);
+        store
+            .upsert_roster(&roster("@kari:kommune.test", "@ola:kommune.test"))
+            .await
+            .unwrap();
+        // Absence last month and yesterday: a case, and a monthly digest.
+        let last_month = today - Days::days(35);
+        for (i, date) in [last_month, today - Days::days(1)].iter().enumerate() {
+            let line = format!(
+                r#"{{"source":"vis","id":"r{i}","version":1,"pupil":"p1","school":"sk-01","date":"{date}","kind":"day","validity":"invalid"}}"#
+            );
+            let Parsed::Record(record) = parse_line(&line, "t:1".into(), None) else {
+                panic!("record");
+            };
+            store.ingest(&[record], &[]).await.unwrap();
+        }
+        let rules = RuleSet::preset("baerum").unwrap();
+        store.refresh_findings(&rules, today).await.unwrap();
+        let mut cases = CaseConfig::baerum();
+        cases.schools.insert(
+            "sk-01".into(),
+            SchoolStaff {
+                avdelingsleder: Some("al-1".into()),
+                ledelse: Vec::new(),
+                ressursteam: Vec::new(),
+            },
+        );
+        store.sync_cases(&cases, now).await.unwrap();
+        let config = MatrixConfig {
+            homeserver: "http://127.0.0.1:1".into(),
+            user: "@tilstede:kommune.test".into(),
+            password_env: "UNUSED".into(),
+            store_dir: "/nonexistent".into(),
+            admins: Vec::new(),
+            allow_unencrypted: false,
+            allowed_servers: Vec::new(),
+            schools: vec![SchoolRoom {
+                school: "sk-01".into(),
+                name: "Ressursteam".into(),
+                members: vec!["@ola:kommune.test".into()],
+            }],
+        };
+        let chat = Chat::new(store.clone(), cases.clone(), config, Renderer::builtin().unwrap());
+        let posts = chat.relay(now).await.unwrap();
+        assert!(posts >= 4, "{posts}");
+        assert_eq!(chat.relay(now).await.unwrap(), 0, "each notice is relayed once");
+        let log = store.outbox_log().await.unwrap();
+        let cards: Vec<_> = log.iter().filter(|e| e.post.anchor.is_some()).collect();
+        assert_eq!(cards.len(), 1, "one card per case and room");
+        assert!(
+            log.iter()
+                .any(|e| e.post.room_key == direct_room("@kari:kommune.test")
+                    && e.post.mentions == ["@kari:kommune.test"]),
+            "the contact teacher gets a direct message"
+        );
+        assert!(log.iter().all(|e| !e.post.body.contains("Emma")), "no names in chat");
+
+        // Digests: the contact teacher's for last month, and leadership's
+        // review when one is due this half-year; each once.
+        let first = chat.digests(now).await.unwrap();
+        assert_eq!(first.teachers, 1);
+        let again = chat.digests(now).await.unwrap();
+        assert_eq!((again.teachers, again.schools), (0, 0));
+        let digest = store
+            .outbox_log()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.post.body.starts_with("MÅNEDLIG FRAVÆRSGJENNOMGANG"))
+            .expect("teacher digest");
+        assert_eq!(digest.post.room_key, direct_room("@kari:kommune.test"));
+        assert!(digest.post.body.contains("E.H. (5B)"), "{}", digest.post.body);
+
+        // Batches: fixed once, delivered together.
+        let room = "school:batch";
+        let a = store.enqueue_post(&notice(room, "a", "a", &[])).await.unwrap();
+        let b = store.enqueue_post(&case_card(room, "X", "b", "b", &[])).await.unwrap();
+        let batch = store.outbox_make_batch(&[a.id, b.id]).await.unwrap();
+        assert_eq!(batch, a.id);
+        assert_eq!(store.outbox_batch(batch).await.unwrap().len(), 2);
+        store.outbox_batch_delivered(batch, "$merged").await.unwrap();
+        assert!(store.outbox_pending(room, 10).await.unwrap().is_empty());
+        let card = store.outbox_by_anchor(room, "card:X").await.unwrap().unwrap();
+        assert_eq!(
+            card.event_id.as_deref(),
+            Some("$merged"),
+            "the anchor follows its batch"
+        );
+        assert_eq!(card.post.kind, PostKind::Notice);
+
+        // A claim made twice relays once.
+        let p = notice(room, "c", "c", &[]);
+        assert_eq!(
+            store
+                .relay_posts(Some(Claim::Digest("k")), None, &[p.clone()], &[])
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .relay_posts(Some(Claim::Digest("k")), None, &[p], &[])
+                .await
+                .unwrap(),
+            0
+        );
+
+        // Dialogues persist per room, thread and user.
+        store.put_dialogue("r", "t", "@u:x", Some("{}")).await.unwrap();
+        assert_eq!(store.dialogue("r", "t", "@u:x").await.unwrap().as_deref(), Some("{}"));
+        assert_eq!(store.dialogue("r", "t", "@v:x").await.unwrap(), None);
+        store.put_dialogue("r", "t", "@u:x", None).await.unwrap();
+        assert_eq!(store.dialogue("r", "t", "@u:x").await.unwrap(), None);
+    }
+}
