@@ -202,7 +202,8 @@ fn the_example_config_is_valid() {
             "/etc/tilstede/secrets/fravaerskoordinator.token",
             secret.to_str().unwrap(),
         )
-        .replace("/etc/tilstede/secrets/skoleadm.hmac", secret.to_str().unwrap());
+        .replace("/etc/tilstede/secrets/skoleadm.hmac", secret.to_str().unwrap())
+        .replace("/etc/tilstede/secrets/matrix.password", secret.to_str().unwrap());
     let path = dir.path().join("t.toml");
     std::fs::write(&path, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
