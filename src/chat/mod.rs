@@ -76,12 +76,12 @@ impl Chat {
     /// Sets when the half-years start (month, day), as the rule set says;
     /// leadership's reviews are placed from them.
     pub fn with_term_starts(self, autumn: (u32, u32), spring: (u32, u32)) -> Chat {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|a| Inner {
-            store: a.store.clone(),
-            cases: a.cases.clone(),
-            matrix: a.matrix.clone(),
-            renderer: Renderer::builtin().expect("built-in templates"),
-            term_starts: a.term_starts,
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            store: shared.store.clone(),
+            cases: shared.cases.clone(),
+            matrix: shared.matrix.clone(),
+            renderer: shared.renderer.clone(),
+            term_starts: shared.term_starts,
         });
         Chat {
             inner: Arc::new(Inner {

@@ -137,7 +137,7 @@ pub struct Rendered {
 }
 
 /// The templates, built in or overridden.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Renderer {
     env: Environment<'static>,
 }
