@@ -260,8 +260,8 @@ async fn bot_loop(
                 }
                 _ = digest.tick() => {
                     match chat.digests(chrono::Utc::now()).await {
-                        Ok(d) if d.teachers + d.schools > 0 => {
-                            tracing::info!(teachers = d.teachers, schools = d.schools, "digests queued");
+                        Ok(d) if d.teachers + d.schools + d.gaps > 0 => {
+                            tracing::info!(teachers = d.teachers, schools = d.schools, gaps = d.gaps, "digests queued");
                             bot.wake();
                         }
                         Ok(_) => {}

@@ -17,6 +17,9 @@ const SCHOOL_REVIEW_WEEKS: [i64; 2] = [10, 20];
 /// Class-days in a row without registrations before a gap is reported.
 const GAP_DAYS: u32 = 2;
 
+/// Days looked back for registration gaps between the reviews.
+const GAP_WINDOW_DAYS: i64 = 14;
+
 /// What one scheduling round sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DigestStats {
@@ -24,6 +27,8 @@ pub struct DigestStats {
     pub teachers: usize,
     /// School digests enqueued.
     pub schools: usize,
+    /// Registration gap alerts enqueued.
+    pub gaps: usize,
 }
 
 /// The leadership review due on `today` for a half-year starting `start`:
@@ -97,6 +102,42 @@ impl Chat {
                     .relay_posts(Some(Claim::Digest(&key)), None, &[post], &[])
                     .await?;
             }
+            let staff = self.inner.cases.school(school);
+            let mut leaders = Vec::new();
+            for id in staff.avdelingsleder.iter().chain(staff.ledelse.iter()) {
+                if let Some(m) = self.matrix_id(id).await? {
+                    leaders.push(m);
+                }
+            }
+            // Between the reviews: a class without any registrations for
+            // days while the rest of the school has them is told to
+            // leadership at once (once per class and week).
+            let (gap_from, gap_to) = (today - Duration::days(GAP_WINDOW_DAYS), today - Duration::days(1));
+            let mut recent = Vec::new();
+            for p in &pupils {
+                recent.extend(self.store().pupil_records(&p.id, gap_from, gap_to).await?);
+            }
+            let week = today.format("%G-W%V");
+            for gap in registration_gaps(&classes, &pupils, &recent, gap_from, gap_to, GAP_DAYS) {
+                let key = format!("gap:{school}:{}:{week}", gap.class);
+                let plain = format!(
+                    "Mulig hull i fraværsføringen: {} har ingen registreringer {}–{} ({} skoledager), mens resten av skolen har det. Sjekk at fraværet blir ført.",
+                    gap.class_name,
+                    crate::domain::dates::norwegian(gap.from),
+                    crate::domain::dates::norwegian(gap.to),
+                    gap.days
+                );
+                let post = notice(
+                    &school_room(school),
+                    &plain,
+                    &crate::matrix::escape_html(&plain),
+                    &leaders,
+                );
+                stats.gaps += self
+                    .store()
+                    .relay_posts(Some(Claim::Digest(&key)), None, &[post], &[])
+                    .await?;
+            }
             // Twice per half-year: the whole school, for leadership.
             let (autumn, spring) = self.inner.term_starts;
             let start = half_year_start(today, autumn, spring);
@@ -113,13 +154,6 @@ impl Chat {
                     .inner
                     .renderer
                     .render(Document::DigestSchool, &school_digest_context(&d, &gaps))?;
-                let staff = self.inner.cases.school(school);
-                let mut leaders = Vec::new();
-                for id in staff.avdelingsleder.iter().chain(staff.ledelse.iter()) {
-                    if let Some(m) = self.matrix_id(id).await? {
-                        leaders.push(m);
-                    }
-                }
                 let post = notice(&school_room(school), &r.plain, &r.html, &leaders);
                 stats.schools += self
                     .store()

@@ -4,7 +4,7 @@
 //! and hand the case to a coordinator in an encrypted case room.
 
 use crate::synapse::{Person, Seen, register, shared};
-use chrono::{Duration as Days, Utc};
+use chrono::{Datelike, Duration as Days, Utc};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tilstede::adapters::Parsed;
@@ -32,21 +32,40 @@ fn roster(teacher: &str, leader: &str) -> Roster {
             id: "sk-01".into(),
             name: "Eksempel skole".into(),
         }],
-        classes: vec![RosterClass {
-            id: "c5b".into(),
-            school: "sk-01".into(),
-            name: "5B".into(),
-            grade: 5,
-            contact_teachers: vec!["kl-1".into()],
-        }],
-        pupils: vec![RosterPupil {
-            id: "p1".into(),
-            school: "sk-01".into(),
-            class: Some("c5b".into()),
-            grade: 5,
-            given_name: "Emma".into(),
-            family_name: "Hansen".into(),
-        }],
+        classes: vec![
+            RosterClass {
+                id: "c5b".into(),
+                school: "sk-01".into(),
+                name: "5B".into(),
+                grade: 5,
+                contact_teachers: vec!["kl-1".into()],
+            },
+            RosterClass {
+                id: "c6a".into(),
+                school: "sk-01".into(),
+                name: "6A".into(),
+                grade: 6,
+                contact_teachers: Vec::new(),
+            },
+        ],
+        pupils: vec![
+            RosterPupil {
+                id: "p1".into(),
+                school: "sk-01".into(),
+                class: Some("c5b".into()),
+                grade: 5,
+                given_name: "Emma".into(),
+                family_name: "Hansen".into(),
+            },
+            RosterPupil {
+                id: "p2".into(),
+                school: "sk-01".into(),
+                class: Some("c6a".into()),
+                grade: 6,
+                given_name: "Jonas".into(),
+                family_name: "Berg".into(),
+            },
+        ],
         staff: vec![person("kl-1", teacher), person("al-1", leader)],
     }
 }
@@ -424,12 +443,38 @@ async fn relay_outbox_and_digests_on_both_backends() {
         );
         assert!(log.iter().all(|e| !e.post.body.contains("Emma")), "no names in chat");
 
-        // Digests: the contact teacher's for last month, and leadership's
-        // review when one is due this half-year; each once.
+        // 6A registers late arrivals Monday to Wednesday of a recent week;
+        // 5B registers nothing those days: a gap for leadership.
+        let mut monday = today - Days::days(13);
+        while monday.weekday() != chrono::Weekday::Mon {
+            monday = monday + Days::days(1);
+        }
+        for k in 0..3 {
+            let line = format!(
+                r#"{{"source":"vis","id":"g{k}","version":1,"pupil":"p2","school":"sk-01","date":"{}","kind":"late","validity":"valid","minutes":5}}"#,
+                monday + Days::days(k)
+            );
+            let Parsed::Record(record) = parse_line(&line, "t:1".into(), None) else {
+                panic!("record");
+            };
+            store.ingest(&[record], &[]).await.unwrap();
+        }
+        // Digests: the contact teacher's for last month, leadership's review
+        // when one is due this half-year, and the gap alert; each once.
         let first = chat.digests(now).await.unwrap();
         assert_eq!(first.teachers, 1);
+        assert_eq!(first.gaps, 1, "{first:?}");
         let again = chat.digests(now).await.unwrap();
-        assert_eq!((again.teachers, again.schools), (0, 0));
+        assert_eq!((again.teachers, again.schools, again.gaps), (0, 0, 0));
+        let gap = store
+            .outbox_log()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.post.body.starts_with("Mulig hull i fraværsføringen: 5B"))
+            .expect("gap alert");
+        assert_eq!(gap.post.room_key, school_room("sk-01"));
+        assert_eq!(gap.post.mentions, ["@ola:kommune.test"], "leadership is mentioned");
         let digest = store
             .outbox_log()
             .await
