@@ -447,7 +447,7 @@ async fn relay_outbox_and_digests_on_both_backends() {
         // 5B registers nothing those days: a gap for leadership.
         let mut monday = today - Days::days(13);
         while monday.weekday() != chrono::Weekday::Mon {
-            monday = monday + Days::days(1);
+            monday += Days::days(1);
         }
         for k in 0..3 {
             let line = format!(
@@ -506,7 +506,7 @@ async fn relay_outbox_and_digests_on_both_backends() {
         let p = notice(room, "c", "c", &[]);
         assert_eq!(
             store
-                .relay_posts(Some(Claim::Digest("k")), None, &[p.clone()], &[])
+                .relay_posts(Some(Claim::Digest("k")), None, std::slice::from_ref(&p), &[])
                 .await
                 .unwrap(),
             1
