@@ -116,7 +116,11 @@ impl Chat {
                     )));
                 };
                 let case = self.store().read_case(&case.number, reader, now).await?;
-                Ok(self.show(&case))
+                let responsible = self
+                    .matrix_id(&case.responsible.id)
+                    .await?
+                    .unwrap_or_else(|| case.responsible.id.clone());
+                Ok(self.show(&case, &responsible))
             }
             chat::Command::Agreement(_) => {
                 let probe = Command::CreateAgreement {
@@ -278,15 +282,11 @@ impl Chat {
         })
     }
 
-    fn show(&self, case: &Case) -> Reply {
+    fn show(&self, case: &Case, responsible: &str) -> Reply {
         let mut lines = vec![
             format!("Sak {} – {}", case.number, case.pupil_label()),
             status(case),
-            format!(
-                "Ansvarlig: {} ({}).",
-                case.responsible.id,
-                case.responsible.role.norwegian()
-            ),
+            format!("Ansvarlig: {responsible} ({}).", case.responsible.role.norwegian()),
             format!(
                 "Kontakter logget: {}. Tiltak som venter på avtale: {}. Avtaler: {}. Henvisninger: {}.",
                 case.contacts.len(),

@@ -360,8 +360,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             command: ConfigCommand::Check { path },
         } => match tilstede::config::Config::load(&path) {
             Ok(c) => {
+                let matrix = match &c.matrix {
+                    Some(m) => format!(
+                        "Matrix-bot {} med {} ressursteam-rom",
+                        m.config.user,
+                        m.config.schools.len()
+                    ),
+                    None => "uten Matrix-bot".into(),
+                };
                 println!(
-                    "{}: i orden (lager {}, regler {}, {} kilder)",
+                    "{}: i orden (lager {}, regler {}, {} kilder, {matrix})",
                     path.display(),
                     if c.store.starts_with("postgres") {
                         "PostgreSQL"

@@ -44,24 +44,34 @@ impl Store {
                 continue;
             }
             let mut tx = self.begin_write().await?;
+            // Posts tagged with the case, and any other post naming it (a
+            // command's answer, a listing).
+            let named = format!("%{number}%");
             let sent: Vec<(String, String)> = sqlx::query(
-                "SELECT room_key, event_id FROM matrix_outbox WHERE case_number = $1 AND event_id IS NOT NULL \
-                 AND event_id <> '' AND kind <> 'redaction' ORDER BY id",
+                "SELECT DISTINCT room_key, event_id FROM matrix_outbox WHERE (case_number = $1 OR body LIKE $2) \
+                 AND event_id IS NOT NULL AND event_id <> '' AND kind <> 'redaction'",
             )
             .bind(number.as_str())
+            .bind(named.as_str())
             .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, StoreError>>()?;
-            sqlx::query("DELETE FROM matrix_outbox WHERE case_number = $1 AND delivered_at IS NULL")
-                .bind(number.as_str())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE matrix_outbox SET body = '', html = '', mentions = '[]' WHERE case_number = $1")
-                .bind(number.as_str())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "DELETE FROM matrix_outbox WHERE (case_number = $1 OR body LIKE $2) AND delivered_at IS NULL AND kind <> 'redaction'",
+            )
+            .bind(number.as_str())
+            .bind(named.as_str())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE matrix_outbox SET body = '', html = '', mentions = '[]' WHERE (case_number = $1 OR body LIKE $2) AND kind <> 'redaction'",
+            )
+            .bind(number.as_str())
+            .bind(named.as_str())
+            .execute(&mut *tx)
+            .await?;
             for (room, event) in &sent {
                 let post = NewPost {
                     room_key: room.clone(),

@@ -218,8 +218,35 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
     })
     .await;
 
-    // Measures, then the agreement in a dialogue in the card's thread.
+    // Listing and showing are reads, and audited as such.
     let root = Some(card.event_id.as_str());
+    let list = ask(&ola, &bot_user, &room, "!saker", None, "1 åpne saker").await;
+    assert!(
+        list.body.contains(&format!("{number} – E.H. (5B) – fase 3")),
+        "{}",
+        list.body
+    );
+    let shown = ask(
+        &ola,
+        &bot_user,
+        &room,
+        &format!("!sak {number}"),
+        root,
+        "Kontakter logget: 1",
+    )
+    .await;
+    assert!(
+        shown
+            .body
+            .contains(&format!("Ansvarlig: {} (avdelingsleder)", ola.user_id)),
+        "{}",
+        shown.body
+    );
+    let audit = store.case_audit(&number).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "list" && a.actor == ola.user_id));
+    assert!(audit.iter().any(|a| a.action == "read" && a.actor == "al-1"));
+
+    // Measures, then the agreement in a dialogue in the card's thread.
     let due = (today + Days::days(14)).to_string();
     ask(
         &ola,
