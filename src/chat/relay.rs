@@ -161,19 +161,30 @@ impl Chat {
             posts.push(notice(room, &text.plain, &text.html, &mentions));
         }
         if posts.is_empty() {
-            // Neither a room for the school nor a Matrix id: tell IT, once.
+            // Neither a room for the school nor a Matrix id: tell IT, once
+            // per school (the notice itself stays in the store and the CLI).
             let plain = format!(
-                "Et varsel i sak {} kunne ikke leveres: skolen har ikke noe ressursteam-rom i oppsettet, og mottakeren mangler Matrix-id.",
-                case.number
+                "Varsler for skolen «{}» kan ikke leveres i Matrix: skolen har ikke noe ressursteam-rom i oppsettet ([[matrix.schools]]), og mottakerne mangler Matrix-id.",
+                case.pupil.school
             );
-            for admin in &self.inner.matrix.admins {
-                posts.push(notice(
-                    &direct_room(admin),
-                    &plain,
-                    &crate::matrix::escape_html(&plain),
-                    std::slice::from_ref(admin),
-                ));
-            }
+            let alerts: Vec<NewPost> = self
+                .inner
+                .matrix
+                .admins
+                .iter()
+                .map(|admin| {
+                    notice(
+                        &direct_room(admin),
+                        &plain,
+                        &crate::matrix::escape_html(&plain),
+                        std::slice::from_ref(admin),
+                    )
+                })
+                .collect();
+            let key = format!("unrouted:{}", case.pupil.school);
+            self.store()
+                .relay_posts(Some(Claim::Digest(&key)), None, &alerts, &[])
+                .await?;
         }
         Ok(self
             .store()

@@ -446,7 +446,7 @@ async fn relay_outbox_and_digests_on_both_backends() {
             user: "@tilstede:kommune.test".into(),
             password_env: "UNUSED".into(),
             store_dir: "/nonexistent".into(),
-            admins: Vec::new(),
+            admins: vec!["@it:kommune.test".into()],
             allow_unencrypted: false,
             allowed_servers: Vec::new(),
             schools: vec![SchoolRoom {
@@ -469,6 +469,35 @@ async fn relay_outbox_and_digests_on_both_backends() {
             "the contact teacher gets a direct message"
         );
         assert!(log.iter().all(|e| !e.post.body.contains("Emma")), "no names in chat");
+
+        // Cases at a school without a room (and no Matrix ids): IT hears of
+        // it once per school, not once per notice.
+        for (i, pupil) in ["q1", "q2"].iter().enumerate() {
+            let line = format!(
+                r#"{{"source":"vis","id":"q{i}","version":1,"pupil":"{pupil}","school":"sk-02","date":"{}","kind":"day","validity":"invalid"}}"#,
+                today - Days::days(1)
+            );
+            let Parsed::Record(record) = parse_line(&line, "t:1".into(), None) else {
+                panic!("record");
+            };
+            store.ingest(&[record], &[]).await.unwrap();
+            store.refresh_findings(&rules, today).await.unwrap();
+            store.sync_cases(&cases, now).await.unwrap();
+            chat.relay(now).await.unwrap();
+        }
+        let alerts: Vec<_> = store
+            .outbox_log()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.post.room_key == direct_room("@it:kommune.test"))
+            .collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert!(alerts[0].post.body.contains("«sk-02»"));
+        assert!(
+            store.notifications(false, 10).await.unwrap().is_empty(),
+            "every notice was handled"
+        );
 
         // 6A registers late arrivals Monday to Wednesday of a recent week;
         // 5B registers nothing those days: a gap for leadership.
