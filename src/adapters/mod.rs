@@ -11,11 +11,13 @@ pub mod edfi;
 pub mod edfi_api;
 pub mod fint;
 pub mod jsonl;
+pub mod mapping;
 pub mod profile;
 pub mod rest;
 pub mod roster_csv;
 pub mod sif;
 pub mod vendor_csv;
+pub mod vendor_rest;
 pub mod xml;
 
 use crate::domain::AbsenceRecord;
@@ -148,6 +150,9 @@ pub async fn pull_once(
     source: &config::PullSource,
     store: &crate::store::Store,
 ) -> Result<edfi_api::SyncReport, edfi_api::SyncError> {
+    if let Some((base_url, profile)) = &source.vendor_rest {
+        return vendor_rest::sync(client, base_url, profile, store, &source.name).await;
+    }
     match &source.fint {
         Some((settings, profile)) => fint::sync(client, settings, profile, store, &source.name).await,
         None => edfi_api::sync(client, &source.edfi, &source.mapping, store, &source.name).await,

@@ -3,3 +3,5 @@
 pub mod edfi;
 
 pub mod fint;
+
+pub mod vendor;
