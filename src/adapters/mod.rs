@@ -18,6 +18,7 @@ pub mod roster_csv;
 pub mod sif;
 pub mod vendor_csv;
 pub mod vendor_rest;
+pub mod vendor_xml;
 pub mod xml;
 
 use crate::domain::AbsenceRecord;
@@ -46,6 +47,10 @@ pub const FILE_ADAPTERS: &[(&str, &str)] = &[
     (
         "vendor-csv",
         "CSV-eksport fra et skolesystem, styrt av en profil (--profile)",
+    ),
+    (
+        "vendor-xml",
+        "XML-eksport fra et skolesystem, styrt av en profil (--profile), strømmet",
     ),
 ];
 
@@ -128,19 +133,38 @@ pub fn open_file(
                 )))),
             })
         }
-        "vendor-csv" => {
-            let name = options
-                .profile
-                .as_deref()
-                .ok_or_else(|| AdapterError::NeedsProfile("vendor-csv".into()))?;
-            let mut p = profile::Profile::load(name)?;
-            if let Some(s) = &options.source {
-                p.source = s.clone();
-            }
-            Ok(Box::new(vendor_csv::VendorCsvReader::new(input, location, p)))
-        }
+        "vendor-csv" => Ok(Box::new(vendor_csv::VendorCsvReader::new(
+            input,
+            location,
+            vendor_profile(name, options)?,
+        ))),
+        "vendor-xml" => Ok(Box::new(vendor_xml::VendorXmlReader::new(
+            input,
+            location,
+            vendor_profile(name, options)?,
+        )?)),
         other => Err(AdapterError::Unknown(other.to_string())),
     }
+}
+
+/// The profile a vendor adapter was given, for that adapter, with the
+/// `--source` override applied.
+fn vendor_profile(adapter: &str, options: &FileOptions) -> Result<profile::Profile, AdapterError> {
+    let name = options
+        .profile
+        .as_deref()
+        .ok_or_else(|| AdapterError::NeedsProfile(adapter.into()))?;
+    let mut p = profile::Profile::load(name)?;
+    if p.adapter != adapter {
+        return Err(AdapterError::Profile(profile::ProfileError::Invalid {
+            path: format!("{name}: adapter"),
+            message: format!("profilen er for {}, ikke {adapter}", p.adapter),
+        }));
+    }
+    if let Some(s) = &options.source {
+        p.source = s.clone();
+    }
+    Ok(p)
 }
 
 /// Runs one incremental pull of a configured source into `store`, with the

@@ -41,6 +41,8 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("fint", include_str!("../../adapters/fint/profile.toml")),
     ("flyt-rest", include_str!("../../adapters/flyt/rest.toml")),
     ("vis-rest", include_str!("../../adapters/vis/rest.toml")),
+    ("flyt-xml", include_str!("../../adapters/flyt/xml.toml")),
+    ("vis-xml", include_str!("../../adapters/vis/xml.toml")),
 ];
 
 /// The TOML form of a profile.
@@ -69,6 +71,9 @@ pub struct RawProfile {
     /// Endpoints, auth and paging (vendor-rest).
     #[serde(default)]
     pub rest: Option<super::vendor_rest::RawRest>,
+    /// Record element (vendor-xml).
+    #[serde(default)]
+    pub xml: Option<super::vendor_xml::RawXml>,
     /// Which column holds what (vendor-csv).
     #[serde(default)]
     pub columns: RawColumns,
@@ -213,6 +218,8 @@ pub struct Profile {
     pub codes: BTreeMap<String, Code>,
     /// Endpoints, auth and paging (vendor-rest).
     pub rest: Option<super::vendor_rest::RestLayout>,
+    /// Record element (vendor-xml).
+    pub xml: Option<super::vendor_xml::XmlLayout>,
 }
 
 pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> ProfileError {
@@ -352,6 +359,12 @@ impl RawProfile {
             (_, Some(_)) => return Err(invalid("rest", "brukes bare av vendor-rest")),
             (_, None) => None,
         };
+        let xml = match (self.adapter.as_str(), self.xml) {
+            ("vendor-xml", Some(x)) => Some(x.validate()?),
+            ("vendor-xml", None) => return Err(invalid("xml", "mangler (kreves for vendor-xml)")),
+            (_, Some(_)) => return Err(invalid("xml", "brukes bare av vendor-xml")),
+            (_, None) => None,
+        };
 
         if self.source.trim().is_empty() {
             return Err(invalid("source", "kan ikke være tom"));
@@ -426,6 +439,7 @@ impl RawProfile {
             validity,
             codes,
             rest,
+            xml,
         })
     }
 }

@@ -356,3 +356,65 @@ fn sif_fixture_converts_to_canonical_records() {
         "{err}"
     );
 }
+
+#[test]
+fn vendor_xml_fixtures_give_the_same_records_as_the_csv_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let convert = |adapter: &str, profile: &str, file: &str| {
+        let f = fixture(file);
+        tilstede_ok(
+            &store,
+            &[
+                "convert",
+                "--adapter",
+                adapter,
+                "--profile",
+                profile,
+                f.to_str().unwrap(),
+            ],
+        )
+    };
+    let (csv, csv_err) = convert("vendor-csv", "flyt", "flyt/fixtures/export.csv");
+    let (xml, xml_err) = convert("vendor-xml", "flyt-xml", "flyt/fixtures/export.xml");
+    assert_eq!(records(&xml), records(&csv));
+    assert_eq!(records(&xml).len(), 6);
+    // The unknown code is quarantined with line:column of its element.
+    assert!(
+        xml_err.contains("export.xml:46:3: feltet «Arsak»: ukjent kode «ferie»"),
+        "{xml_err}"
+    );
+    assert!(csv_err.contains("ukjent kode «ferie»"), "{csv_err}");
+
+    let (csv, _) = convert("vendor-csv", "vis", "vis/fixtures/export.csv");
+    let (xml, _) = convert("vendor-xml", "vis-xml", "vis/fixtures/export.xml");
+    let got = records(&xml);
+    assert_eq!(got, records(&csv));
+    assert!(got[3].deleted && got[3].id == got[1].id);
+
+    // Import: the conversion piped (here through a file) into `import`.
+    let jsonl = dir.path().join("vis.jsonl");
+    std::fs::write(&jsonl, &xml).unwrap();
+    let (imported, _) = tilstede_ok(&store, &["import", jsonl.to_str().unwrap(), "--as-of", "2026-03-06"]);
+    assert!(imported.contains("5 poster lest"), "{imported}");
+
+    // A cut-off export keeps the records before the fault and names the place.
+    let text = std::fs::read_to_string(fixture("vis/fixtures/export.xml")).unwrap();
+    let cut = dir.path().join("cut.xml");
+    std::fs::write(&cut, &text[..text.find("time=\"3\"").unwrap()]).unwrap();
+    let out = tilstede(
+        &store,
+        &[
+            "convert",
+            "--adapter",
+            "vendor-xml",
+            "--profile",
+            "vis-xml",
+            cut.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert_eq!(records(&String::from_utf8_lossy(&out.stdout)).len(), 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cut.xml:6:"), "{err}");
+}
