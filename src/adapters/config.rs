@@ -14,9 +14,13 @@
 use super::edfi::EdfiMapping;
 use super::edfi_api::EdfiApiSettings;
 use super::fint::FintSettings;
+use super::oneroster::OneRosterSettings;
 use super::profile::Profile;
 use super::rest::{Auth, RetryPolicy};
 use super::vendor_rest::RestAuth;
+
+/// The OAuth2 scope a OneRoster 1.2 client asks for to read rosters.
+pub const ONEROSTER_SCOPE: &str = "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly";
 use crate::config::toml::parse_toml;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -117,6 +121,15 @@ pub struct RawSource {
     /// Lessons per school day (default 6).
     #[serde(default)]
     pub lessons_per_day: Option<u32>,
+    /// OAuth2 scope to ask for (oneroster; default the roster-core read scope).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Staff Matrix ids from a template, e.g. `@{username}:kommune.no` (oneroster).
+    #[serde(default)]
+    pub matrix_template: Option<String>,
+    /// Dotted path of a user field holding the Matrix id, e.g. `metadata.matrixId` (oneroster).
+    #[serde(default)]
+    pub matrix_id_field: Option<String>,
     /// Seconds per request before it counts as failed (default 30).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
@@ -145,6 +158,8 @@ pub struct PullSource {
     pub fint: Option<(FintSettings, Profile)>,
     /// For `adapter = "vendor-rest"`: the base URL and the profile.
     pub vendor_rest: Option<(String, Profile)>,
+    /// For `adapter = "oneroster"`: the rostering service.
+    pub oneroster: Option<OneRosterSettings>,
 }
 
 /// Reads a secret from the environment variable or file named at `path`,
@@ -168,11 +183,11 @@ impl RawSource {
                 "hemmeligheter skal ikke stå i TOML; bruk client_secret_env eller client_secret_file",
             ));
         }
-        if !matches!(self.adapter.as_str(), "edfi-api" | "fint" | "vendor-rest") {
+        if !matches!(self.adapter.as_str(), "edfi-api" | "fint" | "vendor-rest" | "oneroster") {
             return Err(invalid(
                 format!("{path}.adapter"),
                 format!(
-                    "«{}» kan ikke synkroniseres (gyldige: edfi-api, fint, vendor-rest)",
+                    "«{}» kan ikke synkroniseres (gyldige: edfi-api, fint, vendor-rest, oneroster)",
                     self.adapter
                 ),
             ));
@@ -253,7 +268,10 @@ impl RawSource {
                         token_url,
                         client_id,
                         client_secret,
-                        scope: None,
+                        scope: match self.adapter.as_str() {
+                            "oneroster" => Some(self.scope.clone().unwrap_or_else(|| ONEROSTER_SCOPE.to_string())),
+                            _ => self.scope.clone(),
+                        },
                     },
                     "password" => Auth::Password {
                         token_url,
@@ -299,6 +317,25 @@ impl RawSource {
                 timeout: Duration::from_secs(timeout),
             },
             vendor_rest: vendor_profile.map(|p| (base.clone(), p)),
+            oneroster: if self.adapter == "oneroster" {
+                if let Some(t) = &self.matrix_template
+                    && !t.contains("{username}")
+                    && !t.contains("{sourcedId}")
+                {
+                    return Err(invalid(
+                        format!("{path}.matrix_template"),
+                        format!("«{t}» bruker verken {{username}} eller {{sourcedId}}"),
+                    ));
+                }
+                Some(OneRosterSettings {
+                    rostering_url: join(self.data_path.clone(), "/ims/oneroster/rostering/v1p2"),
+                    page_size,
+                    matrix_template: self.matrix_template.clone(),
+                    matrix_id_field: self.matrix_id_field.clone(),
+                })
+            } else {
+                None
+            },
             fint: if self.adapter == "fint" {
                 let mut profile = Profile::load(self.profile.as_deref().unwrap_or("fint"))
                     .map_err(|e| invalid(format!("{path}.profile"), e.to_string()))?;
@@ -380,7 +417,7 @@ mod tests {
             (format!("{ok}page_size = 0\n"), "sources.edfi.page_size"),
             (format!("{ok}grant = \"implicit\"\n"), "sources.edfi.grant"),
             (format!("{ok}grant = \"password\"\n"), "sources.edfi.username"),
-            (ok.replace("edfi-api", "oneroster"), "sources.edfi.adapter"),
+            (ok.replace("edfi-api", "roster-csv"), "sources.edfi.adapter"),
             (
                 format!("{ok}profile = \"nope\"\n").replace("edfi-api", "fint"),
                 "sources.edfi.profile",

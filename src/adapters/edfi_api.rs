@@ -62,6 +62,8 @@ pub struct SyncReport {
     pub deleted: u64,
     /// Pages fetched.
     pub pages: u64,
+    /// For a roster source: what the roster held.
+    pub roster: Option<super::oneroster::RosterCounts>,
 }
 
 fn text(v: Option<&Value>) -> Option<String> {

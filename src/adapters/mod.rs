@@ -12,6 +12,7 @@ pub mod edfi_api;
 pub mod fint;
 pub mod jsonl;
 pub mod mapping;
+pub mod oneroster;
 pub mod profile;
 pub mod rest;
 pub mod roster_csv;
@@ -174,6 +175,9 @@ pub async fn pull_once(
     source: &config::PullSource,
     store: &crate::store::Store,
 ) -> Result<edfi_api::SyncReport, edfi_api::SyncError> {
+    if let Some(settings) = &source.oneroster {
+        return oneroster::sync(client, settings, store, &source.name).await;
+    }
     if let Some((base_url, profile)) = &source.vendor_rest {
         return vendor_rest::sync(client, base_url, profile, store, &source.name).await;
     }

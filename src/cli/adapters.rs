@@ -180,6 +180,21 @@ pub async fn sync(store: &str, config: &Path, source: &str) -> Result<ExitCode> 
     let report = tilstede::adapters::pull_once(&client, &pull, &store).await;
     store.close().await;
     let report = report.with_context(|| format!("synkronisering av «{source}» stoppet; markøren er uendret"))?;
+    if let Some(r) = &report.roster {
+        for s in &r.skipped {
+            eprintln!("utelatt: {s}");
+        }
+        println!(
+            "{source}: elevliste hentet på {} sider: {} skoler, {} klasser, {} elever, {} ansatte; {} utelatt",
+            report.pages,
+            r.schools,
+            r.classes,
+            r.pupils,
+            r.staff,
+            r.skipped.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "{source}: markør {} → {}; {} sider, {} poster ({} slettinger), {} nye eller endret, {} uendret, {} i karantene",
         report.from.map_or("start".to_string(), |v| v.to_string()),

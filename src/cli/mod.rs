@@ -154,7 +154,7 @@ pub enum Command {
         /// The file (`-` for standard input).
         file: PathBuf,
     },
-    /// Hent nye endringer fra en konfigurert kilde (én gang).
+    /// Hent nye endringer fra en konfigurert kilde (én gang): edfi-api, fint, vendor-rest, eller oneroster (elevliste).
     Sync {
         /// The source's name in the adapters config.
         source: String,

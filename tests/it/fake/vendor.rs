@@ -51,12 +51,7 @@ pub struct FakeVendor {
 type Shared = Arc<Mutex<VendorState>>;
 
 async fn token(State(s): State<Shared>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
-    use base64::Engine;
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
-    );
-    let basic_ok = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
+    let basic_ok = super::basic_auth_is(&headers, CLIENT_ID, CLIENT_SECRET);
     if !basic_ok || form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
     }
@@ -74,13 +69,11 @@ async fn records(
 ) -> Response {
     let mut s = s.lock().unwrap();
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !(header("authorization").starts_with("Bearer v-") || header("x-api-key") == API_KEY) {
+    if !(super::bearer_starts_with(&headers, "v-") || header("x-api-key") == API_KEY) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    match s.faults.pop_front() {
-        Some(429) => return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], "").into_response(),
-        Some(200) | None => {}
-        Some(code) => return StatusCode::from_u16(code).unwrap().into_response(),
+    if let Some(fault) = super::next_fault(&mut s.faults) {
+        return fault;
     }
     let num = |k: &str| q.get(k).and_then(|v| v.parse::<usize>().ok());
     let since = q
@@ -146,11 +139,7 @@ pub async fn start(state: VendorState) -> FakeVendor {
         .route("/oauth/token", post(token))
         .route("/{style}/fravaer", get(records))
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
+    let addr = super::serve(app).await;
     FakeVendor { addr, state: shared }
 }
 
