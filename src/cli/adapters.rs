@@ -142,6 +142,14 @@ pub fn generate(
             }
             x.finish()?;
         }
+        GenFormat::SifXml => {
+            let mut x = writers::SifXmlWriter::new(w, year + 1)?;
+            for r in m.absence(year, "sif") {
+                x.record(&r)?;
+                n += 1;
+            }
+            x.finish()?;
+        }
         GenFormat::VendorCsv => {
             let mut w = w;
             writeln!(w, "{}", writers::FLYT_HEADER)?;

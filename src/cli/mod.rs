@@ -185,6 +185,8 @@ pub enum GenFormat {
     Jsonl,
     /// Ed-Fi 5.x InterchangeStudentAttendance XML.
     EdfiXml,
+    /// SIF AU 3.4 StudentDailyAttendance / StudentPeriodAttendance XML.
+    SifXml,
     /// Flyt-style vendor CSV (profile `flyt`).
     VendorCsv,
     /// Roster CSV (pupils, classes, contact teachers).
