@@ -53,6 +53,31 @@ pub const FILE_ADAPTERS: &[(&str, &str)] = &[
         "vendor-xml",
         "XML-eksport fra et skolesystem, styrt av en profil (--profile), strømmet",
     ),
+    (
+        "sif-xml",
+        "SIF AU 3.4 StudentDailyAttendance, StudentPeriodAttendance, StudentAttendanceTimeList, strømmet",
+    ),
+    (
+        "fint",
+        "én FINT HAL-side (fravarsregistrering), profil «fint» som standard",
+    ),
+];
+
+/// The pull adapters (`tilstede sync`, the service's `pull`): (name, description).
+pub const PULL_ADAPTERS: &[(&str, &str)] = &[
+    (
+        "edfi-api",
+        "Ed-Fi ODS/API: oppmøtehendelser og slettinger, minChangeVersion/maxChangeVersion",
+    ),
+    ("fint", "FINT utdanning/vurdering fravarsregistrering, sinceTimeStamp"),
+    (
+        "vendor-rest",
+        "JSON REST-API fra et skolesystem, styrt av en profil: offset, side, neste-lenke eller markør",
+    ),
+    (
+        "oneroster",
+        "OneRoster 1.2 elevliste: skoler, basisgrupper, elever, kontaktlærere",
+    ),
 ];
 
 /// Why an adapter could not be set up.

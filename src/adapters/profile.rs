@@ -527,4 +527,21 @@ mod tests {
         let err = Profile::from_toml(&base.replace("vendor-csv", "fax")).unwrap_err();
         assert!(err.to_string().starts_with("adapter"), "{err}");
     }
+
+    #[test]
+    fn tables_come_from_one_other_profile() {
+        let base = "name = \"x\"\nadapter = \"vendor-csv\"\nsource = \"x\"\n[columns]\npupil = \"a\"\nschool = \"b\"\ndate = \"c\"\ncode = \"k\"\n";
+        let p = Profile::from_toml(&format!("tables_from = \"vis\"\n{base}")).unwrap();
+        assert_eq!(p.codes, Profile::load("vis").unwrap().codes);
+        // Its own table wins over the inherited one.
+        let p = Profile::from_toml(&format!(
+            "tables_from = \"vis\"\n{base}[codes.Z]\nvalidity = \"valid\"\n"
+        ))
+        .unwrap();
+        assert_eq!(p.codes.keys().collect::<Vec<_>>(), ["Z"]);
+        let err = Profile::from_toml(&format!("tables_from = \"nope\"\n{base}")).unwrap_err();
+        assert!(err.to_string().starts_with("tables_from:"), "{err}");
+        let err = Profile::from_toml(&format!("tables_from = \"vis-rest\"\n{base}")).unwrap_err();
+        assert!(err.to_string().contains("bare ett ledd"), "{err}");
+    }
 }

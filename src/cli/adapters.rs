@@ -80,6 +80,10 @@ pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode>
                 "  {:<12} elevliste: skole, klasse, trinn, kontaktlærer (tilstede adapters roster)",
                 "roster-csv"
             );
+            println!("Kilder som hentes (tilstede sync KILDE, se adapters/README.md):");
+            for (name, description) in tilstede::adapters::PULL_ADAPTERS {
+                println!("  {name:<12} {description}");
+            }
             println!("Profiler (--profile):");
             for (name, _) in tilstede::adapters::profile::SHIPPED {
                 let p = tilstede::adapters::profile::Profile::load(name)?;

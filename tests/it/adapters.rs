@@ -322,8 +322,23 @@ async fn edfi_xml_ingests_idempotently_on_every_backend() {
 fn adapters_list_names_adapters_and_profiles() {
     let dir = tempfile::tempdir().unwrap();
     let (out, _) = tilstede_ok(&dir.path().join("t.db"), &["adapters", "list"]);
-    for name in ["edfi-xml", "vendor-csv", "roster-csv", "flyt", "vis"] {
-        assert!(out.contains(name), "{name}: {out}");
+    for name in [
+        "edfi-xml",
+        "sif-xml",
+        "vendor-csv",
+        "vendor-xml",
+        "roster-csv",
+        "edfi-api",
+        "vendor-rest",
+        "oneroster",
+        "flyt",
+        "vis",
+        "flyt-rest",
+        "vis-rest",
+        "flyt-xml",
+        "vis-xml",
+    ] {
+        assert!(out.contains(&format!("  {name} ")), "{name}: {out}");
     }
 }
 
