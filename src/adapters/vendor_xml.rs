@@ -184,6 +184,15 @@ mod tests {
     }
 
     #[test]
+    fn entities_are_refused_like_in_every_xml_adapter() {
+        let xml = "<?xml version=\"1.0\"?>\n<!DOCTYPE vis [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>\n<vis><rad elevnr=\"&e;\" skolenr=\"s\" dato=\"2026-03-03\" omfang=\"dag\"><kode>X</kode></rad></vis>";
+        let got = read("vis-xml", xml);
+        assert_eq!(got.len(), 1);
+        let e = got[0].as_ref().unwrap_err().to_string();
+        assert!(e.starts_with("f.xml:2:") && e.contains("DOCTYPE"), "{e}");
+    }
+
+    #[test]
     fn xml_errors_name_the_toml_path() {
         let base = "name = \"x\"\nadapter = \"vendor-xml\"\nsource = \"x\"\n[columns]\npupil = \"a\"\nschool = \"b\"\ndate = \"c\"\n";
         for (text, path) in [
