@@ -14,8 +14,13 @@
 use super::edfi::EdfiMapping;
 use super::edfi_api::EdfiApiSettings;
 use super::fint::FintSettings;
+use super::oneroster::OneRosterSettings;
 use super::profile::Profile;
 use super::rest::{Auth, RetryPolicy};
+use super::vendor_rest::RestAuth;
+
+/// The OAuth2 scope a OneRoster 1.2 client asks for to read rosters.
+pub const ONEROSTER_SCOPE: &str = "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly";
 use crate::config::toml::parse_toml;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -76,8 +81,9 @@ pub struct RawSource {
     /// `client_credentials` (default) or `password`.
     #[serde(default)]
     pub grant: Option<String>,
-    /// OAuth2 client id.
-    pub client_id: String,
+    /// OAuth2 client id (not for an API key).
+    #[serde(default)]
+    pub client_id: Option<String>,
     /// Environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
@@ -87,6 +93,12 @@ pub struct RawSource {
     /// Refused with a clear message: secrets do not belong in the TOML.
     #[serde(default)]
     pub client_secret: Option<toml::Value>,
+    /// Environment variable holding the API key (vendor-rest with `kind = "api-key"`).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// File holding the API key.
+    #[serde(default)]
+    pub api_key_file: Option<String>,
     /// User name for the password grant.
     #[serde(default)]
     pub username: Option<String>,
@@ -96,7 +108,8 @@ pub struct RawSource {
     /// FINT resource path below the base (default `/utdanning/vurdering/fravarsregistrering`).
     #[serde(default)]
     pub resource_path: Option<String>,
-    /// FINT Fravarstype profile: a shipped name or a TOML path (default `fint`).
+    /// The profile: FINT's Fravarstype table (default `fint`) or the
+    /// vendor-rest profile (required); a shipped name or a TOML path.
     #[serde(default)]
     pub profile: Option<String>,
     /// Canonical `source` of the records (default: the source's name).
@@ -108,6 +121,15 @@ pub struct RawSource {
     /// Lessons per school day (default 6).
     #[serde(default)]
     pub lessons_per_day: Option<u32>,
+    /// OAuth2 scope to ask for (oneroster; default the roster-core read scope).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Staff Matrix ids from a template, e.g. `@{username}:kommune.no` (oneroster).
+    #[serde(default)]
+    pub matrix_template: Option<String>,
+    /// Dotted path of a user field holding the Matrix id, e.g. `metadata.matrixId` (oneroster).
+    #[serde(default)]
+    pub matrix_id_field: Option<String>,
     /// Seconds per request before it counts as failed (default 30).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
@@ -134,6 +156,10 @@ pub struct PullSource {
     pub mapping: EdfiMapping,
     /// For `adapter = "fint"`: the resource and the Fravarstype profile.
     pub fint: Option<(FintSettings, Profile)>,
+    /// For `adapter = "vendor-rest"`: the base URL and the profile.
+    pub vendor_rest: Option<(String, Profile)>,
+    /// For `adapter = "oneroster"`: the rostering service.
+    pub oneroster: Option<OneRosterSettings>,
 }
 
 /// Reads a secret from the environment variable or file named at `path`,
@@ -157,10 +183,13 @@ impl RawSource {
                 "hemmeligheter skal ikke stå i TOML; bruk client_secret_env eller client_secret_file",
             ));
         }
-        if !matches!(self.adapter.as_str(), "edfi-api" | "fint") {
+        if !matches!(self.adapter.as_str(), "edfi-api" | "fint" | "vendor-rest" | "oneroster") {
             return Err(invalid(
                 format!("{path}.adapter"),
-                format!("«{}» kan ikke synkroniseres (gyldige: edfi-api, fint)", self.adapter),
+                format!(
+                    "«{}» kan ikke synkroniseres (gyldige: edfi-api, fint, vendor-rest, oneroster)",
+                    self.adapter
+                ),
             ));
         }
         let base = self.base_url.trim_end_matches('/').to_string();
@@ -174,33 +203,92 @@ impl RawSource {
             let p = p.unwrap_or_else(|| default.to_string());
             format!("{base}/{}", p.trim_start_matches('/'))
         };
-        let client_secret = secret(
-            &format!("{path}.client_secret"),
-            self.client_secret_env.as_deref(),
-            self.client_secret_file.as_deref(),
-        )?;
-        let token_url = join(self.token_path, "/oauth/token");
-        let auth = match self.grant.as_deref().unwrap_or("client_credentials") {
-            "client_credentials" => Auth::ClientCredentials {
-                token_url,
-                client_id: self.client_id,
-                client_secret,
-                scope: None,
-            },
-            "password" => Auth::Password {
-                token_url,
-                client_id: self.client_id,
-                client_secret,
-                username: self
-                    .username
-                    .ok_or_else(|| invalid(format!("{path}.username"), "mangler (kreves for grant = \"password\")"))?,
-                password: secret(&format!("{path}.password"), self.password_env.as_deref(), None)?,
-            },
-            other => {
+        let vendor_profile = if self.adapter == "vendor-rest" {
+            let name = self
+                .profile
+                .as_deref()
+                .ok_or_else(|| invalid(format!("{path}.profile"), "mangler (kreves for vendor-rest)"))?;
+            let mut p = Profile::load(name).map_err(|e| invalid(format!("{path}.profile"), e.to_string()))?;
+            if p.rest.is_none() {
                 return Err(invalid(
-                    format!("{path}.grant"),
-                    format!("ukjent verdi «{other}» (gyldige: client_credentials, password)"),
+                    format!("{path}.profile"),
+                    format!("«{name}» er en {}-profil, ikke vendor-rest", p.adapter),
                 ));
+            }
+            if let Some(s) = &self.source {
+                p.source = s.clone();
+            }
+            if let (Some(n), Some(rest)) = (self.page_size, p.rest.as_mut()) {
+                rest.page_size = n;
+            }
+            Some(p)
+        } else {
+            None
+        };
+        let oauth = |token_url: String| -> Result<(String, String, String), ConfigError> {
+            let client_id = self
+                .client_id
+                .clone()
+                .ok_or_else(|| invalid(format!("{path}.client_id"), "mangler"))?;
+            let client_secret = secret(
+                &format!("{path}.client_secret"),
+                self.client_secret_env.as_deref(),
+                self.client_secret_file.as_deref(),
+            )?;
+            Ok((token_url, client_id, client_secret))
+        };
+        let vendor_auth = vendor_profile
+            .as_ref()
+            .and_then(|p| p.rest.as_ref())
+            .map(|r| r.auth.clone());
+        let auth = match vendor_auth {
+            Some(RestAuth::None) => Auth::None,
+            Some(RestAuth::ApiKey { header }) => Auth::ApiKey {
+                header,
+                value: secret(
+                    &format!("{path}.api_key"),
+                    self.api_key_env.as_deref(),
+                    self.api_key_file.as_deref(),
+                )?,
+            },
+            Some(RestAuth::OAuth2 { token_path, scope }) => {
+                let (token_url, client_id, client_secret) =
+                    oauth(join(self.token_path.clone().or(Some(token_path)), "/oauth/token"))?;
+                Auth::ClientCredentials {
+                    token_url,
+                    client_id,
+                    client_secret,
+                    scope,
+                }
+            }
+            None => {
+                let (token_url, client_id, client_secret) = oauth(join(self.token_path.clone(), "/oauth/token"))?;
+                match self.grant.as_deref().unwrap_or("client_credentials") {
+                    "client_credentials" => Auth::ClientCredentials {
+                        token_url,
+                        client_id,
+                        client_secret,
+                        scope: match self.adapter.as_str() {
+                            "oneroster" => Some(self.scope.clone().unwrap_or_else(|| ONEROSTER_SCOPE.to_string())),
+                            _ => self.scope.clone(),
+                        },
+                    },
+                    "password" => Auth::Password {
+                        token_url,
+                        client_id,
+                        client_secret,
+                        username: self.username.clone().ok_or_else(|| {
+                            invalid(format!("{path}.username"), "mangler (kreves for grant = \"password\")")
+                        })?,
+                        password: secret(&format!("{path}.password"), self.password_env.as_deref(), None)?,
+                    },
+                    other => {
+                        return Err(invalid(
+                            format!("{path}.grant"),
+                            format!("ukjent verdi «{other}» (gyldige: client_credentials, password)"),
+                        ));
+                    }
+                }
             }
         };
         let page_size = self.page_size.unwrap_or(500);
@@ -227,6 +315,26 @@ impl RawSource {
                 base_delay: Duration::from_millis(self.backoff_ms.unwrap_or(250)),
                 max_delay: Duration::from_secs(30),
                 timeout: Duration::from_secs(timeout),
+            },
+            vendor_rest: vendor_profile.map(|p| (base.clone(), p)),
+            oneroster: if self.adapter == "oneroster" {
+                if let Some(t) = &self.matrix_template
+                    && !t.contains("{username}")
+                    && !t.contains("{sourcedId}")
+                {
+                    return Err(invalid(
+                        format!("{path}.matrix_template"),
+                        format!("«{t}» bruker verken {{username}} eller {{sourcedId}}"),
+                    ));
+                }
+                Some(OneRosterSettings {
+                    rostering_url: join(self.data_path.clone(), "/ims/oneroster/rostering/v1p2"),
+                    page_size,
+                    matrix_template: self.matrix_template.clone(),
+                    matrix_id_field: self.matrix_id_field.clone(),
+                })
+            } else {
+                None
             },
             fint: if self.adapter == "fint" {
                 let mut profile = Profile::load(self.profile.as_deref().unwrap_or("fint"))
@@ -309,7 +417,7 @@ mod tests {
             (format!("{ok}page_size = 0\n"), "sources.edfi.page_size"),
             (format!("{ok}grant = \"implicit\"\n"), "sources.edfi.grant"),
             (format!("{ok}grant = \"password\"\n"), "sources.edfi.username"),
-            (ok.replace("edfi-api", "oneroster"), "sources.edfi.adapter"),
+            (ok.replace("edfi-api", "roster-csv"), "sources.edfi.adapter"),
             (
                 format!("{ok}profile = \"nope\"\n").replace("edfi-api", "fint"),
                 "sources.edfi.profile",
@@ -322,5 +430,50 @@ mod tests {
             assert!(err.to_string().starts_with(path), "{path}: {err}");
         }
         assert!(matches!(pull_source(&ok, "other"), Err(ConfigError::UnknownSource(..))));
+    }
+
+    #[test]
+    fn vendor_rest_sources_take_auth_from_the_profile_and_secrets_from_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("k");
+        std::fs::write(&f, "nøkkel\n").unwrap();
+        let base = "[sources.vis]\nadapter = \"vendor-rest\"\nbase_url = \"http://127.0.0.1:9\"\n";
+        let err = pull_source(base, "vis").unwrap_err();
+        assert!(err.to_string().starts_with("sources.vis.profile:"), "{err}");
+        let err = pull_source(&format!("{base}profile = \"vis\"\n"), "vis").unwrap_err();
+        assert!(err.to_string().contains("vendor-csv"), "{err}");
+        let err = pull_source(&format!("{base}profile = \"vis-rest\"\n"), "vis").unwrap_err();
+        assert!(err.to_string().starts_with("sources.vis.api_key:"), "{err}");
+        let ok = pull_source(
+            &format!(
+                "{base}profile = \"vis-rest\"\napi_key_file = \"{}\"\npage_size = 7\n",
+                f.display()
+            ),
+            "vis",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.auth,
+            Auth::ApiKey {
+                header: "X-Api-Key".into(),
+                value: "nøkkel".into()
+            }
+        );
+        let (url, p) = ok.vendor_rest.unwrap();
+        assert_eq!((url.as_str(), p.rest.unwrap().page_size), ("http://127.0.0.1:9", 7));
+        // OAuth2 profiles need the client id and secret.
+        let err = pull_source(&format!("{base}profile = \"flyt-rest\"\n"), "vis").unwrap_err();
+        assert!(err.to_string().starts_with("sources.vis.client_id:"), "{err}");
+        let ok = pull_source(
+            &format!(
+                "{base}profile = \"flyt-rest\"\nclient_id = \"c\"\nclient_secret_file = \"{}\"\n",
+                f.display()
+            ),
+            "vis",
+        )
+        .unwrap();
+        assert!(
+            matches!(ok.auth, Auth::ClientCredentials { ref token_url, .. } if token_url == "http://127.0.0.1:9/oauth/token")
+        );
     }
 }

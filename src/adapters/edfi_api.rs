@@ -62,6 +62,8 @@ pub struct SyncReport {
     pub deleted: u64,
     /// Pages fetched.
     pub pages: u64,
+    /// For a roster source: what the roster held.
+    pub roster: Option<super::oneroster::RosterCounts>,
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -175,20 +177,64 @@ pub fn map_deletes(items: &[Value], scope: EventScope, m: &EdfiMapping, location
         .collect()
 }
 
-async fn commit(store: &Store, items: Vec<Parsed>, report: &mut SyncReport) -> Result<(), StoreError> {
+/// Commits one page of parsed items, the records at `version` when given
+/// (else at their own), and counts them into `report`.
+pub(crate) async fn commit(
+    store: &Store,
+    items: Vec<Parsed>,
+    version: Option<u32>,
+    report: &mut SyncReport,
+) -> Result<(), StoreError> {
     let mut records = Vec::new();
     let mut rejected = Vec::new();
     for p in items {
         match p {
             Parsed::Record(r) => {
                 report.deleted += u64::from(r.deleted);
-                records.push(r);
+                records.push(match version {
+                    Some(version) => AbsenceRecord { version, ..r },
+                    None => r,
+                });
             }
             Parsed::Rejected(q) => rejected.push(q),
         }
     }
     report.stats.add(store.ingest(&records, &rejected).await?);
     Ok(())
+}
+
+/// A run of a source whose cursor is the start time (ms) of the previous
+/// complete run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TimedRun {
+    /// The saved mark: the previous run's start.
+    pub since: Option<i64>,
+    /// This run's start, saved as the mark when it completes.
+    pub started: i64,
+    /// The version this run's records get: sources without versions still
+    /// need a later run's records to replace an earlier run's.
+    pub version: u32,
+}
+
+/// Reads the mark of `source_name`'s `stream` and starts a timed run.
+pub(crate) async fn timed_run(store: &Store, source_name: &str, stream: &str) -> Result<TimedRun, SyncError> {
+    let since = match store.sync_cursor(source_name, stream).await? {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| SyncError::Protocol(format!("lagret markør «{c}» er ikke et tall")))?,
+        ),
+    };
+    let started = chrono::Utc::now().timestamp_millis();
+    // Seconds since 2020-01-01: fits a u32 for a century, and is kept above
+    // the previous run's even when both start within the same second.
+    let seconds = |ms: i64| ms / 1000 - 1_577_836_800;
+    let run = seconds(started).max(since.map_or(1, |s| seconds(s) + 1));
+    Ok(TimedRun {
+        since,
+        started,
+        version: u32::try_from(run.max(1)).unwrap_or(u32::MAX),
+    })
 }
 
 /// Runs one incremental sync of `source_name` into `store`.
@@ -263,7 +309,7 @@ pub async fn sync(
                 } else {
                     map_page(items, scope, mapping, &location, version)
                 };
-                commit(store, parsed, &mut report).await?;
+                commit(store, parsed, None, &mut report).await?;
                 offset += n;
                 let done = n == 0 || n < u64::from(settings.page_size) || total.is_some_and(|t| offset >= t);
                 if done {

@@ -214,20 +214,9 @@ pub async fn sync(
     store: &crate::store::Store,
     source_name: &str,
 ) -> Result<super::edfi_api::SyncReport, super::edfi_api::SyncError> {
-    use super::edfi_api::{SyncError, SyncReport};
-    let since = match store.sync_cursor(source_name, CURSOR_STREAM).await? {
-        None => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| SyncError::Protocol(format!("lagret markør «{c}» er ikke et tall")))?,
-        ),
-    };
-    let started = chrono::Utc::now().timestamp_millis();
-    // Seconds since 2020-01-01: fits a u32 for a century, and is kept above
-    // the previous run's even when both start within the same second.
-    let seconds = |ms: i64| ms / 1000 - 1_577_836_800;
-    let run = seconds(started).max(since.map_or(1, |s| seconds(s) + 1));
-    let version = u32::try_from(run.max(1)).unwrap_or(u32::MAX);
+    use super::edfi_api::{SyncError, SyncReport, commit, timed_run};
+    let run = timed_run(store, source_name, CURSOR_STREAM).await?;
+    let (since, started) = (run.since, run.started);
     let mut report = SyncReport {
         from: since,
         to: started,
@@ -246,20 +235,9 @@ pub async fn sync(
             .ok_or_else(|| SyncError::Protocol(format!("{location}: verken _embedded._entries eller en liste")))?
             .len() as u64;
         let parsed = map_page(&page, profile, &location).map_err(SyncError::Protocol)?;
-        let mut records = Vec::new();
-        let mut rejected = Vec::new();
-        for p in parsed {
-            match p {
-                Parsed::Record(r) => {
-                    report.deleted += u64::from(r.deleted);
-                    // FINT has no versions; what a later run fetches has
-                    // changed since the earlier one, so it must win.
-                    records.push(AbsenceRecord { version, ..r });
-                }
-                Parsed::Rejected(q) => rejected.push(q),
-            }
-        }
-        report.stats.add(store.ingest(&records, &rejected).await?);
+        // FINT has no versions; what a later run fetches has changed since
+        // the earlier one, so it must win.
+        commit(store, parsed, Some(run.version), &mut report).await?;
         offset += n;
         let total = page.get("total_items").and_then(Value::as_u64);
         if n == 0 || n < u64::from(settings.page_size) || total.is_some_and(|t| offset >= t) {

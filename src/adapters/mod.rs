@@ -11,11 +11,15 @@ pub mod edfi;
 pub mod edfi_api;
 pub mod fint;
 pub mod jsonl;
+pub mod mapping;
+pub mod oneroster;
 pub mod profile;
 pub mod rest;
 pub mod roster_csv;
 pub mod sif;
 pub mod vendor_csv;
+pub mod vendor_rest;
+pub mod vendor_xml;
 pub mod xml;
 
 use crate::domain::AbsenceRecord;
@@ -44,6 +48,35 @@ pub const FILE_ADAPTERS: &[(&str, &str)] = &[
     (
         "vendor-csv",
         "CSV-eksport fra et skolesystem, styrt av en profil (--profile)",
+    ),
+    (
+        "vendor-xml",
+        "XML-eksport fra et skolesystem, styrt av en profil (--profile), strømmet",
+    ),
+    (
+        "sif-xml",
+        "SIF AU 3.4 StudentDailyAttendance, StudentPeriodAttendance, StudentAttendanceTimeList, strømmet",
+    ),
+    (
+        "fint",
+        "én FINT HAL-side (fravarsregistrering), profil «fint» som standard",
+    ),
+];
+
+/// The pull adapters (`tilstede sync`, the service's `pull`): (name, description).
+pub const PULL_ADAPTERS: &[(&str, &str)] = &[
+    (
+        "edfi-api",
+        "Ed-Fi ODS/API: oppmøtehendelser og slettinger, minChangeVersion/maxChangeVersion",
+    ),
+    ("fint", "FINT utdanning/vurdering fravarsregistrering, sinceTimeStamp"),
+    (
+        "vendor-rest",
+        "JSON REST-API fra et skolesystem, styrt av en profil: offset, side, neste-lenke eller markør",
+    ),
+    (
+        "oneroster",
+        "OneRoster 1.2 elevliste: skoler, basisgrupper, elever, kontaktlærere",
     ),
 ];
 
@@ -126,19 +159,38 @@ pub fn open_file(
                 )))),
             })
         }
-        "vendor-csv" => {
-            let name = options
-                .profile
-                .as_deref()
-                .ok_or_else(|| AdapterError::NeedsProfile("vendor-csv".into()))?;
-            let mut p = profile::Profile::load(name)?;
-            if let Some(s) = &options.source {
-                p.source = s.clone();
-            }
-            Ok(Box::new(vendor_csv::VendorCsvReader::new(input, location, p)))
-        }
+        "vendor-csv" => Ok(Box::new(vendor_csv::VendorCsvReader::new(
+            input,
+            location,
+            vendor_profile(name, options)?,
+        ))),
+        "vendor-xml" => Ok(Box::new(vendor_xml::VendorXmlReader::new(
+            input,
+            location,
+            vendor_profile(name, options)?,
+        )?)),
         other => Err(AdapterError::Unknown(other.to_string())),
     }
+}
+
+/// The profile a vendor adapter was given, for that adapter, with the
+/// `--source` override applied.
+fn vendor_profile(adapter: &str, options: &FileOptions) -> Result<profile::Profile, AdapterError> {
+    let name = options
+        .profile
+        .as_deref()
+        .ok_or_else(|| AdapterError::NeedsProfile(adapter.into()))?;
+    let mut p = profile::Profile::load(name)?;
+    if p.adapter != adapter {
+        return Err(AdapterError::Profile(profile::ProfileError::Invalid {
+            path: format!("{name}: adapter"),
+            message: format!("profilen er for {}, ikke {adapter}", p.adapter),
+        }));
+    }
+    if let Some(s) = &options.source {
+        p.source = s.clone();
+    }
+    Ok(p)
 }
 
 /// Runs one incremental pull of a configured source into `store`, with the
@@ -148,6 +200,12 @@ pub async fn pull_once(
     source: &config::PullSource,
     store: &crate::store::Store,
 ) -> Result<edfi_api::SyncReport, edfi_api::SyncError> {
+    if let Some(settings) = &source.oneroster {
+        return oneroster::sync(client, settings, store, &source.name).await;
+    }
+    if let Some((base_url, profile)) = &source.vendor_rest {
+        return vendor_rest::sync(client, base_url, profile, store, &source.name).await;
+    }
     match &source.fint {
         Some((settings, profile)) => fint::sync(client, settings, profile, store, &source.name).await,
         None => edfi_api::sync(client, &source.edfi, &source.mapping, store, &source.name).await,

@@ -39,6 +39,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("flyt", include_str!("../../adapters/flyt/profile.toml")),
     ("vis", include_str!("../../adapters/vis/profile.toml")),
     ("fint", include_str!("../../adapters/fint/profile.toml")),
+    ("flyt-rest", include_str!("../../adapters/flyt/rest.toml")),
+    ("vis-rest", include_str!("../../adapters/vis/rest.toml")),
+    ("flyt-xml", include_str!("../../adapters/flyt/xml.toml")),
+    ("vis-xml", include_str!("../../adapters/vis/xml.toml")),
 ];
 
 /// The TOML form of a profile.
@@ -60,9 +64,24 @@ pub struct RawProfile {
     /// CSV dialect.
     #[serde(default)]
     pub csv: RawCsv,
+    /// chrono format of dates in JSON and XML (default `%Y-%m-%d`; a longer
+    /// timestamp counts by its date part).
+    #[serde(default)]
+    pub date_format: Option<String>,
+    /// Endpoints, auth and paging (vendor-rest).
+    #[serde(default)]
+    pub rest: Option<super::vendor_rest::RawRest>,
+    /// Record element (vendor-xml).
+    #[serde(default)]
+    pub xml: Option<super::vendor_xml::RawXml>,
     /// Which column holds what (vendor-csv).
     #[serde(default)]
     pub columns: RawColumns,
+    /// Another profile (shipped name or path) whose `[kinds]`, `[validity]`
+    /// and `[codes]` apply where this one has none: one code table serves a
+    /// school system's CSV, XML and REST forms alike.
+    #[serde(default)]
+    pub tables_from: Option<String>,
     /// Values of the kind column → `day`, `lesson`, `late`, `left`.
     #[serde(default)]
     pub kinds: BTreeMap<String, String>,
@@ -197,9 +216,13 @@ pub struct Profile {
     pub validity: BTreeMap<String, Validity>,
     /// Code table.
     pub codes: BTreeMap<String, Code>,
+    /// Endpoints, auth and paging (vendor-rest).
+    pub rest: Option<super::vendor_rest::RestLayout>,
+    /// Record element (vendor-xml).
+    pub xml: Option<super::vendor_xml::XmlLayout>,
 }
 
-fn invalid(path: impl Into<String>, message: impl Into<String>) -> ProfileError {
+pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> ProfileError {
     ProfileError::Invalid {
         path: path.into(),
         message: message.into(),
@@ -281,24 +304,68 @@ pub fn validate_codes(codes: &BTreeMap<String, RawCode>) -> Result<BTreeMap<Stri
 
 impl RawProfile {
     /// Checks every setting.
-    pub fn validate(self) -> Result<Profile, ProfileError> {
-        if !matches!(self.adapter.as_str(), "vendor-csv" | "fint") {
+    pub fn validate(mut self) -> Result<Profile, ProfileError> {
+        if let Some(parent) = self.tables_from.take() {
+            let raw = read_raw(&parent).map_err(|e| invalid("tables_from", e.to_string()))?;
+            if raw.tables_from.is_some() {
+                return Err(invalid(
+                    "tables_from",
+                    format!("«{parent}» arver selv tabeller; bare ett ledd er lov"),
+                ));
+            }
+            // Validated on its own first, so its errors name its own paths.
+            raw.clone()
+                .validate()
+                .map_err(|e| invalid("tables_from", format!("«{parent}»: {e}")))?;
+            if self.kinds.is_empty() {
+                self.kinds = raw.kinds;
+            }
+            if self.validity.is_empty() {
+                self.validity = raw.validity;
+            }
+            if self.codes.is_empty() {
+                self.codes = raw.codes;
+            }
+        }
+        if !matches!(
+            self.adapter.as_str(),
+            "vendor-csv" | "vendor-rest" | "vendor-xml" | "fint"
+        ) {
             return Err(invalid(
                 "adapter",
-                format!("«{}» støttes ikke (gyldige: vendor-csv, fint)", self.adapter),
+                format!(
+                    "«{}» støttes ikke (gyldige: vendor-csv, vendor-rest, vendor-xml, fint)",
+                    self.adapter
+                ),
             ));
         }
-        if self.adapter == "vendor-csv" {
+        if self.adapter != "fint" {
             for (field, value) in [
                 ("pupil", &self.columns.pupil),
                 ("school", &self.columns.school),
                 ("date", &self.columns.date),
             ] {
                 if value.is_empty() {
-                    return Err(invalid(format!("columns.{field}"), "mangler (kreves for vendor-csv)"));
+                    return Err(invalid(
+                        format!("columns.{field}"),
+                        format!("mangler (kreves for {})", self.adapter),
+                    ));
                 }
             }
         }
+        let rest = match (self.adapter.as_str(), self.rest) {
+            ("vendor-rest", Some(r)) => Some(r.validate()?),
+            ("vendor-rest", None) => return Err(invalid("rest", "mangler (kreves for vendor-rest)")),
+            (_, Some(_)) => return Err(invalid("rest", "brukes bare av vendor-rest")),
+            (_, None) => None,
+        };
+        let xml = match (self.adapter.as_str(), self.xml) {
+            ("vendor-xml", Some(x)) => Some(x.validate()?),
+            ("vendor-xml", None) => return Err(invalid("xml", "mangler (kreves for vendor-xml)")),
+            (_, Some(_)) => return Err(invalid("xml", "brukes bare av vendor-xml")),
+            (_, None) => None,
+        };
+
         if self.source.trim().is_empty() {
             return Err(invalid("source", "kan ikke være tom"));
         }
@@ -311,7 +378,14 @@ impl RawProfile {
             Some(d) if d.len() == 1 => d.as_bytes()[0],
             Some(d) => return Err(invalid("csv.delimiter", format!("«{d}» må være ett ASCII-tegn"))),
         };
-        let date_format = self.csv.date_format.unwrap_or_else(|| "%Y-%m-%d".into());
+        let (date_format, date_path) = match (self.csv.date_format, self.date_format) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("date_format", "står også i [csv]; bruk bare én av dem"));
+            }
+            (Some(f), None) => (f, "csv.date_format"),
+            (None, Some(f)) => (f, "date_format"),
+            (None, None) => ("%Y-%m-%d".to_string(), "date_format"),
+        };
         // A format that cannot print a date cannot parse one either.
         if chrono::NaiveDate::from_ymd_opt(2026, 3, 2)
             .map(|d| {
@@ -322,7 +396,7 @@ impl RawProfile {
             .unwrap_or(true)
         {
             return Err(invalid(
-                "csv.date_format",
+                date_path,
                 format!("«{date_format}» er ikke et gyldig datoformat"),
             ));
         }
@@ -364,6 +438,8 @@ impl RawProfile {
             kinds,
             validity,
             codes,
+            rest,
+            xml,
         })
     }
 }
@@ -380,22 +456,40 @@ impl Profile {
 
     /// A shipped profile by name, or else a TOML file at that path.
     pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
-        if let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) {
-            return Profile::from_toml(text);
-        }
-        let text =
-            std::fs::read_to_string(name_or_path).map_err(|_| ProfileError::Unknown(name_or_path.to_string()))?;
-        Profile::from_toml(&text).map_err(|e| match e {
-            ProfileError::Parse { path, message } => ProfileError::Parse {
-                path: format!("{name_or_path}: {path}"),
-                message,
-            },
-            ProfileError::Invalid { path, message } => ProfileError::Invalid {
-                path: format!("{name_or_path}: {path}"),
-                message,
-            },
-            other => other,
+        read_raw(name_or_path)?.validate().map_err(|e| located(name_or_path, e))
+    }
+}
+
+/// The TOML form of a shipped profile or a file.
+fn read_raw(name_or_path: &str) -> Result<RawProfile, ProfileError> {
+    let parse = |text: &str| {
+        parse_toml::<RawProfile>(text).map_err(|e| ProfileError::Parse {
+            path: e.path,
+            message: e.message,
         })
+    };
+    if let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) {
+        return parse(text);
+    }
+    let text = std::fs::read_to_string(name_or_path).map_err(|_| ProfileError::Unknown(name_or_path.to_string()))?;
+    parse(&text).map_err(|e| located(name_or_path, e))
+}
+
+/// Prefixes an error's TOML path with the file it is in (not for shipped profiles).
+fn located(name_or_path: &str, e: ProfileError) -> ProfileError {
+    if SHIPPED.iter().any(|(n, _)| *n == name_or_path) {
+        return e;
+    }
+    match e {
+        ProfileError::Parse { path, message } => ProfileError::Parse {
+            path: format!("{name_or_path}: {path}"),
+            message,
+        },
+        ProfileError::Invalid { path, message } => ProfileError::Invalid {
+            path: format!("{name_or_path}: {path}"),
+            message,
+        },
+        other => other,
     }
 }
 
@@ -432,5 +526,22 @@ mod tests {
         }
         let err = Profile::from_toml(&base.replace("vendor-csv", "fax")).unwrap_err();
         assert!(err.to_string().starts_with("adapter"), "{err}");
+    }
+
+    #[test]
+    fn tables_come_from_one_other_profile() {
+        let base = "name = \"x\"\nadapter = \"vendor-csv\"\nsource = \"x\"\n[columns]\npupil = \"a\"\nschool = \"b\"\ndate = \"c\"\ncode = \"k\"\n";
+        let p = Profile::from_toml(&format!("tables_from = \"vis\"\n{base}")).unwrap();
+        assert_eq!(p.codes, Profile::load("vis").unwrap().codes);
+        // Its own table wins over the inherited one.
+        let p = Profile::from_toml(&format!(
+            "tables_from = \"vis\"\n{base}[codes.Z]\nvalidity = \"valid\"\n"
+        ))
+        .unwrap();
+        assert_eq!(p.codes.keys().collect::<Vec<_>>(), ["Z"]);
+        let err = Profile::from_toml(&format!("tables_from = \"nope\"\n{base}")).unwrap_err();
+        assert!(err.to_string().starts_with("tables_from:"), "{err}");
+        let err = Profile::from_toml(&format!("tables_from = \"vis-rest\"\n{base}")).unwrap_err();
+        assert!(err.to_string().contains("bare ett ledd"), "{err}");
     }
 }

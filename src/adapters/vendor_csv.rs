@@ -1,12 +1,10 @@
 //! `vendor-csv`: a school system's CSV export, mapped by a [`Profile`].
 
 use super::Parsed;
-use super::profile::{CodeAction, Profile};
-use crate::domain::{AbsenceRecord, Kind, Validity};
+use super::mapping::{Fields, map_fields, used_fields};
+use super::profile::Profile;
 use crate::store::QuarantineEntry;
-use chrono::NaiveDate;
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::io::{self, Read};
 
 /// Streams canonical items out of a vendor CSV export.
@@ -22,17 +20,19 @@ pub struct VendorCsvReader<R: Read> {
 /// Column positions resolved from the header.
 struct Header {
     names: Vec<String>,
-    id: Option<usize>,
-    pupil: usize,
-    school: usize,
-    date: usize,
-    kind: Option<usize>,
-    lessons: Option<usize>,
-    minutes: Option<usize>,
-    validity: Option<usize>,
-    code: Option<usize>,
-    version: Option<usize>,
-    key: Vec<usize>,
+}
+
+/// One CSV row seen by column name.
+struct Row<'a> {
+    header: &'a Header,
+    row: &'a csv::StringRecord,
+}
+
+impl Fields for Row<'_> {
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        let i = self.header.names.iter().position(|n| n == name)?;
+        self.row.get(i).filter(|v| !v.is_empty()).map(Cow::Borrowed)
+    }
 }
 
 impl<R: Read> VendorCsvReader<R> {
@@ -61,177 +61,15 @@ impl<R: Read> VendorCsvReader<R> {
             .enumerate()
             .map(|(i, h)| if i == 0 { h.trim_start_matches('\u{feff}') } else { h }.to_string())
             .collect();
-        let find = |col: &str, field: &str| -> Result<usize, String> {
-            names
-                .iter()
-                .position(|n| n == col)
-                .ok_or_else(|| format!("kolonnen «{col}» (profilens columns.{field}) finnes ikke i overskriftslinjen"))
-        };
-        let opt = |col: &Option<String>, field: &str| col.as_deref().map(|c| find(c, field)).transpose();
-        let c = &self.profile.columns;
-        let key = match (&c.id, &c.key) {
-            (Some(_), _) => Vec::new(),
-            (None, Some(cols)) => cols.iter().map(|k| find(k, "key")).collect::<Result<_, _>>()?,
-            (None, None) => [
-                Some(&c.pupil),
-                Some(&c.school),
-                Some(&c.date),
-                c.kind.as_ref(),
-                c.code.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .map(|k| find(k, "key"))
-            .collect::<Result<_, _>>()?,
-        };
-        Ok(Header {
-            id: opt(&c.id, "id")?,
-            pupil: find(&c.pupil, "pupil")?,
-            school: find(&c.school, "school")?,
-            date: find(&c.date, "date")?,
-            kind: opt(&c.kind, "kind")?,
-            lessons: opt(&c.lessons, "lessons")?,
-            minutes: opt(&c.minutes, "minutes")?,
-            validity: opt(&c.validity, "validity")?,
-            code: opt(&c.code, "code")?,
-            version: opt(&c.version, "version")?,
-            key,
-            names,
-        })
-    }
-}
-
-/// Maps one CSV row; `Ok(None)` for rows that are not absence.
-fn map_row(p: &Profile, h: &Header, row: &csv::StringRecord) -> Result<Option<AbsenceRecord>, String> {
-    let get = |i: usize| row.get(i).filter(|v| !v.is_empty());
-    let need = |i: usize| get(i).ok_or_else(|| format!("kolonnen «{}» er tom", h.names[i]));
-    let code = match h.code.and_then(get) {
-        None => None,
-        Some(c) => Some((
-            c,
-            p.codes.get(c).ok_or_else(|| {
-                format!(
-                    "kolonnen «{}»: ukjent kode «{c}» (ikke i profilens [codes])",
-                    h.names[h.code.unwrap_or(0)]
-                )
-            })?,
-        )),
-    };
-    if matches!(code, Some((_, c)) if c.action == CodeAction::Skip) {
-        return Ok(None);
-    }
-    let id = match h.id {
-        Some(i) => need(i)?.to_string(),
-        None => {
-            let mut d = Sha256::new();
-            for &i in &h.key {
-                d.update(row.get(i).unwrap_or("").as_bytes());
-                d.update([0u8]);
+        for (field, col) in used_fields(&self.profile) {
+            if !names.iter().any(|n| n == col) {
+                return Err(format!(
+                    "kolonnen «{col}» (profilens {field}) finnes ikke i overskriftslinjen"
+                ));
             }
-            format!("{}-{}", p.source, &hex::encode(d.finalize())[..24])
         }
-    };
-    let version = match h.version.and_then(get) {
-        None => 1,
-        Some(v) => v.parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(|| {
-            format!(
-                "kolonnen «{}»: «{v}» er ikke et versjonsnummer",
-                h.names[h.version.unwrap_or(0)]
-            )
-        })?,
-    };
-    let mut extensions = Map::new();
-    if let Some((c, entry)) = code {
-        extensions.insert("source_code".into(), Value::String(c.to_string()));
-        if let Some(l) = &entry.label {
-            extensions.insert("source_label".into(), Value::String(l.clone()));
-        }
+        Ok(Header { names })
     }
-    let date_text = need(h.date)?;
-    let date = NaiveDate::parse_from_str(date_text, &p.date_format).map_err(|_| {
-        format!(
-            "kolonnen «{}»: «{date_text}» er ikke en dato på formen {}",
-            h.names[h.date], p.date_format
-        )
-    })?;
-    if matches!(code, Some((_, c)) if c.action == CodeAction::Delete) {
-        return Ok(Some(AbsenceRecord {
-            source: p.source.clone(),
-            id,
-            version,
-            pupil: need(h.pupil)?.to_string(),
-            school: need(h.school)?.to_string(),
-            date,
-            kind: Kind::Day,
-            lessons: 1,
-            minutes: None,
-            validity: Validity::Unclassified,
-            reason: None,
-            deleted: true,
-            extensions,
-        }));
-    }
-    let kind = match (code.and_then(|(_, c)| c.kind), h.kind) {
-        (Some(k), _) => k,
-        (None, Some(i)) => {
-            let v = need(i)?;
-            *p.kinds.get(v).ok_or_else(|| {
-                format!(
-                    "kolonnen «{}»: ukjent verdi «{v}» (ikke i profilens [kinds])",
-                    h.names[i]
-                )
-            })?
-        }
-        (None, None) => Kind::Day,
-    };
-    let number = |col: Option<usize>| -> Result<Option<u32>, String> {
-        match col.and_then(get) {
-            None => Ok(None),
-            Some(v) => v
-                .parse::<u32>()
-                .map(Some)
-                .map_err(|_| format!("kolonnen «{}»: «{v}» er ikke et heltall", h.names[col.unwrap_or(0)])),
-        }
-    };
-    let lessons = match kind {
-        Kind::Lesson => number(h.lessons)?.unwrap_or(1),
-        _ => 1,
-    };
-    if lessons == 0 {
-        return Err(format!(
-            "kolonnen «{}»: antall timer må være minst 1",
-            h.names[h.lessons.unwrap_or(0)]
-        ));
-    }
-    let minutes = if kind == Kind::Late { number(h.minutes)? } else { None };
-    let validity = match (code.and_then(|(_, c)| c.validity), h.validity) {
-        (Some(v), _) => v,
-        (None, Some(i)) => match get(i) {
-            None => Validity::Unclassified,
-            Some(v) => *p.validity.get(v).ok_or_else(|| {
-                format!(
-                    "kolonnen «{}»: ukjent verdi «{v}» (ikke i profilens [validity])",
-                    h.names[i]
-                )
-            })?,
-        },
-        (None, None) => Validity::Unclassified,
-    };
-    Ok(Some(AbsenceRecord {
-        source: p.source.clone(),
-        id,
-        version,
-        pupil: need(h.pupil)?.to_string(),
-        school: need(h.school)?.to_string(),
-        date,
-        kind,
-        lessons,
-        minutes,
-        validity,
-        reason: code.and_then(|(_, c)| c.reason),
-        deleted: false,
-        extensions,
-    }))
 }
 
 impl<R: Read> Iterator for VendorCsvReader<R> {
@@ -283,7 +121,8 @@ impl<R: Read> Iterator for VendorCsvReader<R> {
             }
             let Some(Ok(header)) = &self.header else { return None };
             let line = self.row.position().map(|p| p.line()).unwrap_or(0);
-            match map_row(&self.profile, header, &self.row) {
+            let row = Row { header, row: &self.row };
+            match map_fields(&self.profile, &row, "kolonnen") {
                 Ok(None) => continue,
                 Ok(Some(r)) => return Some(Ok(Parsed::Record(r))),
                 Err(reason) => {
@@ -303,7 +142,7 @@ impl<R: Read> Iterator for VendorCsvReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Reason;
+    use crate::domain::{AbsenceRecord, Kind, Reason, Validity};
 
     fn read(profile: &str, text: &str) -> Vec<Parsed> {
         let p = Profile::load(profile).unwrap();

@@ -238,7 +238,7 @@ impl<R: BufRead> BufRead for LineTracker<R> {
 pub struct XmlRecords<R> {
     reader: Reader<LineTracker<R>>,
     location: String,
-    record_names: Vec<&'static str>,
+    record_names: Vec<String>,
     buf: Vec<u8>,
     /// Names of the open elements outside the record being collected.
     open: Vec<String>,
@@ -249,7 +249,7 @@ impl<R: BufRead> XmlRecords<R> {
     /// Reads `input`, delivering every element whose local name is in
     /// `record_names` (at any depth; records do not nest). `location` names
     /// the input in errors.
-    pub fn new(input: R, location: impl Into<String>, record_names: &[&'static str]) -> XmlRecords<R> {
+    pub fn new(input: R, location: impl Into<String>, record_names: &[&str]) -> XmlRecords<R> {
         let mut reader = Reader::from_reader(LineTracker {
             inner: input,
             consumed: 0,
@@ -267,7 +267,7 @@ impl<R: BufRead> XmlRecords<R> {
         XmlRecords {
             reader,
             location: location.into(),
-            record_names: record_names.to_vec(),
+            record_names: record_names.iter().map(|n| n.to_string()).collect(),
             buf: Vec::with_capacity(4096),
             open: Vec::new(),
             done: false,

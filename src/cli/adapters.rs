@@ -80,6 +80,10 @@ pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode>
                 "  {:<12} elevliste: skole, klasse, trinn, kontaktlærer (tilstede adapters roster)",
                 "roster-csv"
             );
+            println!("Kilder som hentes (tilstede sync KILDE, se adapters/README.md):");
+            for (name, description) in tilstede::adapters::PULL_ADAPTERS {
+                println!("  {name:<12} {description}");
+            }
             println!("Profiler (--profile):");
             for (name, _) in tilstede::adapters::profile::SHIPPED {
                 let p = tilstede::adapters::profile::Profile::load(name)?;
@@ -142,6 +146,14 @@ pub fn generate(
             }
             x.finish()?;
         }
+        GenFormat::SifXml => {
+            let mut x = writers::SifXmlWriter::new(w, year + 1)?;
+            for r in m.absence(year, "sif") {
+                x.record(&r)?;
+                n += 1;
+            }
+            x.finish()?;
+        }
         GenFormat::VendorCsv => {
             let mut w = w;
             writeln!(w, "{}", writers::FLYT_HEADER)?;
@@ -180,6 +192,21 @@ pub async fn sync(store: &str, config: &Path, source: &str) -> Result<ExitCode> 
     let report = tilstede::adapters::pull_once(&client, &pull, &store).await;
     store.close().await;
     let report = report.with_context(|| format!("synkronisering av «{source}» stoppet; markøren er uendret"))?;
+    if let Some(r) = &report.roster {
+        for s in &r.skipped {
+            eprintln!("utelatt: {s}");
+        }
+        println!(
+            "{source}: elevliste hentet på {} sider: {} skoler, {} klasser, {} elever, {} ansatte; {} utelatt",
+            report.pages,
+            r.schools,
+            r.classes,
+            r.pupils,
+            r.staff,
+            r.skipped.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "{source}: markør {} → {}; {} sider, {} poster ({} slettinger), {} nye eller endret, {} uendret, {} i karantene",
         report.from.map_or("start".to_string(), |v| v.to_string()),

@@ -159,7 +159,7 @@ pub enum Command {
         /// The file (`-` for standard input).
         file: PathBuf,
     },
-    /// Hent nye endringer fra en konfigurert kilde (én gang).
+    /// Hent nye endringer fra en konfigurert kilde (én gang): edfi-api, fint, vendor-rest, eller oneroster (elevliste).
     Sync {
         /// The source's name in the adapters config.
         source: String,
@@ -190,6 +190,8 @@ pub enum GenFormat {
     Jsonl,
     /// Ed-Fi 5.x InterchangeStudentAttendance XML.
     EdfiXml,
+    /// SIF AU 3.4 StudentDailyAttendance / StudentPeriodAttendance XML.
+    SifXml,
     /// Flyt-style vendor CSV (profile `flyt`).
     VendorCsv,
     /// Roster CSV (pupils, classes, contact teachers).

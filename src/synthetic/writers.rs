@@ -1,6 +1,6 @@
 //! Writers that turn canonical records into source formats, so adapters can
-//! be tested and benchmarked on realistic files: Ed-Fi interchange XML and a
-//! Flyt-style vendor CSV.
+//! be tested and benchmarked on realistic files: Ed-Fi interchange XML, SIF
+//! AU attendance XML and a Flyt-style vendor CSV.
 
 use crate::adapters::xml::escape;
 use crate::domain::{AbsenceRecord, Kind, Reason, Validity};
@@ -91,6 +91,110 @@ impl<W: Write> EdfiXmlWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// Lessons per school day assumed when writing partial SIF days.
+pub const SIF_LESSONS_PER_DAY: u32 = 6;
+
+/// Writes SIF AU 3.4 attendance, streaming: one lesson is a
+/// StudentPeriodAttendance, everything else a StudentDailyAttendance (Full
+/// day, Partial with AbsenceValue = lessons / 6, late arrival 111, early
+/// departure 112). The `sif-xml` adapter reads it back to the same records,
+/// except what SIF cannot carry: the minutes of a late arrival and the
+/// reason for late arrivals and early departures.
+pub struct SifXmlWriter<W: Write> {
+    out: W,
+    school_year: i32,
+}
+
+impl<W: Write> SifXmlWriter<W> {
+    /// Starts the document; `school_year` is the SIF SchoolYear.
+    pub fn new(mut out: W, school_year: i32) -> io::Result<SifXmlWriter<W>> {
+        writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+        // One file holding both collections: the reader finds the objects at any depth.
+        writeln!(
+            out,
+            r#"<Attendance xmlns="http://www.sifassociation.org/datamodel/au/3.4">"#
+        )?;
+        Ok(SifXmlWriter { out, school_year })
+    }
+
+    /// Writes one record.
+    pub fn record(&mut self, r: &AbsenceRecord) -> io::Result<()> {
+        // Codes whose defaults already say the validity and reason, so the
+        // status is only written where it changes them.
+        let (code, status) = match (r.kind, r.validity, r.reason) {
+            (Kind::Late, v, _) => ("111", Some(v)),
+            (Kind::Left, v, _) => ("112", Some(v)),
+            (_, Validity::Valid, Some(Reason::Leave)) => ("800", None),
+            (_, Validity::Valid, Some(Reason::Illness)) => ("200", None),
+            // Valid for another reason: unexplained made approved.
+            (_, Validity::Valid, _) => ("500", Some(Validity::Valid)),
+            (_, Validity::Invalid, _) => ("300", None),
+            (_, Validity::Unclassified, _) => ("500", Some(Validity::Unclassified)),
+        };
+        let status = status.map(|v| match v {
+            Validity::Valid => "01",
+            Validity::Invalid => "02",
+            Validity::Unclassified => "99",
+        });
+        let ref_id = sif_ref_id(&r.id);
+        let pupil = escape(&r.pupil);
+        let school = escape(&r.school);
+        let w = &mut self.out;
+        let period = r.kind == Kind::Lesson && r.lessons == 1;
+        let element = if period {
+            "StudentPeriodAttendance"
+        } else {
+            "StudentDailyAttendance"
+        };
+        writeln!(w, "  <{element} RefId=\"{ref_id}\">")?;
+        writeln!(w, "    <StudentPersonalRefId>{pupil}</StudentPersonalRefId>")?;
+        writeln!(w, "    <SchoolInfoRefId>{school}</SchoolInfoRefId>")?;
+        writeln!(w, "    <Date>{}</Date>", r.date)?;
+        if period {
+            writeln!(w, "    <TimetablePeriod>1</TimetablePeriod>")?;
+        }
+        writeln!(w, "    <AttendanceCode><Code>{code}</Code></AttendanceCode>")?;
+        if let Some(s) = status {
+            writeln!(w, "    <AttendanceStatus>{s}</AttendanceStatus>")?;
+        }
+        writeln!(w, "    <SchoolYear>{}</SchoolYear>", self.school_year)?;
+        if !period {
+            match r.kind {
+                Kind::Lesson => {
+                    writeln!(w, "    <DayValue>Partial</DayValue>")?;
+                    writeln!(
+                        w,
+                        "    <AbsenceValue>{:.4}</AbsenceValue>",
+                        f64::from(r.lessons) / f64::from(SIF_LESSONS_PER_DAY)
+                    )?;
+                }
+                Kind::Day => writeln!(w, "    <DayValue>Full</DayValue>")?,
+                Kind::Late | Kind::Left => writeln!(w, "    <DayValue>Partial</DayValue>")?,
+            }
+        }
+        writeln!(
+            w,
+            "    <AuditInfo><CreationUser Type=\"Other\"><UserId>tilstede-gen</UserId></CreationUser><CreationDateTime>{}T08:00:00</CreationDateTime></AuditInfo>",
+            r.date
+        )?;
+        writeln!(w, "  </{element}>")
+    }
+
+    /// Ends the document and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        writeln!(self.out, "</Attendance>")?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// A SIF RefId (32 upper-case hex digits, a GUID without dashes) derived from
+/// a record id, so the same record always gets the same RefId.
+pub fn sif_ref_id(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode_upper(&Sha256::digest(id.as_bytes())[..16])
 }
 
 /// Header of the Flyt-style CSV (see `adapters/flyt/profile.toml`).

@@ -7,6 +7,8 @@
 mod adapters;
 mod adapters_edfi_api;
 mod adapters_fint;
+mod adapters_oneroster;
+mod adapters_vendor_rest;
 mod cases;
 mod chat;
 mod cli;

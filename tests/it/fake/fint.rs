@@ -58,17 +58,11 @@ async fn registrations(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let mut s = s.lock().unwrap();
-    if !headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Bearer fint-"))
-    {
+    if !super::bearer_starts_with(&headers, "fint-") {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    match s.faults.pop_front() {
-        Some(429) => return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], "").into_response(),
-        Some(code) => return StatusCode::from_u16(code).unwrap().into_response(),
-        None => {}
+    if let Some(fault) = super::next_fault(&mut s.faults) {
+        return fault;
     }
     let num = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
     let since = num("sinceTimeStamp").unwrap_or(i64::MIN);
@@ -94,11 +88,7 @@ pub async fn start(state: FintState) -> FakeFint {
         .route("/oauth/token", post(token))
         .route("/utdanning/vurdering/fravarsregistrering", get(registrations))
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
+    let addr = super::serve(app).await;
     FakeFint { addr, state: shared }
 }
 
