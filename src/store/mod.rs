@@ -16,7 +16,7 @@ pub use cases::{AuditEntry, CaseStoreError, CaseSummary, QueuedNotification, Syn
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
 pub use outbox::{EventRef, MatrixRoom, NewPost, OutboxCounts, OutboxEntry, PostKind};
-pub use records::{IngestStats, QuarantineEntry, QuarantinedRow};
+pub use records::{BULK_COMMIT, BulkWriter, IngestStats, QuarantineEntry, QuarantinedRow};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor, Row};

@@ -11,6 +11,7 @@ mod cases;
 mod cli;
 mod fake;
 mod http;
+mod import_versions;
 mod matrix;
 mod serve;
 mod store;
