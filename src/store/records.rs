@@ -131,6 +131,9 @@ fn date_text(r: &AbsenceRecord) -> String {
 /// write each touched index page once for more records; the pages stay in
 /// SQLite's page cache (see [`BULK_CACHE_KIB`]) until the commit.
 pub const BULK_COMMIT: u64 = 100_000;
+/// A bulk transaction is committed after this long even when it holds fewer
+/// records, so a slow import still shows (and keeps) its progress regularly.
+const BULK_MAX_OPEN: std::time::Duration = std::time::Duration::from_secs(2);
 /// SQLite page cache of a bulk transaction, in KiB: room for the index pages
 /// a [`BULK_COMMIT`] touches, so they are not spilled before the commit.
 const BULK_CACHE_KIB: i64 = 48 * 1024;
@@ -144,12 +147,13 @@ const DEFAULT_CACHE_KIB: i64 = 2000;
 pub struct BulkWriter<'s> {
     store: &'s Store,
     tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+    opened: std::time::Instant,
     pending: IngestStats,
 }
 
 impl BulkWriter<'_> {
     /// Writes a batch; commits when the open transaction holds
-    /// [`BULK_COMMIT`] records. Returns the counts committed by this call,
+    /// [`BULK_COMMIT`] records or has been open for two seconds. Returns the counts committed by this call,
     /// if it committed.
     pub async fn write(
         &mut self,
@@ -165,12 +169,13 @@ impl BulkWriter<'_> {
                         .execute(&mut *tx)
                         .await?;
                 }
+                self.opened = std::time::Instant::now();
                 self.tx.insert(tx)
             }
         };
         let stats = write_batch(self.store.backend, tx, records, quarantine).await?;
         self.pending.add(stats);
-        if self.pending.received + self.pending.quarantined >= BULK_COMMIT {
+        if self.pending.received + self.pending.quarantined >= BULK_COMMIT || self.opened.elapsed() >= BULK_MAX_OPEN {
             return self.commit().await;
         }
         Ok(None)
@@ -273,6 +278,7 @@ impl Store {
         BulkWriter {
             store: self,
             tx: None,
+            opened: std::time::Instant::now(),
             pending: IngestStats::default(),
         }
     }
