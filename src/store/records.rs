@@ -136,7 +136,7 @@ pub const BULK_COMMIT: u64 = 100_000;
 const BULK_MAX_OPEN: std::time::Duration = std::time::Duration::from_secs(2);
 /// SQLite page cache of a bulk transaction, in KiB: room for the index pages
 /// a [`BULK_COMMIT`] touches, so they are not spilled before the commit.
-const BULK_CACHE_KIB: i64 = 48 * 1024;
+const BULK_CACHE_KIB: i64 = 16 * 1024;
 /// SQLite's default page cache, restored after a bulk transaction.
 const DEFAULT_CACHE_KIB: i64 = 2000;
 
