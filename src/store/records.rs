@@ -211,8 +211,10 @@ async fn write_batch(
         let sql = upsert_sql(backend, chunk.len());
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
-            let extensions =
-                (!r.extensions.is_empty()).then(|| serde_json::Value::Object(r.extensions.clone()).to_string());
+            let extensions = (!r.extensions.is_empty())
+                .then(|| serde_json::to_string(&r.extensions))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("extensions: {e}")))?;
             q = q
                 .bind(r.source.as_str())
                 .bind(r.id.as_str())
