@@ -1,7 +1,9 @@
 //! The ingest pipeline shared by file import, HTTP and pulls: parsed items in,
-//! stored in batches, each batch one transaction.
+//! stored in batches, each batch one transaction ([`ingest`]), or several
+//! batches per transaction with parsing on its own thread ([`ingest_parallel`]).
 
 use crate::adapters::Parsed;
+use crate::domain::AbsenceRecord;
 use crate::store::{IngestStats, QuarantineEntry, Store, StoreError};
 
 /// Items per transaction.
@@ -61,4 +63,204 @@ where
         progress(&totals);
     }
     Ok(totals)
+}
+
+/// Batches in flight between the parsing thread and the store.
+const IN_FLIGHT: usize = 2;
+
+/// What the parsing thread hands the store.
+enum Message {
+    /// A full (or the last) batch.
+    Batch(Vec<AbsenceRecord>, Vec<QuarantineEntry>),
+    /// Reading failed after the batches already sent.
+    Fault(std::io::Error),
+}
+
+/// Like [`ingest`], for large inputs: parses on a thread of its own while
+/// the store writes, so parsing and storing use two cores, and commits about
+/// [`crate::store::BULK_COMMIT`] records per transaction instead of one
+/// batch. A bounded channel keeps at most a few batches in memory whatever
+/// the input's size. What is stored is the same as with [`ingest`]; a kill
+/// loses at most the open transaction, which a re-import writes again.
+pub async fn ingest_parallel<I>(
+    store: &Store,
+    items: I,
+    mut progress: impl FnMut(&IngestStats),
+) -> Result<IngestStats, IngestError>
+where
+    I: IntoIterator<Item = std::io::Result<Parsed>>,
+    I::IntoIter: Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(IN_FLIGHT);
+    let items = items.into_iter();
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut records = Vec::with_capacity(BATCH);
+        let mut rejected = Vec::new();
+        for item in items {
+            match item {
+                Ok(Parsed::Record(r)) => records.push(r),
+                Ok(Parsed::Rejected(q)) => rejected.push(q),
+                Err(e) => {
+                    let _ = tx.blocking_send(Message::Batch(records, rejected));
+                    let _ = tx.blocking_send(Message::Fault(e));
+                    return;
+                }
+            }
+            if records.len() + rejected.len() >= BATCH {
+                let full = Message::Batch(
+                    std::mem::replace(&mut records, Vec::with_capacity(BATCH)),
+                    std::mem::take(&mut rejected),
+                );
+                // The store side stopped (it failed); its error is reported there.
+                if tx.blocking_send(full).is_err() {
+                    return;
+                }
+            }
+        }
+        if !records.is_empty() || !rejected.is_empty() {
+            let _ = tx.blocking_send(Message::Batch(records, rejected));
+        }
+    });
+    let mut totals = IngestStats::default();
+    // Batches share transactions of about BULK_COMMIT records; a fault or
+    // the end of input commits what is open, like `ingest` does.
+    let mut writer = store.bulk_writer();
+    let outcome = loop {
+        match rx.recv().await {
+            Some(Message::Batch(records, rejected)) => match writer.write(&records, &rejected).await {
+                Ok(Some(stats)) => {
+                    totals.add(stats);
+                    progress(&totals);
+                }
+                Ok(None) => {}
+                Err(e) => break Err(IngestError::Store(e)),
+            },
+            end => match writer.commit().await {
+                Ok(last) => {
+                    if let Some(stats) = last {
+                        totals.add(stats);
+                        progress(&totals);
+                    }
+                    match end {
+                        Some(Message::Fault(source)) => {
+                            break Err(IngestError::Read {
+                                stored: totals.received,
+                                source,
+                            });
+                        }
+                        _ => break Ok(totals),
+                    }
+                }
+                Err(e) => break Err(IngestError::Store(e)),
+            },
+        }
+    };
+    // Dropping the receiver stops a parser that is still running.
+    drop(rx);
+    match (parser.await, outcome) {
+        // A panicking parser closes the channel like a finished one would.
+        (Err(e), Ok(totals)) => Err(IngestError::Read {
+            stored: totals.received,
+            source: std::io::Error::other(format!("lesetråden stoppet: {e}")),
+        }),
+        (_, outcome) => outcome,
+    }
+}
+
+/// What a snapshot file covers, per source: the schools it names and the
+/// dates from its first to its last record. A snapshot import removes stored
+/// records inside this coverage that the file no longer has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    sources: std::collections::BTreeMap<String, SourceCoverage>,
+}
+
+/// The coverage of one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceCoverage {
+    /// Schools with records in the file.
+    pub schools: std::collections::BTreeSet<String>,
+    /// The first record's date.
+    pub from: chrono::NaiveDate,
+    /// The last record's date.
+    pub to: chrono::NaiveDate,
+}
+
+impl Coverage {
+    /// Widens the coverage to include `r`. Tombstones without fields say
+    /// nothing about coverage.
+    pub fn add(&mut self, r: &AbsenceRecord) {
+        if r.school.is_empty() || r.date == chrono::NaiveDate::MIN {
+            return;
+        }
+        match self.sources.get_mut(&r.source) {
+            Some(c) => {
+                if !c.schools.contains(&r.school) {
+                    c.schools.insert(r.school.clone());
+                }
+                c.from = c.from.min(r.date);
+                c.to = c.to.max(r.date);
+            }
+            None => {
+                self.sources.insert(
+                    r.source.clone(),
+                    SourceCoverage {
+                        schools: [r.school.clone()].into(),
+                        from: r.date,
+                        to: r.date,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The covered sources.
+    pub fn sources(&self) -> impl Iterator<Item = (&str, &SourceCoverage)> {
+        self.sources.iter().map(|(s, c)| (s.as_str(), c))
+    }
+
+    /// Schools covered, over all sources.
+    pub fn school_count(&self) -> usize {
+        self.sources.values().map(|c| c.schools.len()).sum()
+    }
+
+    /// The first and last date covered, over all sources.
+    pub fn dates(&self) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+        let from = self.sources.values().map(|c| c.from).min()?;
+        let to = self.sources.values().map(|c| c.to).max()?;
+        Some((from, to))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(source: &str, school: &str, date: &str) -> AbsenceRecord {
+        AbsenceRecord::from_json_str(&format!(
+            r#"{{"source":"{source}","id":"x","version":1,"pupil":"p","school":"{school}","date":"{date}","kind":"day","validity":"invalid"}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn coverage_spans_schools_and_dates_per_source() {
+        let mut c = Coverage::default();
+        assert_eq!(c.dates(), None);
+        c.add(&rec("a", "s1", "2026-03-05"));
+        c.add(&rec("a", "s2", "2026-02-01"));
+        c.add(&rec("a", "s1", "2026-04-30"));
+        c.add(&rec("b", "s9", "2026-01-10"));
+        c.add(&AbsenceRecord::from_json_str(r#"{"source":"a","id":"y","version":2,"deleted":true}"#).unwrap());
+        let a: Vec<_> = c.sources().collect();
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0].0, "a");
+        assert_eq!(a[0].1.schools.iter().collect::<Vec<_>>(), ["s1", "s2"]);
+        assert_eq!(
+            (a[0].1.from.to_string(), a[0].1.to.to_string()),
+            ("2026-02-01".into(), "2026-04-30".into())
+        );
+        assert_eq!(c.school_count(), 3);
+        assert_eq!(c.dates().unwrap().0.to_string(), "2026-01-10");
+    }
 }

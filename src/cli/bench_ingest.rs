@@ -17,12 +17,12 @@ use tilstede::adapters::Parsed;
 use tilstede::adapters::edfi::{EdfiMapping, EdfiXmlReader};
 use tilstede::adapters::xml::scan_events;
 use tilstede::rules::RuleSet;
-use tilstede::store::{QuarantineEntry, Store};
+use tilstede::store::Store;
 use tilstede::synthetic::Municipality;
 use tilstede::synthetic::writers::EdfiXmlWriter;
 
-/// Batches in flight between the parser thread and the store.
-const CHANNEL_BATCHES: usize = 2;
+/// Bytes of generated Ed-Fi XML per record (measured: 714 MiB for a million).
+const BYTES_PER_RECORD: u64 = 749;
 
 /// Settings of the ingest benchmark.
 #[derive(Debug, Args)]
@@ -30,6 +30,9 @@ pub struct IngestArgs {
     /// Records in the generated file.
     #[arg(long, default_value_t = 1_000_000)]
     records: usize,
+    /// Generate about this many MiB of XML instead (overrides --records).
+    #[arg(long)]
+    size_mib: Option<u64>,
     /// Use this Ed-Fi XML file instead of generating one.
     #[arg(long)]
     file: Option<PathBuf>,
@@ -41,23 +44,26 @@ pub struct IngestArgs {
     seed: u64,
 }
 
-type Batch = (Vec<tilstede::domain::AbsenceRecord>, Vec<QuarantineEntry>);
-
 /// Runs the benchmark.
 pub async fn run(args: IngestArgs) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let year = 2025;
     let as_of = *Municipality::school_days(year).last().context("school days")?;
+    let records = match args.size_mib {
+        // The generated Ed-Fi XML takes about 750 bytes per record.
+        Some(mib) => usize::try_from(mib * 1_048_576 / BYTES_PER_RECORD).unwrap_or(usize::MAX),
+        None => args.records,
+    };
     let path = match &args.file {
         Some(p) => p.clone(),
         None => {
             let t = Instant::now();
             let path = dir.path().join("edfi.xml");
             // About 55 records per pupil and year in the synthetic municipality.
-            let m = Municipality::generate(args.records / 50 + 1, (args.records / 25_000).max(2), args.seed);
+            let m = Municipality::generate(records / 50 + 1, (records / 25_000).max(2), args.seed);
             let mut w = EdfiXmlWriter::new(BufWriter::new(File::create(&path)?), year + 1)?;
             let mut n = 0usize;
-            for r in m.absence(year, "edfi").take(args.records) {
+            for r in m.absence(year, "edfi").take(records) {
                 w.record(&r)?;
                 n += 1;
             }
@@ -109,33 +115,14 @@ pub async fn run(args: IngestArgs) -> Result<ExitCode> {
     reset_peak();
     let base = rss_mib();
     let t = Instant::now();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(CHANNEL_BATCHES);
-    let parse_path = path.clone();
-    let parser = std::thread::spawn(move || -> std::io::Result<u64> {
-        let input = BufReader::with_capacity(1 << 16, File::open(&parse_path)?);
-        let mut batch: Batch = (Vec::with_capacity(tilstede::ingest::BATCH), Vec::new());
-        let mut n = 0u64;
-        for item in EdfiXmlReader::new(input, parse_path.display().to_string(), EdfiMapping::default()) {
-            match item? {
-                Parsed::Record(r) => batch.0.push(r),
-                Parsed::Rejected(q) => batch.1.push(q),
-            }
-            n += 1;
-            if batch.0.len() + batch.1.len() >= tilstede::ingest::BATCH {
-                let full = std::mem::replace(&mut batch, (Vec::with_capacity(tilstede::ingest::BATCH), Vec::new()));
-                if tx.blocking_send(full).is_err() {
-                    break;
-                }
-            }
-        }
-        let _ = tx.blocking_send(batch);
-        Ok(n)
-    });
-    let mut stored = 0u64;
-    while let Some((records, rejected)) = rx.recv().await {
-        stored += store.ingest(&records, &rejected).await?.received;
-    }
-    let items = parser.join().map_err(|_| anyhow::anyhow!("parser thread panicked"))??;
+    let items = EdfiXmlReader::new(
+        BufReader::with_capacity(1 << 16, File::open(&path)?),
+        path.display().to_string(),
+        EdfiMapping::default(),
+    );
+    let stats = tilstede::ingest::ingest_parallel(&store, items, |_| {}).await?;
+    let stored = stats.received;
+    let items = stats.received + stats.quarantined;
     let ingest = t.elapsed().as_secs_f64();
     let ingest_peak = peak_rss_mib();
     let t2 = Instant::now();

@@ -61,11 +61,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
-    /// Importer JSONL-filer til lageret og oppdater funnene.
+    /// Importer filer (JSONL eller en kildes eksport) til lageret og oppdater funnene.
+    #[command(after_long_help = records::IMPORT_HELP)]
     Import {
-        /// Canonical JSON Lines files (`-` for standard input).
+        /// Canonical JSON Lines or source files (`-` for standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// How the files are read and versioned.
+        #[command(flatten)]
+        options: records::ImportOptions,
         /// A preset or a path to a rules TOML file.
         #[arg(long, default_value = "baerum")]
         rules: String,
@@ -265,8 +269,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             rules,
             format,
         } => records::evaluate(&records, as_of, &load_rules(&rules)?, format),
-        Command::Import { files, rules, as_of } => {
-            records::import(&cli.store, &files, &load_rules(&rules)?, as_of.unwrap_or_else(today)).await
+        Command::Import {
+            files,
+            options,
+            rules,
+            as_of,
+        } => {
+            records::import(
+                &cli.store,
+                &files,
+                &options,
+                &load_rules(&rules)?,
+                as_of.unwrap_or_else(today),
+            )
+            .await
         }
         Command::Findings {
             as_of,

@@ -18,7 +18,7 @@ use tilstede::store::{QuarantineEntry, Store};
 /// Rejected lines shown on the terminal; the rest are only in quarantine.
 const SHOWN_REJECTS: usize = 20;
 
-fn open(path: &Path) -> Result<(Box<dyn BufRead>, Option<u64>)> {
+fn open(path: &Path) -> Result<(Box<dyn BufRead + Send>, Option<u64>)> {
     if path == Path::new("-") {
         return Ok((Box::new(BufReader::new(std::io::stdin())), None));
     }
@@ -96,10 +96,113 @@ fn shorten(ids: &[String]) -> String {
     }
 }
 
+/// Extra help for `tilstede import --help`: how file imports are versioned.
+pub const IMPORT_HELP: &str = "\
+Versjoner: JSONL-poster har sin egen versjon. Kildefiler (edfi-xml, sif-xml, \
+vendor-csv uten versjonskolonne) har ingen, så hver import får et versjonsstempel: \
+filens endringstid i unix-sekunder, eller --version-stamp N. Samme fil to ganger \
+endrer ingenting, en nyere rettet fil erstatter postene den endrer, og en eldre fil \
+kan ikke overskrive nyere data.
+
+Med --snapshot er filen et fullstendig øyeblikksbilde av kilden for sine skoler og \
+sin datoperiode: poster fra samme kilde innenfor dette utsnittet som mangler i filen \
+(og er eldre enn stempelet), blir slettet (gravstein), og funnene oppdateres.";
+
+/// How `tilstede import` reads its files.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportOptions {
+    /// The adapter that reads the files (see `tilstede adapters list`).
+    #[arg(long, default_value = "jsonl")]
+    pub adapter: String,
+    /// Profile name or TOML path (vendor adapters).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Canonical source name of the records.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Lessons in a school day (Ed-Fi and SIF part-day events).
+    #[arg(long)]
+    pub lessons_per_day: Option<u32>,
+    /// Version of every record in the files (default: each file's modification time in unix seconds).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub version_stamp: Option<u32>,
+    /// Treat each file as a full snapshot: stored records of its source, schools and dates that it lacks are deleted.
+    #[arg(long)]
+    pub snapshot: bool,
+}
+
+/// Whether records from this adapter carry their own versions.
+fn carries_versions(options: &ImportOptions) -> Result<bool> {
+    Ok(match options.adapter.as_str() {
+        "jsonl" => true,
+        "vendor-csv" => match &options.profile {
+            Some(name) => tilstede::adapters::profile::Profile::load(name)?
+                .columns
+                .version
+                .is_some(),
+            // open_file names the missing profile.
+            None => false,
+        },
+        _ => false,
+    })
+}
+
+/// The version stamp of a file import: the flag, or the file's modification time.
+fn version_stamp(path: &Path, flag: Option<u32>) -> Result<u32> {
+    if let Some(v) = flag {
+        return Ok(v);
+    }
+    anyhow::ensure!(
+        path != Path::new("-"),
+        "standard inn har ingen endringstid: oppgi --version-stamp"
+    );
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("kan ikke lese endringstiden til {}", path.display()))?;
+    let secs = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    u32::try_from(secs).ok().filter(|s| *s > 0).with_context(|| {
+        format!(
+            "endringstiden til {} passer ikke som versjon: oppgi --version-stamp",
+            path.display()
+        )
+    })
+}
+
 /// `tilstede import`.
-pub async fn import(store: &str, files: &[std::path::PathBuf], set: &RuleSet, as_of: NaiveDate) -> Result<ExitCode> {
+pub async fn import(
+    store: &str,
+    files: &[std::path::PathBuf],
+    options: &ImportOptions,
+    set: &RuleSet,
+    as_of: NaiveDate,
+) -> Result<ExitCode> {
+    let own_versions = carries_versions(options)?;
+    if own_versions && (options.version_stamp.is_some() || options.snapshot) {
+        anyhow::bail!(
+            "--version-stamp og --snapshot gjelder bare kildefiler uten egne versjoner; postene fra «{}»{} har versjoner",
+            options.adapter,
+            options
+                .profile
+                .as_deref()
+                .map(|p| format!(" med profilen «{p}»"))
+                .unwrap_or_default()
+        );
+    }
+    let file_options = tilstede::adapters::FileOptions {
+        profile: options.profile.clone(),
+        source: options.source.clone(),
+        lessons_per_day: options.lessons_per_day,
+    };
     let store = Store::open(store).await?;
     for path in files {
+        let stamp = if own_versions {
+            None
+        } else {
+            Some(version_stamp(path, options.version_stamp)?)
+        };
         let (input, len) = open(path)?;
         let bar = match len {
             Some(len) => ProgressBar::new(len).with_style(
@@ -111,16 +214,37 @@ pub async fn import(store: &str, files: &[std::path::PathBuf], set: &RuleSet, as
         };
         bar.set_message(path.display().to_string());
         let input = BufReader::with_capacity(1 << 16, bar.wrap_read(input));
+        let items = tilstede::adapters::open_file(
+            &options.adapter,
+            &file_options,
+            Box::new(input),
+            &path.display().to_string(),
+        )?;
+        let coverage = std::sync::Arc::new(std::sync::Mutex::new(tilstede::ingest::Coverage::default()));
+        let seen = coverage.clone();
+        let shown_bar = bar.clone();
         let mut shown = 0usize;
-        let reader = JsonlReader::new(input, path.display().to_string()).inspect(|item| {
-            if let Ok(Parsed::Rejected(q)) = item {
-                shown += 1;
-                if shown <= SHOWN_REJECTS {
-                    bar.suspend(|| report_reject(q));
+        let reader = items.map(move |mut item| {
+            match &mut item {
+                Ok(Parsed::Record(r)) => {
+                    if let Some(stamp) = stamp {
+                        r.version = stamp;
+                    }
+                    if let Ok(mut c) = seen.lock() {
+                        c.add(r);
+                    }
                 }
+                Ok(Parsed::Rejected(q)) => {
+                    shown += 1;
+                    if shown <= SHOWN_REJECTS {
+                        shown_bar.suspend(|| report_reject(q));
+                    }
+                }
+                Err(_) => {}
             }
+            item
         });
-        let stats = tilstede::ingest::ingest(&store, reader, |_| {}).await;
+        let stats = tilstede::ingest::ingest_parallel(&store, reader, |_| {}).await;
         bar.finish_and_clear();
         let stats = stats.with_context(|| format!("import av {} stoppet", path.display()))?;
         if stats.quarantined as usize > SHOWN_REJECTS {
@@ -137,6 +261,23 @@ pub async fn import(store: &str, files: &[std::path::PathBuf], set: &RuleSet, as
             stats.unchanged,
             stats.quarantined
         );
+        if let (true, Some(stamp)) = (options.snapshot, stamp) {
+            let coverage = std::mem::take(&mut *coverage.lock().map_err(|_| anyhow::anyhow!("dekningen ble ødelagt"))?);
+            let mut removed = 0;
+            for (source, c) in coverage.sources() {
+                let schools: Vec<&str> = c.schools.iter().map(String::as_str).collect();
+                removed += store.tombstone_absent(source, &schools, c.from, c.to, stamp).await?;
+            }
+            println!(
+                "{}: øyeblikksbilde for {} skoler {}: {removed} poster som mangler i filen, er slettet",
+                path.display(),
+                coverage.school_count(),
+                coverage
+                    .dates()
+                    .map(|(from, to)| format!("{}–{}", norwegian(from), norwegian(to)))
+                    .unwrap_or_else(|| "(ingen poster)".into())
+            );
+        }
     }
     let refresh = store.refresh_findings(set, as_of).await?;
     let count = |k: &str| {

@@ -1,6 +1,6 @@
 //! Persisted findings, recomputed only for the pupils a change touched.
 
-use super::records::{RECORD_SELECT, record_from_row};
+use super::records::{RECORD_EVAL_SELECT, eval_record_from_row};
 use super::{Store, StoreError, now};
 use crate::domain::record::parse_date;
 use crate::domain::{AbsenceRecord, Finding, FindingWindow};
@@ -149,7 +149,7 @@ impl Store {
         let list = self.backend.placeholders(1, pupils.len());
         let n = pupils.len();
         let mut q = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {RECORD_SELECT} FROM records WHERE pupil IN ({list}) AND deleted = 0 AND date >= {} AND date <= {}",
+            "SELECT {RECORD_EVAL_SELECT} FROM records WHERE pupil IN ({list}) AND deleted = 0 AND date >= {} AND date <= {}",
             self.backend.placeholders(n + 1, 1),
             self.backend.placeholders(n + 2, 1)
         )));
@@ -161,7 +161,7 @@ impl Store {
             .bind(date_text(evaluator.as_of()))
             .fetch_all(&mut *tx)
             .await?;
-        let records: Vec<AbsenceRecord> = rows.iter().map(record_from_row).collect::<Result<_, _>>()?;
+        let records: Vec<AbsenceRecord> = rows.iter().map(eval_record_from_row).collect::<Result<_, _>>()?;
         let mut by_pupil: HashMap<&str, Vec<&AbsenceRecord>> = HashMap::new();
         for r in &records {
             by_pupil.entry(r.pupil.as_str()).or_default().push(r);

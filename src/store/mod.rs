@@ -19,7 +19,7 @@ pub use chat::{CardText, Claim, RoomPlan};
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
 pub use outbox::{EventRef, MatrixRoom, NewPost, OutboxCounts, OutboxEntry, PostKind};
-pub use records::{IngestStats, QuarantineEntry, QuarantinedRow};
+pub use records::{BULK_COMMIT, BulkWriter, IngestStats, QuarantineEntry, QuarantinedRow};
 pub use retention::{Purged, REDACTION_REASON};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -127,47 +127,117 @@ fn date_text(r: &AbsenceRecord) -> String {
     }
 }
 
-impl Store {
-    /// Stores records and quarantine entries in one transaction: either all of
-    /// it is kept or none. Re-sending the same versions changes nothing.
-    pub async fn ingest(
-        &self,
+/// Records committed per transaction by a [`BulkWriter`]. Larger commits
+/// write each touched index page once for more records; the pages stay in
+/// SQLite's page cache (see [`BULK_CACHE_KIB`]) until the commit.
+pub const BULK_COMMIT: u64 = 100_000;
+/// A bulk transaction is committed after this long even when it holds fewer
+/// records, so a slow import still shows (and keeps) its progress regularly.
+const BULK_MAX_OPEN: std::time::Duration = std::time::Duration::from_secs(2);
+/// SQLite page cache of a bulk transaction, in KiB: room for the index pages
+/// a [`BULK_COMMIT`] touches, so they are not spilled before the commit.
+const BULK_CACHE_KIB: i64 = 16 * 1024;
+/// SQLite's default page cache, restored after a bulk transaction.
+const DEFAULT_CACHE_KIB: i64 = 2000;
+
+/// Batches written in shared transactions (see [`Store::bulk_writer`]).
+/// What [`BulkWriter::write`] returns is committed only by a later
+/// [`BulkWriter::commit`] (or by a write that reaches [`BULK_COMMIT`]);
+/// dropping the writer rolls back the open transaction.
+pub struct BulkWriter<'s> {
+    store: &'s Store,
+    tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+    opened: std::time::Instant,
+    pending: IngestStats,
+}
+
+impl BulkWriter<'_> {
+    /// Writes a batch; commits when the open transaction holds
+    /// [`BULK_COMMIT`] records or has been open for two seconds. Returns the counts committed by this call,
+    /// if it committed.
+    pub async fn write(
+        &mut self,
         records: &[AbsenceRecord],
         quarantine: &[QuarantineEntry],
-    ) -> Result<IngestStats, StoreError> {
-        let unique = dedupe(records);
-        let stamp = now();
-        let mut tx = self.begin_write().await?;
-        let mut changed = 0;
-        for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-            let sql = upsert_sql(self.backend, chunk.len());
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for r in chunk {
-                let extensions =
-                    (!r.extensions.is_empty()).then(|| serde_json::Value::Object(r.extensions.clone()).to_string());
-                q = q
-                    .bind(r.source.as_str())
-                    .bind(r.id.as_str())
-                    .bind(i64::from(r.version))
-                    .bind(r.pupil.as_str())
-                    .bind(r.school.as_str())
-                    .bind(date_text(r))
-                    .bind(r.kind.as_str())
-                    .bind(i64::from(r.lessons))
-                    .bind(r.minutes.map(i64::from))
-                    .bind(r.validity.as_str())
-                    .bind(r.reason.map(|x| x.as_str()))
-                    .bind(i64::from(r.deleted))
-                    .bind(extensions)
-                    .bind(stamp.as_str());
+    ) -> Result<Option<IngestStats>, StoreError> {
+        let tx = match &mut self.tx {
+            Some(tx) => tx,
+            None => {
+                let mut tx = self.store.begin_write().await?;
+                if self.store.backend == Backend::Sqlite {
+                    sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = -{BULK_CACHE_KIB}")))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                self.opened = std::time::Instant::now();
+                self.tx.insert(tx)
             }
-            changed += q.execute(&mut *tx).await?.rows_affected();
+        };
+        let stats = write_batch(self.store.backend, tx, records, quarantine).await?;
+        self.pending.add(stats);
+        if self.pending.received + self.pending.quarantined >= BULK_COMMIT || self.opened.elapsed() >= BULK_MAX_OPEN {
+            return self.commit().await;
         }
-        for e in quarantine {
-            // The same rejected input from the same place is kept once.
-            let raw = truncate(&e.raw, MAX_RAW);
-            let digest = Sha256::digest(format!("{}\n{}\n{}", e.location, e.reason, raw).as_bytes());
-            sqlx::query(
+        Ok(None)
+    }
+
+    /// Commits the open transaction; returns its counts (`None` if nothing was open).
+    pub async fn commit(&mut self) -> Result<Option<IngestStats>, StoreError> {
+        let Some(mut tx) = self.tx.take() else {
+            return Ok(None);
+        };
+        if self.store.backend == Backend::Sqlite {
+            // The pool reuses the connection: give the memory back.
+            sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = -{DEFAULT_CACHE_KIB}")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(std::mem::take(&mut self.pending)))
+    }
+}
+
+/// Writes one batch inside `tx` (see [`Store::ingest`]).
+async fn write_batch(
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    records: &[AbsenceRecord],
+    quarantine: &[QuarantineEntry],
+) -> Result<IngestStats, StoreError> {
+    let unique = dedupe(records);
+    let stamp = now();
+    let mut changed = 0;
+    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+        let sql = upsert_sql(backend, chunk.len());
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for r in chunk {
+            let extensions = (!r.extensions.is_empty())
+                .then(|| serde_json::to_string(&r.extensions))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("extensions: {e}")))?;
+            q = q
+                .bind(r.source.as_str())
+                .bind(r.id.as_str())
+                .bind(i64::from(r.version))
+                .bind(r.pupil.as_str())
+                .bind(r.school.as_str())
+                .bind(date_text(r))
+                .bind(r.kind.as_str())
+                .bind(i64::from(r.lessons))
+                .bind(r.minutes.map(i64::from))
+                .bind(r.validity.as_str())
+                .bind(r.reason.map(|x| x.as_str()))
+                .bind(i64::from(r.deleted))
+                .bind(extensions)
+                .bind(stamp.as_str());
+        }
+        changed += q.execute(&mut **tx).await?.rows_affected();
+    }
+    for e in quarantine {
+        // The same rejected input from the same place is kept once.
+        let raw = truncate(&e.raw, MAX_RAW);
+        let digest = Sha256::digest(format!("{}\n{}\n{}", e.location, e.reason, raw).as_bytes());
+        sqlx::query(
                 "INSERT INTO quarantine (source, location, reason, raw, digest, received_at) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (digest) DO NOTHING",
             )
@@ -177,17 +247,91 @@ impl Store {
             .bind(raw)
             .bind(hex::encode(digest))
             .bind(stamp.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
+    }
+    let received = records.len() as u64;
+    Ok(IngestStats {
+        received,
+        changed,
+        unchanged: received - changed,
+        quarantined: quarantine.len() as u64,
+    })
+}
+
+impl Store {
+    /// Stores records and quarantine entries in one transaction: either all of
+    /// it is kept or none. Re-sending the same versions changes nothing.
+    pub async fn ingest(
+        &self,
+        records: &[AbsenceRecord],
+        quarantine: &[QuarantineEntry],
+    ) -> Result<IngestStats, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let stats = write_batch(self.backend, &mut tx, records, quarantine).await?;
+        tx.commit().await?;
+        Ok(stats)
+    }
+
+    /// A writer for large imports: batches share a transaction until about
+    /// [`BULK_COMMIT`] records are written, so each B-tree page a batch
+    /// touches is written to disk once per commit rather than once per batch.
+    pub fn bulk_writer(&self) -> BulkWriter<'_> {
+        BulkWriter {
+            store: self,
+            tx: None,
+            opened: std::time::Instant::now(),
+            pending: IngestStats::default(),
+        }
+    }
+
+    /// Deletes (as tombstones at version `stamp`) the live records of
+    /// `source` at `schools` dated `from..=to` whose version is below
+    /// `stamp`: after a snapshot import at `stamp`, those are the records the
+    /// snapshot no longer has. Records at `stamp` or newer are kept, so an
+    /// older snapshot cannot remove newer data. Returns how many were deleted.
+    pub async fn tombstone_absent(
+        &self,
+        source: &str,
+        schools: &[&str],
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        stamp: u32,
+    ) -> Result<u64, StoreError> {
+        if schools.is_empty() {
+            return Ok(0);
+        }
+        let stamp_at = now();
+        let mut tx = self.begin_write().await?;
+        let mut removed = 0;
+        for chunk in schools.chunks(ROWS_PER_STATEMENT) {
+            // The same rule as the upsert: a tombstone at a higher version wins.
+            let sql = format!(
+                "UPDATE records SET deleted = 1, version = {p1}, updated_at = {p2} \
+                 WHERE source = {p3} AND deleted = 0 AND version < {p4} AND date >= {p5} AND date <= {p6} \
+                 AND school IN ({list})",
+                p1 = self.backend.placeholders(1, 1),
+                p2 = self.backend.placeholders(2, 1),
+                p3 = self.backend.placeholders(3, 1),
+                p4 = self.backend.placeholders(4, 1),
+                p5 = self.backend.placeholders(5, 1),
+                p6 = self.backend.placeholders(6, 1),
+                list = self.backend.placeholders(7, chunk.len()),
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .bind(i64::from(stamp))
+                .bind(stamp_at.as_str())
+                .bind(source)
+                .bind(i64::from(stamp))
+                .bind(from.format("%Y-%m-%d").to_string())
+                .bind(to.format("%Y-%m-%d").to_string());
+            for school in chunk {
+                q = q.bind(*school);
+            }
+            removed += q.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
-        let received = records.len() as u64;
-        Ok(IngestStats {
-            received,
-            changed,
-            unchanged: received - changed,
-            quarantined: quarantine.len() as u64,
-        })
+        Ok(removed)
     }
 
     /// A pupil's live records dated `from..=to`, oldest first.
@@ -256,15 +400,33 @@ impl Store {
 pub(super) const RECORD_SELECT: &str =
     "source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted, extensions";
 
+/// The columns the rule engine needs: [`RECORD_SELECT`] without the
+/// extensions, which rules never read and which cost a JSON parse per row.
+pub(super) const RECORD_EVAL_SELECT: &str =
+    "source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted";
+
 /// Reads a record selected with [`RECORD_SELECT`].
 pub(super) fn record_from_row(row: &AnyRow) -> Result<AbsenceRecord, StoreError> {
+    record_from_columns(row, true)
+}
+
+/// Reads a record selected with [`RECORD_EVAL_SELECT`] (no extensions).
+pub(super) fn eval_record_from_row(row: &AnyRow) -> Result<AbsenceRecord, StoreError> {
+    record_from_columns(row, false)
+}
+
+fn record_from_columns(row: &AnyRow, with_extensions: bool) -> Result<AbsenceRecord, StoreError> {
     let text = |c: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(c)?) };
     let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("{what} «{v}»"));
     let date = text("date")?;
     let kind = text("kind")?;
     let validity = text("validity")?;
     let reason: Option<String> = row.try_get("reason")?;
-    let extensions: Option<String> = row.try_get("extensions")?;
+    let extensions: Option<String> = if with_extensions {
+        row.try_get("extensions")?
+    } else {
+        None
+    };
     let extensions = match extensions {
         None => Default::default(),
         Some(s) => match serde_json::from_str(&s) {

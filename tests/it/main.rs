@@ -14,6 +14,7 @@ mod chat;
 mod cli;
 mod fake;
 mod http;
+mod import_versions;
 mod matrix;
 mod serve;
 mod store;
