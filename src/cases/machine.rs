@@ -8,8 +8,7 @@ use super::command::Command;
 use super::config::CaseConfig;
 use super::model::*;
 use crate::domain::roster::Level;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
-use chrono_tz::Europe::Oslo;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
 /// Why a command was refused. The messages are shown to the person.
@@ -231,13 +230,7 @@ pub fn escalation_party(config: &CaseConfig, school: &str) -> Party {
 }
 
 fn oslo(date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
-    let local = date.and_time(time);
-    Oslo.from_local_datetime(&local)
-        .earliest()
-        // A time inside the spring DST gap: one hour later exists.
-        .or_else(|| Oslo.from_local_datetime(&(local + Duration::hours(1))).earliest())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| Utc.from_utc_datetime(&local))
+    crate::domain::dates::oslo_instant(date.and_time(time))
 }
 
 fn is_school_day(d: NaiveDate) -> bool {

@@ -10,8 +10,7 @@ use crate::cases::{Command, authorize};
 use crate::matrix::commands::{self as chat, Responsible};
 use crate::matrix::escape_html;
 use crate::render::when;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Europe::Oslo;
+use chrono::{DateTime, NaiveDate, Utc};
 
 /// The case card: the root of the case's thread. It shows the case number,
 /// the pupil's initials and class, the phase, who is responsible and the next
@@ -116,20 +115,6 @@ pub fn choose(case: &Case, parties: &[Party], command: &Command) -> Result<Party
     }))
 }
 
-/// An Oslo wall-clock time as an instant (the later one in the autumn overlap).
-pub fn oslo(local: NaiveDateTime) -> DateTime<Utc> {
-    match Oslo.from_local_datetime(&local) {
-        chrono::LocalResult::Single(t) => t.with_timezone(&Utc),
-        chrono::LocalResult::Ambiguous(_, late) => late.with_timezone(&Utc),
-        // In the spring gap: an hour on.
-        chrono::LocalResult::None => Oslo
-            .from_local_datetime(&(local + chrono::Duration::hours(1)))
-            .earliest()
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| Utc.from_utc_datetime(&local)),
-    }
-}
-
 /// The workflow's agency for a chat agency.
 pub fn agency(a: chat::Agency) -> Agency {
     match a {
@@ -169,7 +154,7 @@ pub fn to_case_command(command: &chat::Command, case: &Case, now: DateTime<Utc>,
             } else {
                 MeetingKind::Samarbeid
             },
-            at: oslo(*at),
+            at: crate::domain::dates::oslo_instant(*at),
             leadership_present: false,
         },
         chat::Command::Measure {

@@ -44,6 +44,20 @@ pub fn school_review(start: NaiveDate, today: NaiveDate) -> Option<(u8, NaiveDat
 }
 
 impl Chat {
+    /// The records of `pupils` between `from` and `to`.
+    async fn records_of(
+        &self,
+        pupils: &[crate::domain::roster::RosterPupil],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<crate::domain::AbsenceRecord>, ChatError> {
+        let mut all = Vec::new();
+        for p in pupils {
+            all.extend(self.store().pupil_records(&p.id, from, to).await?);
+        }
+        Ok(all)
+    }
+
     /// Sends the digests that are due at `now` and not yet sent.
     pub async fn digests(&self, now: DateTime<Utc>) -> Result<DigestStats, ChatError> {
         let today = school_date_utc(now);
@@ -69,18 +83,14 @@ impl Chat {
                 .collect();
             teachers.sort();
             teachers.dedup();
-            let mut records = None;
+            let mut records: Option<Vec<crate::domain::AbsenceRecord>> = None;
             for teacher in teachers {
                 let key = format!("teacher:{teacher}:{}", from.format("%Y-%m"));
                 let Some(user) = self.matrix_id(teacher).await? else {
                     continue;
                 };
                 if records.is_none() {
-                    let mut all = Vec::new();
-                    for p in &pupils {
-                        all.extend(self.store().pupil_records(&p.id, from, to).await?);
-                    }
-                    records = Some(all);
+                    records = Some(self.records_of(&pupils, from, to).await?);
                 }
                 let d = teacher_digest(
                     teacher,
@@ -113,10 +123,7 @@ impl Chat {
             // days while the rest of the school has them is told to
             // leadership at once (once per class and week).
             let (gap_from, gap_to) = (today - Duration::days(GAP_WINDOW_DAYS), today - Duration::days(1));
-            let mut recent = Vec::new();
-            for p in &pupils {
-                recent.extend(self.store().pupil_records(&p.id, gap_from, gap_to).await?);
-            }
+            let recent = self.records_of(&pupils, gap_from, gap_to).await?;
             let week = today.format("%G-W%V");
             for gap in registration_gaps(&classes, &pupils, &recent, gap_from, gap_to, GAP_DAYS) {
                 let key = format!("gap:{school}:{}:{week}", gap.class);
@@ -144,10 +151,7 @@ impl Chat {
             if let Some((n, from, to)) = school_review(start, today) {
                 let key = format!("school:{school}:{start}:{n}");
                 let before = from - (to - from) - Duration::days(1);
-                let mut records = Vec::new();
-                for p in &pupils {
-                    records.extend(self.store().pupil_records(&p.id, before, to).await?);
-                }
+                let records = self.records_of(&pupils, before, to).await?;
                 let d = school_digest(school, &room.name, &pupils, &records, &cases, from, to, lessons);
                 let gaps = registration_gaps(&classes, &pupils, &records, from, to, GAP_DAYS);
                 let r = self

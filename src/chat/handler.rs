@@ -324,16 +324,7 @@ impl Chat {
                     }
                     if let Some(p) = self.parties_of(&c, &context.sender).await?.first() {
                         let c = self.store().read_case(&c.number, p, now).await?;
-                        mine.push(crate::store::CaseSummary {
-                            number: c.number.clone(),
-                            school: c.pupil.school.clone(),
-                            pupil_label: c.pupil_label(),
-                            phase: c.phase.number(),
-                            open: c.is_open(),
-                            responsible: c.responsible.id.clone(),
-                            next_due: None,
-                            long_term: c.long_term,
-                        });
+                        mine.push(crate::store::CaseSummary::of(&c));
                     }
                 }
                 mine

@@ -14,7 +14,8 @@ use tilstede::matrix::synapse::{Limits, Synapse};
 use tilstede::matrix::{Bot, CommandContext, CommandHandler, MatrixConfig, Reply, SchoolRoom, case_card, school_room};
 use tokio::sync::mpsc;
 
-struct NoCommands;
+/// A bot that is not asked anything.
+pub(super) struct NoCommands;
 
 impl CommandHandler for NoCommands {
     fn handle<'a>(&'a self, _: &'a CommandContext, _: Command) -> futures::future::BoxFuture<'a, Reply> {
@@ -35,7 +36,7 @@ async fn client(server: &Synapse, dir: &std::path::Path, user: &str, password: &
 }
 
 /// A reader that reports every decrypted message body with its arrival time.
-fn read_into(client: &Client) -> (mpsc::UnboundedReceiver<(String, Instant)>, tokio::task::JoinHandle<()>) {
+pub(super) fn read_into(client: &Client) -> (mpsc::UnboundedReceiver<(String, Instant)>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     client.add_event_handler(move |ev: OriginalSyncRoomMessageEvent, _room: Room| {
         let tx = tx.clone();
@@ -75,7 +76,7 @@ async fn wait_for(rx: &mut mpsc::UnboundedReceiver<(String, Instant)>, body: &st
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }

@@ -3,18 +3,17 @@
 //! bot with the admin API's `override_ratelimit` (what an operator does for a
 //! bot), or left as shipped (where the outbox coalesces the backlog).
 
+use super::bench_matrix::{NoCommands, percentile, read_into};
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
+use matrix_sdk::Client;
 use matrix_sdk::config::{RequestConfig, SyncSettings};
-use matrix_sdk::ruma::events::room::message::{MessageType, OriginalSyncRoomMessageEvent};
-use matrix_sdk::{Client, Room};
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tilstede::matrix::synapse::{Limits, Synapse};
 use tilstede::matrix::{Bot, MatrixConfig, SchoolRoom, case_card, case_thread, school_room};
-use tokio::sync::mpsc;
 
 /// How the bot is rate limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,11 +65,6 @@ fn tokens(body: &str) -> impl Iterator<Item = usize> + '_ {
         .filter_map(|rest| rest.split(']').next()?.parse().ok())
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len().saturating_sub(1))]
-}
-
 /// Runs the benchmark: `prompts` thread messages over `rooms` rooms, with a
 /// case card per five prompts.
 pub async fn run(prompts: usize, rooms: usize, limits: BotLimits) -> Result<ExitCode> {
@@ -113,16 +107,6 @@ pub async fn run(prompts: usize, rooms: usize, limits: BotLimits) -> Result<Exit
             })
             .collect(),
     };
-    struct NoCommands;
-    impl tilstede::matrix::CommandHandler for NoCommands {
-        fn handle<'a>(
-            &'a self,
-            _: &'a tilstede::matrix::CommandContext,
-            _: tilstede::matrix::commands::Command,
-        ) -> futures::future::BoxFuture<'a, tilstede::matrix::Reply> {
-            Box::pin(async { tilstede::matrix::Reply::text("ikke i bruk") })
-        }
-    }
     let bot = Bot::start(config, "pw-tilstede", store.clone(), Arc::new(NoCommands)).await?;
     let t = Instant::now();
     bot.ensure_rooms().await?;
@@ -140,27 +124,7 @@ pub async fn run(prompts: usize, rooms: usize, limits: BotLimits) -> Result<Exit
         override_limits(&server, &token, &bot_id, false).await?;
     }
 
-    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Instant)>();
-    reader.add_event_handler(move |ev: OriginalSyncRoomMessageEvent, _room: Room| {
-        let tx = tx.clone();
-        async move {
-            if let MessageType::Notice(n) = &ev.content.msgtype {
-                let _ = tx.send((n.body.clone(), Instant::now()));
-            }
-        }
-    });
-    let sync_client = reader.clone();
-    let reader_task = tokio::spawn(async move {
-        loop {
-            if sync_client
-                .sync_once(SyncSettings::default().timeout(Duration::from_secs(30)))
-                .await
-                .is_err()
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let (mut rx, reader_task) = read_into(&reader);
     let tasks = bot.spawn();
     tokio::time::sleep(Duration::from_secs(1)).await;
     while rx.try_recv().is_ok() {}

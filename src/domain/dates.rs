@@ -1,7 +1,7 @@
 //! Date arithmetic in the routine's terms: school days in Europe/Oslo, month
 //! windows that clamp to month ends, school half-years.
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
 use chrono_tz::Europe::Oslo;
 
 /// The school day (in Europe/Oslo) that an instant falls on.
@@ -12,6 +12,16 @@ pub fn school_date<Tz: TimeZone>(instant: &DateTime<Tz>) -> NaiveDate {
 /// The school day of a UTC instant.
 pub fn school_date_utc(instant: DateTime<Utc>) -> NaiveDate {
     school_date(&instant)
+}
+
+/// An Oslo wall-clock time as an instant: the earlier one in the autumn
+/// overlap, and an hour on for a time inside the spring gap.
+pub fn oslo_instant(local: NaiveDateTime) -> DateTime<Utc> {
+    Oslo.from_local_datetime(&local)
+        .earliest()
+        .or_else(|| Oslo.from_local_datetime(&(local + Duration::hours(1))).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&local))
 }
 
 /// `date` minus `months` calendar months, clamped to the last day of the

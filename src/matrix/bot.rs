@@ -285,6 +285,13 @@ impl Bot {
         }
     }
 
+    fn observe_send(&self, took: Duration) {
+        let observer = self.inner.observer.lock().ok().and_then(|o| o.clone());
+        if let Some(observe) = observer {
+            observe(took);
+        }
+    }
+
     /// Enqueues a post and wakes the delivery loop.
     pub async fn enqueue(&self, post: &NewPost) -> Result<OutboxEntry, MatrixError> {
         let entry = self.inner.store.enqueue_post(post).await?;
@@ -749,10 +756,7 @@ impl Bot {
             let started = Instant::now();
             match self.send(&room, &entry).await {
                 Ok(event_id) => {
-                    let observer = self.inner.observer.lock().ok().and_then(|o| o.clone());
-                    if let Some(observe) = observer {
-                        observe(started.elapsed());
-                    }
+                    self.observe_send(started.elapsed());
                     if store.outbox_delivered(entry.id, &event_id).await.is_err() {
                         return Err(Wait(Duration::from_secs(1)));
                     }
@@ -870,10 +874,7 @@ impl Bot {
             .await
         {
             Ok(sent) => {
-                let observer = self.inner.observer.lock().ok().and_then(|o| o.clone());
-                if let Some(observe) = observer {
-                    observe(started.elapsed());
-                }
+                self.observe_send(started.elapsed());
                 store
                     .outbox_batch_delivered(batch, sent.response.event_id.as_str())
                     .await

@@ -135,16 +135,19 @@ fn case_from_row(row: &AnyRow) -> Result<Case, StoreError> {
     serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("cases {number}: {e}")))
 }
 
-fn summary(c: &Case) -> CaseSummary {
-    CaseSummary {
-        number: c.number.clone(),
-        school: c.pupil.school.clone(),
-        pupil_label: c.pupil_label(),
-        phase: c.phase.number(),
-        open: c.is_open(),
-        responsible: c.responsible.id.clone(),
-        next_due: c.next_deadline().map(|d| ts(d.due)),
-        long_term: c.long_term,
+impl CaseSummary {
+    /// The summary of a case.
+    pub fn of(c: &Case) -> CaseSummary {
+        CaseSummary {
+            number: c.number.clone(),
+            school: c.pupil.school.clone(),
+            pupil_label: c.pupil_label(),
+            phase: c.phase.number(),
+            open: c.is_open(),
+            responsible: c.responsible.id.clone(),
+            next_due: c.next_deadline().map(|d| ts(d.due)),
+            long_term: c.long_term,
+        }
     }
 }
 
@@ -556,7 +559,7 @@ impl Store {
             audit(&mut tx, &c.number, reader, "list", &serde_json::json!({}), now).await?;
         }
         tx.commit().await?;
-        Ok(cases.iter().map(summary).collect())
+        Ok(cases.iter().map(CaseSummary::of).collect())
     }
 
     /// Cases without audit, for digests computed by tilstede itself.
