@@ -143,8 +143,10 @@ impl Store {
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                            // busy_timeout first: switching a fresh file to WAL
+                            // needs a lock another process may hold.
+                            "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                         )
                         .await?;
                         Ok(())
@@ -199,22 +201,24 @@ impl Store {
                 Backend::Postgres => postgres,
             };
             let migration = |source| StoreError::Migration { version, source };
+            // Another process or replica may be migrating the same
+            // database: SQLite's BEGIN IMMEDIATE and PostgreSQL's advisory
+            // lock serialise us, and the version is checked again inside.
             let mut tx = self.begin_write().await.map_err(migration)?;
-            // Another replica may be migrating the same PostgreSQL database.
             if self.backend == Backend::Postgres {
                 sqlx::query("SELECT pg_advisory_xact_lock(7461736) ")
                     .execute(&mut *tx)
                     .await
                     .map_err(migration)?;
-                let done: Option<i64> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(migration)?
-                    .map(|r| r.get(0));
-                if done.is_some() {
-                    continue;
-                }
+            }
+            let done: Option<i64> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(migration)?
+                .map(|r| r.get(0));
+            if done.is_some() {
+                continue;
             }
             sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(migration)?;
             sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
