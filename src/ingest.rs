@@ -127,7 +127,7 @@ where
     let mut writer = store.bulk_writer();
     let outcome = loop {
         match rx.recv().await {
-            Some(Message::Batch(records, rejected)) => match writer.write(&records, &rejected).await {
+            Some(Message::Batch(records, rejected)) => match writer.write(records, rejected).await {
                 Ok(Some(stats)) => {
                     totals.add(stats);
                     progress(&totals);

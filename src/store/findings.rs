@@ -246,18 +246,25 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        for c in &batch_changes {
-            let f = c.finding();
-            sqlx::query(
-                "INSERT INTO finding_events (pupil, rule, change, finding, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(f.pupil.as_str())
-            .bind(f.rule.as_str())
-            .bind(c.kind())
-            .bind(serde_json::to_string(f).unwrap_or_default())
-            .bind(stamp.as_str())
-            .execute(&mut *tx)
-            .await?;
+        // In order, so the event log's sequence follows the changes.
+        for chunk in batch_changes.chunks(200) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", self.backend.placeholders(i * 5 + 1, 5)))
+                .collect();
+            let mut q = sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO finding_events (pupil, rule, change, finding, created_at) VALUES {}",
+                values.join(", ")
+            )));
+            for c in chunk {
+                let f = c.finding();
+                q = q
+                    .bind(f.pupil.as_str())
+                    .bind(f.rule.as_str())
+                    .bind(c.kind())
+                    .bind(serde_json::to_string(f).unwrap_or_default())
+                    .bind(stamp.as_str());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         changes.extend(batch_changes);

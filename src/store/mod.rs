@@ -4,6 +4,7 @@
 //! Placeholders are always `$N` (SQLite accepts them too), booleans are stored
 //! as integers and dates as `YYYY-MM-DD` text, so both backends decode alike.
 
+mod bulk;
 mod cases;
 mod chat;
 mod findings;
@@ -67,6 +68,12 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("ødelagte data i lageret: {0}")]
     Corrupt(String),
+    /// The direct SQLite connection of a bulk import failed.
+    #[error("databasefeil (masseimport): {0}")]
+    Bulk(#[from] rusqlite::Error),
+    /// The bulk import's writing thread stopped (it panicked).
+    #[error("masseimportens skrivetråd stoppet: {0}")]
+    BulkThread(String),
 }
 
 /// Migrations per backend, in order. Never edit one that has shipped; add a new one.
@@ -100,6 +107,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         include_str!("migrations/sqlite/0008_chat.sql"),
         include_str!("migrations/postgres/0008_chat.sql"),
+    ),
+    (
+        9,
+        include_str!("migrations/sqlite/0009_dirty_marking.sql"),
+        include_str!("migrations/postgres/0009_dirty_marking.sql"),
     ),
 ];
 
@@ -167,6 +179,18 @@ impl Store {
     /// The location the store was opened with (may contain credentials: never log it).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The file of a file-based SQLite store (`None` for PostgreSQL and
+    /// in-memory SQLite).
+    pub(crate) fn sqlite_file(&self) -> Option<String> {
+        match database_url(&self.url) {
+            Ok((url, Backend::Sqlite)) if !url.contains(":memory:") => url
+                .strip_prefix("sqlite://")
+                .and_then(|u| u.strip_suffix("?mode=rwc"))
+                .map(str::to_string),
+            _ => None,
+        }
     }
 
     /// The backend in use.

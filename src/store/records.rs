@@ -1,5 +1,6 @@
 //! Writing and reading canonical records and quarantined input.
 
+use super::bulk::SqliteBulk;
 use super::{Backend, Store, StoreError, now};
 use crate::domain::record::parse_date;
 use crate::domain::{AbsenceRecord, Kind, Reason, Validity};
@@ -68,7 +69,7 @@ impl IngestStats {
 /// Keeps the winning version per key within one batch, by the same rule as
 /// the upsert's WHERE clause ([`crate::domain::record::supersedes`]):
 /// PostgreSQL refuses to upsert the same key twice in one statement.
-fn dedupe(records: &[AbsenceRecord]) -> Vec<&AbsenceRecord> {
+pub(super) fn dedupe(records: &[AbsenceRecord]) -> Vec<&AbsenceRecord> {
     let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(records.len());
     let mut out: Vec<&AbsenceRecord> = Vec::with_capacity(records.len());
     for r in records {
@@ -87,7 +88,7 @@ fn dedupe(records: &[AbsenceRecord]) -> Vec<&AbsenceRecord> {
     out
 }
 
-fn upsert_sql(backend: Backend, rows: usize) -> String {
+pub(super) fn upsert_sql(backend: Backend, rows: usize) -> String {
     let values: Vec<String> = (0..rows)
         .map(|i| format!("({})", backend.placeholders(i * RECORD_COLUMNS + 1, RECORD_COLUMNS)))
         .collect();
@@ -113,13 +114,35 @@ fn upsert_sql(backend: Backend, rows: usize) -> String {
          ON CONFLICT (source, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted, \
          updated_at = excluded.updated_at, {} \
          WHERE excluded.version > records.version \
-            OR (excluded.version = records.version AND excluded.deleted = 1 AND records.deleted = 0)",
+            OR (excluded.version = records.version AND excluded.deleted = 1 AND records.deleted = 0) \
+         RETURNING pupil",
         values.join(", "),
         kept.join(", ")
     )
 }
 
-fn date_text(r: &AbsenceRecord) -> String {
+/// Stores a quarantine entry; the same rejected input from the same place
+/// is kept once (by digest).
+pub(super) const QUARANTINE_INSERT: &str = "INSERT INTO quarantine (source, location, reason, raw, digest, received_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest) DO NOTHING";
+
+/// The raw input kept for a quarantine entry (cut at [`MAX_RAW`]) and the
+/// digest that keeps it once.
+pub(super) fn quarantine_raw(e: &QuarantineEntry) -> (&str, String) {
+    let raw = truncate(&e.raw, MAX_RAW);
+    let digest = Sha256::digest(format!("{}\n{}\n{}", e.location, e.reason, raw).as_bytes());
+    (raw, hex::encode(digest))
+}
+
+/// A record's extensions as stored (`None` when there are none).
+pub(super) fn extensions_json(r: &AbsenceRecord) -> Result<Option<String>, StoreError> {
+    (!r.extensions.is_empty())
+        .then(|| serde_json::to_string(&r.extensions))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("extensions: {e}")))
+}
+
+pub(super) fn date_text(r: &AbsenceRecord) -> String {
     if r.deleted && r.date == chrono::NaiveDate::MIN {
         String::new()
     } else {
@@ -133,10 +156,10 @@ fn date_text(r: &AbsenceRecord) -> String {
 pub const BULK_COMMIT: u64 = 100_000;
 /// A bulk transaction is committed after this long even when it holds fewer
 /// records, so a slow import still shows (and keeps) its progress regularly.
-const BULK_MAX_OPEN: std::time::Duration = std::time::Duration::from_secs(2);
+pub(super) const BULK_MAX_OPEN: std::time::Duration = std::time::Duration::from_secs(2);
 /// SQLite page cache of a bulk transaction, in KiB: room for the index pages
 /// a [`BULK_COMMIT`] touches, so they are not spilled before the commit.
-const BULK_CACHE_KIB: i64 = 16 * 1024;
+pub(super) const BULK_CACHE_KIB: i64 = 16 * 1024;
 /// SQLite's default page cache, restored after a bulk transaction.
 const DEFAULT_CACHE_KIB: i64 = 2000;
 
@@ -146,20 +169,31 @@ const DEFAULT_CACHE_KIB: i64 = 2000;
 /// dropping the writer rolls back the open transaction.
 pub struct BulkWriter<'s> {
     store: &'s Store,
+    /// A SQLite file store writes through a connection of its own.
+    direct: Option<Direct>,
     tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
     opened: std::time::Instant,
     pending: IngestStats,
 }
 
+/// The direct connection of a SQLite file store, opened on first use.
+struct Direct {
+    path: String,
+    conn: Option<SqliteBulk>,
+}
+
 impl BulkWriter<'_> {
     /// Writes a batch; commits when the open transaction holds
-    /// [`BULK_COMMIT`] records or has been open for two seconds. Returns the counts committed by this call,
-    /// if it committed.
+    /// [`BULK_COMMIT`] records or has been open for two seconds. Returns the
+    /// counts committed by this call, if it committed.
     pub async fn write(
         &mut self,
-        records: &[AbsenceRecord],
-        quarantine: &[QuarantineEntry],
+        records: Vec<AbsenceRecord>,
+        quarantine: Vec<QuarantineEntry>,
     ) -> Result<Option<IngestStats>, StoreError> {
+        if self.direct.is_some() {
+            return self.direct(move |bulk| bulk.write(&records, &quarantine)).await;
+        }
         let tx = match &mut self.tx {
             Some(tx) => tx,
             None => {
@@ -173,7 +207,7 @@ impl BulkWriter<'_> {
                 self.tx.insert(tx)
             }
         };
-        let stats = write_batch(self.store.backend, tx, records, quarantine).await?;
+        let stats = write_batch(self.store.backend, tx, &records, &quarantine).await?;
         self.pending.add(stats);
         if self.pending.received + self.pending.quarantined >= BULK_COMMIT || self.opened.elapsed() >= BULK_MAX_OPEN {
             return self.commit().await;
@@ -183,6 +217,9 @@ impl BulkWriter<'_> {
 
     /// Commits the open transaction; returns its counts (`None` if nothing was open).
     pub async fn commit(&mut self) -> Result<Option<IngestStats>, StoreError> {
+        if self.direct.is_some() {
+            return self.direct(SqliteBulk::commit).await;
+        }
         let Some(mut tx) = self.tx.take() else {
             return Ok(None);
         };
@@ -195,6 +232,57 @@ impl BulkWriter<'_> {
         tx.commit().await?;
         Ok(Some(std::mem::take(&mut self.pending)))
     }
+
+    /// Runs `work` on the direct connection, on a blocking thread.
+    async fn direct(
+        &mut self,
+        work: impl FnOnce(&mut SqliteBulk) -> Result<Option<IngestStats>, StoreError> + Send + 'static,
+    ) -> Result<Option<IngestStats>, StoreError> {
+        let Some(direct) = self.direct.as_mut() else {
+            return Ok(None);
+        };
+        let path = direct.path.clone();
+        let conn = direct.conn.take();
+        let (conn, outcome) = tokio::task::spawn_blocking(move || {
+            let mut conn = match conn {
+                Some(c) => c,
+                None => match SqliteBulk::open(&path) {
+                    Ok(c) => c,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let outcome = work(&mut conn);
+            (Some(conn), outcome)
+        })
+        .await
+        .map_err(|e| StoreError::BulkThread(e.to_string()))?;
+        direct.conn = conn;
+        outcome
+    }
+}
+
+/// Queues `pupils` for re-evaluation by the next findings refresh.
+pub(super) async fn mark_dirty(
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    mut pupils: Vec<String>,
+) -> Result<(), StoreError> {
+    pupils.sort_unstable();
+    pupils.dedup();
+    for chunk in pupils.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", backend.placeholders(i + 1, 1)))
+            .collect();
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO dirty_pupils (pupil) VALUES {} ON CONFLICT (pupil) DO NOTHING",
+            values.join(", ")
+        )));
+        for p in chunk {
+            q = q.bind(p.as_str());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Writes one batch inside `tx` (see [`Store::ingest`]).
@@ -207,14 +295,14 @@ async fn write_batch(
     let unique = dedupe(records);
     let stamp = now();
     let mut changed = 0;
+    // The pupils of the changed rows (the upsert returns only those), marked
+    // for re-evaluation once per batch.
+    let mut touched: Vec<String> = Vec::new();
     for chunk in unique.chunks(ROWS_PER_STATEMENT) {
         let sql = upsert_sql(backend, chunk.len());
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
-            let extensions = (!r.extensions.is_empty())
-                .then(|| serde_json::to_string(&r.extensions))
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(format!("extensions: {e}")))?;
+            let extensions = extensions_json(r)?;
             q = q
                 .bind(r.source.as_str())
                 .bind(r.id.as_str())
@@ -231,24 +319,26 @@ async fn write_batch(
                 .bind(extensions)
                 .bind(stamp.as_str());
         }
-        changed += q.execute(&mut **tx).await?.rows_affected();
+        for row in q.fetch_all(&mut **tx).await? {
+            changed += 1;
+            let pupil: String = row.try_get(0)?;
+            if touched.last() != Some(&pupil) {
+                touched.push(pupil);
+            }
+        }
     }
+    mark_dirty(backend, tx, touched).await?;
     for e in quarantine {
-        // The same rejected input from the same place is kept once.
-        let raw = truncate(&e.raw, MAX_RAW);
-        let digest = Sha256::digest(format!("{}\n{}\n{}", e.location, e.reason, raw).as_bytes());
-        sqlx::query(
-                "INSERT INTO quarantine (source, location, reason, raw, digest, received_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (digest) DO NOTHING",
-            )
+        let (raw, digest) = quarantine_raw(e);
+        sqlx::query(QUARANTINE_INSERT)
             .bind(e.source.as_deref())
             .bind(e.location.as_str())
             .bind(e.reason.as_str())
             .bind(raw)
-            .bind(hex::encode(digest))
+            .bind(digest)
             .bind(stamp.as_str())
-                .execute(&mut **tx)
-                .await?;
+            .execute(&mut **tx)
+            .await?;
     }
     let received = records.len() as u64;
     Ok(IngestStats {
@@ -279,6 +369,7 @@ impl Store {
     pub fn bulk_writer(&self) -> BulkWriter<'_> {
         BulkWriter {
             store: self,
+            direct: self.sqlite_file().map(|path| Direct { path, conn: None }),
             tx: None,
             opened: std::time::Instant::now(),
             pending: IngestStats::default(),
@@ -304,12 +395,13 @@ impl Store {
         let stamp_at = now();
         let mut tx = self.begin_write().await?;
         let mut removed = 0;
+        let mut touched: Vec<String> = Vec::new();
         for chunk in schools.chunks(ROWS_PER_STATEMENT) {
             // The same rule as the upsert: a tombstone at a higher version wins.
             let sql = format!(
                 "UPDATE records SET deleted = 1, version = {p1}, updated_at = {p2} \
                  WHERE source = {p3} AND deleted = 0 AND version < {p4} AND date >= {p5} AND date <= {p6} \
-                 AND school IN ({list})",
+                 AND school IN ({list}) RETURNING pupil",
                 p1 = self.backend.placeholders(1, 1),
                 p2 = self.backend.placeholders(2, 1),
                 p3 = self.backend.placeholders(3, 1),
@@ -328,8 +420,13 @@ impl Store {
             for school in chunk {
                 q = q.bind(*school);
             }
-            removed += q.execute(&mut *tx).await?.rows_affected();
+            let rows = q.fetch_all(&mut *tx).await?;
+            removed += rows.len() as u64;
+            for row in rows {
+                touched.push(row.try_get(0)?);
+            }
         }
+        mark_dirty(self.backend, &mut tx, touched).await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -416,17 +513,15 @@ pub(super) fn eval_record_from_row(row: &AnyRow) -> Result<AbsenceRecord, StoreE
 }
 
 fn record_from_columns(row: &AnyRow, with_extensions: bool) -> Result<AbsenceRecord, StoreError> {
-    let text = |c: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(c)?) };
+    // By position (the order of RECORD_SELECT): looking columns up by name
+    // costs more than the decoding on large reads.
+    let text = |i: usize| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(i)?) };
     let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("{what} «{v}»"));
-    let date = text("date")?;
-    let kind = text("kind")?;
-    let validity = text("validity")?;
-    let reason: Option<String> = row.try_get("reason")?;
-    let extensions: Option<String> = if with_extensions {
-        row.try_get("extensions")?
-    } else {
-        None
-    };
+    let date = text(5)?;
+    let kind = text(6)?;
+    let validity = text(9)?;
+    let reason: Option<String> = row.try_get(10)?;
+    let extensions: Option<String> = if with_extensions { row.try_get(12)? } else { None };
     let extensions = match extensions {
         None => Default::default(),
         Some(s) => match serde_json::from_str(&s) {
@@ -434,16 +529,16 @@ fn record_from_columns(row: &AnyRow, with_extensions: bool) -> Result<AbsenceRec
             _ => return Err(corrupt("extensions", &s)),
         },
     };
-    let version: i64 = row.try_get("version")?;
-    let lessons: i64 = row.try_get("lessons")?;
-    let minutes: Option<i64> = row.try_get("minutes")?;
-    let deleted: i64 = row.try_get("deleted")?;
+    let version: i64 = row.try_get(2)?;
+    let lessons: i64 = row.try_get(7)?;
+    let minutes: Option<i64> = row.try_get(8)?;
+    let deleted: i64 = row.try_get(11)?;
     Ok(AbsenceRecord {
-        source: text("source")?,
-        id: text("id")?,
+        source: text(0)?,
+        id: text(1)?,
         version: u32::try_from(version).map_err(|_| corrupt("version", &version.to_string()))?,
-        pupil: text("pupil")?,
-        school: text("school")?,
+        pupil: text(3)?,
+        school: text(4)?,
         date: if date.is_empty() {
             chrono::NaiveDate::MIN
         } else {

@@ -219,3 +219,100 @@ async fn concurrent_opens_of_a_fresh_sqlite_store_all_succeed() {
         }
     }
 }
+
+/// The bulk writer (a direct connection on a SQLite file, sqlx elsewhere)
+/// stores what `ingest` would: the same counts, quarantine kept once, and
+/// only the pupils whose records changed queued for re-evaluation, also the
+/// pupil a record moved away from.
+#[tokio::test]
+async fn bulk_writer_counts_and_marks_like_ingest() {
+    let set = RuleSet::preset("baerum").unwrap();
+    let as_of = d("2026-03-31");
+    let mut stores = store_backends().await;
+    stores.push(tilstede::store::Store::open(":memory:").await.unwrap());
+    for store in stores {
+        let backend = format!("{:?} {}", store.backend(), store.url().starts_with(':'));
+        let batch: Vec<_> = (0..30)
+            .map(|i| {
+                rec(
+                    &format!("b{i}"),
+                    &format!("q{}", i % 6),
+                    "2026-03-03",
+                    Kind::Lesson,
+                    Validity::Invalid,
+                    1,
+                )
+            })
+            .collect();
+        let bad = QuarantineEntry {
+            source: Some("s".into()),
+            location: "f.xml:9:3".into(),
+            reason: "EventDate mangler".into(),
+            raw: "<x/>".into(),
+        };
+        let mut w = store.bulk_writer();
+        // A key twice in one batch: the higher version wins, counted once.
+        let mut first = batch.clone();
+        first.push(AbsenceRecord {
+            version: 2,
+            lessons: 2,
+            ..batch[0].clone()
+        });
+        assert_eq!(w.write(first, vec![bad.clone()]).await.unwrap(), None, "{backend}");
+        let stats = w.commit().await.unwrap().unwrap();
+        assert_eq!(
+            (stats.received, stats.changed, stats.unchanged, stats.quarantined),
+            (31, 30, 1, 1),
+            "{backend}"
+        );
+        assert_eq!(w.commit().await.unwrap(), None, "{backend}");
+        drop(w);
+        assert_eq!(store.record_count().await.unwrap(), (30, 0), "{backend}");
+        assert_eq!(
+            store.pupil_records("q0", d("2026-03-01"), as_of).await.unwrap()[0].lessons,
+            2
+        );
+        let r = store.refresh_findings(&set, as_of).await.unwrap();
+        assert_eq!(r.pupils, 6, "{backend}");
+
+        // The same again changes nothing and queues nobody; quarantine keeps one.
+        let mut w = store.bulk_writer();
+        w.write(batch.clone(), vec![bad.clone()]).await.unwrap();
+        let stats = w.commit().await.unwrap().unwrap();
+        assert_eq!((stats.changed, stats.unchanged), (0, 30), "{backend}");
+        drop(w);
+        assert_eq!(store.quarantine_count().await.unwrap(), 1, "{backend}");
+        let r = store.refresh_findings(&set, as_of).await.unwrap();
+        assert_eq!(r.pupils, 0, "{backend}");
+
+        // A record moving from q1 to q5: both are re-evaluated.
+        let moved = AbsenceRecord {
+            version: 3,
+            pupil: "q5".into(),
+            ..batch[1].clone()
+        };
+        let mut w = store.bulk_writer();
+        w.write(vec![moved], vec![]).await.unwrap();
+        w.commit().await.unwrap();
+        drop(w);
+        let r = store.refresh_findings(&set, as_of).await.unwrap();
+        assert_eq!(r.pupils, 2, "{backend}");
+
+        // A write left uncommitted is rolled back when the writer is dropped.
+        let mut w = store.bulk_writer();
+        let extra = rec("late", "q9", "2026-03-04", Kind::Day, Validity::Invalid, 1);
+        w.write(vec![extra], vec![]).await.unwrap();
+        drop(w);
+        assert_eq!(store.record_count().await.unwrap(), (30, 0), "{backend}");
+
+        // Snapshot removals mark the pupils whose records they delete.
+        let removed = store
+            .tombstone_absent("s", &["k"], d("2026-03-03"), d("2026-03-03"), 9)
+            .await
+            .unwrap();
+        assert_eq!(removed, 30, "{backend}");
+        let r = store.refresh_findings(&set, as_of).await.unwrap();
+        assert_eq!(r.pupils, 6, "{backend}");
+        store.close().await;
+    }
+}

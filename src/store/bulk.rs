@@ -1,0 +1,137 @@
+//! Bulk import into a SQLite file through a direct connection (rusqlite).
+//!
+//! A large import spends most of its time handing values to the database.
+//! Through sqlx every bound value is copied into shared buffers and every
+//! statement is a round trip to sqlx's worker thread; here one prepared
+//! statement is stepped once per record on a thread of its own. The SQL is
+//! the one [`super::records`] uses, so both paths store exactly the same.
+
+use super::StoreError;
+use super::records::{
+    BULK_CACHE_KIB, BULK_COMMIT, BULK_MAX_OPEN, IngestStats, QUARANTINE_INSERT, QuarantineEntry, date_text, dedupe,
+    extensions_json, quarantine_raw, upsert_sql,
+};
+use super::{Backend, now};
+use crate::domain::AbsenceRecord;
+use rusqlite::{Connection, params};
+use std::time::{Duration, Instant};
+
+/// How long a write waits for another writer (the same as the pool's).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A bulk writer's own connection and its open transaction.
+pub(super) struct SqliteBulk {
+    conn: Connection,
+    /// When the open transaction began (`None`: no transaction open).
+    opened: Option<Instant>,
+    /// Counts written in the open transaction.
+    pending: IngestStats,
+}
+
+impl SqliteBulk {
+    /// Opens a connection to the (already migrated) store file.
+    pub(super) fn open(path: &str) -> Result<SqliteBulk, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL is a property of the file, set when the store was opened.
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{BULK_CACHE_KIB};"
+        ))?;
+        Ok(SqliteBulk {
+            conn,
+            opened: None,
+            pending: IngestStats::default(),
+        })
+    }
+
+    /// Writes a batch in the open transaction (opening one if needed);
+    /// commits when it holds [`BULK_COMMIT`] records or has been open for
+    /// [`BULK_MAX_OPEN`]. Returns the counts committed by this call, if any.
+    pub(super) fn write(
+        &mut self,
+        records: &[AbsenceRecord],
+        quarantine: &[QuarantineEntry],
+    ) -> Result<Option<IngestStats>, StoreError> {
+        let opened = match self.opened {
+            Some(t) => t,
+            None => {
+                self.conn.execute_batch("BEGIN IMMEDIATE")?;
+                *self.opened.insert(Instant::now())
+            }
+        };
+        let stats = self.write_batch(records, quarantine)?;
+        self.pending.add(stats);
+        if self.pending.received + self.pending.quarantined >= BULK_COMMIT || opened.elapsed() >= BULK_MAX_OPEN {
+            return self.commit();
+        }
+        Ok(None)
+    }
+
+    /// Commits the open transaction; returns its counts (`None` if nothing was open).
+    pub(super) fn commit(&mut self) -> Result<Option<IngestStats>, StoreError> {
+        if self.opened.take().is_none() {
+            return Ok(None);
+        }
+        self.conn.execute_batch("COMMIT")?;
+        Ok(Some(std::mem::take(&mut self.pending)))
+    }
+
+    fn write_batch(
+        &mut self,
+        records: &[AbsenceRecord],
+        quarantine: &[QuarantineEntry],
+    ) -> Result<IngestStats, StoreError> {
+        let stamp = now();
+        let mut changed = 0u64;
+        let mut touched: Vec<String> = Vec::new();
+        {
+            let mut upsert = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1))?;
+            for r in dedupe(records) {
+                let mut rows = upsert.query(params![
+                    r.source,
+                    r.id,
+                    r.version,
+                    r.pupil,
+                    r.school,
+                    date_text(r),
+                    r.kind.as_str(),
+                    r.lessons,
+                    r.minutes,
+                    r.validity.as_str(),
+                    r.reason.map(|x| x.as_str()),
+                    i64::from(r.deleted),
+                    extensions_json(r)?,
+                    stamp,
+                ])?;
+                // The upsert returns the row only when it changed something.
+                if let Some(row) = rows.next()? {
+                    changed += 1;
+                    let pupil: String = row.get(0)?;
+                    if touched.last() != Some(&pupil) {
+                        touched.push(pupil);
+                    }
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let mut mark = self
+            .conn
+            .prepare_cached("INSERT INTO dirty_pupils (pupil) VALUES ($1) ON CONFLICT (pupil) DO NOTHING")?;
+        for pupil in &touched {
+            mark.execute([pupil])?;
+        }
+        let mut keep = self.conn.prepare_cached(QUARANTINE_INSERT)?;
+        for e in quarantine {
+            let (raw, digest) = quarantine_raw(e);
+            keep.execute(params![e.source, e.location, e.reason, raw, digest, stamp])?;
+        }
+        let received = records.len() as u64;
+        Ok(IngestStats {
+            received,
+            changed,
+            unchanged: received - changed,
+            quarantined: quarantine.len() as u64,
+        })
+    }
+}
