@@ -4,6 +4,11 @@
 
 mod cli;
 
+/// mimalloc: large imports allocate on one thread and free on another,
+/// which glibc's malloc handles poorly.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use std::process::ExitCode;
 

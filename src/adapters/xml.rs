@@ -35,9 +35,10 @@ pub struct Element {
     pub text: String,
     /// Child elements in document order.
     pub children: Vec<Element>,
-    /// 1-based line of the start tag.
+    /// 1-based line of the start tag of a record element (0 for the
+    /// elements inside a record: positions are looked up for records only).
     pub line: u64,
-    /// 1-based byte column of the start tag.
+    /// 1-based byte column of the start tag (0 inside a record, like `line`).
     pub column: u64,
 }
 
@@ -307,11 +308,11 @@ impl<R: BufRead> XmlRecords<R> {
             }
             match event {
                 Event::Start(s) => {
-                    let e = element(&self.reader, &self.location, &s, before)?;
+                    let e = element(&self.reader, &self.location, &s, before, false)?;
                     stack.push(e);
                 }
                 Event::Empty(s) => {
-                    let e = element(&self.reader, &self.location, &s, before)?;
+                    let e = element(&self.reader, &self.location, &s, before, false)?;
                     if let Some(parent) = stack.last_mut() {
                         parent.children.push(e);
                     }
@@ -366,7 +367,7 @@ impl<R: BufRead> XmlRecords<R> {
                 Event::Start(s) => {
                     let name = s.local_name();
                     if self.record_names.iter().any(|n| n.as_bytes() == name.as_ref()) {
-                        let start = element(&self.reader, &self.location, &s, before)?;
+                        let start = element(&self.reader, &self.location, &s, before, true)?;
                         return self.collect(start, false).map(Some);
                     }
                     let name = String::from_utf8_lossy(name.as_ref()).into_owned();
@@ -382,7 +383,7 @@ impl<R: BufRead> XmlRecords<R> {
                         .iter()
                         .any(|n| n.as_bytes() == s.local_name().as_ref())
                     {
-                        let start = element(&self.reader, &self.location, &s, before)?;
+                        let start = element(&self.reader, &self.location, &s, before, true)?;
                         return self.collect(start, true).map(Some);
                     }
                 }
@@ -473,8 +474,13 @@ fn element<R>(
     location: &str,
     s: &BytesStart<'_>,
     at: u64,
+    positioned: bool,
 ) -> Result<Element, XmlError> {
-    let (line, column) = reader.get_ref().position(at);
+    let (line, column) = if positioned {
+        reader.get_ref().position(at)
+    } else {
+        (0, 0)
+    };
     let mut attributes = Vec::new();
     for a in s.attributes() {
         let a = a.map_err(|e| error_at(reader, location, at, XmlFault::Malformed(e.to_string())))?;
@@ -510,6 +516,11 @@ fn trim_in_place(s: &mut String) {
 
 fn push_text(stack: &mut [Element], text: &str) {
     if let Some(top) = stack.last_mut() {
+        // Leading whitespace is trimmed when the element ends anyway; not
+        // keeping it spares an allocation for every indented parent.
+        if top.text.is_empty() && text.bytes().all(|b| b.is_ascii_whitespace()) {
+            return;
+        }
         top.text.push_str(text);
     }
 }

@@ -146,7 +146,8 @@ pub(super) fn date_text(r: &AbsenceRecord) -> String {
     if r.deleted && r.date == chrono::NaiveDate::MIN {
         String::new()
     } else {
-        r.date.format("%Y-%m-%d").to_string()
+        // Display is YYYY-MM-DD, without parsing a format string per call.
+        r.date.to_string()
     }
 }
 
