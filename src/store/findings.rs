@@ -1,7 +1,7 @@
 //! Persisted findings, recomputed only for the pupils a change touched.
 
 use super::records::{RECORD_EVAL_SELECT, eval_record_from_row};
-use super::{Store, StoreError, now};
+use super::{Store, StoreError, direct, now};
 use crate::domain::record::parse_date;
 use crate::domain::{AbsenceRecord, Finding, FindingWindow};
 use crate::rules::{Evaluator, RuleSet};
@@ -148,20 +148,31 @@ impl Store {
         }
         let list = self.backend.placeholders(1, pupils.len());
         let n = pupils.len();
-        let mut q = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {RECORD_EVAL_SELECT} FROM records WHERE pupil IN ({list}) AND deleted = 0 AND date >= {} AND date <= {}",
-            self.backend.placeholders(n + 1, 1),
-            self.backend.placeholders(n + 2, 1)
-        )));
-        for p in &pupils {
-            q = q.bind(p.as_str());
-        }
-        let rows = q
-            .bind(date_text(evaluator.earliest()))
-            .bind(date_text(evaluator.as_of()))
-            .fetch_all(&mut *tx)
-            .await?;
-        let records: Vec<AbsenceRecord> = rows.iter().map(eval_record_from_row).collect::<Result<_, _>>()?;
+        let (from, to) = (date_text(evaluator.earliest()), date_text(evaluator.as_of()));
+        let (pupils, records) = match self.sqlite_file() {
+            // A SQLite file is read on a direct connection: the write lock
+            // this transaction holds keeps the records as they are.
+            Some(path) => tokio::task::spawn_blocking(move || {
+                let records = direct::records_for_evaluation(&path, &pupils, &from, &to);
+                (pupils, records)
+            })
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?,
+            None => {
+                let mut q = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {RECORD_EVAL_SELECT} FROM records WHERE pupil IN ({list}) AND deleted = 0 AND date >= {} AND date <= {}",
+                    self.backend.placeholders(n + 1, 1),
+                    self.backend.placeholders(n + 2, 1)
+                )));
+                for p in &pupils {
+                    q = q.bind(p.as_str());
+                }
+                let rows = q.bind(from).bind(to).fetch_all(&mut *tx).await?;
+                let records = rows.iter().map(eval_record_from_row).collect();
+                (pupils, records)
+            }
+        };
+        let records: Vec<AbsenceRecord> = records?;
         let mut by_pupil: HashMap<&str, Vec<&AbsenceRecord>> = HashMap::new();
         for r in &records {
             by_pupil.entry(r.pupil.as_str()).or_default().push(r);

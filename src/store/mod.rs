@@ -4,9 +4,9 @@
 //! Placeholders are always `$N` (SQLite accepts them too), booleans are stored
 //! as integers and dates as `YYYY-MM-DD` text, so both backends decode alike.
 
-mod bulk;
 mod cases;
 mod chat;
+mod direct;
 mod findings;
 mod leader;
 mod outbox;
@@ -71,9 +71,9 @@ pub enum StoreError {
     /// The direct SQLite connection of a bulk import failed.
     #[error("databasefeil (masseimport): {0}")]
     Bulk(#[from] rusqlite::Error),
-    /// The bulk import's writing thread stopped (it panicked).
-    #[error("masseimportens skrivetråd stoppet: {0}")]
-    BulkThread(String),
+    /// A blocking thread doing the store's direct SQLite work stopped (it panicked).
+    #[error("lagerets arbeidstråd stoppet: {0}")]
+    Worker(String),
 }
 
 /// Migrations per backend, in order. Never edit one that has shipped; add a new one.

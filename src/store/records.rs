@@ -1,6 +1,6 @@
 //! Writing and reading canonical records and quarantined input.
 
-use super::bulk::SqliteBulk;
+use super::direct::SqliteBulk;
 use super::{Backend, Store, StoreError, now};
 use crate::domain::record::parse_date;
 use crate::domain::{AbsenceRecord, Kind, Reason, Validity};
@@ -256,7 +256,7 @@ impl BulkWriter<'_> {
             (Some(conn), outcome)
         })
         .await
-        .map_err(|e| StoreError::BulkThread(e.to_string()))?;
+        .map_err(|e| StoreError::Worker(e.to_string()))?;
         direct.conn = conn;
         outcome
     }
@@ -513,16 +513,54 @@ pub(super) fn eval_record_from_row(row: &AnyRow) -> Result<AbsenceRecord, StoreE
     record_from_columns(row, false)
 }
 
-fn record_from_columns(row: &AnyRow, with_extensions: bool) -> Result<AbsenceRecord, StoreError> {
-    // By position (the order of RECORD_SELECT): looking columns up by name
-    // costs more than the decoding on large reads.
-    let text = |i: usize| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(i)?) };
+/// A result row read by column position, from sqlx or from the direct
+/// SQLite connection, so both decode records the same way.
+pub(super) trait Columns {
+    /// A nullable text column.
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
+    /// A nullable integer column.
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError>;
+    /// A text column.
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        self.opt_text(i)?
+            .ok_or_else(|| StoreError::Corrupt(format!("kolonne {i} er tom")))
+    }
+    /// An integer column.
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        self.opt_int(i)?
+            .ok_or_else(|| StoreError::Corrupt(format!("kolonne {i} er tom")))
+    }
+}
+
+impl Columns for AnyRow {
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(i)?)
+    }
+}
+
+/// Reads a record by position in the order of [`RECORD_SELECT`]; the
+/// extensions only when asked for (they are last).
+pub(super) fn record_from_columns(row: &impl Columns, with_extensions: bool) -> Result<AbsenceRecord, StoreError> {
+    // By position: looking columns up by name costs more than the decoding
+    // on large reads.
     let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("{what} «{v}»"));
-    let date = text(5)?;
-    let kind = text(6)?;
-    let validity = text(9)?;
-    let reason: Option<String> = row.try_get(10)?;
-    let extensions: Option<String> = if with_extensions { row.try_get(12)? } else { None };
+    let date = row.text(5)?;
+    let kind = row.text(6)?;
+    let validity = row.text(9)?;
+    let reason = row.opt_text(10)?;
+    let extensions = if with_extensions { row.opt_text(12)? } else { None };
     let extensions = match extensions {
         None => Default::default(),
         Some(s) => match serde_json::from_str(&s) {
@@ -530,16 +568,16 @@ fn record_from_columns(row: &AnyRow, with_extensions: bool) -> Result<AbsenceRec
             _ => return Err(corrupt("extensions", &s)),
         },
     };
-    let version: i64 = row.try_get(2)?;
-    let lessons: i64 = row.try_get(7)?;
-    let minutes: Option<i64> = row.try_get(8)?;
-    let deleted: i64 = row.try_get(11)?;
+    let version = row.int(2)?;
+    let lessons = row.int(7)?;
+    let minutes = row.opt_int(8)?;
+    let deleted = row.int(11)?;
     Ok(AbsenceRecord {
-        source: text(0)?,
-        id: text(1)?,
+        source: row.text(0)?,
+        id: row.text(1)?,
         version: u32::try_from(version).map_err(|_| corrupt("version", &version.to_string()))?,
-        pupil: text(3)?,
-        school: text(4)?,
+        pupil: row.text(3)?,
+        school: row.text(4)?,
         date: if date.is_empty() {
             chrono::NaiveDate::MIN
         } else {

@@ -1,15 +1,16 @@
-//! Bulk import into a SQLite file through a direct connection (rusqlite).
+//! Bulk work on a SQLite file through a direct connection (rusqlite):
+//! large imports and the record reads of a findings refresh.
 //!
-//! A large import spends most of its time handing values to the database.
-//! Through sqlx every bound value is copied into shared buffers and every
-//! statement is a round trip to sqlx's worker thread; here one prepared
-//! statement is stepped once per record on a thread of its own. The SQL is
-//! the one [`super::records`] uses, so both paths store exactly the same.
+//! Bulk work spends most of its time handing values to and from the
+//! database. Through sqlx every value is copied into shared buffers and
+//! every statement is a round trip to sqlx's worker thread; here a prepared
+//! statement is stepped on the caller's (blocking) thread. The SQL is the one
+//! [`super::records`] uses, so both paths store and read exactly the same.
 
 use super::StoreError;
 use super::records::{
-    BULK_CACHE_KIB, BULK_COMMIT, BULK_MAX_OPEN, IngestStats, QUARANTINE_INSERT, QuarantineEntry, date_text, dedupe,
-    extensions_json, quarantine_raw, upsert_sql,
+    BULK_CACHE_KIB, BULK_COMMIT, BULK_MAX_OPEN, IngestStats, QUARANTINE_INSERT, QuarantineEntry, RECORD_EVAL_SELECT,
+    date_text, dedupe, extensions_json, quarantine_raw, record_from_columns, upsert_sql,
 };
 use super::{Backend, now};
 use crate::domain::AbsenceRecord;
@@ -19,6 +20,38 @@ use std::time::{Duration, Instant};
 /// How long a write waits for another writer (the same as the pool's).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Opens a connection to the (already migrated) store file.
+fn connect(path: &str) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL is a property of the file, set when the store was opened.
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+/// The live records of `pupils` dated `from..=to` (`YYYY-MM-DD`), without
+/// extensions: what a findings refresh evaluates. Reads the last committed
+/// state, which a refresh holding the write lock sees too.
+pub(super) fn records_for_evaluation(
+    path: &str,
+    pupils: &[String],
+    from: &str,
+    to: &str,
+) -> Result<Vec<AbsenceRecord>, StoreError> {
+    let conn = connect(path)?;
+    let list = vec!["?"; pupils.len()].join(", ");
+    let mut select = conn.prepare(&format!(
+        "SELECT {RECORD_EVAL_SELECT} FROM records WHERE pupil IN ({list}) AND deleted = 0 AND date >= ? AND date <= ?"
+    ))?;
+    let values = pupils.iter().map(String::as_str).chain([from, to]);
+    let mut rows = select.query(rusqlite::params_from_iter(values))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(record_from_columns(row, false)?);
+    }
+    Ok(out)
+}
+
 /// A bulk writer's own connection and its open transaction.
 pub(super) struct SqliteBulk {
     conn: Connection,
@@ -26,21 +59,21 @@ pub(super) struct SqliteBulk {
     opened: Option<Instant>,
     /// Counts written in the open transaction.
     pending: IngestStats,
+    /// The last extensions stored and their JSON: a source's records mostly
+    /// carry the same few codes, so most rows skip the serialisation.
+    last_extensions: Option<(serde_json::Map<String, serde_json::Value>, Option<String>)>,
 }
 
 impl SqliteBulk {
     /// Opens a connection to the (already migrated) store file.
     pub(super) fn open(path: &str) -> Result<SqliteBulk, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        // WAL is a property of the file, set when the store was opened.
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{BULK_CACHE_KIB};"
-        ))?;
+        let conn = connect(path)?;
+        conn.execute_batch(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB};"))?;
         Ok(SqliteBulk {
             conn,
             opened: None,
             pending: IngestStats::default(),
+            last_extensions: None,
         })
     }
 
@@ -87,6 +120,11 @@ impl SqliteBulk {
         {
             let mut upsert = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1))?;
             for r in dedupe(records) {
+                let cached = matches!(&self.last_extensions, Some((m, _)) if *m == r.extensions);
+                if !cached {
+                    self.last_extensions = Some((r.extensions.clone(), extensions_json(r)?));
+                }
+                let extensions = self.last_extensions.as_ref().and_then(|(_, json)| json.as_deref());
                 let mut rows = upsert.query(params![
                     r.source,
                     r.id,
@@ -100,7 +138,7 @@ impl SqliteBulk {
                     r.validity.as_str(),
                     r.reason.map(|x| x.as_str()),
                     i64::from(r.deleted),
-                    extensions_json(r)?,
+                    extensions,
                     stamp,
                 ])?;
                 // The upsert returns the row only when it changed something.
