@@ -15,6 +15,7 @@ use super::records::{
 use super::{Backend, now};
 use crate::domain::AbsenceRecord;
 use rusqlite::{Connection, params};
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 /// How long a write waits for another writer (the same as the pool's).
@@ -118,14 +119,19 @@ impl SqliteBulk {
         let mut changed = 0u64;
         let mut touched: Vec<String> = Vec::new();
         {
-            let mut upsert = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1))?;
+            // RETURNING costs a temporary table per statement: a record is
+            // stored under its own pupil, so its upsert only needs to say
+            // whether it changed something. A tombstone may name no pupil
+            // and keeps the stored one, which RETURNING reports.
+            let mut upsert = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, false))?;
+            let mut upsert_tombstone = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, true))?;
             for r in dedupe(records) {
                 let cached = matches!(&self.last_extensions, Some((m, _)) if *m == r.extensions);
                 if !cached {
                     self.last_extensions = Some((r.extensions.clone(), extensions_json(r)?));
                 }
                 let extensions = self.last_extensions.as_ref().and_then(|(_, json)| json.as_deref());
-                let mut rows = upsert.query(params![
+                let values = params![
                     r.source,
                     r.id,
                     r.version,
@@ -140,13 +146,20 @@ impl SqliteBulk {
                     i64::from(r.deleted),
                     extensions,
                     stamp,
-                ])?;
-                // The upsert returns the row only when it changed something.
-                if let Some(row) = rows.next()? {
+                ];
+                let pupil: Option<Cow<'_, str>> = if r.deleted {
+                    let mut rows = upsert_tombstone.query(values)?;
+                    match rows.next()? {
+                        Some(row) => Some(Cow::Owned(row.get(0)?)),
+                        None => None,
+                    }
+                } else {
+                    (upsert.execute(values)? > 0).then_some(Cow::Borrowed(r.pupil.as_str()))
+                };
+                if let Some(pupil) = pupil {
                     changed += 1;
-                    let pupil: String = row.get(0)?;
-                    if touched.last() != Some(&pupil) {
-                        touched.push(pupil);
+                    if touched.last().map(String::as_str) != Some(&*pupil) {
+                        touched.push(pupil.into_owned());
                     }
                 }
             }

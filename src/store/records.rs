@@ -88,7 +88,10 @@ pub(super) fn dedupe(records: &[AbsenceRecord]) -> Vec<&AbsenceRecord> {
     out
 }
 
-pub(super) fn upsert_sql(backend: Backend, rows: usize) -> String {
+/// The upsert of `rows` records. With `returning`, it returns the stored
+/// pupil of each row it changed (for a tombstone, the pupil of the record it
+/// removes).
+pub(super) fn upsert_sql(backend: Backend, rows: usize, returning: bool) -> String {
     let values: Vec<String> = (0..rows)
         .map(|i| format!("({})", backend.placeholders(i * RECORD_COLUMNS + 1, RECORD_COLUMNS)))
         .collect();
@@ -114,10 +117,10 @@ pub(super) fn upsert_sql(backend: Backend, rows: usize) -> String {
          ON CONFLICT (source, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted, \
          updated_at = excluded.updated_at, {} \
          WHERE excluded.version > records.version \
-            OR (excluded.version = records.version AND excluded.deleted = 1 AND records.deleted = 0) \
-         RETURNING pupil",
+            OR (excluded.version = records.version AND excluded.deleted = 1 AND records.deleted = 0){}",
         values.join(", "),
-        kept.join(", ")
+        kept.join(", "),
+        if returning { " RETURNING pupil" } else { "" }
     )
 }
 
@@ -300,7 +303,7 @@ async fn write_batch(
     // for re-evaluation once per batch.
     let mut touched: Vec<String> = Vec::new();
     for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-        let sql = upsert_sql(backend, chunk.len());
+        let sql = upsert_sql(backend, chunk.len(), true);
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
             let extensions = extensions_json(r)?;

@@ -298,19 +298,30 @@ async fn bulk_writer_counts_and_marks_like_ingest() {
         let r = store.refresh_findings(&set, as_of).await.unwrap();
         assert_eq!(r.pupils, 2, "{backend}");
 
+        // A tombstone naming no pupil: the pupil of the record it removes is
+        // re-evaluated.
+        let tombstone = AbsenceRecord::from_json_str(r#"{"source":"s","id":"b2","version":4,"deleted":true}"#).unwrap();
+        let mut w = store.bulk_writer();
+        w.write(vec![tombstone], vec![]).await.unwrap();
+        assert_eq!(w.commit().await.unwrap().unwrap().changed, 1, "{backend}");
+        drop(w);
+        assert_eq!(store.record_count().await.unwrap(), (29, 1), "{backend}");
+        let r = store.refresh_findings(&set, as_of).await.unwrap();
+        assert_eq!(r.pupils, 1, "{backend}");
+
         // A write left uncommitted is rolled back when the writer is dropped.
         let mut w = store.bulk_writer();
         let extra = rec("late", "q9", "2026-03-04", Kind::Day, Validity::Invalid, 1);
         w.write(vec![extra], vec![]).await.unwrap();
         drop(w);
-        assert_eq!(store.record_count().await.unwrap(), (30, 0), "{backend}");
+        assert_eq!(store.record_count().await.unwrap(), (29, 1), "{backend}");
 
         // Snapshot removals mark the pupils whose records they delete.
         let removed = store
             .tombstone_absent("s", &["k"], d("2026-03-03"), d("2026-03-03"), 9)
             .await
             .unwrap();
-        assert_eq!(removed, 30, "{backend}");
+        assert_eq!(removed, 29, "{backend}");
         let r = store.refresh_findings(&set, as_of).await.unwrap();
         assert_eq!(r.pupils, 6, "{backend}");
         store.close().await;
