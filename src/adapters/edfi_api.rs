@@ -226,15 +226,39 @@ pub(crate) async fn timed_run(store: &Store, source_name: &str, stream: &str) ->
         ),
     };
     let started = chrono::Utc::now().timestamp_millis();
-    // Seconds since 2020-01-01: fits a u32 for a century, and is kept above
-    // the previous run's even when both start within the same second.
-    let seconds = |ms: i64| ms / 1000 - 1_577_836_800;
-    let run = seconds(started).max(since.map_or(1, |s| seconds(s) + 1));
+    // On the clock of file imports (unix seconds, see
+    // adapters::version_stamp_at), kept above the previous run's even when
+    // both start within the same second.
+    let run = (started / 1000).max(since.map_or(1, |s| s / 1000 + 1));
     Ok(TimedRun {
         since,
         started,
         version: u32::try_from(run.max(1)).unwrap_or(u32::MAX),
     })
+}
+
+/// The stream holding the version an Ed-Fi pull last gave its records.
+pub const VERSION_STREAM: &str = "record-version";
+
+/// The version this Ed-Fi pull's records get: the run's start on the clock of
+/// file imports (unix seconds), above the previous run's. Change versions
+/// order changes inside the ODS but not against files imported into the same
+/// source, so they only steer what is fetched. Saved before anything is
+/// written, so a failed run's records are never outranked by its retry's
+/// stamp going backwards.
+async fn run_version(store: &Store, source_name: &str) -> Result<u32, SyncError> {
+    let previous = match store.sync_cursor(source_name, VERSION_STREAM).await? {
+        None => 0,
+        Some(c) => c
+            .parse::<u32>()
+            .map_err(|_| SyncError::Protocol(format!("lagret versjon «{c}» er ikke et tall")))?,
+    };
+    let now = crate::adapters::version_stamp_at(std::time::SystemTime::now()).unwrap_or(1);
+    let version = now.max(previous.saturating_add(1));
+    store
+        .set_sync_cursor(source_name, VERSION_STREAM, &version.to_string())
+        .await?;
+    Ok(version)
 }
 
 /// Runs one incremental sync of `source_name` into `store`.
@@ -270,6 +294,7 @@ pub async fn sync(
         return Ok(report);
     }
     let min = from.map_or(0, |f| f + 1);
+    let version = run_version(store, source_name).await?;
     for (resource, scope) in RESOURCES {
         for deletes in [false, true] {
             let url = format!(
@@ -302,8 +327,6 @@ pub async fn sync(
                     .ok_or_else(|| SyncError::Protocol(format!("{url}: svaret er ikke en JSON-liste")))?;
                 let n = items.len() as u64;
                 let location = format!("{url}?offset={offset}");
-                // Change versions are bigints; records keep u32 versions.
-                let version = u32::try_from(newest.max(1)).unwrap_or(u32::MAX);
                 let parsed = if deletes {
                     map_deletes(items, scope, mapping, &location, version)
                 } else {

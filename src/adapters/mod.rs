@@ -105,6 +105,31 @@ pub struct FileOptions {
     pub lessons_per_day: Option<u32>,
 }
 
+/// Whether records from the file adapter `name` (with `profile`) carry their
+/// own versions. The others get a version stamp when they are imported
+/// ([`version_stamp_at`]).
+pub fn carries_versions(name: &str, profile: Option<&str>) -> Result<bool, AdapterError> {
+    Ok(match name {
+        "jsonl" => true,
+        "vendor-csv" => match profile {
+            Some(p) => profile::Profile::load(p)?.columns.version.is_some(),
+            // open_file names the missing profile.
+            None => false,
+        },
+        _ => false,
+    })
+}
+
+/// The one clock of version stamps: unix seconds (a u32 lasts until 2106).
+/// Records from sources without versions of their own are stamped on it: a
+/// file by its modification time, an HTTP push by its arrival, a pull by its
+/// start. So a later delivery of a record replaces an earlier one whichever
+/// way each came. `None` before 1970 or after 2106.
+pub fn version_stamp_at(t: std::time::SystemTime) -> Option<u32> {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    u32::try_from(secs).ok().filter(|s| *s > 0)
+}
+
 /// Opens the file adapter `name` over `input`; `location` names the input.
 pub fn open_file(
     name: &str,

@@ -131,22 +131,6 @@ pub struct ImportOptions {
     pub snapshot: bool,
 }
 
-/// Whether records from this adapter carry their own versions.
-fn carries_versions(options: &ImportOptions) -> Result<bool> {
-    Ok(match options.adapter.as_str() {
-        "jsonl" => true,
-        "vendor-csv" => match &options.profile {
-            Some(name) => tilstede::adapters::profile::Profile::load(name)?
-                .columns
-                .version
-                .is_some(),
-            // open_file names the missing profile.
-            None => false,
-        },
-        _ => false,
-    })
-}
-
 /// The version stamp of a file import: the flag, or the file's modification time.
 fn version_stamp(path: &Path, flag: Option<u32>) -> Result<u32> {
     if let Some(v) = flag {
@@ -159,11 +143,7 @@ fn version_stamp(path: &Path, flag: Option<u32>) -> Result<u32> {
     let modified = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .with_context(|| format!("kan ikke lese endringstiden til {}", path.display()))?;
-    let secs = modified
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    u32::try_from(secs).ok().filter(|s| *s > 0).with_context(|| {
+    tilstede::adapters::version_stamp_at(modified).with_context(|| {
         format!(
             "endringstiden til {} passer ikke som versjon: oppgi --version-stamp",
             path.display()
@@ -179,7 +159,7 @@ pub async fn import(
     set: &RuleSet,
     as_of: NaiveDate,
 ) -> Result<ExitCode> {
-    let own_versions = carries_versions(options)?;
+    let own_versions = tilstede::adapters::carries_versions(&options.adapter, options.profile.as_deref())?;
     if own_versions && (options.version_stamp.is_some() || options.snapshot) {
         anyhow::bail!(
             "--version-stamp og --snapshot gjelder bare kildefiler uten egne versjoner; postene fra «{}»{} har versjoner",

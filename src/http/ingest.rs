@@ -6,6 +6,7 @@ use super::error::ApiError;
 use crate::adapters::FileOptions;
 use crate::adapters::Parsed;
 use crate::adapters::jsonl::JsonlReader;
+use crate::domain::AbsenceRecord;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -57,7 +58,10 @@ fn media_type(headers: &HeaderMap) -> String {
 
 /// Stores a pushed body. All of it is stored in one transaction, so a 202
 /// means everything was kept and an error means nothing was: a retry is safe
-/// because records are idempotent by (source, id, version).
+/// because records are idempotent by (source, id, version). Records of
+/// formats without versions of their own are stamped with the arrival time
+/// ([`crate::adapters::version_stamp_at`]), so a later corrected push
+/// replaces an earlier one.
 pub async fn post_records(
     State(app): State<AppState>,
     Path(source): Path<String>,
@@ -76,6 +80,13 @@ pub async fn post_records(
         "application/xml" | "text/xml" => "edfi-xml",
         "text/csv" if config.profile.is_some() => "vendor-csv",
         _ => return Err(ApiError::UnsupportedMediaType(media)),
+    };
+    let stamp = if crate::adapters::carries_versions(adapter, config.profile.as_deref())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?
+    {
+        None
+    } else {
+        crate::adapters::version_stamp_at(std::time::SystemTime::now())
     };
     let options = FileOptions {
         profile: config.profile.clone(),
@@ -137,7 +148,10 @@ pub async fn post_records(
                 };
                 quarantine.push(reject(q, &mut rejected));
             }
-            Parsed::Record(r) => records.push(r),
+            Parsed::Record(r) => records.push(match stamp {
+                Some(version) => AbsenceRecord { version, ..r },
+                None => r,
+            }),
             Parsed::Rejected(q) => quarantine.push(reject(q, &mut rejected)),
         }
     }

@@ -246,3 +246,95 @@ async fn sync_command_reads_the_config_and_a_secret_file() {
     let (out, _) = run(store.clone(), args).await.unwrap();
     assert!(out.contains("markør 1140 → 1140; 0 sider, 0 poster"), "{out}");
 }
+
+/// A file export imported into a source and a later pull into the same
+/// source share one version clock: the pull's correction of an event the
+/// file had replaces it (change versions alone would rank below any file).
+#[tokio::test]
+async fn a_pull_replaces_what_an_earlier_file_import_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("t.db");
+    let file = dir.path().join("export.xml");
+    std::fs::write(
+        &file,
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<InterchangeStudentAttendance xmlns="http://ed-fi.org/5.0.0">
+  <StudentSchoolAttendanceEvent>
+    <AttendanceEventCategoryDescriptor>uri://ed-fi.org/AttendanceEventCategoryDescriptor#Unexcused Absence</AttendanceEventCategoryDescriptor>
+    <EventDate>2026-03-02</EventDate>
+    <EventDuration>1.0</EventDuration>
+    <StudentReference><StudentIdentity><StudentUniqueId>elev-0</StudentUniqueId></StudentIdentity></StudentReference>
+    <SchoolReference><SchoolIdentity><SchoolId>255901001</SchoolId></SchoolIdentity></SchoolReference>
+    <SessionReference><SessionIdentity><SchoolYear>2026</SchoolYear><SessionName>2025-2026 Vår</SessionName><SchoolReference><SchoolIdentity><SchoolId>255901001</SchoolId></SchoolIdentity></SchoolReference></SessionIdentity></SessionReference>
+  </StudentSchoolAttendanceEvent>
+</InterchangeStudentAttendance>
+"#,
+    )
+    .unwrap();
+    // Exported an hour ago.
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    tilstede_ok(
+        &store_path,
+        &[
+            "import",
+            "--adapter",
+            "edfi-xml",
+            "--source",
+            "edfi",
+            file.to_str().unwrap(),
+        ],
+    );
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let store = tilstede::store::Store::open(store_path.to_str().unwrap())
+        .await
+        .unwrap();
+    let before = store.pupil_records("elev-0", day, day).await.unwrap();
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].kind, tilstede::domain::Kind::Day);
+
+    // The ODS now has the same event as a half day.
+    let mut state = EdfiState::default();
+    let mut half = edfi::school_event("s0", "elev-0", "2026-03-02", "Unexcused Absence");
+    half["eventDuration"] = serde_json::json!(0.5);
+    state.add(SCHOOL, half);
+    let server = edfi::start(state).await;
+    let m = EdfiMapping {
+        source: "edfi".into(),
+        lessons_per_day: 6,
+    };
+    let r = sync(&client(&server), &settings(&server, 50), &m, &store, "edfi")
+        .await
+        .unwrap();
+    assert_eq!(r.stats.changed, 1, "{r:?}");
+    let after = store.pupil_records("elev-0", day, day).await.unwrap();
+    assert_eq!(after.len(), 1, "the same event, not a second one: {after:?}");
+    assert_eq!(after[0].id, before[0].id);
+    assert_eq!((after[0].kind, after[0].lessons), (tilstede::domain::Kind::Lesson, 3));
+    assert!(after[0].version > before[0].version);
+
+    // A second run within the same second still ranks above the first.
+    let first = store
+        .sync_cursor("edfi", tilstede::adapters::edfi_api::VERSION_STREAM)
+        .await
+        .unwrap();
+    server.state.lock().unwrap().add(
+        SCHOOL,
+        edfi::school_event("s1", "elev-0", "2026-03-03", "Unexcused Absence"),
+    );
+    sync(&client(&server), &settings(&server, 50), &m, &store, "edfi")
+        .await
+        .unwrap();
+    let second = store
+        .sync_cursor("edfi", tilstede::adapters::edfi_api::VERSION_STREAM)
+        .await
+        .unwrap();
+    let parse = |v: Option<String>| v.unwrap().parse::<u32>().unwrap();
+    assert!(parse(second) > parse(first));
+    store.close().await;
+}

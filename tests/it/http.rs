@@ -428,6 +428,52 @@ async fn xml_and_csv_pushes_use_the_adapters() {
         let v: serde_json::Value = r.json().await.unwrap();
         assert_eq!(v["accepted"].as_u64(), Some(expected), "{fixture}: {v}");
     }
+    // Ed-Fi XML has no versions: a push is stamped with its arrival second,
+    // so a corrected push a moment later replaces what it corrects (a part
+    // day that was a whole day) instead of being ignored as a repeat.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let fixture = std::fs::read_to_string(format!("{root}/adapters/edfi-xml/fixtures/attendance.xml")).unwrap();
+    let corrected = fixture.replacen(
+        "<EventDuration>1.0000</EventDuration>",
+        "<EventDuration>0.5</EventDuration>",
+        1,
+    );
+    assert_ne!(corrected, fixture);
+    let r = http
+        .post(format!("{base}/api/v1/sources/edfi/records"))
+        .header("content-type", "application/xml")
+        .bearer_auth("tok")
+        .body(corrected)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["changed"].as_u64().unwrap() >= 1, "{v}");
+    let store = tilstede::store::Store::open(dir.path().join("s.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let stored: Vec<_> = store
+        .pupil_records("elev-000101", day, day)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.source == "edfi")
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(
+        stored[0].kind,
+        tilstede::domain::Kind::Lesson,
+        "the corrected half day replaced the whole day"
+    );
+    let now = tilstede::adapters::version_stamp_at(std::time::SystemTime::now()).unwrap();
+    assert!(
+        stored[0].version <= now && stored[0].version + 120 > now,
+        "stamped with the arrival time: {}",
+        stored[0].version
+    );
+    store.close().await;
     // CSV without a profile for the source is refused, not guessed.
     let r = http
         .post(format!("{base}/api/v1/sources/edfi/records"))
