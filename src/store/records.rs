@@ -155,9 +155,12 @@ pub(super) fn date_text(r: &AbsenceRecord) -> String {
 }
 
 /// Records committed per transaction by a [`BulkWriter`]. Larger commits
-/// write each touched index page once for more records; the pages stay in
-/// SQLite's page cache (see [`BULK_CACHE_KIB`]) until the commit.
-pub const BULK_COMMIT: u64 = 100_000;
+/// write each touched page once for more records, as long as the dirty pages
+/// fit SQLite's page cache ([`BULK_CACHE_KIB`]) until the commit: measured
+/// on a million Ed-Fi records, the store stage took 5.4 s at 100,000 per
+/// commit (pages spilled), 4.8 s at 50,000, 4.4 s at 25,000 and 4.6 s at
+/// 10,000.
+pub const BULK_COMMIT: u64 = 25_000;
 /// A bulk transaction is committed after this long even when it holds fewer
 /// records, so a slow import still shows (and keeps) its progress regularly.
 pub(super) const BULK_MAX_OPEN: std::time::Duration = std::time::Duration::from_secs(2);
@@ -196,7 +199,7 @@ impl BulkWriter<'_> {
         quarantine: Vec<QuarantineEntry>,
     ) -> Result<Option<IngestStats>, StoreError> {
         if self.direct.is_some() {
-            return self.direct(move |bulk| bulk.write(&records, &quarantine)).await;
+            return self.direct(move |bulk| bulk.write(records, &quarantine)).await;
         }
         let tx = match &mut self.tx {
             Some(tx) => tx,
