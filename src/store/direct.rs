@@ -63,21 +63,6 @@ pub(super) struct SqliteBulk {
     /// The last extensions stored and their JSON: a source's records mostly
     /// carry the same few codes, so most rows skip the serialisation.
     last_extensions: Option<(serde_json::Map<String, serde_json::Value>, Option<String>)>,
-    /// Written batches are freed on a thread of their own: a record is about
-    /// ten allocations made on the parsing thread, and freeing them here
-    /// would hold up the one writer. `None` if that thread could not start.
-    freer: Option<std::sync::mpsc::SyncSender<Vec<AbsenceRecord>>>,
-}
-
-/// Starts the thread that frees written batches (see `SqliteBulk::freer`).
-/// It ends when the sender is dropped; at most two batches wait for it.
-fn start_freer() -> Option<std::sync::mpsc::SyncSender<Vec<AbsenceRecord>>> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<AbsenceRecord>>(2);
-    std::thread::Builder::new()
-        .name("tilstede-free".into())
-        .spawn(move || rx.into_iter().for_each(drop))
-        .ok()?;
-    Some(tx)
 }
 
 impl SqliteBulk {
@@ -90,7 +75,6 @@ impl SqliteBulk {
             opened: None,
             pending: IngestStats::default(),
             last_extensions: None,
-            freer: start_freer(),
         })
     }
 
@@ -99,7 +83,7 @@ impl SqliteBulk {
     /// [`BULK_MAX_OPEN`]. Returns the counts committed by this call, if any.
     pub(super) fn write(
         &mut self,
-        records: Vec<AbsenceRecord>,
+        records: &[AbsenceRecord],
         quarantine: &[QuarantineEntry],
     ) -> Result<Option<IngestStats>, StoreError> {
         let opened = match self.opened {
@@ -109,11 +93,7 @@ impl SqliteBulk {
                 *self.opened.insert(Instant::now())
             }
         };
-        let stats = self.write_batch(&records, quarantine)?;
-        if let Some(freer) = &self.freer {
-            // A stopped freer hands the batch back to be freed here.
-            let _ = freer.send(records);
-        }
+        let stats = self.write_batch(records, quarantine)?;
         self.pending.add(stats);
         if self.pending.received + self.pending.quarantined >= BULK_COMMIT || opened.elapsed() >= BULK_MAX_OPEN {
             return self.commit();
