@@ -127,23 +127,14 @@ pub fn deleted_event_from_json(v: &Value, scope: EventScope) -> Option<EdfiEvent
     })
 }
 
-/// Maps one page of resources (sans-IO). `version` is the change version
-/// of the sync window: later windows carry newer data, so it must rise.
+/// Maps one page of resources (sans-IO). `version` is the run's stamp
+/// (see `run_version`): later runs carry newer data, so it must rise.
 pub fn map_page(items: &[Value], scope: EventScope, m: &EdfiMapping, location: &str, version: u32) -> Vec<Parsed> {
-    let mut out = Vec::with_capacity(items.len());
-    for (i, v) in items.iter().enumerate() {
-        match event_from_json(v, scope).to_record(m) {
-            Ok(Some(r)) => out.push(Parsed::Record(AbsenceRecord { version, ..r })),
-            Ok(None) => {}
-            Err(e) => out.push(Parsed::Rejected(QuarantineEntry {
-                source: Some(m.source.clone()),
-                location: format!("{location}#{i}"),
-                reason: e.to_string(),
-                raw: v.to_string(),
-            })),
-        }
-    }
-    out
+    super::map_json_items(items, &m.source, location, |v| {
+        event_from_json(v, scope)
+            .to_record(m)
+            .map(|r| r.map(|r| AbsenceRecord { version, ..r }))
+    })
 }
 
 /// Maps one page of `/deletes` to tombstones (sans-IO), at `version`.

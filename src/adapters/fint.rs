@@ -8,7 +8,6 @@
 use super::Parsed;
 use super::profile::{CodeAction, Profile};
 use crate::domain::{AbsenceRecord, Kind, Validity};
-use crate::store::QuarantineEntry;
 use chrono::{DateTime, NaiveDateTime};
 use serde_json::{Map, Value};
 
@@ -118,20 +117,9 @@ pub fn entries(page: &Value) -> Option<&Vec<Value>> {
 /// Records get version 1; pulls raise it (see [`sync`]).
 pub fn map_page(page: &Value, p: &Profile, location: &str) -> Result<Vec<Parsed>, String> {
     let items = entries(page).ok_or("svaret har verken _embedded._entries eller en liste")?;
-    Ok(items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| match map_registration(v, p) {
-            Ok(Some(r)) => Some(Parsed::Record(r)),
-            Ok(None) => None,
-            Err(reason) => Some(Parsed::Rejected(QuarantineEntry {
-                source: Some(p.source.clone()),
-                location: format!("{location}#{i}"),
-                reason,
-                raw: v.to_string(),
-            })),
-        })
-        .collect())
+    Ok(super::map_json_items(items, &p.source, location, |v| {
+        map_registration(v, p)
+    }))
 }
 
 #[cfg(test)]

@@ -105,6 +105,31 @@ pub struct FileOptions {
     pub lessons_per_day: Option<u32>,
 }
 
+/// Maps the JSON items of one fetched page (sans-IO): `map` turns an item
+/// into a record (`Ok(None)` for attendance that is not absence); an item it
+/// refuses is quarantined as `location#index` with its JSON and the reason.
+pub fn map_json_items<E: std::fmt::Display>(
+    items: &[serde_json::Value],
+    source: &str,
+    location: &str,
+    mut map: impl FnMut(&serde_json::Value) -> Result<Option<AbsenceRecord>, E>,
+) -> Vec<Parsed> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| match map(v) {
+            Ok(Some(r)) => Some(Parsed::Record(r)),
+            Ok(None) => None,
+            Err(reason) => Some(Parsed::Rejected(QuarantineEntry {
+                source: Some(source.to_string()),
+                location: format!("{location}#{i}"),
+                reason: reason.to_string(),
+                raw: v.to_string(),
+            })),
+        })
+        .collect()
+}
+
 /// Whether records from the file adapter `name` (with `profile`) carry their
 /// own versions. The others get a version stamp when they are imported
 /// ([`version_stamp_at`]).

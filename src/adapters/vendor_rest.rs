@@ -14,7 +14,7 @@ use super::edfi_api::{SyncError, SyncReport, commit, timed_run};
 use super::mapping::{JsonFields, json_at, json_text, map_fields};
 use super::profile::{Profile, ProfileError, invalid};
 use super::rest::RestClient;
-use crate::store::{QuarantineEntry, Store};
+use crate::store::Store;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -289,20 +289,9 @@ pub fn map_page(body: &Value, p: &Profile, records_path: &str, location: &str) -
             "" => "svaret er ikke en JSON-liste (profilens rest.records)".to_string(),
             p => format!("svaret har ingen liste på «{p}» (profilens rest.records)"),
         })?;
-    Ok(items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| match map_fields(p, &JsonFields(v), "feltet") {
-            Ok(Some(r)) => Some(Parsed::Record(r)),
-            Ok(None) => None,
-            Err(reason) => Some(Parsed::Rejected(QuarantineEntry {
-                source: Some(p.source.clone()),
-                location: format!("{location}#{i}"),
-                reason,
-                raw: v.to_string(),
-            })),
-        })
-        .collect())
+    Ok(super::map_json_items(items, &p.source, location, |v| {
+        map_fields(p, &JsonFields(v), "feltet")
+    }))
 }
 
 /// One incremental pull of every path of the profile below `base_url`.

@@ -9,14 +9,14 @@
 
 use super::StoreError;
 use super::records::{
-    BULK_CACHE_KIB, BULK_COMMIT, BULK_MAX_OPEN, IngestStats, QUARANTINE_INSERT, QuarantineEntry, RECORD_EVAL_SELECT,
-    date_text, dedupe, extensions_json, quarantine_raw, record_from_columns, upsert_sql,
+    BULK_CACHE_KIB, BulkProgress, IngestStats, QUARANTINE_INSERT, QuarantineEntry, date_text, dedupe, eval_records_sql,
+    extensions_json, quarantine_raw, record_from_columns, upsert_sql,
 };
 use super::{Backend, now};
 use crate::domain::AbsenceRecord;
 use rusqlite::{Connection, params};
 use std::borrow::Cow;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a write waits for another writer (the same as the pool's).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,10 +40,7 @@ pub(super) fn records_for_evaluation(
     to: &str,
 ) -> Result<Vec<AbsenceRecord>, StoreError> {
     let conn = connect(path)?;
-    let list = vec!["?"; pupils.len()].join(", ");
-    let mut select = conn.prepare(&format!(
-        "SELECT {RECORD_EVAL_SELECT} FROM records WHERE pupil IN ({list}) AND deleted = 0 AND date >= ? AND date <= ?"
-    ))?;
+    let mut select = conn.prepare(&eval_records_sql(Backend::Sqlite, pupils.len()))?;
     let values = pupils.iter().map(String::as_str).chain([from, to]);
     let mut rows = select.query(rusqlite::params_from_iter(values))?;
     let mut out = Vec::new();
@@ -56,10 +53,7 @@ pub(super) fn records_for_evaluation(
 /// A bulk writer's own connection and its open transaction.
 pub(super) struct SqliteBulk {
     conn: Connection,
-    /// When the open transaction began (`None`: no transaction open).
-    opened: Option<Instant>,
-    /// Counts written in the open transaction.
-    pending: IngestStats,
+    progress: BulkProgress,
     /// The last extensions stored and their JSON: a source's records mostly
     /// carry the same few codes, so most rows skip the serialisation.
     last_extensions: Option<(serde_json::Map<String, serde_json::Value>, Option<String>)>,
@@ -72,30 +66,25 @@ impl SqliteBulk {
         conn.execute_batch(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB};"))?;
         Ok(SqliteBulk {
             conn,
-            opened: None,
-            pending: IngestStats::default(),
+            progress: BulkProgress::default(),
             last_extensions: None,
         })
     }
 
     /// Writes a batch in the open transaction (opening one if needed);
-    /// commits when it holds [`BULK_COMMIT`] records or has been open for
-    /// [`BULK_MAX_OPEN`]. Returns the counts committed by this call, if any.
+    /// commits when [`BulkProgress::add`] says it is due. Returns the counts
+    /// committed by this call, if any.
     pub(super) fn write(
         &mut self,
         records: &[AbsenceRecord],
         quarantine: &[QuarantineEntry],
     ) -> Result<Option<IngestStats>, StoreError> {
-        let opened = match self.opened {
-            Some(t) => t,
-            None => {
-                self.conn.execute_batch("BEGIN IMMEDIATE")?;
-                *self.opened.insert(Instant::now())
-            }
-        };
+        if !self.progress.is_open() {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.progress.opened();
+        }
         let stats = self.write_batch(records, quarantine)?;
-        self.pending.add(stats);
-        if self.pending.received + self.pending.quarantined >= BULK_COMMIT || opened.elapsed() >= BULK_MAX_OPEN {
+        if self.progress.add(stats) {
             return self.commit();
         }
         Ok(None)
@@ -103,11 +92,11 @@ impl SqliteBulk {
 
     /// Commits the open transaction; returns its counts (`None` if nothing was open).
     pub(super) fn commit(&mut self) -> Result<Option<IngestStats>, StoreError> {
-        if self.opened.take().is_none() {
+        if !self.progress.is_open() {
             return Ok(None);
         }
         self.conn.execute_batch("COMMIT")?;
-        Ok(Some(std::mem::take(&mut self.pending)))
+        Ok(self.progress.close())
     }
 
     fn write_batch(
@@ -177,12 +166,10 @@ impl SqliteBulk {
             let (raw, digest) = quarantine_raw(e);
             keep.execute(params![e.source, e.location, e.reason, raw, digest, stamp])?;
         }
-        let received = records.len() as u64;
-        Ok(IngestStats {
-            received,
+        Ok(IngestStats::of_batch(
+            records.len() as u64,
             changed,
-            unchanged: received - changed,
-            quarantined: quarantine.len() as u64,
-        })
+            quarantine.len() as u64,
+        ))
     }
 }

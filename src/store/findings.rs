@@ -1,6 +1,6 @@
 //! Persisted findings, recomputed only for the pupils a change touched.
 
-use super::records::{RECORD_EVAL_SELECT, eval_record_from_row};
+use super::records::{eval_record_from_row, eval_records_sql};
 use super::{Store, StoreError, direct, now};
 use crate::domain::record::parse_date;
 use crate::domain::{AbsenceRecord, Finding, FindingWindow};
@@ -159,11 +159,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::Worker(e.to_string()))?,
             None => {
-                let mut q = sqlx::query(AssertSqlSafe(format!(
-                    "SELECT {RECORD_EVAL_SELECT} FROM records WHERE pupil IN ({list}) AND deleted = 0 AND date >= {} AND date <= {}",
-                    self.backend.placeholders(n + 1, 1),
-                    self.backend.placeholders(n + 2, 1)
-                )));
+                let mut q = sqlx::query(AssertSqlSafe(eval_records_sql(self.backend, n)));
                 for p in &pupils {
                     q = q.bind(p.as_str());
                 }

@@ -57,6 +57,17 @@ pub struct IngestStats {
 }
 
 impl IngestStats {
+    /// The counts of one written batch: `received` records of which
+    /// `changed` were new or newer, and `quarantined` entries kept aside.
+    pub(super) fn of_batch(received: u64, changed: u64, quarantined: u64) -> IngestStats {
+        IngestStats {
+            received,
+            changed,
+            unchanged: received - changed,
+            quarantined,
+        }
+    }
+
     /// Adds another call's counts.
     pub fn add(&mut self, other: IngestStats) {
         self.received += other.received;
@@ -163,12 +174,48 @@ pub(super) fn date_text(r: &AbsenceRecord) -> String {
 pub const BULK_COMMIT: u64 = 25_000;
 /// A bulk transaction is committed after this long even when it holds fewer
 /// records, so a slow import still shows (and keeps) its progress regularly.
-pub(super) const BULK_MAX_OPEN: std::time::Duration = std::time::Duration::from_secs(2);
+const BULK_MAX_OPEN: std::time::Duration = std::time::Duration::from_secs(2);
 /// SQLite page cache of a bulk transaction, in KiB: room for the index pages
 /// a [`BULK_COMMIT`] touches, so they are not spilled before the commit.
 pub(super) const BULK_CACHE_KIB: i64 = 16 * 1024;
 /// SQLite's default page cache, restored after a bulk transaction.
 const DEFAULT_CACHE_KIB: i64 = 2000;
+
+/// What an open bulk transaction holds, and when it is due: the commit
+/// policy both bulk writers (sqlx and the direct SQLite connection) follow.
+#[derive(Debug, Default)]
+pub(super) struct BulkProgress {
+    /// When the open transaction began (`None`: none is open).
+    opened: Option<std::time::Instant>,
+    /// Counts written in the open transaction.
+    pending: IngestStats,
+}
+
+impl BulkProgress {
+    /// Whether a transaction is open.
+    pub(super) fn is_open(&self) -> bool {
+        self.opened.is_some()
+    }
+
+    /// Notes that a transaction was just opened.
+    pub(super) fn opened(&mut self) {
+        self.opened = Some(std::time::Instant::now());
+    }
+
+    /// Adds a written batch; true when the transaction should commit now
+    /// (it holds [`BULK_COMMIT`] records or has been open [`BULK_MAX_OPEN`]).
+    pub(super) fn add(&mut self, stats: IngestStats) -> bool {
+        self.pending.add(stats);
+        self.pending.received + self.pending.quarantined >= BULK_COMMIT
+            || self.opened.is_some_and(|t| t.elapsed() >= BULK_MAX_OPEN)
+    }
+
+    /// Ends the open transaction; its counts (`None` if none was open).
+    pub(super) fn close(&mut self) -> Option<IngestStats> {
+        self.opened.take()?;
+        Some(std::mem::take(&mut self.pending))
+    }
+}
 
 /// Batches written in shared transactions (see [`Store::bulk_writer`]).
 /// What [`BulkWriter::write`] returns is committed only by a later
@@ -179,8 +226,7 @@ pub struct BulkWriter<'s> {
     /// A SQLite file store writes through a connection of its own.
     direct: Option<Direct>,
     tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
-    opened: std::time::Instant,
-    pending: IngestStats,
+    progress: BulkProgress,
 }
 
 /// The direct connection of a SQLite file store, opened on first use.
@@ -210,13 +256,12 @@ impl BulkWriter<'_> {
                         .execute(&mut *tx)
                         .await?;
                 }
-                self.opened = std::time::Instant::now();
+                self.progress.opened();
                 self.tx.insert(tx)
             }
         };
         let stats = write_batch(self.store.backend, tx, &records, &quarantine).await?;
-        self.pending.add(stats);
-        if self.pending.received + self.pending.quarantined >= BULK_COMMIT || self.opened.elapsed() >= BULK_MAX_OPEN {
+        if self.progress.add(stats) {
             return self.commit().await;
         }
         Ok(None)
@@ -237,7 +282,7 @@ impl BulkWriter<'_> {
                 .await?;
         }
         tx.commit().await?;
-        Ok(Some(std::mem::take(&mut self.pending)))
+        Ok(self.progress.close())
     }
 
     /// Runs `work` on the direct connection, on a blocking thread.
@@ -347,13 +392,11 @@ async fn write_batch(
             .execute(&mut **tx)
             .await?;
     }
-    let received = records.len() as u64;
-    Ok(IngestStats {
-        received,
+    Ok(IngestStats::of_batch(
+        records.len() as u64,
         changed,
-        unchanged: received - changed,
-        quarantined: quarantine.len() as u64,
-    })
+        quarantine.len() as u64,
+    ))
 }
 
 impl Store {
@@ -378,8 +421,7 @@ impl Store {
             store: self,
             direct: self.sqlite_file().map(|path| Direct { path, conn: None }),
             tx: None,
-            opened: std::time::Instant::now(),
-            pending: IngestStats::default(),
+            progress: BulkProgress::default(),
         }
     }
 
@@ -508,6 +550,17 @@ pub(super) const RECORD_SELECT: &str =
 /// extensions, which rules never read and which cost a JSON parse per row.
 pub(super) const RECORD_EVAL_SELECT: &str =
     "source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted";
+
+/// The query of a findings refresh: the live records of `pupils` pupils
+/// (`$1..`), dated from `$pupils+1` to `$pupils+2`, in [`RECORD_EVAL_SELECT`] columns.
+pub(super) fn eval_records_sql(backend: Backend, pupils: usize) -> String {
+    format!(
+        "SELECT {RECORD_EVAL_SELECT} FROM records WHERE pupil IN ({}) AND deleted = 0 AND date >= {} AND date <= {}",
+        backend.placeholders(1, pupils),
+        backend.placeholders(pupils + 1, 1),
+        backend.placeholders(pupils + 2, 1)
+    )
+}
 
 /// Reads a record selected with [`RECORD_SELECT`].
 pub(super) fn record_from_row(row: &AnyRow) -> Result<AbsenceRecord, StoreError> {
