@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    tilstede::store::configure_sqlite();
     let args = cli::Cli::parse();
     // Output commands behave like other Unix tools when piped into `head`:
     // a closed pipe ends the process quietly. `serve` keeps Rust's default

@@ -9,13 +9,16 @@
 
 use super::StoreError;
 use super::records::{
-    BULK_CACHE_KIB, BulkProgress, IngestStats, QUARANTINE_INSERT, QuarantineEntry, date_text, dedupe, eval_records_sql,
+    BULK_CACHE_KIB, BulkProgress, RECORD_COLUMNS, IngestStats, QUARANTINE_INSERT, QuarantineEntry, date_text, dedupe, eval_records_sql,
     extensions_json, quarantine_raw, record_from_columns, upsert_sql,
 };
+use super::findings::evaluate;
 use super::{Backend, now};
-use crate::domain::AbsenceRecord;
+use crate::domain::{AbsenceRecord, Finding};
+use crate::rules::{Evaluator, RuleSet};
+use chrono::NaiveDate;
 use rusqlite::{Connection, params};
-use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a write waits for another writer (the same as the pool's).
@@ -50,13 +53,47 @@ pub(super) fn records_for_evaluation(
     Ok(out)
 }
 
+/// The findings of each of `pupils` (in that order), from their live
+/// records dated `from..=to`: the pupils are split over the available cores,
+/// each part read on its own connection and evaluated on its own thread.
+pub(super) fn evaluate_pupils(
+    path: &str,
+    set: &RuleSet,
+    as_of: NaiveDate,
+    pupils: &[String],
+    from: &str,
+    to: &str,
+) -> Result<Vec<Vec<Finding>>, StoreError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let part = pupils.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = pupils
+            .chunks(part)
+            .map(|part| {
+                scope.spawn(move || {
+                    let records = records_for_evaluation(path, part, from, to)?;
+                    Ok::<_, StoreError>(evaluate(&Evaluator::new(set, as_of), part, &records))
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(pupils.len());
+        for worker in workers {
+            let part = worker
+                .join()
+                .map_err(|_| StoreError::Worker("vurderingstråden stoppet".into()))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
+}
+
 /// A bulk writer's own connection and its open transaction.
 pub(super) struct SqliteBulk {
     conn: Connection,
     progress: BulkProgress,
     /// The last extensions stored and their JSON: a source's records mostly
     /// carry the same few codes, so most rows skip the serialisation.
-    last_extensions: Option<(serde_json::Map<String, serde_json::Value>, Option<String>)>,
+    last_extensions: ExtensionsCache,
 }
 
 impl SqliteBulk {
@@ -107,49 +144,62 @@ impl SqliteBulk {
         let stamp = now();
         let mut changed = 0u64;
         let mut touched: Vec<String> = Vec::new();
+        let (tombstones, live): (Vec<&AbsenceRecord>, Vec<&AbsenceRecord>) =
+            dedupe(records).into_iter().partition(|r| r.deleted);
         {
-            // RETURNING costs a temporary table per statement: a record is
-            // stored under its own pupil, so its upsert only needs to say
-            // whether it changed something. A tombstone may name no pupil
-            // and keeps the stored one, which RETURNING reports.
-            let mut upsert = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, false))?;
-            let mut upsert_tombstone = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, true))?;
-            for r in dedupe(records) {
-                let cached = matches!(&self.last_extensions, Some((m, _)) if *m == r.extensions);
-                if !cached {
-                    self.last_extensions = Some((r.extensions.clone(), extensions_json(r)?));
+            // Live records go [`ROWS_PER_UPSERT`] to a statement: a record is
+            // stored under its own pupil, so a statement only needs to say
+            // how many rows it changed, and the pupils of a statement that
+            // changed any are marked (a few unchanged ones with them costs
+            // only their re-evaluation).
+            let mut upsert_many = self
+                .conn
+                .prepare_cached(&upsert_sql(Backend::Sqlite, ROWS_PER_UPSERT, false))?;
+            let mut upsert_one = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, false))?;
+            for chunk in live.chunks(ROWS_PER_UPSERT) {
+                let dates: Vec<String> = chunk.iter().map(|r| date_text(r)).collect();
+                let mut extensions = Vec::with_capacity(chunk.len());
+                for r in chunk {
+                    extensions.push(cached_extensions(&mut self.last_extensions, r)?);
                 }
-                let extensions = self.last_extensions.as_ref().and_then(|(_, json)| json.as_deref());
-                let values = params![
-                    r.source,
-                    r.id,
-                    r.version,
-                    r.pupil,
-                    r.school,
-                    date_text(r),
-                    r.kind.as_str(),
-                    r.lessons,
-                    r.minutes,
-                    r.validity.as_str(),
-                    r.reason.map(|x| x.as_str()),
-                    i64::from(r.deleted),
-                    extensions,
-                    stamp,
-                ];
-                let pupil: Option<Cow<'_, str>> = if r.deleted {
-                    let mut rows = upsert_tombstone.query(values)?;
-                    match rows.next()? {
-                        Some(row) => Some(Cow::Owned(row.get(0)?)),
-                        None => None,
-                    }
+                let mut row = Vec::with_capacity(ROWS_PER_UPSERT * RECORD_COLUMNS);
+                for ((r, date), ext) in chunk.iter().zip(&dates).zip(&extensions) {
+                    row.extend(record_values(r, date, ext.as_deref(), &stamp));
+                }
+                let statement = if chunk.len() == ROWS_PER_UPSERT {
+                    &mut upsert_many
                 } else {
-                    (upsert.execute(values)? > 0).then_some(Cow::Borrowed(r.pupil.as_str()))
+                    &mut upsert_one
                 };
-                if let Some(pupil) = pupil {
-                    changed += 1;
-                    if touched.last().map(String::as_str) != Some(&*pupil) {
-                        touched.push(pupil.into_owned());
+                let n = if chunk.len() == ROWS_PER_UPSERT {
+                    statement.execute(rusqlite::params_from_iter(row.iter()))?
+                } else {
+                    let mut n = 0;
+                    for values in row.chunks(RECORD_COLUMNS) {
+                        n += statement.execute(rusqlite::params_from_iter(values.iter()))?;
                     }
+                    n
+                };
+                if n > 0 {
+                    changed += n as u64;
+                    for r in chunk {
+                        if touched.last() != Some(&r.pupil) {
+                            touched.push(r.pupil.clone());
+                        }
+                    }
+                }
+            }
+            // A tombstone may name no pupil and keeps the stored one, which
+            // RETURNING reports.
+            let mut upsert_tombstone = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, true))?;
+            for r in tombstones {
+                let date = date_text(r);
+                let ext = cached_extensions(&mut self.last_extensions, r)?;
+                let values = record_values(r, &date, ext.as_deref(), &stamp);
+                let mut rows = upsert_tombstone.query(rusqlite::params_from_iter(values.iter()))?;
+                if let Some(row) = rows.next()? {
+                    changed += 1;
+                    touched.push(row.get(0)?);
                 }
             }
         }
@@ -172,4 +222,49 @@ impl SqliteBulk {
             quarantine.len() as u64,
         ))
     }
+}
+
+/// A record's extensions as stored, and the last ones seen.
+type ExtensionsCache = Option<(serde_json::Map<String, serde_json::Value>, Option<Arc<str>>)>;
+
+/// The stored JSON of `r`'s extensions, reusing the last one when equal: a
+/// source's records mostly carry the same few codes.
+fn cached_extensions(cache: &mut ExtensionsCache, r: &AbsenceRecord) -> Result<Option<Arc<str>>, StoreError> {
+    let hit = matches!(cache, Some((m, _)) if *m == r.extensions);
+    if !hit {
+        *cache = Some((r.extensions.clone(), extensions_json(r)?.map(Arc::from)));
+    }
+    Ok(cache.as_ref().and_then(|(_, json)| json.clone()))
+}
+
+/// Live records per upsert statement in a bulk write.
+const ROWS_PER_UPSERT: usize = 32;
+
+/// The values of one record's row, in [`upsert_sql`]'s column order.
+fn record_values<'a>(
+    r: &'a AbsenceRecord,
+    date: &'a str,
+    extensions: Option<&'a str>,
+    stamp: &'a str,
+) -> [rusqlite::types::ToSqlOutput<'a>; RECORD_COLUMNS] {
+    use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+    let text = |s: &'a str| ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()));
+    let int = |i: i64| ToSqlOutput::Owned(Value::Integer(i));
+    let opt_text = |s: Option<&'a str>| s.map_or(ToSqlOutput::Owned(Value::Null), text);
+    [
+        text(&r.source),
+        text(&r.id),
+        int(i64::from(r.version)),
+        text(&r.pupil),
+        text(&r.school),
+        text(date),
+        text(r.kind.as_str()),
+        int(i64::from(r.lessons)),
+        r.minutes.map_or(ToSqlOutput::Owned(Value::Null), |m| int(i64::from(m))),
+        text(r.validity.as_str()),
+        opt_text(r.reason.map(|x| x.as_str())),
+        int(i64::from(r.deleted)),
+        opt_text(extensions),
+        text(stamp),
+    ]
 }

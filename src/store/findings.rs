@@ -74,6 +74,19 @@ fn basis(set: &RuleSet, as_of: NaiveDate) -> String {
     format!("{as_of}|{}", hex::encode(&digest[..12]))
 }
 
+/// The findings of each of `pupils` (in that order) from `records`, the
+/// live records of those pupils in the evaluator's window.
+pub(super) fn evaluate(evaluator: &Evaluator<'_>, pupils: &[String], records: &[AbsenceRecord]) -> Vec<Vec<Finding>> {
+    let mut by_pupil: HashMap<&str, Vec<&AbsenceRecord>> = HashMap::new();
+    for r in records {
+        by_pupil.entry(r.pupil.as_str()).or_default().push(r);
+    }
+    pupils
+        .iter()
+        .map(|p| evaluator.pupil(p, by_pupil.get(p.as_str()).map(Vec::as_slice).unwrap_or(&[])))
+        .collect()
+}
+
 fn date_text(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
@@ -102,7 +115,7 @@ impl Store {
             ..Refresh::default()
         };
         loop {
-            let (claimed, evaluated) = self.refresh_batch(&evaluator, &mut refresh.changes).await?;
+            let (claimed, evaluated) = self.refresh_batch(set, &evaluator, &mut refresh.changes).await?;
             refresh.pupils += evaluated;
             // A short batch means the queue was drained.
             if claimed < PUPILS_PER_BATCH {
@@ -125,6 +138,7 @@ impl Store {
     /// from the queue and how many of them were evaluated.
     async fn refresh_batch(
         &self,
+        set: &RuleSet,
         evaluator: &Evaluator<'_>,
         changes: &mut Vec<FindingChange>,
     ) -> Result<(usize, u64), StoreError> {
@@ -149,30 +163,31 @@ impl Store {
         let list = self.backend.placeholders(1, pupils.len());
         let n = pupils.len();
         let (from, to) = (date_text(evaluator.earliest()), date_text(evaluator.as_of()));
-        let (pupils, records) = match self.sqlite_file() {
-            // A SQLite file is read on a direct connection: the write lock
-            // this transaction holds keeps the records as they are.
-            Some(path) => tokio::task::spawn_blocking(move || {
-                let records = direct::records_for_evaluation(&path, &pupils, &from, &to);
-                (pupils, records)
-            })
-            .await
-            .map_err(|e| StoreError::Worker(e.to_string()))?,
+        let (pupils, evaluated) = match self.sqlite_file() {
+            // A SQLite file is read on direct connections, the pupils split
+            // over the cores: the write lock this transaction holds keeps the
+            // records as they are.
+            Some(path) => {
+                let (set, as_of) = (set.clone(), evaluator.as_of());
+                tokio::task::spawn_blocking(move || {
+                    let evaluated = direct::evaluate_pupils(&path, &set, as_of, &pupils, &from, &to);
+                    (pupils, evaluated)
+                })
+                .await
+                .map_err(|e| StoreError::Worker(e.to_string()))?
+            }
             None => {
                 let mut q = sqlx::query(AssertSqlSafe(eval_records_sql(self.backend, n)));
                 for p in &pupils {
                     q = q.bind(p.as_str());
                 }
                 let rows = q.bind(from).bind(to).fetch_all(&mut *tx).await?;
-                let records = rows.iter().map(eval_record_from_row).collect();
-                (pupils, records)
+                let records: Result<Vec<AbsenceRecord>, StoreError> = rows.iter().map(eval_record_from_row).collect();
+                let evaluated = records.map(|records| evaluate(evaluator, &pupils, &records));
+                (pupils, evaluated)
             }
         };
-        let records: Vec<AbsenceRecord> = records?;
-        let mut by_pupil: HashMap<&str, Vec<&AbsenceRecord>> = HashMap::new();
-        for r in &records {
-            by_pupil.entry(r.pupil.as_str()).or_default().push(r);
-        }
+        let evaluated = evaluated?;
 
         let mut q = sqlx::query(AssertSqlSafe(format!(
             "SELECT {FINDING_SELECT} FROM findings WHERE pupil IN ({list})"
@@ -190,9 +205,8 @@ impl Store {
         let stamp = now();
         let mut new_rows: Vec<(Finding, String)> = Vec::new();
         let mut batch_changes = Vec::new();
-        for p in &pupils {
-            let recs = by_pupil.get(p.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-            for f in evaluator.pupil(p, recs) {
+        for findings in evaluated {
+            for f in findings {
                 let first_seen = match old.remove(&(f.pupil.clone(), f.rule.clone())) {
                     None => {
                         batch_changes.push(FindingChange::Opened { finding: f.clone() });

@@ -8,10 +8,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::HashMap;
 
 /// Columns bound per record in the upsert.
-const RECORD_COLUMNS: usize = 14;
+pub(super) const RECORD_COLUMNS: usize = 14;
 /// Records per INSERT statement: far below SQLite's 32766 parameters, large
 /// enough that per-statement overhead vanishes.
 const ROWS_PER_STATEMENT: usize = 400;
@@ -81,7 +80,8 @@ impl IngestStats {
 /// the upsert's WHERE clause ([`crate::domain::record::supersedes`]):
 /// PostgreSQL refuses to upsert the same key twice in one statement.
 pub(super) fn dedupe(records: &[AbsenceRecord]) -> Vec<&AbsenceRecord> {
-    let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(records.len());
+    let mut index: rustc_hash::FxHashMap<(&str, &str), usize> =
+        rustc_hash::FxHashMap::with_capacity_and_hasher(records.len(), Default::default());
     let mut out: Vec<&AbsenceRecord> = Vec::with_capacity(records.len());
     for r in records {
         match index.get(&(r.source.as_str(), r.id.as_str())) {
