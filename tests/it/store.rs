@@ -327,3 +327,120 @@ async fn bulk_writer_counts_and_marks_like_ingest() {
         store.close().await;
     }
 }
+
+/// Large batches: the direct SQLite writer upserts many rows per statement;
+/// its counts must stay exact and an unchanged statement must mark nobody,
+/// like the row-by-row writers of the other backends.
+#[tokio::test]
+async fn bulk_writer_counts_many_rows_per_statement_exactly() {
+    let set = RuleSet::preset("baerum").unwrap();
+    let as_of = d("2026-03-31");
+    let mut stores = store_backends().await;
+    stores.push(tilstede::store::Store::open(":memory:").await.unwrap());
+    for store in stores {
+        let backend = format!("{:?} {}", store.backend(), store.url().starts_with(':'));
+        // 10 pupils with 20 records each, pupil by pupil as an export comes.
+        let batch: Vec<_> = (0..200)
+            .map(|i| {
+                let day = format!("2026-03-{:02}", 2 + i % 20);
+                rec(
+                    &format!("m{i}"),
+                    &format!("p{}", i / 20),
+                    &day,
+                    Kind::Lesson,
+                    Validity::Invalid,
+                    1,
+                )
+            })
+            .collect();
+        let mut w = store.bulk_writer();
+        w.write(batch.clone(), vec![]).await.unwrap();
+        let stats = w.commit().await.unwrap().unwrap();
+        assert_eq!((stats.changed, stats.unchanged), (200, 0), "{backend}");
+        drop(w);
+        assert_eq!(store.record_count().await.unwrap(), (200, 0), "{backend}");
+        assert_eq!(
+            store.refresh_findings(&set, as_of).await.unwrap().pupils,
+            10,
+            "{backend}"
+        );
+
+        // Unchanged: nothing counted, nobody queued.
+        let mut w = store.bulk_writer();
+        w.write(batch.clone(), vec![]).await.unwrap();
+        let stats = w.commit().await.unwrap().unwrap();
+        assert_eq!((stats.changed, stats.unchanged), (0, 200), "{backend}");
+        drop(w);
+        assert_eq!(
+            store.refresh_findings(&set, as_of).await.unwrap().pupils,
+            0,
+            "{backend}"
+        );
+
+        // One record of p7 corrected in the middle of the batch: counted
+        // once; p7 is re-evaluated, and at most the pupils sharing its
+        // statement (32 rows span at most three pupils here) with it.
+        let mut again = batch.clone();
+        again[150] = AbsenceRecord {
+            version: 2,
+            lessons: 3,
+            ..batch[150].clone()
+        };
+        let mut w = store.bulk_writer();
+        w.write(again, vec![]).await.unwrap();
+        let stats = w.commit().await.unwrap().unwrap();
+        assert_eq!((stats.changed, stats.unchanged), (1, 199), "{backend}");
+        drop(w);
+        let r = store.refresh_findings(&set, as_of).await.unwrap();
+        assert!(
+            (1..=3).contains(&r.pupils),
+            "{backend}: {} pupils re-evaluated",
+            r.pupils
+        );
+        let p7 = store.pupil_records("p7", d("2026-03-01"), as_of).await.unwrap();
+        assert_eq!(p7.iter().map(|r| r.lessons).sum::<u32>(), 22, "{backend}");
+        store.close().await;
+    }
+}
+
+/// A bulk import's pages reach the database file without the importer
+/// checkpointing inside its commits: a thread of the writer's does it.
+#[tokio::test]
+async fn bulk_import_pages_are_checkpointed_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = tilstede::store::Store::open(path.to_str().unwrap()).await.unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let batch: Vec<_> = (0..20_000)
+        .map(|i| {
+            let day = format!("2026-03-{:02}", 2 + i % 20);
+            rec(
+                &format!("c{i}"),
+                &format!("p{}", i / 20),
+                &day,
+                Kind::Lesson,
+                Validity::Invalid,
+                1,
+            )
+        })
+        .collect();
+    let mut w = store.bulk_writer();
+    w.write(batch, vec![]).await.unwrap();
+    assert_eq!(w.commit().await.unwrap().unwrap().changed, 20_000);
+    // Nothing else writes (or checkpoints) from here on.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = std::fs::metadata(&path).unwrap().len();
+        if now > before + 2_000_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {now} bytes (was {before}): the import was never checkpointed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(w);
+    assert_eq!(store.record_count().await.unwrap(), (20_000, 0));
+    store.close().await;
+}
