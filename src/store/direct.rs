@@ -94,8 +94,8 @@ pub(super) struct SqliteBulk {
     /// The last extensions stored and their JSON: a source's records mostly
     /// carry the same few codes, so most rows skip the serialisation.
     last_extensions: ExtensionsCache,
-    /// Copies committed pages from the write-ahead log into the database.
-    checkpointer: Checkpointer,
+    /// Checkpoints and frees beside the writer.
+    background: Background,
 }
 
 impl SqliteBulk {
@@ -109,7 +109,7 @@ impl SqliteBulk {
             conn,
             progress: BulkProgress::default(),
             last_extensions: None,
-            checkpointer: Checkpointer::start(path)?,
+            background: Background::start(path)?,
         })
     }
 
@@ -118,14 +118,15 @@ impl SqliteBulk {
     /// committed by this call, if any.
     pub(super) fn write(
         &mut self,
-        records: &[AbsenceRecord],
+        records: Vec<AbsenceRecord>,
         quarantine: &[QuarantineEntry],
     ) -> Result<Option<IngestStats>, StoreError> {
         if !self.progress.is_open() {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             self.progress.opened();
         }
-        let stats = self.write_batch(records, quarantine)?;
+        let stats = self.write_batch(&records, quarantine)?;
+        self.background.free(records);
         if self.progress.add(stats) {
             return self.commit();
         }
@@ -138,7 +139,7 @@ impl SqliteBulk {
             return Ok(None);
         }
         self.conn.execute_batch("COMMIT")?;
-        self.checkpointer.wake();
+        self.background.checkpoint();
         Ok(self.progress.close())
     }
 
@@ -230,40 +231,70 @@ impl SqliteBulk {
     }
 }
 
-/// A thread with a connection of its own that checkpoints the write-ahead
-/// log after each bulk commit. SQLite would otherwise checkpoint inside the
-/// commit that fills the log, on the writer's thread: copying the pages into
-/// the database file and syncing it took about a third of the writer's time.
-/// A passive checkpoint never blocks the writer; the log is reused from its
-/// start once a checkpoint has caught up.
+/// A thread beside a bulk writer, with a connection of its own, for work
+/// that need not hold up the writer:
+/// - it checkpoints the write-ahead log after each commit. SQLite would
+///   otherwise checkpoint inside the commit that fills the log, on the
+///   writer's thread: copying the pages into the database file and syncing
+///   it took about a third of the writer's time. A passive checkpoint never
+///   blocks the writer; the log is reused from its start once a checkpoint
+///   has caught up;
+/// - it frees written batches (a million records are some ten million
+///   small allocations).
 ///
-/// The thread ends once the writer is gone and its last checkpoint is done;
-/// nobody waits for it (an interrupted checkpoint is harmless: the pages
-/// stay in the log).
-struct Checkpointer {
-    wake: std::sync::mpsc::SyncSender<()>,
+/// The thread ends once the writer is gone and its queue is done; nobody
+/// waits for it (an interrupted checkpoint is harmless: the pages stay in
+/// the log, where readers find them).
+struct Background {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    /// A checkpoint is queued and not yet begun.
+    checkpoint_queued: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl Checkpointer {
-    fn start(path: &str) -> Result<Checkpointer, StoreError> {
+enum Job {
+    Checkpoint,
+    Free(Vec<AbsenceRecord>),
+}
+
+impl Background {
+    fn start(path: &str) -> Result<Background, StoreError> {
+        use std::sync::atomic::Ordering;
         let conn = connect(path)?;
-        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(4);
+        let checkpoint_queued = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let queued = checkpoint_queued.clone();
         std::thread::Builder::new()
-            .name("sqlite-checkpoint".into())
+            .name("sqlite-bulk-background".into())
             .spawn(move || {
-                while woken.recv().is_ok() {
-                    // A failed checkpoint leaves the pages in the log, where
-                    // readers find them; the next one (or SQLite's own) retries.
-                    let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+                while let Ok(job) = queue.recv() {
+                    match job {
+                        Job::Checkpoint => {
+                            queued.store(false, Ordering::Release);
+                            // A failed checkpoint leaves the pages in the
+                            // log; the next one (or SQLite's own) retries.
+                            let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+                        }
+                        Job::Free(records) => drop(records),
+                    }
                 }
             })
             .map_err(|e| StoreError::Worker(e.to_string()))?;
-        Ok(Checkpointer { wake })
+        Ok(Background {
+            jobs,
+            checkpoint_queued,
+        })
     }
 
-    /// Asks for a checkpoint (one already pending covers this commit too).
-    fn wake(&self) {
-        let _ = self.wake.try_send(());
+    /// Asks for a checkpoint (one already queued covers this commit too).
+    fn checkpoint(&self) {
+        if !self.checkpoint_queued.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let _ = self.jobs.send(Job::Checkpoint);
+        }
+    }
+
+    /// Frees `records` on the background thread, or here when it is busy.
+    fn free(&self, records: Vec<AbsenceRecord>) {
+        let _ = self.jobs.try_send(Job::Free(records));
     }
 }
 

@@ -245,7 +245,7 @@ impl BulkWriter<'_> {
         quarantine: Vec<QuarantineEntry>,
     ) -> Result<Option<IngestStats>, StoreError> {
         if self.direct.is_some() {
-            return self.direct(move |bulk| bulk.write(&records, &quarantine)).await;
+            return self.direct(move |bulk| bulk.write(records, &quarantine)).await;
         }
         let tx = match &mut self.tx {
             Some(tx) => tx,
