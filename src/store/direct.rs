@@ -65,7 +65,12 @@ pub(super) fn evaluate_pupils(
     to: &str,
 ) -> Result<Vec<Vec<Finding>>, StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-    let part = pupils.len().div_ceil(threads).max(1);
+    if threads == 1 || pupils.len() < PUPILS_PER_THREAD {
+        // A few pupils (an HTTP push, say) are not worth a thread.
+        let records = records_for_evaluation(path, pupils, from, to)?;
+        return Ok(evaluate(&Evaluator::new(set, as_of), pupils, &records));
+    }
+    let part = pupils.len().div_ceil(threads).max(PUPILS_PER_THREAD);
     std::thread::scope(|scope| {
         let workers: Vec<_> = pupils
             .chunks(part)
@@ -310,6 +315,9 @@ fn cached_extensions(cache: &mut ExtensionsCache, r: &AbsenceRecord) -> Result<O
     }
     Ok(cache.as_ref().and_then(|(_, json)| json.clone()))
 }
+
+/// The fewest pupils a refresh gives a thread of its own.
+const PUPILS_PER_THREAD: usize = 32;
 
 /// Live records per upsert statement in a bulk write.
 const ROWS_PER_UPSERT: usize = 32;

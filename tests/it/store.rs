@@ -444,3 +444,47 @@ async fn bulk_import_pages_are_checkpointed_into_the_database_file() {
     assert_eq!(store.record_count().await.unwrap(), (20_000, 0));
     store.close().await;
 }
+
+/// A refresh of many pupils (split over threads on a SQLite file) finds
+/// exactly what the rule engine finds over the same records.
+#[tokio::test]
+async fn refresh_of_many_pupils_matches_the_engine() {
+    let set = RuleSet::preset("baerum").unwrap();
+    let year = 2025;
+    let as_of = *Municipality::school_days(year).last().unwrap();
+    let m = Municipality::generate(300, 3, 11);
+    let records: Vec<AbsenceRecord> = m.absence(year, "gen").collect();
+    let evaluator = tilstede::rules::Evaluator::new(&set, as_of);
+    let mut by_pupil: std::collections::BTreeMap<&str, Vec<&AbsenceRecord>> = Default::default();
+    for r in &records {
+        by_pupil.entry(r.pupil.as_str()).or_default().push(r);
+    }
+    let mut expected: Vec<_> = by_pupil.iter().flat_map(|(p, rs)| evaluator.pupil(p, rs)).collect();
+    expected.sort_by(|a, b| (&a.pupil, &a.rule).cmp(&(&b.pupil, &b.rule)));
+    assert!(expected.len() > 20, "the generated year should raise findings");
+    let mut stores = store_backends().await;
+    stores.push(tilstede::store::Store::open(":memory:").await.unwrap());
+    for store in stores {
+        let backend = format!("{:?} {}", store.backend(), store.url().starts_with(':'));
+        let items = records
+            .iter()
+            .cloned()
+            .map(|r| Ok(tilstede::adapters::Parsed::Record(r)));
+        tilstede::ingest::ingest_parallel(&store, items.collect::<Vec<_>>(), |_| {})
+            .await
+            .unwrap();
+        let r = store.refresh_findings(&set, as_of).await.unwrap();
+        assert_eq!(r.pupils as usize, by_pupil.len(), "{backend}");
+        let stored = store.findings(None).await.unwrap();
+        assert_eq!(stored.len(), expected.len(), "{backend}");
+        for (s, e) in stored.iter().zip(&expected) {
+            assert_eq!(
+                (&s.pupil, &s.rule, &s.evidence),
+                (&e.pupil, &e.rule, &e.evidence),
+                "{backend}"
+            );
+            assert_eq!(s.measured, e.measured, "{backend}");
+        }
+        store.close().await;
+    }
+}
