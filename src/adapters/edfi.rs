@@ -6,7 +6,7 @@
 //! event imported twice (or from XML and then from the API) is one record.
 
 use super::Parsed;
-use super::xml::{Element, XmlError, XmlRecords};
+use super::xml::{Element, RecordLog, RecordVisitor, XmlError, XmlRecords};
 use crate::domain::record::parse_date;
 use crate::domain::{AbsenceRecord, Kind, Validity};
 use crate::store::QuarantineEntry;
@@ -130,13 +130,29 @@ pub(crate) fn fnv1a32(bytes: &[u8]) -> u32 {
         .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
 
-impl EdfiEvent {
+/// An event's fields, borrowed: what the mapping reads, from an
+/// [`EdfiEvent`] or straight from the XML ([`EventVisitor`]).
+#[derive(Debug, Clone, Copy)]
+struct EventFields<'a> {
+    scope: EventScope,
+    student: Option<&'a str>,
+    school: Option<&'a str>,
+    school_year: Option<&'a str>,
+    session: Option<&'a str>,
+    date: Option<&'a str>,
+    category: Option<&'a str>,
+    section: Option<&'a str>,
+    duration: Option<&'a str>,
+    attendance_minutes: Option<&'a str>,
+}
+
+impl EventFields<'_> {
     /// The deterministic record id: a digest of the natural key (student,
     /// school, session, date, category and, for section events, section),
     /// after a short digest of the student alone. The student part keeps a
     /// pupil's records next to each other in the store's key index, so an
     /// import (which comes pupil by pupil) touches few index pages.
-    pub fn record_id(&self) -> String {
+    fn record_id(&self) -> String {
         let mut h = Sha256::new();
         let scope = match self.scope {
             EventScope::School => "school",
@@ -144,28 +160,27 @@ impl EdfiEvent {
         };
         for part in [
             Some(scope),
-            self.student.as_deref(),
-            self.school.as_deref(),
-            self.school_year.as_deref(),
-            self.session.as_deref(),
-            self.date.as_deref(),
-            self.category.as_deref().map(code_value),
-            self.section.as_deref(),
+            self.student,
+            self.school,
+            self.school_year,
+            self.session,
+            self.date,
+            self.category.map(code_value),
+            self.section,
         ] {
             h.update(part.unwrap_or("").as_bytes());
             // A separator that cannot appear in the parts keeps keys apart.
             h.update([0u8]);
         }
-        let student = fnv1a32(self.student.as_deref().unwrap_or("").as_bytes());
+        let student = fnv1a32(self.student.unwrap_or("").as_bytes());
         format!("edfi-{student:08x}{}", &hex::encode(h.finalize())[..24])
     }
 
     /// Maps the event to a canonical record; `Ok(None)` for attendance that
     /// is not absence.
-    pub fn to_record(&self, m: &EdfiMapping) -> Result<Option<AbsenceRecord>, EdfiError> {
+    fn to_record(&self, m: &EdfiMapping) -> Result<Option<AbsenceRecord>, EdfiError> {
         let descriptor = self
             .category
-            .as_deref()
             .ok_or(EdfiError::Missing("AttendanceEventCategoryDescriptor"))?;
         let category = Category::of_descriptor(descriptor).ok_or_else(|| EdfiError::Invalid {
             element: "AttendanceEventCategoryDescriptor",
@@ -174,15 +189,15 @@ impl EdfiEvent {
         if category == Category::Present {
             return Ok(None);
         }
-        let student = self.student.clone().ok_or(EdfiError::Missing("StudentUniqueId"))?;
-        let school = self.school.clone().ok_or(EdfiError::Missing("SchoolId"))?;
-        let date_text = self.date.as_deref().ok_or(EdfiError::Missing("EventDate"))?;
+        let student = self.student.ok_or(EdfiError::Missing("StudentUniqueId"))?.to_string();
+        let school = self.school.ok_or(EdfiError::Missing("SchoolId"))?.to_string();
+        let date_text = self.date.ok_or(EdfiError::Missing("EventDate"))?;
         let date: NaiveDate =
             parse_date(date_text.get(..10).unwrap_or(date_text)).map_err(|message| EdfiError::Invalid {
                 element: "EventDate",
                 message,
             })?;
-        let duration = match self.duration.as_deref() {
+        let duration = match self.duration {
             None => None,
             Some(d) => match d.trim().parse::<f64>() {
                 Ok(v) if v > 0.0 && v.is_finite() => Some(v),
@@ -194,7 +209,7 @@ impl EdfiEvent {
                 }
             },
         };
-        let minutes = match self.attendance_minutes.as_deref() {
+        let minutes = match self.attendance_minutes {
             None => None,
             Some(t) => Some(t.trim().parse::<u32>().map_err(|_| EdfiError::Invalid {
                 element: match self.scope {
@@ -228,8 +243,8 @@ impl EdfiEvent {
         let mut extensions = Map::new();
         extensions.insert("source_code".into(), Value::String(code_value(descriptor).to_string()));
         extensions.insert("source_label".into(), Value::String(code_value(descriptor).to_string()));
-        if let Some(s) = &self.section {
-            extensions.insert("section".into(), Value::String(s.clone()));
+        if let Some(s) = self.section {
+            extensions.insert("section".into(), Value::String(s.to_string()));
         }
         Ok(Some(AbsenceRecord {
             source: m.source.clone(),
@@ -246,6 +261,38 @@ impl EdfiEvent {
             deleted: false,
             extensions,
         }))
+    }
+}
+
+impl EdfiEvent {
+    /// The deterministic record id: a digest of the natural key (student,
+    /// school, session, date, category and, for section events, section),
+    /// after a short digest of the student alone. The student part keeps a
+    /// pupil's records next to each other in the store's key index, so an
+    /// import (which comes pupil by pupil) touches few index pages.
+    pub fn record_id(&self) -> String {
+        self.fields().record_id()
+    }
+
+    /// Maps the event to a canonical record; `Ok(None)` for attendance that
+    /// is not absence.
+    pub fn to_record(&self, m: &EdfiMapping) -> Result<Option<AbsenceRecord>, EdfiError> {
+        self.fields().to_record(m)
+    }
+
+    fn fields(&self) -> EventFields<'_> {
+        EventFields {
+            scope: self.scope,
+            student: self.student.as_deref(),
+            school: self.school.as_deref(),
+            school_year: self.school_year.as_deref(),
+            session: self.session.as_deref(),
+            date: self.date.as_deref(),
+            category: self.category.as_deref(),
+            section: self.section.as_deref(),
+            duration: self.duration.as_deref(),
+            attendance_minutes: self.attendance_minutes.as_deref(),
+        }
     }
 
     /// Reads an event from an interchange element.
@@ -286,10 +333,228 @@ impl EdfiEvent {
     }
 }
 
+/// Texts of an event that [`EventVisitor`] collects: the elements
+/// [`EdfiEvent::from_xml`] reads, each the first of its name in its place.
+mod slot {
+    /// StudentReference//StudentUniqueId.
+    pub const STUDENT: usize = 0;
+    /// SchoolReference//SchoolId, SchoolYear, SessionName.
+    pub const SCHOOL_SCHOOL_ID: usize = 1;
+    pub const SCHOOL_YEAR: usize = 2;
+    pub const SCHOOL_SESSION: usize = 3;
+    /// SectionReference//SchoolId, SchoolYear, SessionName, SectionIdentifier, LocalCourseCode.
+    pub const SECTION_SCHOOL_ID: usize = 4;
+    pub const SECTION_YEAR: usize = 5;
+    pub const SECTION_SESSION: usize = 6;
+    pub const SECTION_ID: usize = 7;
+    pub const SECTION_COURSE: usize = 8;
+    /// SessionReference//SchoolId, SchoolYear, SessionName.
+    pub const SESSION_SCHOOL_ID: usize = 9;
+    pub const SESSION_YEAR: usize = 10;
+    pub const SESSION_SESSION: usize = 11;
+    /// Children of the event.
+    pub const DATE: usize = 12;
+    pub const CATEGORY: usize = 13;
+    pub const DURATION: usize = 14;
+    pub const SCHOOL_MINUTES: usize = 15;
+    pub const SECTION_MINUTES: usize = 16;
+    pub const COUNT: usize = 17;
+    /// No slot: the element's text is not kept.
+    pub const NONE: u8 = u8::MAX;
+}
+
+/// The references of an event whose descendants are read.
+mod reference {
+    pub const STUDENT: u8 = 0;
+    pub const SCHOOL: u8 = 1;
+    pub const SECTION: u8 = 2;
+    pub const SESSION: u8 = 3;
+    /// Outside the references read.
+    pub const NONE: u8 = u8::MAX;
+}
+
+/// Fills an event's fields straight from the XML, without a tree: the fast
+/// path of [`EdfiXmlReader`], reading exactly what [`EdfiEvent::from_xml`]
+/// reads. The text buffers are reused from event to event.
+#[derive(Debug)]
+struct EventVisitor {
+    scope: EventScope,
+    texts: [String; slot::COUNT],
+    /// Slots whose element has been seen (bit per slot): later elements of
+    /// the same name and place are ignored, like `child` and `find` do.
+    seen: u32,
+    /// References seen (bit per reference): only the first of each is read.
+    references_seen: u8,
+    /// Per open element: the reference it is in and the slot of its text.
+    open: Vec<(u8, u8)>,
+    /// "course/id" of a section with a LocalCourseCode.
+    section: String,
+    section_composed: bool,
+}
+
+impl Default for EventVisitor {
+    fn default() -> Self {
+        EventVisitor {
+            scope: EventScope::School,
+            texts: Default::default(),
+            seen: 0,
+            references_seen: 0,
+            open: Vec::with_capacity(16),
+            section: String::new(),
+            section_composed: false,
+        }
+    }
+}
+
+impl EventVisitor {
+    /// The slot, if it is the first element seen for it.
+    fn claim(&mut self, slot: usize) -> u8 {
+        if self.seen & (1 << slot) != 0 {
+            return slot::NONE;
+        }
+        self.seen |= 1 << slot;
+        self.texts[slot].clear();
+        slot as u8
+    }
+
+    /// The reference, if it is the first of its kind.
+    fn claim_reference(&mut self, reference: u8) -> u8 {
+        if self.references_seen & (1 << reference) != 0 {
+            return reference::NONE;
+        }
+        self.references_seen |= 1 << reference;
+        reference
+    }
+
+    /// The trimmed, non-empty text of a slot's element.
+    fn slot_text(&self, slot: usize) -> Option<&str> {
+        if self.seen & (1 << slot) == 0 {
+            return None;
+        }
+        Some(self.texts[slot].trim()).filter(|t| !t.is_empty())
+    }
+
+    /// Composes the section of the event just read (before [`Self::fields`]).
+    fn finish(&mut self) {
+        self.section_composed = false;
+        let seen = |slot: usize| self.seen & (1 << slot) != 0;
+        if !(seen(slot::SECTION_ID) && seen(slot::SECTION_COURSE)) {
+            return;
+        }
+        let id = self.texts[slot::SECTION_ID].trim();
+        let course = self.texts[slot::SECTION_COURSE].trim();
+        if !id.is_empty() && !course.is_empty() {
+            self.section.clear();
+            self.section.push_str(course);
+            self.section.push('/');
+            self.section.push_str(id);
+            self.section_composed = true;
+        }
+    }
+
+    /// The fields of the event just read, combined like [`EdfiEvent::from_xml`] does.
+    fn fields(&self) -> EventFields<'_> {
+        let t = |slot| self.slot_text(slot);
+        let section = if self.section_composed {
+            Some(self.section.as_str())
+        } else {
+            t(slot::SECTION_ID)
+        };
+        EventFields {
+            scope: self.scope,
+            student: t(slot::STUDENT),
+            school: t(slot::SCHOOL_SCHOOL_ID)
+                .or_else(|| t(slot::SECTION_SCHOOL_ID))
+                .or_else(|| t(slot::SESSION_SCHOOL_ID)),
+            school_year: t(slot::SESSION_YEAR)
+                .or_else(|| t(slot::SCHOOL_YEAR))
+                .or_else(|| t(slot::SECTION_YEAR)),
+            session: t(slot::SESSION_SESSION)
+                .or_else(|| t(slot::SCHOOL_SESSION))
+                .or_else(|| t(slot::SECTION_SESSION)),
+            date: t(slot::DATE),
+            category: t(slot::CATEGORY),
+            section,
+            duration: t(slot::DURATION),
+            attendance_minutes: t(slot::SCHOOL_MINUTES).or_else(|| t(slot::SECTION_MINUTES)),
+        }
+    }
+}
+
+impl RecordVisitor for EventVisitor {
+    fn start(&mut self, name: &[u8], depth: usize) {
+        let frame = match depth {
+            0 => {
+                self.scope = if name == b"StudentSectionAttendanceEvent" {
+                    EventScope::Section
+                } else {
+                    EventScope::School
+                };
+                self.seen = 0;
+                self.references_seen = 0;
+                self.open.clear();
+                (reference::NONE, slot::NONE)
+            }
+            // The event's children (`child`: the first of each name).
+            1 => match name {
+                b"StudentReference" => (self.claim_reference(reference::STUDENT), slot::NONE),
+                b"SchoolReference" => (self.claim_reference(reference::SCHOOL), slot::NONE),
+                b"SectionReference" => (self.claim_reference(reference::SECTION), slot::NONE),
+                b"SessionReference" => (self.claim_reference(reference::SESSION), slot::NONE),
+                b"EventDate" => (reference::NONE, self.claim(slot::DATE)),
+                b"AttendanceEventCategoryDescriptor" => (reference::NONE, self.claim(slot::CATEGORY)),
+                b"EventDuration" => (reference::NONE, self.claim(slot::DURATION)),
+                b"SchoolAttendanceDuration" => (reference::NONE, self.claim(slot::SCHOOL_MINUTES)),
+                b"SectionAttendanceDuration" => (reference::NONE, self.claim(slot::SECTION_MINUTES)),
+                _ => (reference::NONE, slot::NONE),
+            },
+            // Inside a reference (`find`: the first descendant of each name).
+            _ => {
+                let within = self.open.last().map_or(reference::NONE, |f| f.0);
+                let wanted = match (within, name) {
+                    (reference::NONE, _) => None,
+                    (reference::STUDENT, b"StudentUniqueId") => Some(slot::STUDENT),
+                    (reference::SCHOOL, b"SchoolId") => Some(slot::SCHOOL_SCHOOL_ID),
+                    (reference::SCHOOL, b"SchoolYear") => Some(slot::SCHOOL_YEAR),
+                    (reference::SCHOOL, b"SessionName") => Some(slot::SCHOOL_SESSION),
+                    (reference::SECTION, b"SchoolId") => Some(slot::SECTION_SCHOOL_ID),
+                    (reference::SECTION, b"SchoolYear") => Some(slot::SECTION_YEAR),
+                    (reference::SECTION, b"SessionName") => Some(slot::SECTION_SESSION),
+                    (reference::SECTION, b"SectionIdentifier") => Some(slot::SECTION_ID),
+                    (reference::SECTION, b"LocalCourseCode") => Some(slot::SECTION_COURSE),
+                    (reference::SESSION, b"SchoolId") => Some(slot::SESSION_SCHOOL_ID),
+                    (reference::SESSION, b"SchoolYear") => Some(slot::SESSION_YEAR),
+                    (reference::SESSION, b"SessionName") => Some(slot::SESSION_SESSION),
+                    _ => None,
+                };
+                (within, wanted.map_or(slot::NONE, |s| self.claim(s)))
+            }
+        };
+        self.open.push(frame);
+    }
+
+    fn text(&mut self, text: &str) {
+        if let Some(&(_, slot)) = self.open.last()
+            && slot != slot::NONE
+        {
+            self.texts[usize::from(slot)].push_str(text);
+        }
+    }
+
+    fn end(&mut self, _depth: usize) {
+        self.open.pop();
+    }
+}
+
 /// Streams canonical items out of an Ed-Fi interchange file.
+///
+/// Events are read straight into their fields ([`EventVisitor`]) beside a
+/// compact log of the event, from which a rejected event's XML is rebuilt
+/// for the quarantine.
 pub struct EdfiXmlReader<R> {
     inner: XmlRecords<R>,
     mapping: EdfiMapping,
+    visitor: (EventVisitor, RecordLog),
 }
 
 impl<R: BufRead> EdfiXmlReader<R> {
@@ -298,6 +563,7 @@ impl<R: BufRead> EdfiXmlReader<R> {
         EdfiXmlReader {
             inner: XmlRecords::new(input, location, RECORD_ELEMENTS),
             mapping,
+            visitor: Default::default(),
         }
     }
 }
@@ -307,18 +573,20 @@ impl<R: BufRead> Iterator for EdfiXmlReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let element = match self.inner.next()? {
-                Ok(e) => e,
+            let position = match self.inner.next_with(&mut self.visitor)? {
+                Ok(p) => p,
                 Err(e) => return Some(Err(io::Error::from(e))),
             };
-            let event = EdfiEvent::from_xml(&element);
-            match event.to_record(&self.mapping) {
+            let (event, log) = &mut self.visitor;
+            event.finish();
+            match event.fields().to_record(&self.mapping) {
                 Ok(Some(r)) => return Some(Ok(Parsed::Record(r))),
                 Ok(None) => continue,
                 Err(e) => {
+                    let element = log.element();
                     return Some(Ok(Parsed::Rejected(QuarantineEntry {
                         source: Some(self.mapping.source.clone()),
-                        location: format!("{}:{}:{}", self.inner.location(), element.line, element.column),
+                        location: format!("{}:{}:{}", self.inner.location(), position.line, position.column),
                         reason: format!("{}: {e}", element.name),
                         raw: element.to_xml(),
                     })));
@@ -337,6 +605,7 @@ pub fn xml_fault(e: &io::Error) -> Option<&XmlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const NS: &str = "http://ed-fi.org/5.0.0";
 
@@ -495,5 +764,277 @@ mod tests {
         let fault = xml_fault(err).expect("an XML fault");
         assert_eq!(fault.line, 3);
         assert!(err.to_string().starts_with("cut.xml:3:"), "{err}");
+    }
+
+    /// The reader before the fast path: a tree per event, `from_xml`, `to_record`.
+    fn via_tree(xml: &str, location: &str) -> Vec<Result<Parsed, String>> {
+        let m = EdfiMapping::default();
+        let mut out = Vec::new();
+        for element in XmlRecords::new(xml.as_bytes(), location, RECORD_ELEMENTS) {
+            let element = match element {
+                Ok(e) => e,
+                Err(e) => {
+                    out.push(Err(io::Error::from(e).to_string()));
+                    break;
+                }
+            };
+            match EdfiEvent::from_xml(&element).to_record(&m) {
+                Ok(Some(r)) => out.push(Ok(Parsed::Record(r))),
+                Ok(None) => {}
+                Err(e) => out.push(Ok(Parsed::Rejected(QuarantineEntry {
+                    source: Some(m.source.clone()),
+                    location: format!("{location}:{}:{}", element.line, element.column),
+                    reason: format!("{}: {e}", element.name),
+                    raw: element.to_xml(),
+                }))),
+            }
+        }
+        out
+    }
+
+    fn fast(xml: &str, location: &str) -> Vec<Result<Parsed, String>> {
+        EdfiXmlReader::new(xml.as_bytes(), location, EdfiMapping::default())
+            .map(|p| p.map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    fn interchange(body: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\"?>\n<InterchangeStudentAttendance xmlns=\"{NS}\">\n{body}</InterchangeStudentAttendance>\n"
+        )
+    }
+
+    /// Odd but well-formed events: prefixes, references, CDATA, comments,
+    /// mixed content, repeated and empty elements, fallbacks between references.
+    const ODD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ed:InterchangeStudentAttendance xmlns:ed="http://ed-fi.org/5.0.0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <ed:StudentSchoolAttendanceEvent id="a&amp;b" xsi:type="x">
+    <ed:AttendanceEventCategoryDescriptor>  uri://ed-fi.org/AttendanceEventCategoryDescriptor#<![CDATA[Excused]]> Absence  </ed:AttendanceEventCategoryDescriptor>
+    <ed:EventDate><!-- c -->2026-03-02</ed:EventDate>
+    <ed:StudentReference><ed:StudentIdentity><ed:StudentUniqueId> A &amp; B &#x41;&#66; </ed:StudentUniqueId></ed:StudentIdentity></ed:StudentReference>
+    <ed:SchoolReference><ed:SchoolIdentity><ed:SchoolId>s&lt;1&gt;</ed:SchoolId></ed:SchoolIdentity></ed:SchoolReference>
+    <ed:SessionReference><ed:SessionIdentity><ed:SchoolYear>2026</ed:SchoolYear><ed:SessionName>Vår &quot;x&quot; &apos;y&apos;</ed:SessionName></ed:SessionIdentity></ed:SessionReference>
+  </ed:StudentSchoolAttendanceEvent>
+  <StudentSchoolAttendanceEvent>
+    <AttendanceEventCategoryDescriptor>Tardy</AttendanceEventCategoryDescriptor>
+    <EventDate>2026-03-<X/>03<Y>junk</Y></EventDate>
+    <EventDate>2026-03-09</EventDate>
+    <SchoolAttendanceDuration> 7 </SchoolAttendanceDuration>
+    <StudentReference><StudentUniqueId>direct</StudentUniqueId><StudentUniqueId>second</StudentUniqueId></StudentReference>
+    <SessionReference><SessionIdentity><SchoolId>from-session</SchoolId><SessionName></SessionName></SessionIdentity><SessionName>later</SessionName></SessionReference>
+    <SchoolReference><SchoolIdentity><SchoolYear>1999</SchoolYear><SessionName>from-school</SessionName></SchoolIdentity></SchoolReference>
+  </StudentSchoolAttendanceEvent>
+  <StudentSchoolAttendanceEvent>
+    <AttendanceEventCategoryDescriptor>uri://x#unexcused absence</AttendanceEventCategoryDescriptor>
+    <EventDate>2026-03-04T00:00:00</EventDate>
+    <EventDuration>0.5</EventDuration>
+    <StudentReference></StudentReference>
+    <StudentReference><StudentUniqueId>ignored</StudentUniqueId></StudentReference>
+    <SchoolReference/>
+    <SchoolReference><SchoolId>ignored</SchoolId></SchoolReference>
+  </StudentSchoolAttendanceEvent>
+  <StudentSchoolAttendanceEvent>
+    <AttendanceEventCategoryDescriptor>uri://x#unexcused absence</AttendanceEventCategoryDescriptor>
+    <EventDate>2026-03-05</EventDate>
+    <EventDuration>0.5</EventDuration>
+    <StudentReference><StudentUniqueId>p1</StudentUniqueId></StudentReference>
+    <SchoolReference><SchoolId><SchoolId>inner</SchoolId>outer</SchoolId></SchoolReference>
+  </StudentSchoolAttendanceEvent>
+  <StudentSectionAttendanceEvent>
+    <AttendanceEventCategoryDescriptor>Excused Absence</AttendanceEventCategoryDescriptor>
+    <EventDate>2026-03-06</EventDate>
+    <SectionAttendanceDuration>45</SectionAttendanceDuration>
+    <SchoolAttendanceDuration></SchoolAttendanceDuration>
+    <StudentReference><StudentIdentity><StudentUniqueId>p2</StudentUniqueId></StudentIdentity></StudentReference>
+    <SchoolReference><SchoolId>school-wins</SchoolId></SchoolReference>
+    <SectionReference><SectionIdentity><SchoolId>sec</SchoolId><SectionIdentifier>  9B  </SectionIdentifier><SchoolYear>2025</SchoolYear></SectionIdentity></SectionReference>
+  </StudentSectionAttendanceEvent>
+  <StudentSectionAttendanceEvent>
+    <AttendanceEventCategoryDescriptor>Tardy</AttendanceEventCategoryDescriptor>
+    <EventDate>2026-03-06</EventDate>
+    <SectionAttendanceDuration>x</SectionAttendanceDuration>
+    <StudentReference><StudentIdentity><StudentUniqueId>p2</StudentUniqueId></StudentIdentity></StudentReference>
+    <SectionReference><SectionIdentity><LocalCourseCode>C&amp;D</LocalCourseCode><SchoolId>sec</SchoolId></SectionIdentity></SectionReference>
+  </StudentSectionAttendanceEvent>
+  <StudentSectionAttendanceEvent>
+    <AttendanceEventCategoryDescriptor>Tardy</AttendanceEventCategoryDescriptor>
+    <EventDate>2026-03-06</EventDate>
+    <StudentReference><StudentIdentity><StudentUniqueId>p3</StudentUniqueId></StudentIdentity></StudentReference>
+    <SectionReference><SectionIdentity><LocalCourseCode>  </LocalCourseCode><SectionIdentifier>id</SectionIdentifier><SchoolId>sec</SchoolId></SectionIdentity></SectionReference>
+  </StudentSectionAttendanceEvent>
+  <StudentSchoolAttendanceEvent/>
+  <StudentSchoolAttendanceEvent a="1"><AttendanceEventCategoryDescriptor>Early departure</AttendanceEventCategoryDescriptor></StudentSchoolAttendanceEvent>
+  <Wrapper><StudentSchoolAttendanceEvent><AttendanceEventCategoryDescriptor>Early departure</AttendanceEventCategoryDescriptor><EventDate>2026-13-01</EventDate><StudentReference><StudentUniqueId>q</StudentUniqueId></StudentReference><SchoolReference><SchoolId>q</SchoolId></SchoolReference></StudentSchoolAttendanceEvent></Wrapper>
+  <StudentSchoolAttendanceEvent><AttendanceEventCategoryDescriptor>Excused Absence</AttendanceEventCategoryDescriptor><EventDate>2026-03-01</EventDate><StudentReference><StudentUniqueId>q</StudentUniqueId></StudentReference><SchoolReference><SchoolId>q</SchoolId></SchoolReference><EventDuration>nan</EventDuration></StudentSchoolAttendanceEvent>
+</ed:InterchangeStudentAttendance>
+"#;
+
+    #[test]
+    fn the_fast_path_reads_what_the_tree_reads() {
+        let section = |course: &str, id: &str, category: &str| {
+            format!(
+                "<StudentSectionAttendanceEvent>\
+<AttendanceEventCategoryDescriptor>uri://ed-fi.org/AttendanceEventCategoryDescriptor#{category}</AttendanceEventCategoryDescriptor>\
+<EventDate>2026-03-02</EventDate><SectionAttendanceDuration>45</SectionAttendanceDuration>\
+<StudentReference><StudentIdentity><StudentUniqueId>7</StudentUniqueId></StudentIdentity></StudentReference>\
+<SectionReference><SectionIdentity>{course}<SchoolId>9</SchoolId><SchoolYear>2026</SchoolYear>\
+<SectionIdentifier>{id}</SectionIdentifier><SessionName>Vår</SessionName></SectionIdentity></SectionReference>\
+</StudentSectionAttendanceEvent>\n"
+            )
+        };
+        let body = [
+            school_event("Excused Absence", "2026-03-02", "<EventDuration>1</EventDuration>"),
+            school_event("Unexcused Absence", "2026-03-03", ""),
+            school_event(
+                "Tardy",
+                "2026-03-04",
+                "<SchoolAttendanceDuration>12</SchoolAttendanceDuration>",
+            ),
+            school_event("Early departure", "2026-03-05", ""),
+            school_event("In Attendance", "2026-03-06", ""),
+            school_event("Unexcused Absence", "2026-03-09", "<EventDuration>0.33</EventDuration>"),
+            school_event("Sick", "2026-03-03", ""),
+            school_event("Tardy", "2026-02-30", ""),
+            school_event("Excused Absence", "2026-03-04", "<EventDuration>-1</EventDuration>"),
+            section("<LocalCourseCode>MAT8</LocalCourseCode>", "8A-1", "Unexcused Absence"),
+            section("", "8A-2", "Excused Absence"),
+            section("<LocalCourseCode>MAT8</LocalCourseCode>", "8A-3", "Sick"),
+        ]
+        .concat();
+        let fixture = include_str!("../../adapters/edfi-xml/fixtures/attendance.xml");
+        let cut = interchange(&body);
+        let cut = &cut[..cut.len() - 300];
+        for (xml, name) in [
+            (fixture, "attendance.xml"),
+            (&interchange(&body), "a.xml"),
+            (ODD, "odd.xml"),
+            (cut, "cut.xml"),
+            (&ODD.replace("</ed:EventDate>", "</EventDate>"), "mismatch.xml"),
+            (&ODD.replace("&apos;y", "&zz;y"), "entity.xml"),
+        ] {
+            assert_eq!(fast(xml, name), via_tree(xml, name), "{name}");
+        }
+        for xml in [fixture, &interchange(&body), ODD] {
+            let got = fast(xml, "x.xml");
+            assert!(got.iter().any(|p| matches!(p, Ok(Parsed::Rejected(_)))));
+            assert!(
+                got.iter()
+                    .any(|p| matches!(p, Ok(Parsed::Record(r)) if r.extensions.contains_key("section")))
+            );
+        }
+        let odd = fast(ODD, "odd.xml");
+        assert!(
+            matches!(&odd[5], Ok(Parsed::Rejected(q)) if q.raw.starts_with("<StudentSectionAttendanceEvent><AttendanceEventCategoryDescriptor>Tardy<"))
+        );
+        assert!(matches!(&odd[1], Ok(Parsed::Record(r)) if r.pupil == "direct" && r.school == "from-session"));
+    }
+
+    /// Names an event is read by, and some it is not.
+    const NAMES: &[&str] = &[
+        "StudentReference",
+        "SchoolReference",
+        "SectionReference",
+        "SessionReference",
+        "StudentUniqueId",
+        "SchoolId",
+        "SchoolYear",
+        "SessionName",
+        "SectionIdentifier",
+        "LocalCourseCode",
+        "EventDate",
+        "AttendanceEventCategoryDescriptor",
+        "EventDuration",
+        "SchoolAttendanceDuration",
+        "SectionAttendanceDuration",
+        "StudentSchoolAttendanceEvent",
+        "SchoolIdentity",
+        "X",
+    ];
+
+    const TEXTS: &[&str] = &[
+        "",
+        " ",
+        "\n  ",
+        "7",
+        " 2026-03-02 ",
+        "Tardy",
+        "uri://x#Excused Absence",
+        "Unexcused Absence",
+        "a &amp; b",
+        "0.5",
+        "<![CDATA[9]]>",
+        "<!--c-->",
+        "&#x41;",
+    ];
+
+    fn arb_element() -> impl Strategy<Value = String> {
+        let leaf = (0..NAMES.len(), 0..TEXTS.len(), any::<bool>()).prop_map(|(n, t, empty)| {
+            if empty {
+                format!("<{}/>", NAMES[n])
+            } else {
+                format!("<{0}>{1}</{0}>", NAMES[n], TEXTS[t])
+            }
+        });
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            (
+                0..NAMES.len(),
+                proptest::collection::vec((inner, 0..TEXTS.len()), 0..5),
+                0..TEXTS.len(),
+            )
+                .prop_map(|(n, children, t)| {
+                    let content: String = children.into_iter().map(|(c, t)| c + TEXTS[t]).collect();
+                    format!("<{0}>{1}{content}</{0}>", NAMES[n], TEXTS[t])
+                })
+        })
+    }
+
+    /// A reference as the events have them, sometimes odd.
+    fn arb_reference() -> impl Strategy<Value = String> {
+        let leaf = (4..10usize, 0..TEXTS.len(), any::<bool>()).prop_map(|(n, t, wrap)| {
+            let leaf = format!("<{0}>{1}</{0}>", NAMES[n], TEXTS[t]);
+            if wrap {
+                format!("<Identity>{leaf}</Identity>")
+            } else {
+                leaf
+            }
+        });
+        (
+            0..4usize,
+            proptest::collection::vec(prop_oneof![4 => leaf, 1 => arb_element()], 0..6),
+        )
+            .prop_map(|(n, children)| format!("<{0}>{1}</{0}>", NAMES[n], children.concat()))
+    }
+
+    fn arb_child() -> impl Strategy<Value = String> {
+        let direct = (10..15usize, 0..TEXTS.len()).prop_map(|(n, t)| format!("<{0}>{1}</{0}>", NAMES[n], TEXTS[t]));
+        prop_oneof![3 => arb_reference(), 2 => direct, 1 => arb_element()]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn the_fast_path_reads_any_event_like_the_tree(
+            events in proptest::collection::vec(
+                (any::<bool>(), any::<bool>(), proptest::collection::vec(arb_child(), 0..8)),
+                1..4,
+            )
+        ) {
+            let body: String = events
+                .into_iter()
+                .map(|(section, good, children)| {
+                    let name = if section { "StudentSectionAttendanceEvent" } else { "StudentSchoolAttendanceEvent" };
+                    let good = if good {
+                        "<AttendanceEventCategoryDescriptor>Excused Absence</AttendanceEventCategoryDescriptor>\
+    <EventDate>2026-03-02</EventDate><StudentReference><StudentUniqueId>s</StudentUniqueId></StudentReference>"
+                    } else {
+                        ""
+                    };
+                    format!("<{name}>{good}{}</{name}>\n", children.concat())
+                })
+                .collect();
+            let xml = interchange(&body);
+            proptest::prop_assert_eq!(fast(&xml, "p.xml"), via_tree(&xml, "p.xml"));
+        }
     }
 }

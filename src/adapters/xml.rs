@@ -232,8 +232,201 @@ impl<R: BufRead> BufRead for LineTracker<R> {
     }
 }
 
+/// Receives one record as borrowed pieces in document order, so a caller
+/// can pick out what it needs without a tree being built. Every check
+/// (DOCTYPE, entities, size and depth limits, well-formedness) is made by
+/// the engine before a piece is handed on.
+///
+/// A record is complete only when [`XmlRecords::next_with`] returns its
+/// position; after an error, whatever the visitor saw of the failing record
+/// is to be dropped. Depth 0 is the record element itself, so a visitor
+/// starts afresh at every `start` of depth 0.
+pub trait RecordVisitor {
+    /// An element opens; `name` is its local name (without namespace prefix).
+    fn start(&mut self, name: &[u8], depth: usize);
+    /// An attribute of the element that opened last: local name and value,
+    /// references resolved.
+    fn attribute(&mut self, name: &[u8], value: &str) {
+        let _ = (name, value);
+    }
+    /// A piece of the text of the innermost open element, untrimmed.
+    /// An element's text may come in several pieces (around references,
+    /// comments, CDATA sections and child elements).
+    fn text(&mut self, text: &str);
+    /// The element opened at `depth` ends.
+    fn end(&mut self, depth: usize);
+}
+
+/// Two visitors fed the same record.
+impl<A: RecordVisitor, B: RecordVisitor> RecordVisitor for (A, B) {
+    fn start(&mut self, name: &[u8], depth: usize) {
+        self.0.start(name, depth);
+        self.1.start(name, depth);
+    }
+
+    fn attribute(&mut self, name: &[u8], value: &str) {
+        self.0.attribute(name, value);
+        self.1.attribute(name, value);
+    }
+
+    fn text(&mut self, text: &str) {
+        self.0.text(text);
+        self.1.text(text);
+    }
+
+    fn end(&mut self, depth: usize) {
+        self.0.end(depth);
+        self.1.end(depth);
+    }
+}
+
+/// Where a record's start tag is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based byte column.
+    pub column: u64,
+}
+
+/// The visitor that builds a record's [`Element`] tree.
+#[derive(Debug, Default)]
+struct TreeBuilder {
+    stack: Vec<Element>,
+    done: Option<Element>,
+}
+
+impl RecordVisitor for TreeBuilder {
+    fn start(&mut self, name: &[u8], depth: usize) {
+        if depth == 0 {
+            self.stack.clear();
+            self.done = None;
+        }
+        self.stack.push(Element {
+            name: String::from_utf8_lossy(name).into_owned(),
+            ..Element::default()
+        });
+    }
+
+    fn attribute(&mut self, name: &[u8], value: &str) {
+        if let Some(top) = self.stack.last_mut() {
+            top.attributes
+                .push((String::from_utf8_lossy(name).into_owned(), value.to_string()));
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        if let Some(top) = self.stack.last_mut() {
+            // Leading whitespace is trimmed when the element ends anyway; not
+            // keeping it spares an allocation for every indented parent.
+            if top.text.is_empty() && text.bytes().all(|b| b.is_ascii_whitespace()) {
+                return;
+            }
+            top.text.push_str(text);
+        }
+    }
+
+    fn end(&mut self, _depth: usize) {
+        let mut done = self.stack.pop().unwrap_or_default();
+        trim_in_place(&mut done.text);
+        match self.stack.last_mut() {
+            Some(parent) => parent.children.push(done),
+            None => self.done = Some(done),
+        }
+    }
+}
+
+/// A compact log of one record's pieces, reused from record to record: a
+/// visitor that keeps what it is given so that the record's [`Element`] can
+/// be rebuilt when it is needed after all (say, for the quarantine's `raw`
+/// of a rejected record), without building a tree for every record.
+#[derive(Debug, Clone, Default)]
+pub struct RecordLog {
+    /// Tagged entries: a tag byte, then length-prefixed byte strings.
+    bytes: Vec<u8>,
+}
+
+const LOG_START: u8 = 0;
+const LOG_ATTRIBUTE: u8 = 1;
+const LOG_TEXT: u8 = 2;
+const LOG_END: u8 = 3;
+
+impl RecordLog {
+    fn push_bytes(&mut self, b: &[u8]) {
+        // A record is capped at MAX_RECORD_BYTES, so a piece fits in u32.
+        self.bytes.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(b);
+    }
+
+    /// The logged record as a tree (its `line` and `column` are 0).
+    pub fn element(&self) -> Element {
+        fn take<'a>(bytes: &'a [u8], at: &mut usize) -> &'a [u8] {
+            let len = bytes
+                .get(*at..*at + 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            let piece = bytes.get(*at + 4..*at + 4 + len).unwrap_or_default();
+            *at += 4 + len;
+            piece
+        }
+        let mut tree = TreeBuilder::default();
+        let mut depth = 0usize;
+        let mut at = 0usize;
+        while let Some(&tag) = self.bytes.get(at) {
+            at += 1;
+            match tag {
+                LOG_START => {
+                    tree.start(take(&self.bytes, &mut at), depth);
+                    depth += 1;
+                }
+                LOG_ATTRIBUTE => {
+                    let name = take(&self.bytes, &mut at);
+                    let value = take(&self.bytes, &mut at);
+                    tree.attribute(name, &String::from_utf8_lossy(value));
+                }
+                LOG_TEXT => tree.text(&String::from_utf8_lossy(take(&self.bytes, &mut at))),
+                _ => {
+                    depth = depth.saturating_sub(1);
+                    tree.end(depth);
+                }
+            }
+        }
+        // A complete record has closed its root; anything else is a logic error.
+        while !tree.stack.is_empty() {
+            depth = depth.saturating_sub(1);
+            tree.end(depth);
+        }
+        tree.done.unwrap_or_default()
+    }
+}
+
+impl RecordVisitor for RecordLog {
+    fn start(&mut self, name: &[u8], depth: usize) {
+        if depth == 0 {
+            self.bytes.clear();
+        }
+        self.bytes.push(LOG_START);
+        self.push_bytes(name);
+    }
+
+    fn attribute(&mut self, name: &[u8], value: &str) {
+        self.bytes.push(LOG_ATTRIBUTE);
+        self.push_bytes(name);
+        self.push_bytes(value.as_bytes());
+    }
+
+    fn text(&mut self, text: &str) {
+        self.bytes.push(LOG_TEXT);
+        self.push_bytes(text.as_bytes());
+    }
+
+    fn end(&mut self, _depth: usize) {
+        self.bytes.push(LOG_END);
+    }
+}
+
 /// Streams the elements named in `records` out of an XML document, each as a
-/// small tree. Elements outside records are read and dropped.
+/// small tree (as an iterator) or piece by piece to a [`RecordVisitor`]
+/// ([`XmlRecords::next_with`]). Elements outside records are read and dropped.
 pub struct XmlRecords<R> {
     reader: Reader<LineTracker<R>>,
     location: String,
@@ -241,6 +434,11 @@ pub struct XmlRecords<R> {
     buf: Vec<u8>,
     /// Names of the open elements outside the record being collected.
     open: Vec<String>,
+    /// Local names of the open elements of the record being read, one after
+    /// the other; `record_ends` has where each ends.
+    record_open: Vec<u8>,
+    record_ends: Vec<usize>,
+    tree: TreeBuilder,
     done: bool,
 }
 
@@ -269,6 +467,9 @@ impl<R: BufRead> XmlRecords<R> {
             record_names: record_names.iter().map(|n| n.to_string()).collect(),
             buf: Vec::with_capacity(4096),
             open: Vec::new(),
+            record_open: Vec::with_capacity(256),
+            record_ends: Vec::with_capacity(MAX_RECORD_DEPTH + 1),
+            tree: TreeBuilder::default(),
             done: false,
         }
     }
@@ -278,16 +479,40 @@ impl<R: BufRead> XmlRecords<R> {
         &self.location
     }
 
-    fn quick_xml_error(&self, e: quick_xml::Error) -> XmlError {
-        quick_xml_error(&self.reader, &self.location, &self.open, e)
+    /// Hands the next record to `visitor` and returns where it starts;
+    /// `None` at the end of the input. A fault (`Some(Err)`) ends the stream,
+    /// like the end of input does.
+    pub fn next_with<V: RecordVisitor>(&mut self, visitor: &mut V) -> Option<Result<Position, XmlError>> {
+        if self.done {
+            return None;
+        }
+        match self.next_record(visitor) {
+            Ok(Some(p)) => Some(Ok(p)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                // A fault ends the stream: the parser's state is unknown after it.
+                self.done = true;
+                Some(Err(e))
+            }
+        }
     }
 
-    /// Collects the record element started by `start` until its end tag.
-    fn collect(&mut self, start: Element, empty: bool) -> Result<Element, XmlError> {
-        let mut stack = vec![start];
-        if empty {
-            return Ok(stack.pop().unwrap_or_default());
-        }
+    /// The name of the innermost open element of the record being read.
+    fn innermost(&self) -> String {
+        let end = self.record_ends.last().copied().unwrap_or(0);
+        let start = match self.record_ends.len() {
+            0 | 1 => 0,
+            n => self.record_ends[n - 2],
+        };
+        String::from_utf8_lossy(&self.record_open[start..end]).into_owned()
+    }
+
+    /// Reads the rest of the record whose start tag was just read, up to and
+    /// including its end tag.
+    fn visit_record<V: RecordVisitor>(&mut self, v: &mut V) -> Result<(), XmlError> {
         let mut size = 0usize;
         loop {
             self.buf.clear();
@@ -297,55 +522,55 @@ impl<R: BufRead> XmlRecords<R> {
                 Ok(e) => e,
                 Err(e) => {
                     // Name the innermost element the fault is in.
-                    self.open.extend(stack.iter().map(|e| e.name.clone()));
-                    return Err(self.quick_xml_error(e));
+                    let innermost = self.innermost();
+                    return Err(quick_xml_error(&self.reader, &self.location, Some(&innermost), e));
                 }
             };
             size += (self.reader.buffer_position() - before) as usize;
-            if size > MAX_RECORD_BYTES || stack.len() > MAX_RECORD_DEPTH {
-                let name = stack[0].name.clone();
+            let depth = self.record_ends.len();
+            if size > MAX_RECORD_BYTES || depth > MAX_RECORD_DEPTH {
+                let end = self.record_ends.first().copied().unwrap_or(0);
+                let name = String::from_utf8_lossy(&self.record_open[..end]).into_owned();
                 return Err(error_at(&self.reader, &self.location, before, XmlFault::TooLarge(name)));
             }
             match event {
                 Event::Start(s) => {
-                    let e = element(&self.reader, &self.location, &s, before, false)?;
-                    stack.push(e);
+                    start_element(&self.reader, &self.location, v, &s, before, depth)?;
+                    self.record_open.extend_from_slice(s.local_name().as_ref());
+                    self.record_ends.push(self.record_open.len());
                 }
                 Event::Empty(s) => {
-                    let e = element(&self.reader, &self.location, &s, before, false)?;
-                    if let Some(parent) = stack.last_mut() {
-                        parent.children.push(e);
-                    }
+                    start_element(&self.reader, &self.location, v, &s, before, depth)?;
+                    v.end(depth);
                 }
                 Event::End(_) => {
-                    let mut done = stack.pop().unwrap_or_default();
-                    trim_in_place(&mut done.text);
-                    match stack.last_mut() {
-                        Some(parent) => parent.children.push(done),
-                        None => return Ok(done),
+                    self.record_ends.pop();
+                    let depth = self.record_ends.len();
+                    self.record_open.truncate(self.record_ends.last().copied().unwrap_or(0));
+                    v.end(depth);
+                    if depth == 0 {
+                        return Ok(());
                     }
                 }
                 Event::Text(t) => {
                     let text = t.decode().map_err(|e| {
                         error_at(&self.reader, &self.location, before, XmlFault::Malformed(e.to_string()))
                     })?;
-                    push_text(&mut stack, &text);
+                    v.text(&text);
                 }
                 Event::CData(t) => {
                     let text = t.decode().map_err(|e| {
                         error_at(&self.reader, &self.location, before, XmlFault::Malformed(e.to_string()))
                     })?;
-                    push_text(&mut stack, &text);
+                    v.text(&text);
                 }
                 Event::GeneralRef(r) => {
                     let c = resolve(&self.reader, &self.location, &r, before)?;
-                    if let Some(top) = stack.last_mut() {
-                        top.text.push(c);
-                    }
+                    v.text(c.encode_utf8(&mut [0u8; 4]));
                 }
                 Event::DocType(_) => return Err(error_at(&self.reader, &self.location, before, XmlFault::Doctype)),
                 Event::Eof => {
-                    let name = stack.last().map(|e| e.name.clone()).unwrap_or_default();
+                    let name = self.innermost();
                     let end = self.reader.buffer_position();
                     return Err(error_at(&self.reader, &self.location, end, XmlFault::Truncated(name)));
                 }
@@ -354,7 +579,7 @@ impl<R: BufRead> XmlRecords<R> {
         }
     }
 
-    fn next_record(&mut self) -> Result<Option<Element>, XmlError> {
+    fn next_record<V: RecordVisitor>(&mut self, v: &mut V) -> Result<Option<Position>, XmlError> {
         loop {
             self.buf.clear();
             let before = self.reader.buffer_position();
@@ -362,36 +587,17 @@ impl<R: BufRead> XmlRecords<R> {
             let event = self
                 .reader
                 .read_event_into(&mut self.buf)
-                .map_err(|e| quick_xml_error(&self.reader, &self.location, &self.open, e))?;
-            match event {
-                Event::Start(s) => {
-                    let name = s.local_name();
-                    if self.record_names.iter().any(|n| n.as_bytes() == name.as_ref()) {
-                        let start = element(&self.reader, &self.location, &s, before, true)?;
-                        return self.collect(start, false).map(Some);
-                    }
-                    let name = String::from_utf8_lossy(name.as_ref()).into_owned();
-                    self.open.push(name);
-                    if self.open.len() > MAX_DEPTH {
-                        let name = self.open.last().cloned().unwrap_or_default();
-                        return Err(error_at(&self.reader, &self.location, before, XmlFault::TooLarge(name)));
-                    }
-                }
-                Event::Empty(s) => {
-                    if self
-                        .record_names
-                        .iter()
-                        .any(|n| n.as_bytes() == s.local_name().as_ref())
-                    {
-                        let start = element(&self.reader, &self.location, &s, before, true)?;
-                        return self.collect(start, true).map(Some);
-                    }
-                }
+                .map_err(|e| quick_xml_error(&self.reader, &self.location, self.open.last().map(String::as_str), e))?;
+            let (s, empty) = match event {
+                Event::Start(s) => (s, false),
+                Event::Empty(s) => (s, true),
                 Event::End(_) => {
                     self.open.pop();
+                    continue;
                 }
                 Event::GeneralRef(r) => {
                     resolve(&self.reader, &self.location, &r, before)?;
+                    continue;
                 }
                 Event::DocType(_) => return Err(error_at(&self.reader, &self.location, before, XmlFault::Doctype)),
                 Event::Eof => {
@@ -406,7 +612,30 @@ impl<R: BufRead> XmlRecords<R> {
                     }
                     return Ok(None);
                 }
-                Event::Text(_) | Event::CData(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+                Event::Text(_) | Event::CData(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => continue,
+            };
+            let name = s.local_name();
+            if self.record_names.iter().any(|n| n.as_bytes() == name.as_ref()) {
+                let (line, column) = self.reader.get_ref().position(before);
+                start_element(&self.reader, &self.location, v, &s, before, 0)?;
+                let position = Position { line, column };
+                if empty {
+                    v.end(0);
+                    return Ok(Some(position));
+                }
+                self.record_open.clear();
+                self.record_open.extend_from_slice(name.as_ref());
+                self.record_ends.clear();
+                self.record_ends.push(self.record_open.len());
+                self.visit_record(v)?;
+                return Ok(Some(position));
+            }
+            if !empty {
+                self.open.push(String::from_utf8_lossy(name.as_ref()).into_owned());
+                if self.open.len() > MAX_DEPTH {
+                    let name = self.open.last().cloned().unwrap_or_default();
+                    return Err(error_at(&self.reader, &self.location, before, XmlFault::TooLarge(name)));
+                }
             }
         }
     }
@@ -415,13 +644,15 @@ impl<R: BufRead> XmlRecords<R> {
 fn quick_xml_error<R>(
     reader: &Reader<LineTracker<R>>,
     location: &str,
-    open: &[String],
+    innermost: Option<&str>,
     e: quick_xml::Error,
 ) -> XmlError {
     let fault = match e {
         quick_xml::Error::Io(io) => XmlFault::Io(io.to_string()),
-        quick_xml::Error::Syntax(s) => match open.last() {
-            Some(name) if matches!(s, quick_xml::errors::SyntaxError::UnclosedTag) => XmlFault::Truncated(name.clone()),
+        quick_xml::Error::Syntax(s) => match innermost {
+            Some(name) if matches!(s, quick_xml::errors::SyntaxError::UnclosedTag) => {
+                XmlFault::Truncated(name.to_string())
+            }
             _ => XmlFault::Malformed(s.to_string()),
         },
         other => XmlFault::Malformed(other.to_string()),
@@ -447,7 +678,6 @@ fn resolve<R>(
     r: &quick_xml::events::BytesRef<'_>,
     at: u64,
 ) -> Result<char, XmlError> {
-    let name = String::from_utf8_lossy(r).into_owned();
     if r.is_char_ref() {
         return match r.resolve_char_ref() {
             Ok(Some(c)) => Ok(c),
@@ -455,33 +685,35 @@ fn resolve<R>(
                 reader,
                 location,
                 at,
-                XmlFault::Malformed(format!("ugyldig tegnreferanse «&{name};»")),
+                XmlFault::Malformed(format!("ugyldig tegnreferanse «&{};»", String::from_utf8_lossy(r))),
             )),
         };
     }
-    match name.as_str() {
-        "amp" => Ok('&'),
-        "lt" => Ok('<'),
-        "gt" => Ok('>'),
-        "quot" => Ok('"'),
-        "apos" => Ok('\''),
-        _ => Err(error_at(reader, location, at, XmlFault::Entity(name))),
+    match &**r {
+        b"amp" => Ok('&'),
+        b"lt" => Ok('<'),
+        b"gt" => Ok('>'),
+        b"quot" => Ok('"'),
+        b"apos" => Ok('\''),
+        other => Err(error_at(
+            reader,
+            location,
+            at,
+            XmlFault::Entity(String::from_utf8_lossy(other).into_owned()),
+        )),
     }
 }
 
-fn element<R>(
+/// Hands a start tag and its attributes to `v`, each attribute checked first.
+fn start_element<R, V: RecordVisitor>(
     reader: &Reader<LineTracker<R>>,
     location: &str,
+    v: &mut V,
     s: &BytesStart<'_>,
     at: u64,
-    positioned: bool,
-) -> Result<Element, XmlError> {
-    let (line, column) = if positioned {
-        reader.get_ref().position(at)
-    } else {
-        (0, 0)
-    };
-    let mut attributes = Vec::new();
+    depth: usize,
+) -> Result<(), XmlError> {
+    v.start(s.local_name().as_ref(), depth);
     for a in s.attributes() {
         let a = a.map_err(|e| error_at(reader, location, at, XmlFault::Malformed(e.to_string())))?;
         let value = a.unescape_value().map_err(|e| match e {
@@ -490,19 +722,9 @@ fn element<R>(
             }
             other => error_at(reader, location, at, XmlFault::Malformed(other.to_string())),
         })?;
-        attributes.push((
-            String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned(),
-            value.into_owned(),
-        ));
+        v.attribute(a.key.local_name().as_ref(), &value);
     }
-    Ok(Element {
-        name: String::from_utf8_lossy(s.local_name().as_ref()).into_owned(),
-        attributes,
-        text: String::new(),
-        children: Vec::new(),
-        line,
-        column,
-    })
+    Ok(())
 }
 
 fn trim_in_place(s: &mut String) {
@@ -514,36 +736,20 @@ fn trim_in_place(s: &mut String) {
     }
 }
 
-fn push_text(stack: &mut [Element], text: &str) {
-    if let Some(top) = stack.last_mut() {
-        // Leading whitespace is trimmed when the element ends anyway; not
-        // keeping it spares an allocation for every indented parent.
-        if top.text.is_empty() && text.bytes().all(|b| b.is_ascii_whitespace()) {
-            return;
-        }
-        top.text.push_str(text);
-    }
-}
-
 impl<R: BufRead> Iterator for XmlRecords<R> {
     type Item = Result<Element, XmlError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.next_record() {
-            Ok(Some(e)) => Some(Ok(e)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                // A fault ends the stream: the parser's state is unknown after it.
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        let mut tree = std::mem::take(&mut self.tree);
+        let next = self.next_with(&mut tree).map(|r| {
+            r.map(|p| Element {
+                line: p.line,
+                column: p.column,
+                ..tree.done.take().unwrap_or_default()
+            })
+        });
+        self.tree = tree;
+        next
     }
 }
 
@@ -695,6 +901,96 @@ mod tests {
         assert_eq!(got.len(), 20_001);
         assert_eq!(got[20_000].as_ref().unwrap_err().line, 20_002);
         assert_eq!(got[19_999].as_ref().unwrap().line, 20_001);
+    }
+
+    /// Writes down what a visitor is given.
+    #[derive(Default)]
+    struct Trace(Vec<String>);
+
+    impl RecordVisitor for Trace {
+        fn start(&mut self, name: &[u8], depth: usize) {
+            if depth == 0 {
+                self.0.clear();
+            }
+            self.0.push(format!("{depth}<{}", String::from_utf8_lossy(name)));
+        }
+        fn attribute(&mut self, name: &[u8], value: &str) {
+            self.0.push(format!("@{}={value}", String::from_utf8_lossy(name)));
+        }
+        fn text(&mut self, text: &str) {
+            self.0.push(format!("'{text}'"));
+        }
+        fn end(&mut self, depth: usize) {
+            self.0.push(format!("{depth}>"));
+        }
+    }
+
+    const MIXED: &str = "<?xml version=\"1.0\"?>\n<r:Root xmlns:r=\"urn:x\">\n<!-- c -->\n  <r:Rec r:a=\"1 &amp; 2\" b=\"&#x41;\">\n    <A>x &lt; <![CDATA[<y>]]> <!-- c --> z</A><B><C>c</C>tail</B><D/>\n  </r:Rec>\n  <Rec/>\n  <Other><Rec>t<E k=\"v\"/>&#32;u</Rec></Other>\n</r:Root>\n";
+
+    #[test]
+    fn a_visitor_is_given_the_record_piece_by_piece() {
+        let mut records = XmlRecords::new(MIXED.as_bytes(), "t.xml", &["Rec"]);
+        let mut trace = Trace::default();
+        let p = records.next_with(&mut trace).unwrap().unwrap();
+        assert_eq!((p.line, p.column), (4, 3));
+        assert_eq!(
+            trace.0,
+            [
+                "0<Rec", "@a=1 & 2", "@b=A", "'\n    '", "1<A", "'x '", "'<'", "' '", "'<y>'", "' '", "' z'", "1>",
+                "1<B", "2<C", "'c'", "2>", "'tail'", "1>", "1<D", "1>", "'\n  '", "0>",
+            ]
+        );
+        records.next_with(&mut trace).unwrap().unwrap();
+        assert_eq!(trace.0, ["0<Rec", "0>"]);
+        let p = records.next_with(&mut trace).unwrap().unwrap();
+        assert_eq!((p.line, p.column), (8, 10));
+        assert_eq!(trace.0, ["0<Rec", "'t'", "1<E", "@k=v", "1>", "' '", "'u'", "0>"]);
+        assert!(records.next_with(&mut trace).is_none());
+        assert!(records.next_with(&mut trace).is_none());
+    }
+
+    #[test]
+    fn a_record_log_rebuilds_the_tree() {
+        let trees: Vec<Element> = all_of(MIXED);
+        let mut records = XmlRecords::new(MIXED.as_bytes(), "t.xml", &["Rec"]);
+        let mut log = RecordLog::default();
+        let mut rebuilt = Vec::new();
+        while let Some(p) = records.next_with(&mut log) {
+            let p = p.unwrap();
+            rebuilt.push(Element {
+                line: p.line,
+                column: p.column,
+                ..log.element()
+            });
+        }
+        assert_eq!(trees, rebuilt);
+        assert_eq!(
+            rebuilt[0].to_xml(),
+            "<Rec a=\"1 &amp; 2\" b=\"A\"><A>x &lt; &lt;y&gt;  z</A><B>tail<C>c</C></B><D></D></Rec>"
+        );
+        assert_eq!(rebuilt[2].text, "t u");
+    }
+
+    fn all_of(xml: &str) -> Vec<Element> {
+        all(xml).into_iter().map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn deep_records_and_documents_are_refused() {
+        let deep = |outside: usize, inside: usize| {
+            format!(
+                "{}<Rec>{}x{}</Rec>{}",
+                "<O>".repeat(outside),
+                "<I>".repeat(inside),
+                "</I>".repeat(inside),
+                "</O>".repeat(outside)
+            )
+        };
+        assert!(all(&deep(MAX_DEPTH, MAX_RECORD_DEPTH - 1))[0].is_ok());
+        let e = all(&deep(1, MAX_RECORD_DEPTH + 1)).remove(0).unwrap_err();
+        assert_eq!(e.fault, XmlFault::TooLarge("Rec".into()));
+        let e = all(&deep(MAX_DEPTH + 1, 1)).remove(0).unwrap_err();
+        assert_eq!(e.fault, XmlFault::TooLarge("O".into()));
     }
 
     #[test]
