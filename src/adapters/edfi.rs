@@ -71,16 +71,23 @@ impl Category {
     /// The category of a descriptor value: a URI such as
     /// `uri://ed-fi.org/AttendanceEventCategoryDescriptor#Tardy` or a bare code value.
     pub fn of_descriptor(descriptor: &str) -> Option<Category> {
-        let code = descriptor.rsplit_once('#').map_or(descriptor, |(_, c)| c).trim();
-        let code = code.to_ascii_lowercase();
-        match code.as_str() {
-            "in attendance" | "present" => Some(Category::Present),
-            "excused absence" => Some(Category::Excused),
-            "unexcused absence" => Some(Category::Unexcused),
-            "tardy" => Some(Category::Tardy),
-            "early departure" => Some(Category::EarlyDeparture),
-            _ => None,
-        }
+        Category::of_code(code_value(descriptor))
+    }
+
+    /// The category of a code value (ASCII case ignored).
+    fn of_code(code: &str) -> Option<Category> {
+        const CODES: [(&str, Category); 6] = [
+            ("in attendance", Category::Present),
+            ("present", Category::Present),
+            ("excused absence", Category::Excused),
+            ("unexcused absence", Category::Unexcused),
+            ("tardy", Category::Tardy),
+            ("early departure", Category::EarlyDeparture),
+        ];
+        CODES
+            .iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(code))
+            .map(|&(_, category)| category)
     }
 }
 
@@ -152,39 +159,77 @@ impl EventFields<'_> {
     /// after a short digest of the student alone. The student part keeps a
     /// pupil's records next to each other in the store's key index, so an
     /// import (which comes pupil by pupil) touches few index pages.
-    fn record_id(&self) -> String {
-        let mut h = Sha256::new();
+    fn record_id(self) -> String {
+        self.record_id_with(self.category.map(code_value))
+    }
+
+    /// [`Self::record_id`] with the category's code value given.
+    fn record_id_with(self, code: Option<&str>) -> String {
         let scope = match self.scope {
             EventScope::School => "school",
             EventScope::Section => "section",
         };
-        for part in [
+        let parts = [
             Some(scope),
             self.student,
             self.school,
             self.school_year,
             self.session,
             self.date,
-            self.category.map(code_value),
+            code,
             self.section,
-        ] {
-            h.update(part.unwrap_or("").as_bytes());
-            // A separator that cannot appear in the parts keeps keys apart.
-            h.update([0u8]);
+        ];
+        // Each part followed by a separator that cannot appear in the parts,
+        // which keeps keys apart; hashed in one piece when the key is short.
+        let mut key = [0u8; 256];
+        let mut len = 0;
+        for part in parts {
+            let part = part.unwrap_or("").as_bytes();
+            match key.get_mut(len..len + part.len() + 1) {
+                Some(room) => {
+                    room[..part.len()].copy_from_slice(part);
+                    room[part.len()] = 0;
+                    len += part.len() + 1;
+                }
+                None => {
+                    len = usize::MAX;
+                    break;
+                }
+            }
         }
+        let digest = match key.get(..len) {
+            Some(key) => Sha256::digest(key),
+            None => {
+                let mut h = Sha256::new();
+                for part in parts {
+                    h.update(part.unwrap_or("").as_bytes());
+                    h.update([0u8]);
+                }
+                h.finalize()
+            }
+        };
         let student = fnv1a32(self.student.unwrap_or("").as_bytes());
-        format!("edfi-{student:08x}{}", &hex::encode(h.finalize())[..24])
+        // "edfi-", the student digest and 12 bytes of the key digest, in hex.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut id = [0u8; 5 + 8 + 24];
+        id[..5].copy_from_slice(b"edfi-");
+        for (i, b) in student.to_be_bytes().iter().chain(&digest[..12]).enumerate() {
+            id[5 + 2 * i] = HEX[usize::from(b >> 4)];
+            id[6 + 2 * i] = HEX[usize::from(b & 15)];
+        }
+        String::from_utf8_lossy(&id).into_owned()
     }
 
     /// Maps the event to a canonical record; `Ok(None)` for attendance that
     /// is not absence.
-    fn to_record(&self, m: &EdfiMapping) -> Result<Option<AbsenceRecord>, EdfiError> {
+    fn to_record(self, m: &EdfiMapping) -> Result<Option<AbsenceRecord>, EdfiError> {
         let descriptor = self
             .category
             .ok_or(EdfiError::Missing("AttendanceEventCategoryDescriptor"))?;
-        let category = Category::of_descriptor(descriptor).ok_or_else(|| EdfiError::Invalid {
+        let code = code_value(descriptor);
+        let category = Category::of_code(code).ok_or_else(|| EdfiError::Invalid {
             element: "AttendanceEventCategoryDescriptor",
-            message: format!("ukjent kategori «{}»", code_value(descriptor)),
+            message: format!("ukjent kategori «{code}»"),
         })?;
         if category == Category::Present {
             return Ok(None);
@@ -241,14 +286,14 @@ impl EventFields<'_> {
             }
         };
         let mut extensions = Map::new();
-        extensions.insert("source_code".into(), Value::String(code_value(descriptor).to_string()));
-        extensions.insert("source_label".into(), Value::String(code_value(descriptor).to_string()));
+        extensions.insert("source_code".into(), Value::String(code.to_string()));
+        extensions.insert("source_label".into(), Value::String(code.to_string()));
         if let Some(s) = self.section {
             extensions.insert("section".into(), Value::String(s.to_string()));
         }
         Ok(Some(AbsenceRecord {
             source: m.source.clone(),
-            id: self.record_id(),
+            id: self.record_id_with(Some(code)),
             version: 1,
             pupil: student,
             school,

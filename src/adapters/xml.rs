@@ -13,6 +13,7 @@
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
+use std::collections::VecDeque;
 use std::io::{self, BufRead};
 
 /// Bytes of text and markup one record may hold.
@@ -21,8 +22,12 @@ const MAX_RECORD_BYTES: usize = 1 << 20;
 const MAX_RECORD_DEPTH: usize = 32;
 /// Nesting depth of the document.
 const MAX_DEPTH: usize = 256;
-/// Newline offsets kept to turn an error's byte offset into a line.
+/// Newline offsets kept (at least) before the read position, to turn an
+/// error's byte offset into a line.
 const NEWLINE_MEMORY: usize = 8192;
+/// How far ahead of the read position newlines are looked for: the buffer is
+/// searched in pieces of this size rather than event by event.
+const NEWLINE_SCAN_AHEAD: usize = 16 << 10;
 
 /// An XML element collected as (part of) a record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -168,12 +173,19 @@ impl From<XmlError> for io::Error {
 
 /// A `BufRead` wrapper that remembers where recent lines start, so byte
 /// offsets reported by quick-xml become `line:column`.
+///
+/// Newlines are looked for in the reader's buffer a piece at a time, up to
+/// [`NEWLINE_SCAN_AHEAD`] bytes ahead of what has been consumed, rather than
+/// in every consumed piece; the starts of the last [`NEWLINE_MEMORY`] lines
+/// before the read position are kept, and those of the lines searched ahead.
 struct LineTracker<R> {
     inner: R,
     consumed: u64,
+    /// Where the search for newlines has got to (never behind `consumed`).
+    scanned: u64,
     lines_before_memory: u64,
     /// Offsets just after recent newlines (the start of each line).
-    starts: std::collections::VecDeque<u64>,
+    starts: VecDeque<u64>,
     /// Where the event being read started: quick-xml copies a whole event
     /// into memory, so one event is capped (a gigabyte of text between two
     /// tags would otherwise be held whole).
@@ -181,6 +193,17 @@ struct LineTracker<R> {
 }
 
 impl<R> LineTracker<R> {
+    fn new(inner: R) -> LineTracker<R> {
+        LineTracker {
+            inner,
+            consumed: 0,
+            scanned: 0,
+            lines_before_memory: 0,
+            starts: Default::default(),
+            event_start: 0,
+        }
+    }
+
     fn position(&self, offset: u64) -> (u64, u64) {
         // Lines whose start is at or before `offset`.
         let idx = self.starts.partition_point(|&s| s <= offset);
@@ -198,6 +221,18 @@ impl<R> LineTracker<R> {
     }
 }
 
+/// Remembers the line starts after the newlines in `bytes`, which begin at
+/// offset `at`, keeping at most `cap` line starts.
+fn remember_lines(starts: &mut VecDeque<u64>, lines_before: &mut u64, at: u64, bytes: &[u8], cap: usize) {
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        if starts.len() == cap {
+            starts.pop_front();
+            *lines_before += 1;
+        }
+        starts.push_back(at + i as u64 + 1);
+    }
+}
+
 impl<R: io::Read> io::Read for LineTracker<R> {
     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
         // quick-xml reads through BufRead only.
@@ -205,29 +240,83 @@ impl<R: io::Read> io::Read for LineTracker<R> {
     }
 }
 
-impl<R: BufRead> BufRead for LineTracker<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.consumed - self.event_start > MAX_RECORD_BYTES as u64 {
-            return Err(io::Error::other(format!(
-                "én XML-hendelse er større enn {} MiB",
-                MAX_RECORD_BYTES >> 20
-            )));
-        }
-        self.inner.fill_buf()
+impl<R: BufRead> LineTracker<R> {
+    /// Forgets the lines before the last `NEWLINE_MEMORY` consumed ones and
+    /// looks for newlines further ahead in `buf` (the inner reader's buffer,
+    /// of which `ahead` bytes have been searched); returns how far the
+    /// search has got.
+    #[cold]
+    #[inline(never)]
+    fn scan_ahead(starts: &mut VecDeque<u64>, lines_before: &mut u64, consumed: u64, ahead: usize, buf: &[u8]) -> u64 {
+        let past = starts.partition_point(|&s| s <= consumed);
+        let forget = past.saturating_sub(NEWLINE_MEMORY);
+        starts.drain(..forget);
+        *lines_before += forget as u64;
+        let end = buf.len().min(NEWLINE_SCAN_AHEAD);
+        let cap = NEWLINE_MEMORY + NEWLINE_SCAN_AHEAD;
+        remember_lines(starts, lines_before, consumed + ahead as u64, &buf[ahead..end], cap);
+        consumed + end as u64
     }
 
-    fn consume(&mut self, amt: usize) {
+    /// Looks for newlines in what is being consumed beyond the search (a
+    /// long event consumed at once); all remembered lines are then behind
+    /// the read position, so the last `NEWLINE_MEMORY` are kept.
+    #[cold]
+    #[inline(never)]
+    fn scan_consumed(&mut self, amt: usize) {
         if let Ok(buf) = self.inner.fill_buf() {
+            let ahead = (self.scanned - self.consumed) as usize;
             let n = amt.min(buf.len());
-            for i in memchr::memchr_iter(b'\n', &buf[..n]) {
-                if self.starts.len() == NEWLINE_MEMORY {
-                    self.starts.pop_front();
-                    self.lines_before_memory += 1;
-                }
-                self.starts.push_back(self.consumed + i as u64 + 1);
+            if ahead < n {
+                remember_lines(
+                    &mut self.starts,
+                    &mut self.lines_before_memory,
+                    self.consumed + ahead as u64,
+                    &buf[ahead..n],
+                    NEWLINE_MEMORY,
+                );
             }
         }
-        self.consumed += amt as u64;
+        while self.starts.len() > NEWLINE_MEMORY {
+            self.starts.pop_front();
+            self.lines_before_memory += 1;
+        }
+    }
+}
+
+#[cold]
+fn event_too_large() -> io::Error {
+    io::Error::other(format!("én XML-hendelse er større enn {} MiB", MAX_RECORD_BYTES >> 20))
+}
+
+impl<R: BufRead> BufRead for LineTracker<R> {
+    #[inline]
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.consumed - self.event_start > MAX_RECORD_BYTES as u64 {
+            return Err(event_too_large());
+        }
+        let buf = self.inner.fill_buf()?;
+        let ahead = (self.scanned - self.consumed) as usize;
+        if ahead < buf.len() && ahead < NEWLINE_SCAN_AHEAD / 2 {
+            self.scanned = Self::scan_ahead(
+                &mut self.starts,
+                &mut self.lines_before_memory,
+                self.consumed,
+                ahead,
+                buf,
+            );
+        }
+        Ok(buf)
+    }
+
+    #[inline]
+    fn consume(&mut self, amt: usize) {
+        let end = self.consumed + amt as u64;
+        if end > self.scanned {
+            self.scan_consumed(amt);
+            self.scanned = end;
+        }
+        self.consumed = end;
         self.inner.consume(amt);
     }
 }
@@ -447,13 +536,7 @@ impl<R: BufRead> XmlRecords<R> {
     /// `record_names` (at any depth; records do not nest). `location` names
     /// the input in errors.
     pub fn new(input: R, location: impl Into<String>, record_names: &[&str]) -> XmlRecords<R> {
-        let mut reader = Reader::from_reader(LineTracker {
-            inner: input,
-            consumed: 0,
-            lines_before_memory: 0,
-            starts: Default::default(),
-            event_start: 0,
-        });
+        let mut reader = Reader::from_reader(LineTracker::new(input));
         let config = reader.config_mut();
         // Whitespace is kept: text around entity references arrives in
         // pieces, and trimming each piece would eat the spaces between them.
@@ -518,8 +601,11 @@ impl<R: BufRead> XmlRecords<R> {
             self.buf.clear();
             let before = self.reader.buffer_position();
             self.reader.get_mut().event_start = before;
-            let event = match self.reader.read_event_into(&mut self.buf) {
-                Ok(e) => e,
+            // The event is matched where it was returned, not moved: a copy
+            // right after the call stalls on the stores just made.
+            let read = self.reader.read_event_into(&mut self.buf);
+            let event = match read {
+                Ok(ref e) => e,
                 Err(e) => {
                     // Name the innermost element the fault is in.
                     let innermost = self.innermost();
@@ -535,12 +621,12 @@ impl<R: BufRead> XmlRecords<R> {
             }
             match event {
                 Event::Start(s) => {
-                    start_element(&self.reader, &self.location, v, &s, before, depth)?;
-                    self.record_open.extend_from_slice(s.local_name().as_ref());
+                    let name = start_element(&self.reader, &self.location, v, s, before, depth)?;
+                    self.record_open.extend_from_slice(name);
                     self.record_ends.push(self.record_open.len());
                 }
                 Event::Empty(s) => {
-                    start_element(&self.reader, &self.location, v, &s, before, depth)?;
+                    start_element(&self.reader, &self.location, v, s, before, depth)?;
                     v.end(depth);
                 }
                 Event::End(_) => {
@@ -565,7 +651,7 @@ impl<R: BufRead> XmlRecords<R> {
                     v.text(&text);
                 }
                 Event::GeneralRef(r) => {
-                    let c = resolve(&self.reader, &self.location, &r, before)?;
+                    let c = resolve(&self.reader, &self.location, r, before)?;
                     v.text(c.encode_utf8(&mut [0u8; 4]));
                 }
                 Event::DocType(_) => return Err(error_at(&self.reader, &self.location, before, XmlFault::Doctype)),
@@ -584,10 +670,14 @@ impl<R: BufRead> XmlRecords<R> {
             self.buf.clear();
             let before = self.reader.buffer_position();
             self.reader.get_mut().event_start = before;
-            let event = self
-                .reader
-                .read_event_into(&mut self.buf)
-                .map_err(|e| quick_xml_error(&self.reader, &self.location, self.open.last().map(String::as_str), e))?;
+            let read = self.reader.read_event_into(&mut self.buf);
+            let event = match read {
+                Ok(ref e) => e,
+                Err(e) => {
+                    let innermost = self.open.last().map(String::as_str);
+                    return Err(quick_xml_error(&self.reader, &self.location, innermost, e));
+                }
+            };
             let (s, empty) = match event {
                 Event::Start(s) => (s, false),
                 Event::Empty(s) => (s, true),
@@ -596,7 +686,7 @@ impl<R: BufRead> XmlRecords<R> {
                     continue;
                 }
                 Event::GeneralRef(r) => {
-                    resolve(&self.reader, &self.location, &r, before)?;
+                    resolve(&self.reader, &self.location, r, before)?;
                     continue;
                 }
                 Event::DocType(_) => return Err(error_at(&self.reader, &self.location, before, XmlFault::Doctype)),
@@ -617,7 +707,7 @@ impl<R: BufRead> XmlRecords<R> {
             let name = s.local_name();
             if self.record_names.iter().any(|n| n.as_bytes() == name.as_ref()) {
                 let (line, column) = self.reader.get_ref().position(before);
-                start_element(&self.reader, &self.location, v, &s, before, 0)?;
+                start_element(&self.reader, &self.location, v, s, before, 0)?;
                 let position = Position { line, column };
                 if empty {
                     v.end(0);
@@ -704,16 +794,31 @@ fn resolve<R>(
     }
 }
 
-/// Hands a start tag and its attributes to `v`, each attribute checked first.
-fn start_element<R, V: RecordVisitor>(
+/// The local part of a qualified name (what follows the first `:`), like
+/// quick-xml's `local_name`; element names are short, so a plain loop.
+#[inline]
+fn local_name(qname: &[u8]) -> &[u8] {
+    match qname.iter().position(|&b| b == b':') {
+        Some(i) => &qname[i + 1..],
+        None => qname,
+    }
+}
+
+/// Hands a start tag and its attributes to `v`, each attribute checked
+/// first; returns the element's local name.
+fn start_element<'s, R, V: RecordVisitor>(
     reader: &Reader<LineTracker<R>>,
     location: &str,
     v: &mut V,
-    s: &BytesStart<'_>,
+    s: &'s BytesStart<'_>,
     at: u64,
     depth: usize,
-) -> Result<(), XmlError> {
-    v.start(s.local_name().as_ref(), depth);
+) -> Result<&'s [u8], XmlError> {
+    let name = local_name(s.name().into_inner());
+    v.start(name, depth);
+    if s.attributes_raw().is_empty() {
+        return Ok(name);
+    }
     for a in s.attributes() {
         let a = a.map_err(|e| error_at(reader, location, at, XmlFault::Malformed(e.to_string())))?;
         let value = a.unescape_value().map_err(|e| match e {
@@ -724,7 +829,7 @@ fn start_element<R, V: RecordVisitor>(
         })?;
         v.attribute(a.key.local_name().as_ref(), &value);
     }
-    Ok(())
+    Ok(name)
 }
 
 fn trim_in_place(s: &mut String) {
@@ -991,6 +1096,74 @@ mod tests {
         assert_eq!(e.fault, XmlFault::TooLarge("Rec".into()));
         let e = all(&deep(MAX_DEPTH + 1, 1)).remove(0).unwrap_err();
         assert_eq!(e.fault, XmlFault::TooLarge("O".into()));
+    }
+
+    /// Where each `<Rec` starts, as (line, column), counted the plain way.
+    fn rec_positions(xml: &str) -> Vec<(u64, u64)> {
+        let (mut line, mut line_start, mut counted) = (1u64, 0usize, 0usize);
+        xml.match_indices("<Rec")
+            .map(|(i, _)| {
+                for (j, _) in xml[counted..i].match_indices('\n') {
+                    line += 1;
+                    line_start = counted + j + 1;
+                }
+                counted = i;
+                (line, (i - line_start) as u64 + 1)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn positions_are_exact_whatever_the_buffer_size() {
+        let mut xml = String::from("<Root>\n");
+        for i in 0..3000 {
+            // Lines of all lengths, blank lines, newlines inside records and long texts.
+            xml.push_str(&"\n".repeat(i % 3));
+            xml.push_str(&" ".repeat(i % 17));
+            xml.push_str(&format!(
+                "<Rec><A>{}</A>\n<B>{}</B></Rec>",
+                "y".repeat(i % 200),
+                "\n".repeat(i % 5)
+            ));
+            if i % 100 == 0 {
+                xml.push_str(&"\n".repeat(20_000));
+            }
+        }
+        xml.push_str("\n  <Rec><A>x</B></Rec></Root>");
+        let want = rec_positions(&xml);
+        let last = want.last().copied().unwrap();
+        let check = |got: Vec<Result<Element, XmlError>>, what: &str| {
+            assert_eq!(got.len(), want.len(), "{what}");
+            for (g, w) in got[..got.len() - 1].iter().zip(&want) {
+                let g = g.as_ref().unwrap();
+                assert_eq!((g.line, g.column), *w, "{what}");
+            }
+            let e = got.last().unwrap().as_ref().unwrap_err();
+            assert_eq!((e.line, e.column), (last.0, last.1 + 9), "{what}");
+        };
+        check(all(&xml), "slice");
+        for capacity in [1, 7, 64, 4096, 1 << 16] {
+            let input = io::BufReader::with_capacity(capacity, xml.as_bytes());
+            check(
+                XmlRecords::new(input, "t.xml", &["Rec"]).collect(),
+                &format!("capacity {capacity}"),
+            );
+        }
+    }
+
+    #[test]
+    fn newlines_in_one_long_event_are_counted() {
+        // A text of many lines is consumed at once, past the search for newlines.
+        let text = "x\n".repeat(100_000);
+        let xml = format!("<Root>\n<Rec><A>{text}</A></Rec>\n<Rec/>\n{text}\n <Rec>x</B></Root>");
+        let want = rec_positions(&xml);
+        let got = all(&xml);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].as_ref().unwrap().line, 2);
+        let r = got[1].as_ref().unwrap();
+        assert_eq!((r.line, r.column), want[1]);
+        let e = got[2].as_ref().unwrap_err();
+        assert_eq!((e.line, e.column), (want[2].0, want[2].1 + 6), "{e}");
     }
 
     #[test]
