@@ -265,7 +265,7 @@ impl Background {
     fn start(path: &str) -> Result<Background, StoreError> {
         use std::sync::atomic::Ordering;
         let conn = connect(path)?;
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(4);
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(BACKGROUND_QUEUE);
         let checkpoint_queued = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let queued = checkpoint_queued.clone();
         std::thread::Builder::new()
@@ -315,6 +315,10 @@ fn cached_extensions(cache: &mut ExtensionsCache, r: &AbsenceRecord) -> Result<O
     }
     Ok(cache.as_ref().and_then(|(_, json)| json.clone()))
 }
+
+/// Jobs waiting for the background thread; a batch to free that finds the
+/// queue full is freed by the writer itself, so memory stays bounded.
+const BACKGROUND_QUEUE: usize = 1;
 
 /// The fewest pupils a refresh gives a thread of its own.
 const PUPILS_PER_THREAD: usize = 32;
