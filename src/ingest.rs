@@ -9,6 +9,12 @@ use crate::store::{IngestStats, QuarantineEntry, Store, StoreError};
 /// Items per transaction.
 pub const BATCH: usize = 10_000;
 
+/// Items per batch handed from the parser to the writer in
+/// [`ingest_parallel`] (the writer commits every
+/// [`crate::store::BULK_COMMIT`]): small enough that the batches in flight
+/// stay a few megabytes when the parser runs ahead of the writer.
+const PARALLEL_BATCH: usize = 5_000;
+
 /// What went wrong while ingesting.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -94,7 +100,7 @@ where
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(IN_FLIGHT);
     let items = items.into_iter();
     let parser = tokio::task::spawn_blocking(move || {
-        let mut records = Vec::with_capacity(BATCH);
+        let mut records = Vec::with_capacity(PARALLEL_BATCH);
         let mut rejected = Vec::new();
         for item in items {
             match item {
@@ -106,9 +112,9 @@ where
                     return;
                 }
             }
-            if records.len() + rejected.len() >= BATCH {
+            if records.len() + rejected.len() >= PARALLEL_BATCH {
                 let full = Message::Batch(
-                    std::mem::replace(&mut records, Vec::with_capacity(BATCH)),
+                    std::mem::replace(&mut records, Vec::with_capacity(PARALLEL_BATCH)),
                     std::mem::take(&mut rejected),
                 );
                 // The store side stopped (it failed); its error is reported there.

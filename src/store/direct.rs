@@ -71,17 +71,16 @@ pub(super) fn evaluate_pupils(
         return Ok(evaluate(&Evaluator::new(set, as_of), pupils, &records));
     }
     let part = pupils.len().div_ceil(threads).max(PUPILS_PER_THREAD);
+    let work = |part: &[String]| -> Result<Vec<Vec<Finding>>, StoreError> {
+        let records = records_for_evaluation(path, part, from, to)?;
+        Ok(evaluate(&Evaluator::new(set, as_of), part, &records))
+    };
     std::thread::scope(|scope| {
-        let workers: Vec<_> = pupils
-            .chunks(part)
-            .map(|part| {
-                scope.spawn(move || {
-                    let records = records_for_evaluation(path, part, from, to)?;
-                    Ok::<_, StoreError>(evaluate(&Evaluator::new(set, as_of), part, &records))
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(pupils.len());
+        // The first part on this thread, the rest on threads of their own.
+        let mut parts = pupils.chunks(part);
+        let first = parts.next().unwrap_or_default();
+        let workers: Vec<_> = parts.map(|part| scope.spawn(move || work(part))).collect();
+        let mut out = work(first)?;
         for worker in workers {
             let part = worker
                 .join()
