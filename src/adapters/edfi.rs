@@ -667,6 +667,22 @@ mod tests {
         )
     }
 
+    /// One school event of each category the issue maps, with durations.
+    fn one_event_per_category() -> Vec<String> {
+        vec![
+            school_event("Excused Absence", "2026-03-02", "<EventDuration>1</EventDuration>"),
+            school_event("Unexcused Absence", "2026-03-03", ""),
+            school_event(
+                "Tardy",
+                "2026-03-04",
+                "<SchoolAttendanceDuration>12</SchoolAttendanceDuration>",
+            ),
+            school_event("Early departure", "2026-03-05", ""),
+            school_event("In Attendance", "2026-03-06", ""),
+            school_event("Unexcused Absence", "2026-03-09", "<EventDuration>0.33</EventDuration>"),
+        ]
+    }
+
     fn read(body: &str) -> Vec<io::Result<Parsed>> {
         let xml = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InterchangeStudentAttendance xmlns=\"{NS}\">\n{body}</InterchangeStudentAttendance>\n"
@@ -686,20 +702,13 @@ mod tests {
 
     #[test]
     fn categories_map_as_the_issue_says() {
-        let body = [
-            school_event("Excused Absence", "2026-03-02", "<EventDuration>1</EventDuration>"),
-            school_event("Unexcused Absence", "2026-03-03", ""),
-            school_event(
-                "Tardy",
-                "2026-03-04",
-                "<SchoolAttendanceDuration>12</SchoolAttendanceDuration>",
-            ),
-            school_event("Early departure", "2026-03-05", ""),
-            school_event("In Attendance", "2026-03-06", ""),
-            school_event("Unexcused Absence", "2026-03-09", "<EventDuration>0.33</EventDuration>"),
-            school_event("Excused Absence", "2026-03-10", "<EventDuration>0.05</EventDuration>"),
-        ]
-        .concat();
+        let mut body = one_event_per_category();
+        body.push(school_event(
+            "Excused Absence",
+            "2026-03-10",
+            "<EventDuration>0.05</EventDuration>",
+        ));
+        let body = body.concat();
         let got = records(&body);
         let summary: Vec<(Kind, u32, Validity, Option<u32>)> =
             got.iter().map(|r| (r.kind, r.lessons, r.validity, r.minutes)).collect();
@@ -927,25 +936,16 @@ mod tests {
 </StudentSectionAttendanceEvent>\n"
             )
         };
-        let body = [
-            school_event("Excused Absence", "2026-03-02", "<EventDuration>1</EventDuration>"),
-            school_event("Unexcused Absence", "2026-03-03", ""),
-            school_event(
-                "Tardy",
-                "2026-03-04",
-                "<SchoolAttendanceDuration>12</SchoolAttendanceDuration>",
-            ),
-            school_event("Early departure", "2026-03-05", ""),
-            school_event("In Attendance", "2026-03-06", ""),
-            school_event("Unexcused Absence", "2026-03-09", "<EventDuration>0.33</EventDuration>"),
+        let mut body = one_event_per_category();
+        body.extend([
             school_event("Sick", "2026-03-03", ""),
             school_event("Tardy", "2026-02-30", ""),
             school_event("Excused Absence", "2026-03-04", "<EventDuration>-1</EventDuration>"),
             section("<LocalCourseCode>MAT8</LocalCourseCode>", "8A-1", "Unexcused Absence"),
             section("", "8A-2", "Excused Absence"),
             section("<LocalCourseCode>MAT8</LocalCourseCode>", "8A-3", "Sick"),
-        ]
-        .concat();
+        ]);
+        let body = body.concat();
         let fixture = include_str!("../../adapters/edfi-xml/fixtures/attendance.xml");
         let cut = interchange(&body);
         let cut = &cut[..cut.len() - 300];

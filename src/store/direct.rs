@@ -15,8 +15,7 @@ use super::records::{
 };
 use super::{Backend, now};
 use crate::domain::{AbsenceRecord, Finding};
-use crate::rules::{Evaluator, RuleSet};
-use chrono::NaiveDate;
+use crate::rules::Evaluator;
 use rusqlite::{Connection, params};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,23 +57,21 @@ pub(super) fn records_for_evaluation(
 /// each part read on its own connection and evaluated on its own thread.
 pub(super) fn evaluate_pupils(
     path: &str,
-    set: &RuleSet,
-    as_of: NaiveDate,
+    evaluator: &Evaluator<'_>,
     pupils: &[String],
     from: &str,
     to: &str,
 ) -> Result<Vec<Vec<Finding>>, StoreError> {
+    let work = |part: &[String]| -> Result<Vec<Vec<Finding>>, StoreError> {
+        let records = records_for_evaluation(path, part, from, to)?;
+        Ok(evaluate(evaluator, part, &records))
+    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     if threads == 1 || pupils.len() < PUPILS_PER_THREAD {
         // A few pupils (an HTTP push, say) are not worth a thread.
-        let records = records_for_evaluation(path, pupils, from, to)?;
-        return Ok(evaluate(&Evaluator::new(set, as_of), pupils, &records));
+        return work(pupils);
     }
     let part = pupils.len().div_ceil(threads).max(PUPILS_PER_THREAD);
-    let work = |part: &[String]| -> Result<Vec<Vec<Finding>>, StoreError> {
-        let records = records_for_evaluation(path, part, from, to)?;
-        Ok(evaluate(&Evaluator::new(set, as_of), part, &records))
-    };
     std::thread::scope(|scope| {
         // The first part on this thread, the rest on threads of their own.
         let mut parts = pupils.chunks(part);
@@ -177,17 +174,12 @@ impl SqliteBulk {
                 for ((r, date), ext) in chunk.iter().zip(&dates).zip(&extensions) {
                     row.extend(record_values(r, date, ext.as_deref(), &stamp));
                 }
-                let statement = if chunk.len() == ROWS_PER_UPSERT {
-                    &mut upsert_many
-                } else {
-                    &mut upsert_one
-                };
                 let n = if chunk.len() == ROWS_PER_UPSERT {
-                    statement.execute(rusqlite::params_from_iter(row.iter()))?
+                    upsert_many.execute(rusqlite::params_from_iter(&row))?
                 } else {
                     let mut n = 0;
                     for values in row.chunks(RECORD_COLUMNS) {
-                        n += statement.execute(rusqlite::params_from_iter(values.iter()))?;
+                        n += upsert_one.execute(rusqlite::params_from_iter(values))?;
                     }
                     n
                 };

@@ -115,7 +115,7 @@ impl Store {
             ..Refresh::default()
         };
         loop {
-            let (claimed, evaluated) = self.refresh_batch(set, &evaluator, &mut refresh.changes).await?;
+            let (claimed, evaluated) = self.refresh_batch(&evaluator, &mut refresh.changes).await?;
             refresh.pupils += evaluated;
             // A short batch means the queue was drained.
             if claimed < PUPILS_PER_BATCH {
@@ -138,7 +138,6 @@ impl Store {
     /// from the queue and how many of them were evaluated.
     async fn refresh_batch(
         &self,
-        set: &RuleSet,
         evaluator: &Evaluator<'_>,
         changes: &mut Vec<FindingChange>,
     ) -> Result<(usize, u64), StoreError> {
@@ -168,9 +167,10 @@ impl Store {
             // over the cores: the write lock this transaction holds keeps the
             // records as they are.
             Some(path) => {
-                let (set, as_of) = (set.clone(), evaluator.as_of());
+                let (set, as_of) = (evaluator.set().clone(), evaluator.as_of());
                 tokio::task::spawn_blocking(move || {
-                    let evaluated = direct::evaluate_pupils(&path, &set, as_of, &pupils, &from, &to);
+                    let evaluator = Evaluator::new(&set, as_of);
+                    let evaluated = direct::evaluate_pupils(&path, &evaluator, &pupils, &from, &to);
                     (pupils, evaluated)
                 })
                 .await

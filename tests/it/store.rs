@@ -29,6 +29,18 @@ fn rec(id: &str, pupil: &str, date: &str, kind: Kind, validity: Validity, versio
     }
 }
 
+/// `n` missed lessons with ids `{prefix}0…`, 20 per pupil on 20 school days,
+/// pupil by pupil as an export comes.
+fn lessons_by_pupil(prefix: &str, n: usize) -> Vec<AbsenceRecord> {
+    (0..n)
+        .map(|i| {
+            let day = format!("2026-03-{:02}", 2 + i % 20);
+            let (id, pupil) = (format!("{prefix}{i}"), format!("p{}", i / 20));
+            rec(&id, &pupil, &day, Kind::Lesson, Validity::Invalid, 1)
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn upsert_is_idempotent_and_versioned() {
     for store in store_backends().await {
@@ -339,20 +351,8 @@ async fn bulk_writer_counts_many_rows_per_statement_exactly() {
     stores.push(tilstede::store::Store::open(":memory:").await.unwrap());
     for store in stores {
         let backend = format!("{:?} {}", store.backend(), store.url().starts_with(':'));
-        // 10 pupils with 20 records each, pupil by pupil as an export comes.
-        let batch: Vec<_> = (0..200)
-            .map(|i| {
-                let day = format!("2026-03-{:02}", 2 + i % 20);
-                rec(
-                    &format!("m{i}"),
-                    &format!("p{}", i / 20),
-                    &day,
-                    Kind::Lesson,
-                    Validity::Invalid,
-                    1,
-                )
-            })
-            .collect();
+        // 10 pupils with 20 records each.
+        let batch = lessons_by_pupil("m", 200);
         let mut w = store.bulk_writer();
         w.write(batch.clone(), vec![]).await.unwrap();
         let stats = w.commit().await.unwrap().unwrap();
@@ -411,19 +411,7 @@ async fn bulk_import_pages_are_checkpointed_into_the_database_file() {
     let path = dir.path().join("store.db");
     let store = tilstede::store::Store::open(path.to_str().unwrap()).await.unwrap();
     let before = std::fs::metadata(&path).unwrap().len();
-    let batch: Vec<_> = (0..20_000)
-        .map(|i| {
-            let day = format!("2026-03-{:02}", 2 + i % 20);
-            rec(
-                &format!("c{i}"),
-                &format!("p{}", i / 20),
-                &day,
-                Kind::Lesson,
-                Validity::Invalid,
-                1,
-            )
-        })
-        .collect();
+    let batch = lessons_by_pupil("c", 20_000);
     let mut w = store.bulk_writer();
     w.write(batch, vec![]).await.unwrap();
     assert_eq!(w.commit().await.unwrap().unwrap().changed, 20_000);
