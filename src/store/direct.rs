@@ -24,11 +24,15 @@ use std::time::Duration;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens a connection to the (already migrated) store file.
-fn connect(path: &str) -> Result<Connection, StoreError> {
+pub(super) fn connect(path: &str) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL is a property of the file, set when the store was opened.
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    // Statement journals stay in memory: a multi-row upsert inside the bulk
+    // transaction copies each page it changes to one, and as temporary
+    // files they were written as much as the log itself (and held pupil
+    // data outside the store).
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
     Ok(conn)
 }
 

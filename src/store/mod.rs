@@ -156,9 +156,12 @@ impl Store {
                     Box::pin(async move {
                         conn.execute(
                             // busy_timeout first: switching a fresh file to WAL
-                            // needs a lock another process may hold.
+                            // needs a lock another process may hold. Temporary
+                            // tables and statement journals stay in memory, so
+                            // no pupil data lands in temporary files either.
                             "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                             PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
                         Ok(())
@@ -351,6 +354,26 @@ mod tests {
         assert_eq!(database_url("postgres://u@h/db").unwrap().1, Backend::Postgres);
         assert!(database_url("mysql://h/db").is_err());
         assert!(database_url("").is_err());
+    }
+
+    /// Statement journals and temporary tables hold pupil data; neither may
+    /// land in a temporary file, on the pool's connections or the direct ones.
+    #[tokio::test]
+    async fn temporary_data_stays_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").display().to_string();
+        let store = Store::open(&path).await.unwrap();
+        let mut pooled = Vec::new();
+        for _ in 0..2 {
+            pooled.push(store.pool().acquire().await.unwrap());
+        }
+        for conn in &mut pooled {
+            let row = sqlx::query("PRAGMA temp_store").fetch_one(&mut **conn).await.unwrap();
+            assert_eq!(sqlx::Row::try_get::<i64, _>(&row, 0).unwrap(), 2, "pool connection");
+        }
+        let direct = direct::connect(&path).unwrap();
+        let mode: i64 = direct.query_row("PRAGMA temp_store", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, 2, "direct connection");
     }
 
     #[test]
