@@ -99,15 +99,10 @@ impl Store {
     /// every pupil is. Changes are also appended to the finding event log.
     pub async fn refresh_findings(&self, set: &RuleSet, as_of: NaiveDate) -> Result<Refresh, StoreError> {
         let basis = basis(set, as_of);
-        let full = self.meta("findings_basis").await?.as_deref() != Some(basis.as_str());
+        let stored = self.meta("findings_basis").await?;
+        let full = stored.as_deref() != Some(basis.as_str());
         if full {
-            sqlx::query(
-                "INSERT INTO dirty_pupils (pupil) \
-                 SELECT pupil FROM (SELECT pupil FROM records WHERE pupil <> '' UNION SELECT pupil FROM findings) AS every_pupil \
-                 WHERE true ON CONFLICT (pupil) DO NOTHING",
-            )
-            .execute(&self.pool)
-            .await?;
+            self.start_full_refresh(stored.is_none(), &basis, as_of).await?;
         }
         let evaluator = Evaluator::new(set, as_of);
         let mut refresh = Refresh {
@@ -122,11 +117,44 @@ impl Store {
                 break;
             }
         }
-        if full {
-            self.set_meta("findings_basis", &basis).await?;
-            self.set_meta("findings_as_of", &date_text(as_of)).await?;
-        }
         Ok(refresh)
+    }
+
+    /// Queues every pupil for a refresh under a new basis, and records the
+    /// basis, in one transaction: a refresh that stops half-way is finished
+    /// by the next one from the queue. A store that was never refreshed
+    /// (`first`) and holds no findings needs no queueing: every writer
+    /// queues the pupils whose records it changes, and nobody has taken
+    /// them off the queue yet.
+    async fn start_full_refresh(&self, first: bool, basis: &str, as_of: NaiveDate) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let has_findings = sqlx::query("SELECT 1 FROM findings LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !first || has_findings {
+            sqlx::query(
+                "INSERT INTO dirty_pupils (pupil) \
+                 SELECT pupil FROM (SELECT pupil FROM records WHERE pupil <> '' UNION SELECT pupil FROM findings) AS every_pupil \
+                 WHERE true ON CONFLICT (pupil) DO NOTHING",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (key, value) in [
+            ("findings_basis", basis.to_string()),
+            ("findings_as_of", date_text(as_of)),
+        ] {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The as-of date of the stored findings, if any were computed.

@@ -589,6 +589,11 @@ pub(super) trait Columns {
         self.opt_int(i)?
             .ok_or_else(|| StoreError::Corrupt(format!("kolonne {i} er tom")))
     }
+    /// A nullable text column handed to `f`, borrowed where the row allows
+    /// (a refresh decodes a million short codes and dates).
+    fn map_text<T>(&self, i: usize, f: impl FnOnce(Option<&str>) -> T) -> Result<T, StoreError> {
+        Ok(f(self.opt_text(i)?.as_deref()))
+    }
 }
 
 impl Columns for AnyRow {
@@ -607,6 +612,16 @@ impl Columns for rusqlite::Row<'_> {
     fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
         Ok(self.get(i)?)
     }
+    fn map_text<T>(&self, i: usize, f: impl FnOnce(Option<&str>) -> T) -> Result<T, StoreError> {
+        match self.get_ref(i)? {
+            rusqlite::types::ValueRef::Null => Ok(f(None)),
+            rusqlite::types::ValueRef::Text(b) => match std::str::from_utf8(b) {
+                Ok(s) => Ok(f(Some(s))),
+                Err(_) => Err(StoreError::Corrupt(format!("kolonne {i} er ikke UTF-8"))),
+            },
+            _ => Ok(f(self.opt_text(i)?.as_deref())),
+        }
+    }
 }
 
 /// Reads a record by position in the order of [`RECORD_SELECT`]; the
@@ -615,10 +630,24 @@ pub(super) fn record_from_columns(row: &impl Columns, with_extensions: bool) -> 
     // By position: looking columns up by name costs more than the decoding
     // on large reads.
     let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("{what} «{v}»"));
-    let date = row.text(5)?;
-    let kind = row.text(6)?;
-    let validity = row.text(9)?;
-    let reason = row.opt_text(10)?;
+    let missing = |i: usize| StoreError::Corrupt(format!("kolonne {i} er tom"));
+    let date = row.map_text(5, |d| match d {
+        None => Err(missing(5)),
+        Some("") => Ok(chrono::NaiveDate::MIN),
+        Some(d) => parse_date(d).map_err(|_| corrupt("date", d)),
+    })??;
+    let kind = row.map_text(6, |k| {
+        let k = k.ok_or_else(|| missing(6))?;
+        Kind::parse(k).ok_or_else(|| corrupt("kind", k))
+    })??;
+    let validity = row.map_text(9, |v| {
+        let v = v.ok_or_else(|| missing(9))?;
+        Validity::parse(v).ok_or_else(|| corrupt("validity", v))
+    })??;
+    let reason = row.map_text(10, |r| {
+        r.map(|r| Reason::parse(r).ok_or_else(|| corrupt("reason", r)))
+            .transpose()
+    })??;
     let extensions = if with_extensions { row.opt_text(12)? } else { None };
     let extensions = match extensions {
         None => Default::default(),
@@ -637,19 +666,12 @@ pub(super) fn record_from_columns(row: &impl Columns, with_extensions: bool) -> 
         version: u32::try_from(version).map_err(|_| corrupt("version", &version.to_string()))?,
         pupil: row.text(3)?,
         school: row.text(4)?,
-        date: if date.is_empty() {
-            chrono::NaiveDate::MIN
-        } else {
-            parse_date(&date).map_err(|_| corrupt("date", &date))?
-        },
-        kind: Kind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+        date,
+        kind,
         lessons: u32::try_from(lessons).unwrap_or(1),
         minutes: minutes.and_then(|m| u32::try_from(m).ok()),
-        validity: Validity::parse(&validity).ok_or_else(|| corrupt("validity", &validity))?,
-        reason: match reason {
-            None => None,
-            Some(r) => Some(Reason::parse(&r).ok_or_else(|| corrupt("reason", &r))?),
-        },
+        validity,
+        reason,
         deleted: deleted != 0,
         extensions,
     })
