@@ -36,17 +36,37 @@ pub(super) fn connect(path: &str) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Read connections of a findings refresh, opened once per refresh and
+/// kept across its batches (a fresh connection parses the schema again).
+pub(super) struct Readers {
+    path: String,
+    idle: Vec<Connection>,
+}
+
+impl Readers {
+    /// Readers of the store file at `path`; connections open when needed.
+    pub(super) fn new(path: String) -> Readers {
+        Readers { path, idle: Vec::new() }
+    }
+
+    fn take(&mut self) -> Result<Connection, StoreError> {
+        match self.idle.pop() {
+            Some(conn) => Ok(conn),
+            None => connect(&self.path),
+        }
+    }
+}
+
 /// The live records of `pupils` dated `from..=to` (`YYYY-MM-DD`), without
 /// extensions: what a findings refresh evaluates. Reads the last committed
 /// state, which a refresh holding the write lock sees too.
-pub(super) fn records_for_evaluation(
-    path: &str,
+fn records_for_evaluation(
+    conn: &Connection,
     pupils: &[String],
     from: &str,
     to: &str,
 ) -> Result<Vec<AbsenceRecord>, StoreError> {
-    let conn = connect(path)?;
-    let mut select = conn.prepare(&eval_records_sql(Backend::Sqlite, pupils.len()))?;
+    let mut select = conn.prepare_cached(&eval_records_sql(Backend::Sqlite, pupils.len()))?;
     let values = pupils.iter().map(String::as_str).chain([from, to]);
     let mut rows = select.query(rusqlite::params_from_iter(values))?;
     let mut out = Vec::new();
@@ -60,28 +80,40 @@ pub(super) fn records_for_evaluation(
 /// records dated `from..=to`: the pupils are split over the available cores,
 /// each part read on its own connection and evaluated on its own thread.
 pub(super) fn evaluate_pupils(
-    path: &str,
+    readers: &mut Readers,
     evaluator: &Evaluator<'_>,
     pupils: &[String],
     from: &str,
     to: &str,
 ) -> Result<Vec<Vec<Finding>>, StoreError> {
-    let work = |part: &[String]| -> Result<Vec<Vec<Finding>>, StoreError> {
-        let records = records_for_evaluation(path, part, from, to)?;
+    let work = |conn: &Connection, part: &[String]| -> Result<Vec<Vec<Finding>>, StoreError> {
+        let records = records_for_evaluation(conn, part, from, to)?;
         Ok(evaluate(evaluator, part, &records))
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     if threads == 1 || pupils.len() < PUPILS_PER_THREAD {
         // A few pupils (an HTTP push, say) are not worth a thread.
-        return work(pupils);
+        let conn = readers.take()?;
+        let out = work(&conn, pupils);
+        readers.idle.push(conn);
+        return out;
     }
     let part = pupils.len().div_ceil(threads).max(PUPILS_PER_THREAD);
-    std::thread::scope(|scope| {
-        // The first part on this thread, the rest on threads of their own.
-        let mut parts = pupils.chunks(part);
-        let first = parts.next().unwrap_or_default();
-        let workers: Vec<_> = parts.map(|part| scope.spawn(move || work(part))).collect();
-        let mut out = work(first)?;
+    let mut parts = pupils.chunks(part);
+    let first = parts.next().unwrap_or_default();
+    let mut conns = Vec::new();
+    for _ in 0..=parts.len() {
+        conns.push(readers.take()?);
+    }
+    let out = std::thread::scope(|scope| {
+        // The first part on this thread, the rest on threads of their own
+        // (a connection is used by one thread at a time).
+        let (mine, theirs) = conns.split_first_mut().expect("one connection per part");
+        let workers: Vec<_> = parts
+            .zip(theirs.iter_mut())
+            .map(|(part, conn)| scope.spawn(move || work(conn, part)))
+            .collect();
+        let mut out = work(mine, first)?;
         for worker in workers {
             let part = worker
                 .join()
@@ -89,7 +121,9 @@ pub(super) fn evaluate_pupils(
             out.extend(part);
         }
         Ok(out)
-    })
+    });
+    readers.idle.extend(conns);
+    out
 }
 
 /// A bulk writer's own connection and its open transaction.

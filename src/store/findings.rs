@@ -109,15 +109,48 @@ impl Store {
             full,
             ..Refresh::default()
         };
-        loop {
-            let (claimed, evaluated) = self.refresh_batch(&evaluator, &mut refresh.changes).await?;
-            refresh.pupils += evaluated;
-            // A short batch means the queue was drained.
-            if claimed < PUPILS_PER_BATCH {
-                break;
+        // The batches commit on one connection. On a SQLite file it does not
+        // checkpoint the log in its commits (each such checkpoint syncs the
+        // file); the store's next writer after the refresh does.
+        let mut conn = self.pool.acquire().await?;
+        let mut readers = self.sqlite_file().map(direct::Readers::new);
+        let checkpoints = match readers {
+            Some(_) => {
+                let row = sqlx::query("PRAGMA wal_autocheckpoint")
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let before = row.map(|r| r.try_get::<i64, _>(0)).transpose()?;
+                sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
+                before
+            }
+            None => None,
+        };
+        let done = async {
+            loop {
+                let (claimed, evaluated) = self
+                    .refresh_batch(&mut conn, &mut readers, &evaluator, &mut refresh.changes)
+                    .await?;
+                refresh.pupils += evaluated;
+                // A short batch means the queue was drained.
+                if claimed < PUPILS_PER_BATCH {
+                    return Ok::<(), StoreError>(());
+                }
             }
         }
-        Ok(refresh)
+        .await;
+        if readers.is_some() {
+            let restored = sqlx::query(AssertSqlSafe(format!(
+                "PRAGMA wal_autocheckpoint = {}",
+                checkpoints.unwrap_or(1000)
+            )))
+            .execute(&mut *conn)
+            .await;
+            if restored.is_err() {
+                // Not back in the pool with its checkpoints off.
+                conn.close_on_drop();
+            }
+        }
+        done.map(|()| refresh)
     }
 
     /// Queues every pupil for a refresh under a new basis, and records the
@@ -166,10 +199,15 @@ impl Store {
     /// from the queue and how many of them were evaluated.
     async fn refresh_batch(
         &self,
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+        readers: &mut Option<direct::Readers>,
         evaluator: &Evaluator<'_>,
         changes: &mut Vec<FindingChange>,
     ) -> Result<(usize, u64), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = match self.backend {
+            super::Backend::Sqlite => sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?,
+            super::Backend::Postgres => sqlx::Connection::begin(&mut **conn).await?,
+        };
         // Claiming the pupils first takes SQLite's write lock before reading,
         // so no concurrent import can slip in between read and write.
         let pupils: Vec<String> = sqlx::query(AssertSqlSafe(format!(
@@ -190,19 +228,21 @@ impl Store {
         let list = self.backend.placeholders(1, pupils.len());
         let n = pupils.len();
         let (from, to) = (date_text(evaluator.earliest()), date_text(evaluator.as_of()));
-        let (pupils, evaluated) = match self.sqlite_file() {
+        let (pupils, evaluated) = match readers.take() {
             // A SQLite file is read on direct connections, the pupils split
             // over the cores: the write lock this transaction holds keeps the
             // records as they are.
-            Some(path) => {
+            Some(mut direct) => {
                 let (set, as_of) = (evaluator.set().clone(), evaluator.as_of());
-                tokio::task::spawn_blocking(move || {
+                let (direct, pupils, evaluated) = tokio::task::spawn_blocking(move || {
                     let evaluator = Evaluator::new(&set, as_of);
-                    let evaluated = direct::evaluate_pupils(&path, &evaluator, &pupils, &from, &to);
-                    (pupils, evaluated)
+                    let evaluated = direct::evaluate_pupils(&mut direct, &evaluator, &pupils, &from, &to);
+                    (direct, pupils, evaluated)
                 })
                 .await
-                .map_err(|e| StoreError::Worker(e.to_string()))?
+                .map_err(|e| StoreError::Worker(e.to_string()))?;
+                *readers = Some(direct);
+                (pupils, evaluated)
             }
             None => {
                 let mut q = sqlx::query(AssertSqlSafe(eval_records_sql(self.backend, n)));

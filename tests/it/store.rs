@@ -476,3 +476,30 @@ async fn refresh_of_many_pupils_matches_the_engine() {
         store.close().await;
     }
 }
+
+/// A refresh on a SQLite file commits its batches without checkpointing
+/// the log; the connection it used must go back to the pool checkpointing
+/// as before, or the log would grow without bound under later writes.
+#[tokio::test]
+async fn refresh_gives_its_connection_back_with_checkpoints_on() {
+    let set = RuleSet::preset("baerum").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = tilstede::store::Store::open(dir.path().join("s.db").to_str().unwrap())
+        .await
+        .unwrap();
+    store.ingest(&lessons_by_pupil("r", 2_000), &[]).await.unwrap();
+    let r = store.refresh_findings(&set, d("2026-06-19")).await.unwrap();
+    assert_eq!(r.pupils, 100);
+    // Every connection the pool holds (at most four on a file).
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(store.pool().acquire().await.unwrap());
+    }
+    for conn in &mut held {
+        let row = sqlx::query("PRAGMA wal_autocheckpoint")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(sqlx::Row::try_get::<i64, _>(&row, 0).unwrap(), 1000);
+    }
+}
