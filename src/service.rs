@@ -163,9 +163,12 @@ async fn case_loop(state: AppState, mut leader: watch::Receiver<bool>, mut stopp
         }
         let before = now - chrono::Duration::days(i64::from(state.config.cases.retention_days));
         match state.store.purge_closed_cases(before).await {
-            Ok(p) if !p.cases.is_empty() => {
-                tracing::info!(cases = p.cases.len(), redactions = p.redactions, "retention purge ran")
-            }
+            Ok(p) if !p.cases.is_empty() || p.extension_sets > 0 => tracing::info!(
+                cases = p.cases.len(),
+                redactions = p.redactions,
+                extension_sets = p.extension_sets,
+                "retention purge ran"
+            ),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "retention purge failed"),
         }

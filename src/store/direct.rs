@@ -10,13 +10,15 @@
 use super::StoreError;
 use super::findings::evaluate;
 use super::records::{
-    BULK_CACHE_KIB, BulkProgress, IngestStats, QUARANTINE_INSERT, QuarantineEntry, RECORD_COLUMNS, date_text, dedupe,
-    eval_records_sql, extensions_json, quarantine_raw, record_from_columns, upsert_sql,
+    BULK_CACHE_KIB, BulkProgress, EXTENSION_SET_INSERT, EXTENSION_SET_SELECT, IngestStats, QUARANTINE_INSERT,
+    QuarantineEntry, RECORD_COLUMNS, date_text, dedupe, eval_records_sql, extensions_json, quarantine_raw,
+    record_from_columns, upsert_sql,
 };
 use super::{Backend, now};
 use crate::domain::{AbsenceRecord, Finding};
 use crate::rules::Evaluator;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,9 +132,8 @@ pub(super) fn evaluate_pupils(
 pub(super) struct SqliteBulk {
     conn: Connection,
     progress: BulkProgress,
-    /// The last extensions stored and their JSON: a source's records mostly
-    /// carry the same few codes, so most rows skip the serialisation.
-    last_extensions: ExtensionsCache,
+    /// The extension sets this transaction refers to.
+    sets: ExtensionSets,
     /// Checkpoints and frees beside the writer.
     background: Background,
 }
@@ -147,7 +148,7 @@ impl SqliteBulk {
         Ok(SqliteBulk {
             conn,
             progress: BulkProgress::default(),
-            last_extensions: None,
+            sets: ExtensionSets::default(),
             background: Background::start(path)?,
         })
     }
@@ -163,6 +164,8 @@ impl SqliteBulk {
         if !self.progress.is_open() {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             self.progress.opened();
+            // A set known from an earlier transaction may have been purged since.
+            self.sets = ExtensionSets::default();
         }
         let stats = self.write_batch(&records, quarantine)?;
         self.background.free(records);
@@ -206,11 +209,11 @@ impl SqliteBulk {
                 let dates: Vec<String> = chunk.iter().map(|r| date_text(r)).collect();
                 let mut extensions = Vec::with_capacity(chunk.len());
                 for r in chunk {
-                    extensions.push(cached_extensions(&mut self.last_extensions, r)?);
+                    extensions.push(self.sets.id(&self.conn, r)?);
                 }
                 let mut row = Vec::with_capacity(ROWS_PER_UPSERT * RECORD_COLUMNS);
                 for ((r, date), ext) in chunk.iter().zip(&dates).zip(&extensions) {
-                    row.extend(record_values(r, date, ext.as_deref(), &stamp));
+                    row.extend(record_values(r, date, *ext, &stamp));
                 }
                 let n = if chunk.len() == ROWS_PER_UPSERT {
                     upsert_many.execute(rusqlite::params_from_iter(&row))?
@@ -235,8 +238,8 @@ impl SqliteBulk {
             let mut upsert_tombstone = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, true))?;
             for r in tombstones {
                 let date = date_text(r);
-                let ext = cached_extensions(&mut self.last_extensions, r)?;
-                let values = record_values(r, &date, ext.as_deref(), &stamp);
+                let ext = self.sets.id(&self.conn, r)?;
+                let values = record_values(r, &date, ext, &stamp);
                 let mut rows = upsert_tombstone.query(rusqlite::params_from_iter(values.iter()))?;
                 if let Some(row) = rows.next()? {
                     changed += 1;
@@ -332,17 +335,51 @@ impl Background {
     }
 }
 
-/// A record's extensions as stored, and the last ones seen.
-type ExtensionsCache = Option<(serde_json::Map<String, serde_json::Value>, Option<Arc<str>>)>;
+/// The extension sets a bulk transaction refers to (see
+/// [`super::records::extension_set`]), found once per transaction: the last
+/// one seen (a source's records mostly carry the same few codes, so most
+/// rows need no serialisation) and the others by their JSON.
+#[derive(Default)]
+struct ExtensionSets {
+    last: Option<(serde_json::Map<String, serde_json::Value>, Option<i64>)>,
+    by_json: rustc_hash::FxHashMap<String, i64>,
+}
 
-/// The stored JSON of `r`'s extensions, reusing the last one when equal: a
-/// source's records mostly carry the same few codes.
-fn cached_extensions(cache: &mut ExtensionsCache, r: &AbsenceRecord) -> Result<Option<Arc<str>>, StoreError> {
-    let hit = matches!(cache, Some((m, _)) if *m == r.extensions);
-    if !hit {
-        *cache = Some((r.extensions.clone(), extensions_json(r)?.map(Arc::from)));
+impl ExtensionSets {
+    /// The id of `r`'s extension set (`None` when it has none), added to the
+    /// store if needed.
+    fn id(&mut self, conn: &Connection, r: &AbsenceRecord) -> Result<Option<i64>, StoreError> {
+        if let Some((m, id)) = &self.last
+            && *m == r.extensions
+        {
+            return Ok(*id);
+        }
+        let id = match extensions_json(r)? {
+            None => None,
+            Some(json) => Some(match self.by_json.get(&json) {
+                Some(id) => *id,
+                None => {
+                    let digest = hex::encode(Sha256::digest(json.as_bytes()));
+                    let find = || -> Result<Option<i64>, StoreError> {
+                        let mut select = conn.prepare_cached(EXTENSION_SET_SELECT)?;
+                        Ok(select.query_row([&digest], |row| row.get(0)).optional()?)
+                    };
+                    let id = match find()? {
+                        Some(id) => id,
+                        None => {
+                            conn.prepare_cached(EXTENSION_SET_INSERT)?
+                                .execute(params![digest, json])?;
+                            find()?.ok_or_else(|| StoreError::Corrupt("record_extensions: settet mangler".into()))?
+                        }
+                    };
+                    self.by_json.insert(json, id);
+                    id
+                }
+            }),
+        };
+        self.last = Some((r.extensions.clone(), id));
+        Ok(id)
     }
-    Ok(cache.as_ref().and_then(|(_, json)| json.clone()))
 }
 
 /// Jobs waiting for the background thread; a batch to free that finds the
@@ -359,7 +396,7 @@ const ROWS_PER_UPSERT: usize = 32;
 fn record_values<'a>(
     r: &'a AbsenceRecord,
     date: &'a str,
-    extensions: Option<&'a str>,
+    extensions_ref: Option<i64>,
     stamp: &'a str,
 ) -> [rusqlite::types::ToSqlOutput<'a>; RECORD_COLUMNS] {
     use rusqlite::types::{ToSqlOutput, Value, ValueRef};
@@ -379,7 +416,9 @@ fn record_values<'a>(
         text(r.validity.as_str()),
         opt_text(r.reason.map(|x| x.as_str())),
         int(i64::from(r.deleted)),
-        opt_text(extensions),
+        // The extensions live in their set, not in the row.
+        ToSqlOutput::Owned(Value::Null),
+        extensions_ref.map_or(ToSqlOutput::Owned(Value::Null), int),
         text(stamp),
     ]
 }

@@ -113,6 +113,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0009_dirty_marking.sql"),
         include_str!("migrations/postgres/0009_dirty_marking.sql"),
     ),
+    (
+        10,
+        include_str!("migrations/sqlite/0010_extension_sets.sql"),
+        include_str!("migrations/postgres/0010_extension_sets.sql"),
+    ),
 ];
 
 /// The store. Cheap to clone (a pool handle).

@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 /// Columns bound per record in the upsert.
-pub(super) const RECORD_COLUMNS: usize = 14;
+pub(super) const RECORD_COLUMNS: usize = 15;
 /// Records per INSERT statement: far below SQLite's 32766 parameters, large
 /// enough that per-statement overhead vanishes.
 const ROWS_PER_STATEMENT: usize = 400;
@@ -118,12 +118,13 @@ pub(super) fn upsert_sql(backend: Backend, rows: usize, returning: bool) -> Stri
         "validity",
         "reason",
         "extensions",
+        "extensions_ref",
     ]
     .iter()
     .map(|c| keep(c))
     .collect();
     format!(
-        "INSERT INTO records (source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted, extensions, updated_at) \
+        "INSERT INTO records (source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted, extensions, extensions_ref, updated_at) \
          VALUES {} \
          ON CONFLICT (source, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted, \
          updated_at = excluded.updated_at, {} \
@@ -147,6 +148,32 @@ pub(super) fn quarantine_raw(e: &QuarantineEntry) -> (&str, String) {
     let digest = Sha256::digest(format!("{}\n{}\n{}", e.location, e.reason, raw).as_bytes());
     (raw, hex::encode(digest))
 }
+
+/// Finds or adds the stored extension set with this JSON; its id. Inside
+/// the caller's transaction, which must also write the rows referring to it
+/// (the retention purge removes sets no row refers to).
+pub(super) async fn extension_set(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    json: &str,
+) -> Result<i64, StoreError> {
+    let digest = hex::encode(Sha256::digest(json.as_bytes()));
+    let find = || sqlx::query(EXTENSION_SET_SELECT).bind(digest.clone());
+    if let Some(row) = find().fetch_optional(&mut **tx).await? {
+        return Ok(row.try_get(0)?);
+    }
+    sqlx::query(EXTENSION_SET_INSERT)
+        .bind(digest.as_str())
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+    Ok(find().fetch_one(&mut **tx).await?.try_get(0)?)
+}
+
+/// Adds an extension set (`$1` digest, `$2` JSON) unless it is stored.
+pub(super) const EXTENSION_SET_INSERT: &str =
+    "INSERT INTO record_extensions (digest, json) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING";
+/// The id of the extension set with digest `$1`.
+pub(super) const EXTENSION_SET_SELECT: &str = "SELECT id FROM record_extensions WHERE digest = $1";
 
 /// A record's extensions as stored (`None` when there are none).
 pub(super) fn extensions_json(r: &AbsenceRecord) -> Result<Option<String>, StoreError> {
@@ -347,14 +374,33 @@ async fn write_batch(
     let unique = dedupe(records);
     let stamp = now();
     let mut changed = 0;
+    // SQLite refers to stored extension sets (see [`extension_set`]);
+    // PostgreSQL keeps the JSON in the row.
+    let mut sets: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
     // The pupils of the changed rows (the upsert returns only those), marked
     // for re-evaluation once per batch.
     let mut touched: Vec<String> = Vec::new();
     for chunk in unique.chunks(ROWS_PER_STATEMENT) {
         let sql = upsert_sql(backend, chunk.len(), true);
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut stored = Vec::with_capacity(chunk.len());
         for r in chunk {
-            let extensions = extensions_json(r)?;
+            stored.push(match (extensions_json(r)?, backend) {
+                (Some(json), Backend::Sqlite) => {
+                    let id = match sets.get(&json) {
+                        Some(id) => *id,
+                        None => {
+                            let id = extension_set(tx, &json).await?;
+                            sets.insert(json, id);
+                            id
+                        }
+                    };
+                    (None, Some(id))
+                }
+                (json, _) => (json, None),
+            });
+        }
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (r, (extensions, extensions_ref)) in chunk.iter().zip(stored) {
             q = q
                 .bind(r.source.as_str())
                 .bind(r.id.as_str())
@@ -369,6 +415,7 @@ async fn write_batch(
                 .bind(r.reason.map(|x| x.as_str()))
                 .bind(i64::from(r.deleted))
                 .bind(extensions)
+                .bind(extensions_ref)
                 .bind(stamp.as_str());
         }
         for row in q.fetch_all(&mut **tx).await? {
@@ -542,9 +589,10 @@ impl Store {
     }
 }
 
-/// The columns [`record_from_row`] reads.
-pub(super) const RECORD_SELECT: &str =
-    "source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted, extensions";
+/// The columns [`record_from_row`] reads (from `records`, unaliased): the
+/// extensions from the row or from the set it refers to.
+pub(super) const RECORD_SELECT: &str = "source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted, \
+     COALESCE(extensions, (SELECT json FROM record_extensions WHERE record_extensions.id = records.extensions_ref))";
 
 /// The columns the rule engine needs: [`RECORD_SELECT`] without the
 /// extensions, which rules never read and which cost a JSON parse per row.

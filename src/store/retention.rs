@@ -17,6 +17,8 @@ pub struct Purged {
     pub cases: Vec<String>,
     /// Redactions queued.
     pub redactions: usize,
+    /// Stored extension sets no record refers to any more, deleted.
+    pub extension_sets: u64,
 }
 
 impl Store {
@@ -119,6 +121,30 @@ impl Store {
             out.redactions += sent.len();
             out.cases.push(number);
         }
+        out.extension_sets = self.purge_unused_extension_sets().await?;
         Ok(out)
+    }
+
+    /// Deletes the stored extension sets (SQLite) that no record refers to
+    /// any more, its records since corrected to other codes: what the
+    /// store no longer needs, it does not keep. Writers find a set's id
+    /// inside the transaction that writes the rows referring to it, and
+    /// this runs in a write transaction of its own, so a set in use is
+    /// never taken away.
+    pub async fn purge_unused_extension_sets(&self) -> Result<u64, StoreError> {
+        if self.backend != super::Backend::Sqlite {
+            // PostgreSQL keeps the extensions in the row.
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "DELETE FROM record_extensions \
+             WHERE id NOT IN (SELECT extensions_ref FROM records WHERE extensions_ref IS NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
     }
 }

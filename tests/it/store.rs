@@ -503,3 +503,114 @@ async fn refresh_gives_its_connection_back_with_checkpoints_on() {
         assert_eq!(sqlx::Row::try_get::<i64, _>(&row, 0).unwrap(), 1000);
     }
 }
+
+/// Extension sets are stored once on SQLite (the row refers to its set) and
+/// kept in the row on PostgreSQL; either way a record reads back with its
+/// own extensions, through the bulk writer and the plain ingest alike, and
+/// a row written with its JSON inline (before sets existed) still reads.
+/// A set no record refers to any more is purged.
+#[tokio::test]
+async fn extension_sets_are_stored_once_and_purged_when_unused() {
+    let ext = |v: serde_json::Value| v.as_object().unwrap().clone();
+    let mut stores = store_backends().await;
+    stores.push(tilstede::store::Store::open(":memory:").await.unwrap());
+    for store in stores {
+        let backend = format!("{:?} {}", store.backend(), store.url());
+        let sqlite = store.backend() == tilstede::store::Backend::Sqlite;
+        let mut records = lessons_by_pupil("e", 60);
+        for (i, r) in records.iter_mut().enumerate() {
+            r.extensions = match i % 3 {
+                0 => ext(serde_json::json!({"source_code": "X"})),
+                1 => ext(serde_json::json!({"source_code": "Y", "source_label": "Why"})),
+                _ => Default::default(),
+            };
+        }
+        let mut w = store.bulk_writer();
+        w.write(records[..30].to_vec(), vec![]).await.unwrap();
+        w.commit().await.unwrap();
+        drop(w);
+        store.ingest(&records[30..], &[]).await.unwrap();
+        let read = |store: &tilstede::store::Store| {
+            let store = store.clone();
+            async move {
+                let mut all = Vec::new();
+                for p in 0..3 {
+                    all.extend(
+                        store
+                            .pupil_records(&format!("p{p}"), d("2026-01-01"), d("2026-12-31"))
+                            .await
+                            .unwrap(),
+                    );
+                }
+                all.sort_by(|a, b| a.id.cmp(&b.id));
+                all
+            }
+        };
+        let mut expected = records.clone();
+        expected.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(read(&store).await, expected, "{backend}");
+        let count = |sql: &'static str| {
+            let pool = store.pool().clone();
+            async move {
+                let row = sqlx::query(sql).fetch_one(&pool).await.unwrap();
+                sqlx::Row::try_get::<i64, _>(&row, 0).unwrap()
+            }
+        };
+        let (sets, inline) = (
+            count("SELECT COUNT(*) FROM record_extensions").await,
+            count("SELECT COUNT(*) FROM records WHERE extensions IS NOT NULL").await,
+        );
+        if sqlite {
+            assert_eq!((sets, inline), (2, 0), "{backend}");
+        } else {
+            assert_eq!((sets, inline), (0, 40), "{backend}");
+        }
+
+        // Every "Y" record corrected to "Z": the "Y" set is no longer used.
+        let corrected: Vec<_> = records
+            .iter()
+            .filter(|r| r.extensions.get("source_code").is_some_and(|c| c == "Y"))
+            .map(|r| AbsenceRecord {
+                version: 2,
+                extensions: ext(serde_json::json!({"source_code": "Z"})),
+                ..r.clone()
+            })
+            .collect();
+        assert_eq!(corrected.len(), 20);
+        store.ingest(&corrected, &[]).await.unwrap();
+        assert_eq!(
+            store.purge_unused_extension_sets().await.unwrap(),
+            u64::from(sqlite),
+            "{backend}"
+        );
+        assert_eq!(store.purge_unused_extension_sets().await.unwrap(), 0, "{backend}");
+        let now: Vec<_> = read(&store).await;
+        assert_eq!(
+            now.iter()
+                .filter(|r| r.extensions.get("source_code").is_some_and(|c| c == "Z"))
+                .count(),
+            20,
+            "{backend}"
+        );
+        assert!(now.iter().all(|r| r.extensions.get("source_code") != Some(&"Y".into())));
+
+        // A row from before extension sets, its JSON in the row.
+        sqlx::query(
+            "INSERT INTO records (source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted, extensions, updated_at) \
+             VALUES ('s', 'old', 1, 'p9', 'k', '2026-03-02', 'lesson', 1, NULL, 'invalid', NULL, 0, '{\"source_code\":\"O\"}', '2026-03-02T00:00:00Z')",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let old = store
+            .pupil_records("p9", d("2026-01-01"), d("2026-12-31"))
+            .await
+            .unwrap();
+        assert_eq!(old.len(), 1, "{backend}");
+        assert_eq!(
+            old[0].extensions,
+            ext(serde_json::json!({"source_code": "O"})),
+            "{backend}"
+        );
+    }
+}
