@@ -8,7 +8,10 @@
 //! [`super::records`] uses, so both paths store and read exactly the same.
 
 use super::StoreError;
-use super::findings::evaluate;
+use super::findings::{
+    CLAIM_SQL, FindingChange, PUPILS_PER_BATCH, ROWS_PER_INSERT, delete_findings_sql, evaluate, finding_from_columns,
+    finding_lists, insert_events_sql, insert_findings_sql, old_findings_sql, plan_batch,
+};
 use super::records::{
     BULK_CACHE_KIB, BulkProgress, EXTENSION_SET_INSERT, EXTENSION_SET_SELECT, IngestStats, QUARANTINE_INSERT,
     QuarantineEntry, RECORD_COLUMNS, date_text, dedupe, eval_records_sql, extensions_json, quarantine_raw,
@@ -38,16 +41,134 @@ pub(super) fn connect(path: &str) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Brings the stored findings of a SQLite file up to date: batch by
+/// batch, each in one transaction on a connection of the refresh's own, the
+/// queued pupils are claimed, their records read and evaluated over the
+/// cores ([`evaluate_pupils`]), and their findings replaced and the changes
+/// logged. Returns the pupils evaluated and the changes.
+///
+/// The connection does not checkpoint inside its commits (each such
+/// checkpoint syncs the file); the store's next writer does.
+pub(super) fn refresh(path: &str, evaluator: &Evaluator<'_>) -> Result<(u64, Vec<FindingChange>), StoreError> {
+    let conn = connect(path)?;
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+    let mut readers = Readers::new(path.to_string());
+    let (from, to) = (date_text_of(evaluator.earliest()), date_text_of(evaluator.as_of()));
+    let (mut pupils, mut changes) = (0u64, Vec::new());
+    loop {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        match refresh_batch(&conn, &mut readers, evaluator, &from, &to) {
+            Ok((claimed, evaluated, batch)) => {
+                conn.execute_batch("COMMIT")?;
+                pupils += evaluated;
+                changes.extend(batch);
+                // A short batch means the queue was drained.
+                if claimed < PUPILS_PER_BATCH {
+                    return Ok((pupils, changes));
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// One batch of [`refresh`] inside its open transaction: the pupils
+/// claimed, those evaluated, and the changes.
+fn refresh_batch(
+    conn: &Connection,
+    readers: &mut Readers,
+    evaluator: &Evaluator<'_>,
+    from: &str,
+    to: &str,
+) -> Result<(usize, u64, Vec<FindingChange>), StoreError> {
+    // Claiming first takes the write lock before anything is read, so no
+    // import can slip in between read and write.
+    let claimed: Vec<String> = conn
+        .prepare_cached(CLAIM_SQL)?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    // Tombstones for records never seen have no pupil.
+    let pupils: Vec<String> = claimed.iter().filter(|p| !p.is_empty()).cloned().collect();
+    if pupils.is_empty() {
+        return Ok((claimed.len(), 0, Vec::new()));
+    }
+    let evaluated = evaluate_pupils(readers, evaluator, &pupils, from, to)?;
+    let n = pupils.len();
+    let old = {
+        let mut select = conn.prepare_cached(&old_findings_sql(Backend::Sqlite, n))?;
+        let mut rows = select.query(rusqlite::params_from_iter(&pupils))?;
+        let mut old = Vec::new();
+        while let Some(row) = rows.next()? {
+            old.push(finding_from_columns(row)?);
+        }
+        old
+    };
+    let stamp = now();
+    let plan = plan_batch(old, evaluated, &stamp);
+    conn.prepare_cached(&delete_findings_sql(Backend::Sqlite, n))?
+        .execute(rusqlite::params_from_iter(&pupils))?;
+    for chunk in plan.rows.chunks(ROWS_PER_INSERT) {
+        let mut insert = conn.prepare_cached(&insert_findings_sql(Backend::Sqlite, chunk.len()))?;
+        let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(chunk.len() * 13);
+        for (f, first_seen) in chunk {
+            use rusqlite::types::Value::{Real, Text};
+            let [evidence, unclassified] = finding_lists(f);
+            values.extend([
+                Text(f.pupil.clone()),
+                Text(f.rule.clone()),
+                Text(f.criterion.clone()),
+                Text(f.school.clone()),
+                Text(date_text_of(f.window.from)),
+                Text(date_text_of(f.window.to)),
+                Real(f.measured),
+                Real(f.threshold),
+                Text(f.unit.clone()),
+                Text(evidence),
+                Text(unclassified),
+                Text(f.explanation.clone()),
+                Text(first_seen.clone()),
+            ]);
+        }
+        insert.execute(rusqlite::params_from_iter(values))?;
+    }
+    // In order, so the event log's sequence follows the changes.
+    for chunk in plan.changes.chunks(ROWS_PER_INSERT) {
+        let mut insert = conn.prepare_cached(&insert_events_sql(Backend::Sqlite, chunk.len()))?;
+        let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(chunk.len() * 5);
+        for c in chunk {
+            use rusqlite::types::Value::Text;
+            let f = c.finding();
+            values.extend([
+                Text(f.pupil.clone()),
+                Text(f.rule.clone()),
+                Text(c.kind().to_string()),
+                Text(serde_json::to_string(f).unwrap_or_default()),
+                Text(stamp.clone()),
+            ]);
+        }
+        insert.execute(rusqlite::params_from_iter(values))?;
+    }
+    Ok((claimed.len(), n as u64, plan.changes))
+}
+
+/// `YYYY-MM-DD`.
+fn date_text_of(d: chrono::NaiveDate) -> String {
+    d.to_string()
+}
+
 /// Read connections of a findings refresh, opened once per refresh and
 /// kept across its batches (a fresh connection parses the schema again).
-pub(super) struct Readers {
+struct Readers {
     path: String,
     idle: Vec<Connection>,
 }
 
 impl Readers {
     /// Readers of the store file at `path`; connections open when needed.
-    pub(super) fn new(path: String) -> Readers {
+    fn new(path: String) -> Readers {
         Readers { path, idle: Vec::new() }
     }
 
@@ -81,7 +202,7 @@ fn records_for_evaluation(
 /// The findings of each of `pupils` (in that order), from their live
 /// records dated `from..=to`: the pupils are split over the available cores,
 /// each part read on its own connection and evaluated on its own thread.
-pub(super) fn evaluate_pupils(
+fn evaluate_pupils(
     readers: &mut Readers,
     evaluator: &Evaluator<'_>,
     pupils: &[String],

@@ -1,19 +1,18 @@
 //! Persisted findings, recomputed only for the pupils a change touched.
 
-use super::records::{eval_record_from_row, eval_records_sql};
-use super::{Store, StoreError, direct, now};
+use super::records::{Columns, eval_record_from_row, eval_records_sql};
+use super::{Backend, Store, StoreError, direct, now};
 use crate::domain::record::parse_date;
 use crate::domain::{AbsenceRecord, Finding, FindingWindow};
 use crate::rules::{Evaluator, RuleSet};
 use chrono::NaiveDate;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
 
 /// Pupils recomputed per transaction.
-const PUPILS_PER_BATCH: usize = 500;
+pub(super) const PUPILS_PER_BATCH: usize = 500;
 /// Columns bound per finding row.
 const FINDING_COLUMNS: usize = 13;
 
@@ -48,7 +47,7 @@ impl FindingChange {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    pub(super) fn kind(&self) -> &'static str {
         match self {
             FindingChange::Opened { .. } => "opened",
             FindingChange::Updated { .. } => "updated",
@@ -104,53 +103,31 @@ impl Store {
         if full {
             self.start_full_refresh(stored.is_none(), &basis, as_of).await?;
         }
-        let evaluator = Evaluator::new(set, as_of);
         let mut refresh = Refresh {
             full,
             ..Refresh::default()
         };
-        // The batches commit on one connection. On a SQLite file it does not
-        // checkpoint the log in its commits (each such checkpoint syncs the
-        // file); the store's next writer after the refresh does.
-        let mut conn = self.pool.acquire().await?;
-        let mut readers = self.sqlite_file().map(direct::Readers::new);
-        let checkpoints = match readers {
-            Some(_) => {
-                let row = sqlx::query("PRAGMA wal_autocheckpoint")
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                let before = row.map(|r| r.try_get::<i64, _>(0)).transpose()?;
-                sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
-                before
-            }
-            None => None,
-        };
-        let done = async {
-            loop {
-                let (claimed, evaluated) = self
-                    .refresh_batch(&mut conn, &mut readers, &evaluator, &mut refresh.changes)
-                    .await?;
-                refresh.pupils += evaluated;
-                // A short batch means the queue was drained.
-                if claimed < PUPILS_PER_BATCH {
-                    return Ok::<(), StoreError>(());
-                }
+        if let Some(path) = self.sqlite_file() {
+            // A SQLite file is refreshed on direct connections (see
+            // [`direct::refresh`]), on a blocking thread.
+            let set = set.clone();
+            let (pupils, changes) =
+                tokio::task::spawn_blocking(move || direct::refresh(&path, &Evaluator::new(&set, as_of)))
+                    .await
+                    .map_err(|e| StoreError::Worker(e.to_string()))??;
+            refresh.pupils = pupils;
+            refresh.changes = changes;
+            return Ok(refresh);
+        }
+        let evaluator = Evaluator::new(set, as_of);
+        loop {
+            let (claimed, evaluated) = self.refresh_batch(&evaluator, &mut refresh.changes).await?;
+            refresh.pupils += evaluated;
+            // A short batch means the queue was drained.
+            if claimed < PUPILS_PER_BATCH {
+                return Ok(refresh);
             }
         }
-        .await;
-        if readers.is_some() {
-            let restored = sqlx::query(AssertSqlSafe(format!(
-                "PRAGMA wal_autocheckpoint = {}",
-                checkpoints.unwrap_or(1000)
-            )))
-            .execute(&mut *conn)
-            .await;
-            if restored.is_err() {
-                // Not back in the pool with its checkpoints off.
-                conn.close_on_drop();
-            }
-        }
-        done.map(|()| refresh)
     }
 
     /// Queues every pupil for a refresh under a new basis, and records the
@@ -195,29 +172,23 @@ impl Store {
         Ok(self.meta("findings_as_of").await?.and_then(|s| parse_date(&s).ok()))
     }
 
-    /// Recomputes one batch of dirty pupils; returns how many were claimed
-    /// from the queue and how many of them were evaluated.
+    /// Recomputes one batch of dirty pupils through the pool (PostgreSQL, or
+    /// SQLite in memory); returns how many were claimed from the queue and
+    /// how many of them were evaluated.
     async fn refresh_batch(
         &self,
-        conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
-        readers: &mut Option<direct::Readers>,
         evaluator: &Evaluator<'_>,
         changes: &mut Vec<FindingChange>,
     ) -> Result<(usize, u64), StoreError> {
-        let mut tx = match self.backend {
-            super::Backend::Sqlite => sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?,
-            super::Backend::Postgres => sqlx::Connection::begin(&mut **conn).await?,
-        };
+        let mut tx = self.begin_write().await?;
         // Claiming the pupils first takes SQLite's write lock before reading,
         // so no concurrent import can slip in between read and write.
-        let pupils: Vec<String> = sqlx::query(AssertSqlSafe(format!(
-            "DELETE FROM dirty_pupils WHERE pupil IN (SELECT pupil FROM dirty_pupils ORDER BY pupil LIMIT {PUPILS_PER_BATCH}) RETURNING pupil"
-        )))
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()?;
+        let pupils: Vec<String> = sqlx::query(AssertSqlSafe(CLAIM_SQL))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
         let claimed = pupils.len();
         // Tombstones for records never seen have no pupil.
         let pupils: Vec<String> = pupils.into_iter().filter(|p| !p.is_empty()).collect();
@@ -225,99 +196,41 @@ impl Store {
             tx.commit().await?;
             return Ok((claimed, 0));
         }
-        let list = self.backend.placeholders(1, pupils.len());
         let n = pupils.len();
         let (from, to) = (date_text(evaluator.earliest()), date_text(evaluator.as_of()));
-        let (pupils, evaluated) = match readers.take() {
-            // A SQLite file is read on direct connections, the pupils split
-            // over the cores: the write lock this transaction holds keeps the
-            // records as they are.
-            Some(mut direct) => {
-                let (set, as_of) = (evaluator.set().clone(), evaluator.as_of());
-                let (direct, pupils, evaluated) = tokio::task::spawn_blocking(move || {
-                    let evaluator = Evaluator::new(&set, as_of);
-                    let evaluated = direct::evaluate_pupils(&mut direct, &evaluator, &pupils, &from, &to);
-                    (direct, pupils, evaluated)
-                })
-                .await
-                .map_err(|e| StoreError::Worker(e.to_string()))?;
-                *readers = Some(direct);
-                (pupils, evaluated)
-            }
-            None => {
-                let mut q = sqlx::query(AssertSqlSafe(eval_records_sql(self.backend, n)));
-                for p in &pupils {
-                    q = q.bind(p.as_str());
-                }
-                let rows = q.bind(from).bind(to).fetch_all(&mut *tx).await?;
-                let records: Result<Vec<AbsenceRecord>, StoreError> = rows.iter().map(eval_record_from_row).collect();
-                let evaluated = records.map(|records| evaluate(evaluator, &pupils, &records));
-                (pupils, evaluated)
-            }
-        };
-        let evaluated = evaluated?;
-
-        let mut q = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {FINDING_SELECT} FROM findings WHERE pupil IN ({list})"
-        )));
+        let mut q = sqlx::query(AssertSqlSafe(eval_records_sql(self.backend, n)));
         for p in &pupils {
             q = q.bind(p.as_str());
         }
-        let old_rows = q.fetch_all(&mut *tx).await?;
-        let mut old: HashMap<(String, String), (Finding, String)> = HashMap::new();
-        for row in &old_rows {
-            let (f, first_seen) = finding_from_row(row)?;
-            old.insert((f.pupil.clone(), f.rule.clone()), (f, first_seen));
-        }
+        let rows = q.bind(from).bind(to).fetch_all(&mut *tx).await?;
+        let records = rows
+            .iter()
+            .map(eval_record_from_row)
+            .collect::<Result<Vec<AbsenceRecord>, StoreError>>()?;
+        let evaluated = evaluate(evaluator, &pupils, &records);
 
+        let mut q = sqlx::query(AssertSqlSafe(old_findings_sql(self.backend, n)));
+        for p in &pupils {
+            q = q.bind(p.as_str());
+        }
+        let old = q
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(finding_from_columns)
+            .collect::<Result<Vec<_>, _>>()?;
         let stamp = now();
-        let mut new_rows: Vec<(Finding, String)> = Vec::new();
-        let mut batch_changes = Vec::new();
-        for findings in evaluated {
-            for f in findings {
-                let first_seen = match old.remove(&(f.pupil.clone(), f.rule.clone())) {
-                    None => {
-                        batch_changes.push(FindingChange::Opened { finding: f.clone() });
-                        stamp.clone()
-                    }
-                    Some((before, first_seen)) => {
-                        if before.evidence != f.evidence || before.unclassified != f.unclassified {
-                            batch_changes.push(FindingChange::Updated { finding: f.clone() });
-                        }
-                        first_seen
-                    }
-                };
-                new_rows.push((f, first_seen));
-            }
-        }
-        let mut cleared: Vec<_> = old.into_values().collect();
-        cleared.sort_by(|a, b| (&a.0.pupil, &a.0.rule).cmp(&(&b.0.pupil, &b.0.rule)));
-        batch_changes.extend(
-            cleared
-                .into_iter()
-                .map(|(finding, _)| FindingChange::Cleared { finding }),
-        );
+        let plan = plan_batch(old, evaluated, &stamp);
 
-        let mut q = sqlx::query(AssertSqlSafe(format!("DELETE FROM findings WHERE pupil IN ({list})")));
+        let mut q = sqlx::query(AssertSqlSafe(delete_findings_sql(self.backend, n)));
         for p in &pupils {
             q = q.bind(p.as_str());
         }
         q.execute(&mut *tx).await?;
-        for chunk in new_rows.chunks(200) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    format!(
-                        "({})",
-                        self.backend.placeholders(i * FINDING_COLUMNS + 1, FINDING_COLUMNS)
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO findings (pupil, rule, criterion, school, window_from, window_to, measured, threshold, unit, evidence, unclassified, explanation, first_seen) VALUES {}",
-                values.join(", ")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+        for chunk in plan.rows.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::query(AssertSqlSafe(insert_findings_sql(self.backend, chunk.len())));
             for (f, first_seen) in chunk {
+                let [evidence, unclassified] = finding_lists(f);
                 q = q
                     .bind(f.pupil.as_str())
                     .bind(f.rule.as_str())
@@ -328,22 +241,16 @@ impl Store {
                     .bind(f.measured)
                     .bind(f.threshold)
                     .bind(f.unit.as_str())
-                    .bind(serde_json::to_string(&f.evidence).unwrap_or_default())
-                    .bind(serde_json::to_string(&f.unclassified).unwrap_or_default())
+                    .bind(evidence)
+                    .bind(unclassified)
                     .bind(f.explanation.as_str())
                     .bind(first_seen.as_str());
             }
             q.execute(&mut *tx).await?;
         }
         // In order, so the event log's sequence follows the changes.
-        for chunk in batch_changes.chunks(200) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", self.backend.placeholders(i * 5 + 1, 5)))
-                .collect();
-            let mut q = sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO finding_events (pupil, rule, change, finding, created_at) VALUES {}",
-                values.join(", ")
-            )));
+        for chunk in plan.changes.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::query(AssertSqlSafe(insert_events_sql(self.backend, chunk.len())));
             for c in chunk {
                 let f = c.finding();
                 q = q
@@ -356,7 +263,7 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        changes.extend(batch_changes);
+        changes.extend(plan.changes);
         Ok((claimed, n as u64))
     }
 
@@ -379,7 +286,7 @@ impl Store {
                 .await?
             }
         };
-        rows.iter().map(|r| finding_from_row(r).map(|(f, _)| f)).collect()
+        rows.iter().map(|r| finding_from_columns(r).map(|(f, _)| f)).collect()
     }
 
     /// How many findings are stored.
@@ -399,7 +306,7 @@ impl Store {
         .bind(pupil)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| finding_from_row(r).map(|(f, _)| f)).collect()
+        rows.iter().map(|r| finding_from_columns(r).map(|(f, _)| f)).collect()
     }
 
     /// Finding changes recorded after `seq`, oldest first, at most `limit`.
@@ -430,33 +337,133 @@ impl Store {
 
 const FINDING_SELECT: &str = "pupil, rule, criterion, school, window_from, window_to, measured, threshold, unit, evidence, unclassified, explanation, first_seen";
 
-fn finding_from_row(row: &AnyRow) -> Result<(Finding, String), StoreError> {
-    let text = |c: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(c)?) };
-    let date = |c: &str| -> Result<NaiveDate, StoreError> {
-        let s = text(c)?;
+/// Takes up to [`PUPILS_PER_BATCH`] pupils off the refresh queue, returning them.
+pub(super) const CLAIM_SQL: &str = "DELETE FROM dirty_pupils WHERE pupil IN \
+     (SELECT pupil FROM dirty_pupils ORDER BY pupil LIMIT 500) RETURNING pupil";
+const _: () = assert!(PUPILS_PER_BATCH == 500, "CLAIM_SQL takes PUPILS_PER_BATCH pupils");
+
+/// Finding or event rows per INSERT statement.
+pub(super) const ROWS_PER_INSERT: usize = 200;
+
+/// The stored findings of `n` pupils (`$1..`), in [`FINDING_SELECT`] columns.
+pub(super) fn old_findings_sql(backend: Backend, n: usize) -> String {
+    format!(
+        "SELECT {FINDING_SELECT} FROM findings WHERE pupil IN ({})",
+        backend.placeholders(1, n)
+    )
+}
+
+/// Deletes the findings of `n` pupils (`$1..`).
+pub(super) fn delete_findings_sql(backend: Backend, n: usize) -> String {
+    format!("DELETE FROM findings WHERE pupil IN ({})", backend.placeholders(1, n))
+}
+
+/// Inserts `rows` findings, [`FINDING_COLUMNS`] values each in the order of
+/// [`FINDING_SELECT`].
+pub(super) fn insert_findings_sql(backend: Backend, rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| format!("({})", backend.placeholders(i * FINDING_COLUMNS + 1, FINDING_COLUMNS)))
+        .collect();
+    format!("INSERT INTO findings ({FINDING_SELECT}) VALUES {}", values.join(", "))
+}
+
+/// Appends `rows` events to the finding log: pupil, rule, change, the
+/// finding's JSON and the time, each.
+pub(super) fn insert_events_sql(backend: Backend, rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| format!("({})", backend.placeholders(i * 5 + 1, 5)))
+        .collect();
+    format!(
+        "INSERT INTO finding_events (pupil, rule, change, finding, created_at) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// A finding's evidence and unclassified lists as stored (JSON).
+pub(super) fn finding_lists(f: &Finding) -> [String; 2] {
+    [
+        serde_json::to_string(&f.evidence).unwrap_or_default(),
+        serde_json::to_string(&f.unclassified).unwrap_or_default(),
+    ]
+}
+
+/// What a refresh batch writes: its pupils' findings, each with when it was
+/// first seen, and the changes from the stored ones, in log order.
+pub(super) struct BatchPlan {
+    pub(super) rows: Vec<(Finding, String)>,
+    pub(super) changes: Vec<FindingChange>,
+}
+
+/// Compares a batch's stored findings (`old`, with when each was first
+/// seen) with its evaluation; a finding new at `stamp` is first seen then.
+pub(super) fn plan_batch(old: Vec<(Finding, String)>, evaluated: Vec<Vec<Finding>>, stamp: &str) -> BatchPlan {
+    let mut old: HashMap<(String, String), (Finding, String)> = old
+        .into_iter()
+        .map(|(f, first_seen)| ((f.pupil.clone(), f.rule.clone()), (f, first_seen)))
+        .collect();
+    let mut plan = BatchPlan {
+        rows: Vec::new(),
+        changes: Vec::new(),
+    };
+    for findings in evaluated {
+        for f in findings {
+            let first_seen = match old.remove(&(f.pupil.clone(), f.rule.clone())) {
+                None => {
+                    plan.changes.push(FindingChange::Opened { finding: f.clone() });
+                    stamp.to_string()
+                }
+                Some((before, first_seen)) => {
+                    if before.evidence != f.evidence || before.unclassified != f.unclassified {
+                        plan.changes.push(FindingChange::Updated { finding: f.clone() });
+                    }
+                    first_seen
+                }
+            };
+            plan.rows.push((f, first_seen));
+        }
+    }
+    let mut cleared: Vec<_> = old.into_values().collect();
+    cleared.sort_by(|a, b| (&a.0.pupil, &a.0.rule).cmp(&(&b.0.pupil, &b.0.rule)));
+    plan.changes.extend(
+        cleared
+            .into_iter()
+            .map(|(finding, _)| FindingChange::Cleared { finding }),
+    );
+    plan
+}
+
+/// Reads a finding selected with [`FINDING_SELECT`], by position, and when
+/// it was first seen.
+pub(super) fn finding_from_columns(row: &impl Columns) -> Result<(Finding, String), StoreError> {
+    let date = |i: usize, c: &str| -> Result<NaiveDate, StoreError> {
+        let s = row.text(i)?;
         parse_date(&s).map_err(|_| StoreError::Corrupt(format!("findings.{c} «{s}»")))
     };
-    let list = |c: &str| -> Result<Vec<String>, StoreError> {
-        let s = text(c)?;
+    let list = |i: usize, c: &str| -> Result<Vec<String>, StoreError> {
+        let s = row.text(i)?;
         serde_json::from_str(&s).map_err(|_| StoreError::Corrupt(format!("findings.{c}")))
+    };
+    let real = |i: usize| -> Result<f64, StoreError> {
+        row.opt_real(i)?
+            .ok_or_else(|| StoreError::Corrupt(format!("findings: kolonne {i} er tom")))
     };
     Ok((
         Finding {
-            pupil: text("pupil")?,
-            school: text("school")?,
-            criterion: text("criterion")?,
-            rule: text("rule")?,
+            pupil: row.text(0)?,
+            rule: row.text(1)?,
+            criterion: row.text(2)?,
+            school: row.text(3)?,
             window: FindingWindow {
-                from: date("window_from")?,
-                to: date("window_to")?,
+                from: date(4, "window_from")?,
+                to: date(5, "window_to")?,
             },
-            measured: row.try_get("measured")?,
-            threshold: row.try_get("threshold")?,
-            unit: text("unit")?,
-            evidence: list("evidence")?,
-            unclassified: list("unclassified")?,
-            explanation: text("explanation")?,
+            measured: real(6)?,
+            threshold: real(7)?,
+            unit: row.text(8)?,
+            evidence: list(9, "evidence")?,
+            unclassified: list(10, "unclassified")?,
+            explanation: row.text(11)?,
         },
-        text("first_seen")?,
+        row.text(12)?,
     ))
 }

@@ -627,6 +627,8 @@ pub(super) trait Columns {
     fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
     /// A nullable integer column.
     fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError>;
+    /// A nullable floating-point column.
+    fn opt_real(&self, i: usize) -> Result<Option<f64>, StoreError>;
     /// A text column.
     fn text(&self, i: usize) -> Result<String, StoreError> {
         self.opt_text(i)?
@@ -651,6 +653,9 @@ impl Columns for AnyRow {
     fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
         Ok(self.try_get(i)?)
     }
+    fn opt_real(&self, i: usize) -> Result<Option<f64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
 }
 
 impl Columns for rusqlite::Row<'_> {
@@ -658,6 +663,9 @@ impl Columns for rusqlite::Row<'_> {
         Ok(self.get(i)?)
     }
     fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(i)?)
+    }
+    fn opt_real(&self, i: usize) -> Result<Option<f64>, StoreError> {
         Ok(self.get(i)?)
     }
     fn map_text<T>(&self, i: usize, f: impl FnOnce(Option<&str>) -> T) -> Result<T, StoreError> {

@@ -478,10 +478,10 @@ async fn refresh_of_many_pupils_matches_the_engine() {
 }
 
 /// A refresh on a SQLite file commits its batches without checkpointing
-/// the log; the connection it used must go back to the pool checkpointing
-/// as before, or the log would grow without bound under later writes.
+/// the log, on a connection of its own; the pool's connections must still
+/// checkpoint, or the log would grow without bound under later writes.
 #[tokio::test]
-async fn refresh_gives_its_connection_back_with_checkpoints_on() {
+async fn refresh_leaves_the_pools_checkpoints_on() {
     let set = RuleSet::preset("baerum").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = tilstede::store::Store::open(dir.path().join("s.db").to_str().unwrap())
