@@ -108,12 +108,12 @@ async fn evaluate_loop(state: AppState, mut stopped: watch::Receiver<bool>) {
         let today = crate::domain::dates::school_date_utc(chrono::Utc::now());
         match state.store.refresh_findings(&state.config.rules, today).await {
             Ok(r) if r.pupils > 0 => {
-                if !r.changes.is_empty() {
+                if r.change_count() > 0 {
                     state.findings_changed.notify_one();
                 }
                 tracing::info!(
                     pupils = r.pupils,
-                    changes = r.changes.len(),
+                    changes = r.change_count(),
                     full = r.full,
                     "findings refreshed"
                 )

@@ -206,7 +206,7 @@ async fn store_bench(
     println!(
         "store full refresh: {} pupils, {} changes in {:.2} s",
         r.pupils,
-        r.changes.len(),
+        r.change_count(),
         secs
     );
     let rounds = 200u32;

@@ -156,7 +156,7 @@ pub async fn run(args: IngestArgs) -> Result<ExitCode> {
         stored as f64 / total,
         total / scan,
         refresh.pupils,
-        refresh.changes.len()
+        refresh.change_count()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -260,27 +260,13 @@ pub async fn import(
         }
     }
     let refresh = store.refresh_findings(set, as_of).await?;
-    let count = |k: &str| {
-        refresh
-            .changes
-            .iter()
-            .filter(|c| {
-                matches!(
-                    (k, c),
-                    ("opened", tilstede::store::FindingChange::Opened { .. })
-                        | ("updated", tilstede::store::FindingChange::Updated { .. })
-                        | ("cleared", tilstede::store::FindingChange::Cleared { .. })
-                )
-            })
-            .count()
-    };
     println!(
         "Funn per {}: {} elever vurdert på nytt, {} nye funn, {} endrede, {} borte",
         norwegian(as_of),
         refresh.pupils,
-        count("opened"),
-        count("updated"),
-        count("cleared")
+        refresh.opened,
+        refresh.updated,
+        refresh.cleared
     );
     store.close().await;
     Ok(ExitCode::SUCCESS)

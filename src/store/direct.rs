@@ -9,8 +9,8 @@
 
 use super::StoreError;
 use super::findings::{
-    CLAIM_SQL, FindingChange, PUPILS_PER_BATCH, ROWS_PER_INSERT, delete_findings_sql, evaluate, finding_from_columns,
-    finding_lists, insert_events_sql, insert_findings_sql, old_findings_sql, plan_batch,
+    CLAIM_SQL, FindingChange, PUPILS_PER_BATCH, ROWS_PER_INSERT, Refresh, delete_findings_sql, evaluate,
+    finding_from_columns, finding_lists, insert_events_sql, insert_findings_sql, old_findings_sql, plan_batch,
 };
 use super::records::{
     BULK_CACHE_KIB, BulkProgress, EXTENSION_SET_INSERT, EXTENSION_SET_SELECT, IngestStats, QUARANTINE_INSERT,
@@ -45,26 +45,25 @@ pub(super) fn connect(path: &str) -> Result<Connection, StoreError> {
 /// batch, each in one transaction on a connection of the refresh's own, the
 /// queued pupils are claimed, their records read and evaluated over the
 /// cores ([`evaluate_pupils`]), and their findings replaced and the changes
-/// logged. Returns the pupils evaluated and the changes.
+/// logged. Adds the pupils evaluated and the changes to `refresh`.
 ///
 /// The connection does not checkpoint inside its commits (each such
 /// checkpoint syncs the file); the store's next writer does.
-pub(super) fn refresh(path: &str, evaluator: &Evaluator<'_>) -> Result<(u64, Vec<FindingChange>), StoreError> {
+pub(super) fn refresh(path: &str, evaluator: &Evaluator<'_>, mut refresh: Refresh) -> Result<Refresh, StoreError> {
     let conn = connect(path)?;
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
     let mut readers = Readers::new(path.to_string());
     let (from, to) = (date_text_of(evaluator.earliest()), date_text_of(evaluator.as_of()));
-    let (mut pupils, mut changes) = (0u64, Vec::new());
     loop {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         match refresh_batch(&conn, &mut readers, evaluator, &from, &to) {
             Ok((claimed, evaluated, batch)) => {
                 conn.execute_batch("COMMIT")?;
-                pupils += evaluated;
-                changes.extend(batch);
+                refresh.pupils += evaluated;
+                refresh.add(batch);
                 // A short batch means the queue was drained.
                 if claimed < PUPILS_PER_BATCH {
-                    return Ok((pupils, changes));
+                    return Ok(refresh);
                 }
             }
             Err(e) => {

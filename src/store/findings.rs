@@ -63,8 +63,40 @@ pub struct Refresh {
     pub pupils: u64,
     /// Whether every pupil was recomputed (new as-of date or rules).
     pub full: bool,
-    /// The changes, in the order they were recorded.
+    /// Findings opened, updated and cleared.
+    pub opened: u64,
+    /// See [`Refresh::opened`].
+    pub updated: u64,
+    /// See [`Refresh::opened`].
+    pub cleared: u64,
+    /// The first changes, in the order they were recorded, at most
+    /// [`Refresh::KEPT_CHANGES`]: a refresh after a large import changes
+    /// tens of thousands of findings, which the finding event log holds
+    /// ([`Store::finding_events_after`]) and memory need not.
     pub changes: Vec<FindingChange>,
+}
+
+impl Refresh {
+    /// The most changes a [`Refresh`] keeps in [`Refresh::changes`].
+    pub const KEPT_CHANGES: usize = 1_000;
+
+    /// Counts a batch's changes and keeps them while there is room.
+    pub(super) fn add(&mut self, changes: Vec<FindingChange>) {
+        for c in &changes {
+            match c {
+                FindingChange::Opened { .. } => self.opened += 1,
+                FindingChange::Updated { .. } => self.updated += 1,
+                FindingChange::Cleared { .. } => self.cleared += 1,
+            }
+        }
+        let room = Self::KEPT_CHANGES.saturating_sub(self.changes.len());
+        self.changes.extend(changes.into_iter().take(room));
+    }
+
+    /// All changes counted, kept or not.
+    pub fn change_count(&self) -> u64 {
+        self.opened + self.updated + self.cleared
+    }
 }
 
 /// A stable fingerprint of what findings depend on besides the records.
@@ -111,17 +143,13 @@ impl Store {
             // A SQLite file is refreshed on direct connections (see
             // [`direct::refresh`]), on a blocking thread.
             let set = set.clone();
-            let (pupils, changes) =
-                tokio::task::spawn_blocking(move || direct::refresh(&path, &Evaluator::new(&set, as_of)))
-                    .await
-                    .map_err(|e| StoreError::Worker(e.to_string()))??;
-            refresh.pupils = pupils;
-            refresh.changes = changes;
-            return Ok(refresh);
+            return tokio::task::spawn_blocking(move || direct::refresh(&path, &Evaluator::new(&set, as_of), refresh))
+                .await
+                .map_err(|e| StoreError::Worker(e.to_string()))?;
         }
         let evaluator = Evaluator::new(set, as_of);
         loop {
-            let (claimed, evaluated) = self.refresh_batch(&evaluator, &mut refresh.changes).await?;
+            let (claimed, evaluated) = self.refresh_batch(&evaluator, &mut refresh).await?;
             refresh.pupils += evaluated;
             // A short batch means the queue was drained.
             if claimed < PUPILS_PER_BATCH {
@@ -178,7 +206,7 @@ impl Store {
     async fn refresh_batch(
         &self,
         evaluator: &Evaluator<'_>,
-        changes: &mut Vec<FindingChange>,
+        refresh: &mut Refresh,
     ) -> Result<(usize, u64), StoreError> {
         let mut tx = self.begin_write().await?;
         // Claiming the pupils first takes SQLite's write lock before reading,
@@ -263,7 +291,7 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        changes.extend(plan.changes);
+        refresh.add(plan.changes);
         Ok((claimed, n as u64))
     }
 
@@ -466,4 +494,50 @@ pub(super) fn finding_from_columns(row: &impl Columns) -> Result<(Finding, Strin
         },
         row.text(12)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(i: usize) -> Finding {
+        Finding {
+            pupil: format!("p{i}"),
+            school: "k".into(),
+            criterion: "c".into(),
+            rule: "r".into(),
+            window: FindingWindow {
+                from: NaiveDate::MIN,
+                to: NaiveDate::MIN,
+            },
+            measured: 1.0,
+            threshold: 1.0,
+            unit: "lessons".into(),
+            evidence: vec![],
+            unclassified: vec![],
+            explanation: String::new(),
+        }
+    }
+
+    /// Every change is counted; only the first [`Refresh::KEPT_CHANGES`]
+    /// are kept, so a refresh after a large import stays small.
+    #[test]
+    fn refresh_counts_every_change_and_keeps_the_first() {
+        let mut r = Refresh::default();
+        let batch = |from: usize, n: usize| -> Vec<FindingChange> {
+            (from..from + n)
+                .map(|i| match i % 3 {
+                    0 => FindingChange::Opened { finding: finding(i) },
+                    1 => FindingChange::Updated { finding: finding(i) },
+                    _ => FindingChange::Cleared { finding: finding(i) },
+                })
+                .collect()
+        };
+        r.add(batch(0, 600));
+        r.add(batch(600, 900));
+        assert_eq!((r.opened, r.updated, r.cleared), (500, 500, 500));
+        assert_eq!(r.change_count(), 1_500);
+        assert_eq!(r.changes.len(), Refresh::KEPT_CHANGES);
+        assert_eq!(r.changes, batch(0, 1_000));
+    }
 }

@@ -463,6 +463,16 @@ async fn refresh_of_many_pupils_matches_the_engine() {
             .unwrap();
         let r = store.refresh_findings(&set, as_of).await.unwrap();
         assert_eq!(r.pupils as usize, by_pupil.len(), "{backend}");
+        // A first refresh opens every finding; the changes kept are the
+        // first ones of the event log.
+        assert_eq!(
+            (r.opened, r.updated, r.cleared),
+            (expected.len() as u64, 0, 0),
+            "{backend}"
+        );
+        let logged = store.finding_events_after(0, 1_000).await.unwrap();
+        assert_eq!(r.changes.len(), expected.len().min(1_000), "{backend}");
+        assert!(r.changes.iter().zip(&logged).all(|(c, (_, l))| c == l), "{backend}");
         let stored = store.findings(None).await.unwrap();
         assert_eq!(stored.len(), expected.len(), "{backend}");
         for (s, e) in stored.iter().zip(&expected) {
