@@ -432,13 +432,11 @@ impl Store {
                     }
                     None => {}
                 }
-                sqlx::query(
-                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                )
-                .bind(CURSOR_KEY)
-                .bind(seq.to_string())
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(super::META_UPSERT)
+                    .bind(CURSOR_KEY)
+                    .bind(seq.to_string())
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
             }
         }

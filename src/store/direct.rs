@@ -9,19 +9,18 @@
 
 use super::StoreError;
 use super::findings::{
-    CLAIM_SQL, FindingChange, PUPILS_PER_BATCH, ROWS_PER_INSERT, Refresh, delete_findings_sql, evaluate,
+    FindingChange, PUPILS_PER_BATCH, ROWS_PER_INSERT, Refresh, claim_sql, day_text, delete_findings_sql, evaluate,
     finding_from_columns, finding_lists, insert_events_sql, insert_findings_sql, old_findings_sql, plan_batch,
 };
 use super::records::{
     BULK_CACHE_KIB, BulkProgress, EXTENSION_SET_INSERT, EXTENSION_SET_SELECT, IngestStats, QUARANTINE_INSERT,
-    QuarantineEntry, RECORD_COLUMNS, date_text, dedupe, eval_records_sql, extensions_json, quarantine_raw,
-    record_from_columns, upsert_sql,
+    QuarantineEntry, RECORD_COLUMNS, date_text, dedupe, eval_records_sql, extension_digest, extensions_json,
+    quarantine_raw, record_from_columns, upsert_sql,
 };
 use super::{Backend, now};
 use crate::domain::{AbsenceRecord, Finding};
 use crate::rules::Evaluator;
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,7 +52,7 @@ pub(super) fn refresh(path: &str, evaluator: &Evaluator<'_>, mut refresh: Refres
     let conn = connect(path)?;
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
     let mut readers = Readers::new(path.to_string());
-    let (from, to) = (date_text_of(evaluator.earliest()), date_text_of(evaluator.as_of()));
+    let (from, to) = (day_text(evaluator.earliest()), day_text(evaluator.as_of()));
     loop {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         match refresh_batch(&conn, &mut readers, evaluator, &from, &to) {
@@ -86,7 +85,7 @@ fn refresh_batch(
     // Claiming first takes the write lock before anything is read, so no
     // import can slip in between read and write.
     let claimed: Vec<String> = conn
-        .prepare_cached(CLAIM_SQL)?
+        .prepare_cached(&claim_sql())?
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     // Tombstones for records never seen have no pupil.
@@ -120,8 +119,8 @@ fn refresh_batch(
                 Text(f.rule.clone()),
                 Text(f.criterion.clone()),
                 Text(f.school.clone()),
-                Text(date_text_of(f.window.from)),
-                Text(date_text_of(f.window.to)),
+                Text(day_text(f.window.from)),
+                Text(day_text(f.window.to)),
                 Real(f.measured),
                 Real(f.threshold),
                 Text(f.unit.clone()),
@@ -151,11 +150,6 @@ fn refresh_batch(
         insert.execute(rusqlite::params_from_iter(values))?;
     }
     Ok((claimed.len(), n as u64, plan.changes))
-}
-
-/// `YYYY-MM-DD`.
-fn date_text_of(d: chrono::NaiveDate) -> String {
-    d.to_string()
 }
 
 /// Read connections of a findings refresh, opened once per refresh and
@@ -479,7 +473,7 @@ impl ExtensionSets {
             Some(json) => Some(match self.by_json.get(&json) {
                 Some(id) => *id,
                 None => {
-                    let digest = hex::encode(Sha256::digest(json.as_bytes()));
+                    let digest = extension_digest(&json);
                     let find = || -> Result<Option<i64>, StoreError> {
                         let mut select = conn.prepare_cached(EXTENSION_SET_SELECT)?;
                         Ok(select.query_row([&digest], |row| row.get(0)).optional()?)

@@ -118,7 +118,8 @@ pub(super) fn evaluate(evaluator: &Evaluator<'_>, pupils: &[String], records: &[
         .collect()
 }
 
-fn date_text(d: NaiveDate) -> String {
+/// `YYYY-MM-DD`.
+pub(super) fn day_text(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
@@ -181,15 +182,13 @@ impl Store {
         }
         for (key, value) in [
             ("findings_basis", basis.to_string()),
-            ("findings_as_of", date_text(as_of)),
+            ("findings_as_of", day_text(as_of)),
         ] {
-            sqlx::query(
-                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(super::META_UPSERT)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -211,7 +210,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // Claiming the pupils first takes SQLite's write lock before reading,
         // so no concurrent import can slip in between read and write.
-        let pupils: Vec<String> = sqlx::query(AssertSqlSafe(CLAIM_SQL))
+        let pupils: Vec<String> = sqlx::query(AssertSqlSafe(claim_sql()))
             .fetch_all(&mut *tx)
             .await?
             .iter()
@@ -225,7 +224,7 @@ impl Store {
             return Ok((claimed, 0));
         }
         let n = pupils.len();
-        let (from, to) = (date_text(evaluator.earliest()), date_text(evaluator.as_of()));
+        let (from, to) = (day_text(evaluator.earliest()), day_text(evaluator.as_of()));
         let mut q = sqlx::query(AssertSqlSafe(eval_records_sql(self.backend, n)));
         for p in &pupils {
             q = q.bind(p.as_str());
@@ -264,8 +263,8 @@ impl Store {
                     .bind(f.rule.as_str())
                     .bind(f.criterion.as_str())
                     .bind(f.school.as_str())
-                    .bind(date_text(f.window.from))
-                    .bind(date_text(f.window.to))
+                    .bind(day_text(f.window.from))
+                    .bind(day_text(f.window.to))
                     .bind(f.measured)
                     .bind(f.threshold)
                     .bind(f.unit.as_str())
@@ -366,9 +365,12 @@ impl Store {
 const FINDING_SELECT: &str = "pupil, rule, criterion, school, window_from, window_to, measured, threshold, unit, evidence, unclassified, explanation, first_seen";
 
 /// Takes up to [`PUPILS_PER_BATCH`] pupils off the refresh queue, returning them.
-pub(super) const CLAIM_SQL: &str = "DELETE FROM dirty_pupils WHERE pupil IN \
-     (SELECT pupil FROM dirty_pupils ORDER BY pupil LIMIT 500) RETURNING pupil";
-const _: () = assert!(PUPILS_PER_BATCH == 500, "CLAIM_SQL takes PUPILS_PER_BATCH pupils");
+pub(super) fn claim_sql() -> String {
+    format!(
+        "DELETE FROM dirty_pupils WHERE pupil IN \
+         (SELECT pupil FROM dirty_pupils ORDER BY pupil LIMIT {PUPILS_PER_BATCH}) RETURNING pupil"
+    )
+}
 
 /// Finding or event rows per INSERT statement.
 pub(super) const ROWS_PER_INSERT: usize = 200;

@@ -120,6 +120,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// Sets meta key `$1` to `$2`.
+pub(crate) const META_UPSERT: &str =
+    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
 /// The store. Cheap to clone (a pool handle).
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -276,13 +280,11 @@ impl Store {
 
     /// Writes a value to the meta table.
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(META_UPSERT)
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

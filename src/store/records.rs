@@ -156,7 +156,7 @@ pub(super) async fn extension_set(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     json: &str,
 ) -> Result<i64, StoreError> {
-    let digest = hex::encode(Sha256::digest(json.as_bytes()));
+    let digest = extension_digest(json);
     let find = || sqlx::query(EXTENSION_SET_SELECT).bind(digest.clone());
     if let Some(row) = find().fetch_optional(&mut **tx).await? {
         return Ok(row.try_get(0)?);
@@ -167,6 +167,11 @@ pub(super) async fn extension_set(
         .execute(&mut **tx)
         .await?;
     Ok(find().fetch_one(&mut **tx).await?.try_get(0)?)
+}
+
+/// The key of a stored extension set: the SHA-256 of its JSON, in hex.
+pub(super) fn extension_digest(json: &str) -> String {
+    hex::encode(Sha256::digest(json.as_bytes()))
 }
 
 /// Adds an extension set (`$1` digest, `$2` JSON) unless it is stored.

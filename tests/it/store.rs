@@ -41,6 +41,14 @@ fn lessons_by_pupil(prefix: &str, n: usize) -> Vec<AbsenceRecord> {
         .collect()
 }
 
+/// The store backends, and SQLite in memory (which writes through sqlx
+/// where a SQLite file uses its direct connection).
+async fn every_store() -> Vec<tilstede::store::Store> {
+    let mut stores = store_backends().await;
+    stores.push(tilstede::store::Store::open(":memory:").await.unwrap());
+    stores
+}
+
 #[tokio::test]
 async fn upsert_is_idempotent_and_versioned() {
     for store in store_backends().await {
@@ -240,8 +248,7 @@ async fn concurrent_opens_of_a_fresh_sqlite_store_all_succeed() {
 async fn bulk_writer_counts_and_marks_like_ingest() {
     let set = RuleSet::preset("baerum").unwrap();
     let as_of = d("2026-03-31");
-    let mut stores = store_backends().await;
-    stores.push(tilstede::store::Store::open(":memory:").await.unwrap());
+    let stores = every_store().await;
     for store in stores {
         let backend = format!("{:?} {}", store.backend(), store.url().starts_with(':'));
         let batch: Vec<_> = (0..30)
@@ -347,8 +354,7 @@ async fn bulk_writer_counts_and_marks_like_ingest() {
 async fn bulk_writer_counts_many_rows_per_statement_exactly() {
     let set = RuleSet::preset("baerum").unwrap();
     let as_of = d("2026-03-31");
-    let mut stores = store_backends().await;
-    stores.push(tilstede::store::Store::open(":memory:").await.unwrap());
+    let stores = every_store().await;
     for store in stores {
         let backend = format!("{:?} {}", store.backend(), store.url().starts_with(':'));
         // 10 pupils with 20 records each.
@@ -450,8 +456,7 @@ async fn refresh_of_many_pupils_matches_the_engine() {
     let mut expected: Vec<_> = by_pupil.iter().flat_map(|(p, rs)| evaluator.pupil(p, rs)).collect();
     expected.sort_by(|a, b| (&a.pupil, &a.rule).cmp(&(&b.pupil, &b.rule)));
     assert!(expected.len() > 20, "the generated year should raise findings");
-    let mut stores = store_backends().await;
-    stores.push(tilstede::store::Store::open(":memory:").await.unwrap());
+    let stores = every_store().await;
     for store in stores {
         let backend = format!("{:?} {}", store.backend(), store.url().starts_with(':'));
         let items = records
@@ -522,8 +527,7 @@ async fn refresh_leaves_the_pools_checkpoints_on() {
 #[tokio::test]
 async fn extension_sets_are_stored_once_and_purged_when_unused() {
     let ext = |v: serde_json::Value| v.as_object().unwrap().clone();
-    let mut stores = store_backends().await;
-    stores.push(tilstede::store::Store::open(":memory:").await.unwrap());
+    let stores = every_store().await;
     for store in stores {
         let backend = format!("{:?} {}", store.backend(), store.url());
         let sqlite = store.backend() == tilstede::store::Backend::Sqlite;
