@@ -165,10 +165,13 @@ impl Store {
                     Box::pin(async move {
                         conn.execute(
                             // busy_timeout first: switching a fresh file to WAL
-                            // needs a lock another process may hold. Temporary
-                            // tables and statement journals stay in memory, so
-                            // no pupil data lands in temporary files either.
-                            "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
+                            // needs a lock another process may hold. The page
+                            // size applies only to a file still empty (before
+                            // WAL mode writes its header): 8 KiB pages halve
+                            // the pages and log frames a bulk import writes.
+                            // Temporary tables and statement journals stay in
+                            // memory, so no pupil data lands in temporary files.
+                            "PRAGMA busy_timeout = 30000; PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; \
                              PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                              PRAGMA temp_store = MEMORY;",
                         )
@@ -381,6 +384,36 @@ mod tests {
         let direct = direct::connect(&path).unwrap();
         let mode: i64 = direct.query_row("PRAGMA temp_store", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, 2, "direct connection");
+    }
+
+    /// A new file gets 8 KiB pages; a file made with other pages keeps
+    /// them (a page size cannot change in WAL mode) and works as before.
+    #[tokio::test]
+    async fn new_files_get_large_pages_and_old_files_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let page_size = |path: &str| -> i64 {
+            let conn = direct::connect(path).unwrap();
+            conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap()
+        };
+        let new = dir.path().join("new.db").display().to_string();
+        Store::open(&new).await.unwrap().close().await;
+        assert_eq!(page_size(&new), 8192);
+
+        let old = dir.path().join("old.db").display().to_string();
+        {
+            let conn = rusqlite::Connection::open(&old).unwrap();
+            conn.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+                .unwrap();
+        }
+        let store = Store::open(&old).await.unwrap();
+        let record = crate::domain::AbsenceRecord::from_json_str(
+            r#"{"source":"s","id":"e1","version":1,"pupil":"p1","school":"k","date":"2026-01-05","kind":"day","lessons":1,"validity":"invalid"}"#,
+        )
+        .unwrap();
+        store.ingest(&[record], &[]).await.unwrap();
+        assert_eq!(store.record_count().await.unwrap().0, 1);
+        store.close().await;
+        assert_eq!(page_size(&old), 4096);
     }
 
     #[test]
