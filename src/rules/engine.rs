@@ -89,11 +89,6 @@ impl<'a> Evaluator<'a> {
         self.as_of
     }
 
-    /// The rule set being evaluated.
-    pub fn set(&self) -> &'a RuleSet {
-        self.set
-    }
-
     /// Evaluates one pupil's live records (already version-resolved, no
     /// tombstones). The order of `records` does not matter.
     pub fn pupil(&self, pupil: &str, records: &[&AbsenceRecord]) -> Vec<Finding> {
