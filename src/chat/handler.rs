@@ -9,7 +9,8 @@ use crate::domain::dates::school_date_utc;
 use crate::matrix::commands::{self as chat};
 use crate::matrix::{CommandContext, CommandHandler, Reply, case_room, escape_html, notice};
 use crate::render::{Document, case_context, when};
-use crate::store::{CaseStoreError, RoomPlan};
+use crate::store::RoomPlan;
+use crate::workflow::{self, WorkflowError};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
@@ -173,19 +174,13 @@ impl Chat {
             Err(why) => {
                 // The refused attempt goes into the audit log too.
                 if let Some(p) = parties.first() {
-                    let _ = self
-                        .store()
-                        .apply_case_command(&case.number, p, &step, now, &self.inner.cases)
+                    let _ = workflow::apply_case_command(self.store(), &case.number, p, &step, now, &self.inner.cases)
                         .await;
                 }
                 return Ok(Reply::text(format!("Nei: {why}.")));
             }
         };
-        match self
-            .store()
-            .apply_case_command(&case.number, &actor, &step, now, &self.inner.cases)
-            .await
-        {
+        match workflow::apply_case_command(self.store(), &case.number, &actor, &step, now, &self.inner.cases).await {
             Ok((after, _)) => {
                 self.refresh_card(&after).await?;
                 self.relay(now).await?;
@@ -197,8 +192,8 @@ impl Chat {
                     status(&after)
                 )))
             }
-            Err(CaseStoreError::Refused(e)) => Ok(Reply::text(format!("Nei: {e}."))),
-            Err(CaseStoreError::Conflict(_)) => Ok(Reply::text(
+            Err(WorkflowError::Refused(e)) => Ok(Reply::text(format!("Nei: {e}."))),
+            Err(WorkflowError::Conflict(_)) => Ok(Reply::text(
                 "Saken ble endret av noen andre samtidig. Se !sak og prøv igjen.",
             )),
             Err(e) => Err(e.into()),
@@ -249,10 +244,7 @@ impl Chat {
                 members,
             })
             .await?;
-        let numbers = self
-            .store()
-            .agreement_numbers(&after, now, self.inner.cases.lessons_per_day)
-            .await?;
+        let numbers = workflow::agreement_numbers(self.store(), &after, now, &self.inner.cases).await?;
         let summary = self
             .inner
             .renderer

@@ -4,7 +4,7 @@
 
 use super::card::card;
 use super::{Chat, ChatError};
-use crate::cases::machine::Recipient;
+use crate::cases::Recipient;
 use crate::cases::model::Case;
 use crate::cases::numbers::Comparison;
 use crate::cases::{Notice, NoticeKind, RessursteamReason};

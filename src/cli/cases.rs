@@ -11,7 +11,8 @@ use tilstede::cases::{CaseConfig, Command as CaseCommand, Party, Role};
 use tilstede::render::{
     Document, Renderer, case_context, notice_context, school_digest_context, teacher_digest_context,
 };
-use tilstede::store::{CaseStoreError, Store};
+use tilstede::store::Store;
+use tilstede::workflow::{self, WorkflowError};
 
 /// Case commands.
 #[derive(Debug, Args)]
@@ -222,7 +223,7 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
     match &args.command {
         CasesCommand::Check { .. } => unreachable!("handled before opening the store"),
         CasesCommand::Sync => {
-            let st = s.sync_cases(config, now).await?;
+            let st = workflow::sync_cases(s, config, now).await?;
             println!(
                 "{} funnendringer lest, {} saker åpnet, {} saker endret, {} varsler i kø",
                 st.events, st.opened, st.changed, st.notices
@@ -241,7 +242,7 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
             }
         }
         CasesCommand::Tick => {
-            let notices = s.tick_cases(config, now).await?;
+            let notices = workflow::tick_cases(s, config, now).await?;
             println!("{} varsler i kø", notices.len());
             for n in notices {
                 println!("{}", n.key);
@@ -272,7 +273,7 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&case)?),
                 Format::Text => {
-                    let numbers = s.agreement_numbers(&case, now, config.lessons_per_day).await?;
+                    let numbers = workflow::agreement_numbers(s, &case, now, config).await?;
                     let ctx = case_context(&case, now, numbers.as_ref());
                     println!(
                         "Sak {} · {} · {}",
@@ -311,7 +312,7 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
             };
             let command: CaseCommand =
                 serde_json::from_str(&text).map_err(|e| anyhow!("steget kunne ikke leses: {e}"))?;
-            match s.apply_case_command(number, &actor(args)?, &command, now, config).await {
+            match workflow::apply_case_command(s, number, &actor(args)?, &command, now, config).await {
                 Ok((case, notices)) => {
                     println!(
                         "{}: {} · fase {} · ansvarlig {}",
@@ -324,7 +325,7 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
                         println!("varsel {}", n.key);
                     }
                 }
-                Err(CaseStoreError::Refused(e)) => {
+                Err(WorkflowError::Refused(e)) => {
                     eprintln!("avvist: {e}");
                     return Ok(ExitCode::from(3));
                 }
@@ -380,7 +381,7 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
         } => {
             let doc = Document::parse(document).ok_or_else(|| anyhow!("ukjent dokument «{document}»"))?;
             let case = s.read_case(number, &actor(args)?, now).await?;
-            let numbers = s.agreement_numbers(&case, now, config.lessons_per_day).await?;
+            let numbers = workflow::agreement_numbers(s, &case, now, config).await?;
             let r = Renderer::with_overrides(templates.as_deref())?
                 .render(doc, &case_context(&case, now, numbers.as_ref()))?;
             print!("{}", pick(&r, *form));

@@ -1,10 +1,10 @@
 //! Template contexts: case facts prepared for people (Norwegian dates and
 //! names), with nothing sensitive in them.
 
-use crate::cases::machine::{Notice, NoticeKind, RessursteamReason};
 use crate::cases::model::{Case, CircleBox, Party, Role};
 use crate::cases::numbers::{Comparison, PeriodNumbers};
 use crate::cases::suggestions;
+use crate::cases::{Notice, NoticeKind, Recipient, RessursteamReason};
 use crate::domain::dates::norwegian;
 use chrono::{DateTime, Utc};
 use chrono_tz::Europe::Oslo;
@@ -263,10 +263,10 @@ pub fn notice_context(notice: &Notice, case: &Case, extra: &Value) -> Value {
         "pupil": case.pupil_label(),
         "phase": case.phase.number(),
         "phase_name": case.phase.norwegian(),
-        "ressursteam": matches!(notice.recipient, crate::cases::machine::Recipient::Ressursteam { .. }),
+        "ressursteam": matches!(notice.recipient, Recipient::Ressursteam { .. }),
         "recipient_role": match &notice.recipient {
-            crate::cases::machine::Recipient::Person { role, .. } => role.norwegian(),
-            crate::cases::machine::Recipient::Ressursteam { .. } => Role::Ressursteam.norwegian(),
+            Recipient::Person { role, .. } => role.norwegian(),
+            Recipient::Ressursteam { .. } => Role::Ressursteam.norwegian(),
         },
         "notice": n,
     })

@@ -310,7 +310,9 @@ async fn phase_four_handoff_with_a_fake_clock_on_every_backend() {
     let cfg = CaseConfig::from_toml(CONFIG).unwrap();
     for s in store_backends().await {
         setup(&s).await;
-        let stats = s.sync_cases(&cfg, t("2026-03-02T07:00:00Z")).await.unwrap();
+        let stats = tilstede::workflow::sync_cases(&s, &cfg, t("2026-03-02T07:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!(stats.opened, 1);
         let number = "S-2026-0001";
         let teacher = Party::new("kl-1", Role::Kontaktlaerer);
@@ -320,10 +322,12 @@ async fn phase_four_handoff_with_a_fake_clock_on_every_backend() {
             let s = s.clone();
             let cfg = cfg.clone();
             let at = t(at);
-            async move { s.apply_case_command(number, &who, &step(v), at, &cfg).await }
+            async move { tilstede::workflow::apply_case_command(&s, number, &who, &step(v), at, &cfg).await }
         };
         // Ungdomsskole: tell parents about the invalid absence by 15:00.
-        let notices = s.tick_cases(&cfg, t("2026-03-02T14:30:00Z")).await.unwrap();
+        let notices = tilstede::workflow::tick_cases(&s, &cfg, t("2026-03-02T14:30:00Z"))
+            .await
+            .unwrap();
         assert!(
             notices
                 .iter()
@@ -351,7 +355,9 @@ async fn phase_four_handoff_with_a_fake_clock_on_every_backend() {
         .await
         .unwrap();
         // A week passes without an answer: the avdelingsleder hears of it.
-        let notices = s.tick_cases(&cfg, t("2026-03-11T08:00:00Z")).await.unwrap();
+        let notices = tilstede::workflow::tick_cases(&s, &cfg, t("2026-03-11T08:00:00Z"))
+            .await
+            .unwrap();
         let esc = notices
             .iter()
             .find(|n| n.key.contains("/escalate/handoff-acceptance/"))
@@ -480,7 +486,9 @@ async fn evaluation_prompt_numbers_on_a_one_connection_memory_store() {
     let cfg = CaseConfig::from_toml(CONFIG).unwrap();
     let s = Store::open(":memory:").await.unwrap();
     setup(&s).await;
-    s.sync_cases(&cfg, t("2026-03-02T07:00:00Z")).await.unwrap();
+    tilstede::workflow::sync_cases(&s, &cfg, t("2026-03-02T07:00:00Z"))
+        .await
+        .unwrap();
     let teacher = Party::new("kl-1", Role::Kontaktlaerer);
     let steps = [
         json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T08:00:00Z","channel":"telefon","outcome":"bekymring"}),
@@ -492,11 +500,13 @@ async fn evaluation_prompt_numbers_on_a_one_connection_memory_store() {
     ];
     for step in steps {
         let cmd: Command = serde_json::from_value(step).unwrap();
-        s.apply_case_command("S-2026-0001", &teacher, &cmd, t("2026-03-02T09:00:00Z"), &cfg)
+        tilstede::workflow::apply_case_command(&s, "S-2026-0001", &teacher, &cmd, t("2026-03-02T09:00:00Z"), &cfg)
             .await
             .unwrap();
     }
-    let notices = s.tick_cases(&cfg, t("2026-03-22T15:00:00Z")).await.unwrap();
+    let notices = tilstede::workflow::tick_cases(&s, &cfg, t("2026-03-22T15:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(notices.len(), 1, "{notices:?}");
     let queued = s.notifications(false, 100).await.unwrap();
     let prompt = queued.iter().find(|q| q.notice.key == notices[0].key).unwrap();

@@ -134,7 +134,7 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
             ressursteam: Vec::new(),
         },
     );
-    let synced = store.sync_cases(&cases, now).await.unwrap();
+    let synced = tilstede::workflow::sync_cases(&store, &cases, now).await.unwrap();
     assert_eq!(synced.opened, 1);
 
     let config = MatrixConfig {
@@ -440,7 +440,7 @@ async fn relay_outbox_and_digests_on_both_backends() {
                 ressursteam: Vec::new(),
             },
         );
-        store.sync_cases(&cases, now).await.unwrap();
+        tilstede::workflow::sync_cases(&store, &cases, now).await.unwrap();
         let config = MatrixConfig {
             homeserver: "http://127.0.0.1:1".into(),
             user: "@tilstede:kommune.test".into(),
@@ -482,7 +482,7 @@ async fn relay_outbox_and_digests_on_both_backends() {
             };
             store.ingest(&[record], &[]).await.unwrap();
             store.refresh_findings(&rules, today).await.unwrap();
-            store.sync_cases(&cases, now).await.unwrap();
+            tilstede::workflow::sync_cases(&store, &cases, now).await.unwrap();
             chat.relay(now).await.unwrap();
         }
         let alerts: Vec<_> = store

@@ -1,0 +1,175 @@
+//! Who may do what in a case: the routine's division of roles, as checks
+//! that say why in Norwegian when they refuse.
+
+use super::command::Command;
+use super::config::CaseConfig;
+use super::machine::CaseError;
+use super::model::*;
+
+/// The party escalations go to at `school`: the configured avdelingsleder,
+/// else the first of leadership, else a role placeholder so that nobody is lost.
+pub fn escalation_party(config: &CaseConfig, school: &str) -> Party {
+    let staff = config.school(school);
+    if let Some(a) = staff.avdelingsleder {
+        return Party::new(a, Role::Avdelingsleder);
+    }
+    if let Some(l) = staff.ledelse.first() {
+        return Party::new(l.clone(), Role::Ledelse);
+    }
+    Party::new(format!("rolle:avdelingsleder@{school}"), Role::Avdelingsleder)
+}
+
+fn allowed(actor: &Party, command: &Command, roles: &[Role], why: &str) -> Result<(), CaseError> {
+    if roles.contains(&actor.role) {
+        Ok(())
+    } else {
+        Err(CaseError::NotAllowed {
+            role: actor.role.norwegian(),
+            action: command.norwegian(),
+            why: why.to_string(),
+        })
+    }
+}
+
+/// Checks that `actor` may apply `command` to `case`.
+pub fn authorize(case: &Case, actor: &Party, command: &Command) -> Result<(), CaseError> {
+    use Role::*;
+    let refuse = |why: String| CaseError::NotAllowed {
+        role: actor.role.norwegian(),
+        action: command.norwegian(),
+        why,
+    };
+    if actor.id.trim().is_empty() {
+        return Err(refuse("hvem som handler er ikke oppgitt".into()));
+    }
+    if actor.role == System {
+        return Err(refuse("bare personer kan utføre steg i rutinen".into()));
+    }
+    // A role is a claim about this case: the contact teacher of this pupil,
+    // the coordinator of this case.
+    if actor.role == Kontaktlaerer
+        && let Some(t) = &case.contact_teacher
+        && *t != actor.id
+    {
+        return Err(refuse("du er ikke kontaktlærer for denne eleven".into()));
+    }
+    // The person proposed as coordinator acts as one when accepting or declining.
+    let proposed = case.pending_handoff.as_ref().is_some_and(|h| h.person == actor.id)
+        && matches!(command, Command::AcceptHandoff | Command::DeclineHandoff);
+    if actor.role == Fagkoordinator && !proposed && case.coordinator.as_ref().is_none_or(|c| c.person != actor.id) {
+        return Err(refuse("du er ikke fagkoordinator i denne saken".into()));
+    }
+    let staff = [Kontaktlaerer, Avdelingsleder, Ressursteam, Fagkoordinator, Ledelse];
+    match command {
+        Command::LogContact { outcome, .. } => {
+            if case.phase == Phase::Contact
+                && matches!(outcome, ContactOutcome::Bekymring | ContactOutcome::IngenBekymring)
+            {
+                allowed(
+                    actor,
+                    command,
+                    &[Kontaktlaerer, Avdelingsleder, Ledelse],
+                    "konklusjonen i fase 2 tas av kontaktlærer eller ledelsen",
+                )
+            } else {
+                allowed(actor, command, &staff, "")
+            }
+        }
+        Command::SetMeeting { kind, .. } | Command::MeetingHeld { kind, .. } => match kind {
+            MeetingKind::Samarbeid => allowed(
+                actor,
+                command,
+                &[Kontaktlaerer, Avdelingsleder, Ledelse, Fagkoordinator],
+                "skolen ved kontaktlærer eller ledelsen kaller inn til samarbeidsmøter",
+            ),
+            MeetingKind::Ressursteam => allowed(
+                actor,
+                command,
+                &[Avdelingsleder, Ledelse, Ressursteam, Fagkoordinator],
+                "møter i ressursteamet kalles inn av ledelsen eller ressursteamet",
+            ),
+        },
+        Command::MapBox { .. } | Command::AddMeasure { .. } => allowed(actor, command, &staff, ""),
+        Command::CreateAgreement { .. } => allowed(
+            actor,
+            command,
+            &[Kontaktlaerer, Avdelingsleder, Ledelse, Fagkoordinator],
+            "avtalen lages av kontaktlærer, ledelsen eller fagkoordinator i møtet",
+        ),
+        Command::Evaluate { .. } => allowed(
+            actor,
+            command,
+            &[Avdelingsleder, Ledelse, Fagkoordinator],
+            "avdelingsleder har ansvaret for evalueringen i fase 3",
+        ),
+        Command::ChangePhase { to } => match to {
+            Phase::Monitoring | Phase::Contact | Phase::Mapping => allowed(
+                actor,
+                command,
+                &[Kontaktlaerer, Avdelingsleder, Ledelse],
+                "fase 2 og 3 styres av kontaktlærer og avdelingsleder",
+            ),
+            Phase::Further => allowed(
+                actor,
+                command,
+                &[Avdelingsleder, Ledelse, Ressursteam],
+                "overgang til fase 4 besluttes av avdelingsleder, ledelsen eller ressursteamet",
+            ),
+        },
+        Command::ReportToRessursteam => allowed(
+            actor,
+            command,
+            &[Avdelingsleder, Ledelse],
+            "avdelingsleder melder saken til ressursteamet",
+        ),
+        Command::Refer { .. } => allowed(
+            actor,
+            command,
+            &[Avdelingsleder, Ledelse, Ressursteam, Fagkoordinator],
+            "henvisninger besluttes av ledelsen, ressursteamet eller fagkoordinator",
+        ),
+        Command::ProposeHandoff { .. } => allowed(
+            actor,
+            command,
+            &[Avdelingsleder, Ledelse, Ressursteam],
+            "hvem som blir fagkoordinator avgjøres i ressursteamet",
+        ),
+        Command::AcceptHandoff => match &case.pending_handoff {
+            Some(h) if h.person == actor.id => Ok(()),
+            Some(_) => Err(refuse("bare den som er foreslått kan overta".into())),
+            None => Err(CaseError::Precondition("ingen overtakelse er foreslått i saken".into())),
+        },
+        Command::DeclineHandoff => match &case.pending_handoff {
+            Some(h) if h.person == actor.id || h.by.id == actor.id => Ok(()),
+            Some(_) => Err(refuse("bare den foreslåtte eller den som foreslo kan avslå".into())),
+            None => Err(CaseError::Precondition("ingen overtakelse er foreslått i saken".into())),
+        },
+        Command::MarkLongTerm => allowed(
+            actor,
+            command,
+            &[Avdelingsleder, Ledelse, Ressursteam, Fagkoordinator],
+            "",
+        ),
+        Command::NoteSpecialOutcome { .. } => allowed(
+            actor,
+            command,
+            &[Avdelingsleder, Ledelse],
+            "særskilte utfall besluttes av skolens ledelse",
+        ),
+        Command::Close { .. } => {
+            let mut roles = vec![Avdelingsleder, Ledelse];
+            if matches!(case.phase, Phase::Contact | Phase::Monitoring) {
+                roles.push(Kontaktlaerer);
+            }
+            if case.phase == Phase::Further {
+                roles.push(Fagkoordinator);
+            }
+            allowed(
+                actor,
+                command,
+                &roles,
+                "etter fase 2 avsluttes saken av avdelingsleder, ledelsen eller fagkoordinator",
+            )
+        }
+    }
+}
