@@ -28,8 +28,9 @@ pub enum Command {
     LogContact {
         /// Whom.
         with: Contacted,
-        /// When.
-        at: DateTime<Utc>,
+        /// When (default: now).
+        #[serde(default)]
+        at: Option<DateTime<Utc>>,
         /// How.
         channel: Channel,
         /// What came of it; in phase 2 "no concern"/"concern" decide the way on.

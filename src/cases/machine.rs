@@ -41,6 +41,19 @@ pub enum CaseError {
     /// A precondition of the routine is not met.
     #[error("{0}")]
     Precondition(String),
+    /// The person holds no role in the case.
+    #[error(
+        "du har ingen rolle i sak {0}: tilstede kjenner deg ikke som kontaktlærer, ledelse, ressursteam eller fagkoordinator for den"
+    )]
+    NoRole(String),
+    /// The person asked to act in a role they do not hold in the case.
+    #[error("du har ikke rollen {role} i sak {case}")]
+    RoleNotHeld {
+        /// The role asked for, in Norwegian.
+        role: &'static str,
+        /// The case.
+        case: String,
+    },
 }
 
 /// How a finding changed, as the case sees it.
@@ -286,7 +299,7 @@ pub fn tick(case: &mut Case, now: DateTime<Utc>, config: &CaseConfig) -> Actions
     if review_due {
         changed = true;
         if case.active_criteria.is_empty() {
-            case.close(CloseReason::IngenBekymring, now, &mut out);
+            case.close(CloseReason::NoConcern, now, &mut out);
         } else {
             let owner = case.responsible.clone();
             let due = days_later(config, now, config.monitoring_review_days);

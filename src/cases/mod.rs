@@ -23,6 +23,7 @@ pub mod policy;
 mod steps;
 pub mod suggestions;
 mod transitions;
+pub mod words;
 
 pub use command::{Command, SubGoalInput};
 pub use config::{CaseConfig, CaseConfigError};

@@ -5,22 +5,22 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-/// A role in the routine. Permission checks go by role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// The pupil's contact teacher.
-    Kontaktlaerer,
-    /// The department head who owns phase 3.
-    Avdelingsleder,
-    /// A member of the school's resource team.
-    Ressursteam,
-    /// The coordinator who took over in phase 4.
-    Fagkoordinator,
-    /// School leadership (rektor and others).
-    Ledelse,
-    /// tilstede itself (findings and the clock).
-    System,
+crate::vocabulary! {
+    /// A role in the routine. Permission checks go by role.
+    pub enum Role("en rolle") {
+        /// The pupil's contact teacher.
+        Kontaktlaerer = "kontaktlærer" | "contact-teacher",
+        /// The department head who owns phase 3.
+        Avdelingsleder = "avdelingsleder" | "department-head",
+        /// A member of the school's resource team.
+        Ressursteam = "ressursteam" | "resource-team",
+        /// The coordinator who took over in phase 4.
+        Fagkoordinator = "fagkoordinator" | "coordinator",
+        /// School leadership (rektor and others).
+        Ledelse = "ledelse" | "ledelsen" | "rektor" | "leadership",
+        /// tilstede itself (findings and the clock).
+        System = "tilstede" | "system",
+    }
 }
 
 impl Role {
@@ -36,16 +36,9 @@ impl Role {
         }
     }
 
-    /// Parses the kebab-case spelling or the Norwegian word.
+    /// Parses a person's role (never [`Role::System`]).
     pub fn parse(s: &str) -> Option<Role> {
-        Some(match s.trim().to_lowercase().as_str() {
-            "kontaktlaerer" | "kontaktlærer" => Role::Kontaktlaerer,
-            "avdelingsleder" => Role::Avdelingsleder,
-            "ressursteam" => Role::Ressursteam,
-            "fagkoordinator" => Role::Fagkoordinator,
-            "ledelse" | "ledelsen" | "rektor" => Role::Ledelse,
-            _ => return None,
-        })
+        s.parse().ok().filter(|r| *r != Role::System)
     }
 }
 
@@ -65,19 +58,19 @@ impl Party {
     }
 }
 
-/// The phase of a case. Phase 1 (prevention) is everyone's normal state; a
-/// case that ended phase 2 with "no concern" is back in [`Phase::Monitoring`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// Followed like everyone else after "no concern"; new evidence prompts again.
-    Monitoring,
-    /// Phase 2: identification and contact.
-    Contact,
-    /// Phase 3: mapping, measures and evaluation.
-    Mapping,
-    /// Phase 4: further measures.
-    Further,
+crate::vocabulary! {
+    /// The phase of a case. Phase 1 (prevention) is everyone's normal state; a
+    /// case that ended phase 2 with "no concern" is back in [`Phase::Monitoring`].
+    pub enum Phase("en fase") {
+        /// Followed like everyone else after "no concern"; new evidence prompts again.
+        Monitoring = "forebygging" | "1" | "fase-1" | "monitoring",
+        /// Phase 2: identification and contact.
+        Contact = "kontakt" | "2" | "fase-2" | "identifisering" | "contact",
+        /// Phase 3: mapping, measures and evaluation.
+        Mapping = "kartlegging" | "3" | "fase-3" | "mapping",
+        /// Phase 4: further measures.
+        Further = "ytterligere-tiltak" | "4" | "fase-4" | "videre" | "further",
+    }
 }
 
 impl Phase {
@@ -184,83 +177,78 @@ pub struct Deadline {
     pub escalated: bool,
 }
 
-/// Who was contacted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Contacted {
-    /// The parents / guardians.
-    Foresatte,
-    /// The pupil.
-    Elev,
-    /// Both.
-    ForesatteOgElev,
+crate::vocabulary! {
+    /// Who was contacted.
+    pub enum Contacted("hvem kontakten var med") {
+        /// The parents / guardians.
+        Parents = "foresatte" | "foresatt" | "parents",
+        /// The pupil.
+        Pupil = "elev" | "eleven" | "pupil",
+        /// Both.
+        Both = "begge" | "foresatte-og-elev" | "both",
+    }
 }
 
 impl Contacted {
-    /// Norwegian.
+    /// Norwegian, for sentences.
     pub fn norwegian(self) -> &'static str {
         match self {
-            Contacted::Foresatte => "foresatte",
-            Contacted::Elev => "eleven",
-            Contacted::ForesatteOgElev => "foresatte og eleven",
+            Contacted::Parents => "foresatte",
+            Contacted::Pupil => "eleven",
+            Contacted::Both => "foresatte og eleven",
         }
     }
 }
 
-/// How.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Channel {
-    /// Phone call (the routine prefers it).
-    Telefon,
-    /// In a meeting.
-    Mote,
-    /// A message in the school's messaging system.
-    Melding,
-    /// A letter.
-    Brev,
+crate::vocabulary! {
+    /// How.
+    pub enum Channel("en kanal") {
+        /// Phone call (the routine prefers it).
+        Phone = "telefon" | "phone",
+        /// In a meeting.
+        Meeting = "møte" | "meeting",
+        /// A message in the school's messaging system.
+        Message = "melding" | "message" | "sms",
+        /// A letter.
+        Letter = "brev" | "letter",
+    }
 }
 
 impl Channel {
-    /// Norwegian.
+    /// Norwegian, for sentences.
     pub fn norwegian(self) -> &'static str {
-        match self {
-            Channel::Telefon => "telefon",
-            Channel::Mote => "møte",
-            Channel::Melding => "melding",
-            Channel::Brev => "brev",
-        }
+        self.word()
     }
 }
 
-/// What came of a contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ContactOutcome {
-    /// Nobody answered.
-    IkkeNadd,
-    /// Talked; no conclusion yet.
-    Naadd,
-    /// Talked; no concern (phase 2 ends, monitoring).
-    IngenBekymring,
-    /// Talked; concern (phase 3).
-    Bekymring,
+crate::vocabulary! {
+    /// What came of a contact.
+    pub enum ContactOutcome("et utfall av kontakten") {
+        /// Nobody answered.
+        NotReached = "ikke-nådd" | "ikke-naadd" | "not-reached",
+        /// Talked; no conclusion yet.
+        Reached = "nådd" | "naadd" | "reached",
+        /// Talked; no concern (phase 2 ends, monitoring).
+        NoConcern = "ingen-bekymring" | "no-concern",
+        /// Talked; concern (phase 3).
+        Concern = "bekymring" | "concern",
+    }
 }
 
 impl ContactOutcome {
-    /// Norwegian.
+    /// Norwegian, for sentences.
     pub fn norwegian(self) -> &'static str {
         match self {
-            ContactOutcome::IkkeNadd => "ikke nådd",
-            ContactOutcome::Naadd => "nådd",
-            ContactOutcome::IngenBekymring => "ingen bekymring",
-            ContactOutcome::Bekymring => "bekymring",
+            ContactOutcome::NotReached => "ikke nådd",
+            ContactOutcome::Reached => "nådd",
+            ContactOutcome::NoConcern => "ingen bekymring",
+            ContactOutcome::Concern => "bekymring",
         }
     }
 
     /// Whether someone was reached.
     pub fn reached(self) -> bool {
-        !matches!(self, ContactOutcome::IkkeNadd)
+        !matches!(self, ContactOutcome::NotReached)
     }
 }
 
@@ -279,14 +267,14 @@ pub struct ContactEntry {
     pub outcome: ContactOutcome,
 }
 
-/// Kinds of meeting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MeetingKind {
-    /// With pupil and parents (phase 3 and 4 samarbeidsmøte).
-    Samarbeid,
-    /// The school's resource team.
-    Ressursteam,
+crate::vocabulary! {
+    /// Kinds of meeting.
+    pub enum MeetingKind("en møtetype") {
+        /// With pupil and parents (phase 3 and 4 samarbeidsmøte).
+        Samarbeid = "samarbeidsmøte" | "samarbeid" | "cooperation",
+        /// The school's resource team.
+        Ressursteam = "ressursteam" | "ressursteammøte" | "resource-team",
+    }
 }
 
 impl MeetingKind {
@@ -314,41 +302,29 @@ pub struct Meeting {
     pub mapping_complete: Option<bool>,
 }
 
-/// The eight boxes of the Tiltakssirkel (Otnes 2016).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CircleBox {
-    /// Relasjon til voksne på skolen (a good place to start).
-    RelasjonVoksne,
-    /// Relasjon til medelever.
-    RelasjonMedelever,
-    /// Mestring på skolen.
-    Mestring,
-    /// Struktur på skolen.
-    Struktur,
-    /// Foreldres tillit til skolen.
-    ForeldresTillit,
-    /// Fritidsaktiviteter.
-    Fritid,
-    /// Hjemmeforhold (not a good place to start).
-    Hjemmeforhold,
-    /// Individuelle faktorer (not a good place to start).
-    Individuelle,
+crate::vocabulary! {
+    /// The eight boxes of the Tiltakssirkel (Otnes 2016), in the model's order.
+    pub enum CircleBox("en boks i tiltakssirkelen (1–8)") {
+        /// Relasjon til voksne på skolen (a good place to start).
+        RelasjonVoksne = "relasjon-voksne" | "1" | "voksne",
+        /// Relasjon til medelever.
+        RelasjonMedelever = "relasjon-medelever" | "2" | "medelever",
+        /// Mestring på skolen.
+        Mestring = "mestring" | "3",
+        /// Struktur på skolen.
+        Struktur = "struktur" | "4",
+        /// Foreldres tillit til skolen.
+        ForeldresTillit = "foreldres-tillit" | "5" | "tillit",
+        /// Fritidsaktiviteter.
+        Fritid = "fritid" | "6" | "fritidsaktiviteter",
+        /// Hjemmeforhold (not a good place to start).
+        Hjemmeforhold = "hjemmeforhold" | "7" | "hjemme",
+        /// Individuelle faktorer (not a good place to start).
+        Individuelle = "individuelle-faktorer" | "8" | "individuelle",
+    }
 }
 
 impl CircleBox {
-    /// All boxes in the model's order.
-    pub const ALL: [CircleBox; 8] = [
-        CircleBox::RelasjonVoksne,
-        CircleBox::RelasjonMedelever,
-        CircleBox::Mestring,
-        CircleBox::Struktur,
-        CircleBox::ForeldresTillit,
-        CircleBox::Fritid,
-        CircleBox::Hjemmeforhold,
-        CircleBox::Individuelle,
-    ];
-
     /// The box's title.
     pub fn norwegian(self) -> &'static str {
         match self {
@@ -404,6 +380,16 @@ pub struct Measure {
     pub at_home: bool,
 }
 
+crate::vocabulary! {
+    /// Where a measure happens.
+    pub enum Place("et sted for tiltaket") {
+        /// At school.
+        School = "skolen" | "skole" | "school",
+        /// At home.
+        Home = "hjemme" | "hjem" | "home",
+    }
+}
+
 /// A sub-goal (delmål) with its duration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubGoal {
@@ -442,16 +428,16 @@ pub struct Agreement {
     pub evaluation_date: NaiveDate,
 }
 
-/// The decision of an evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EvaluationOutcome {
-    /// Resolved: no further systematic follow-up.
-    Resolved,
-    /// Better but not there: a new agreement (phase 3 again, or continued phase 4).
-    NewAgreement,
-    /// Unchanged or rising: phase 4.
-    Phase4,
+crate::vocabulary! {
+    /// The decision of an evaluation.
+    pub enum EvaluationOutcome("et utfall av evalueringen") {
+        /// Resolved: no further systematic follow-up.
+        Resolved = "løst" | "resolved",
+        /// Better but not there: a new agreement (phase 3 again, or continued phase 4).
+        NewAgreement = "ny-avtale" | "bedre" | "new-agreement" | "improved",
+        /// Unchanged or rising: phase 4.
+        Phase4 = "fase-4" | "uendret" | "phase4" | "unchanged",
+    }
 }
 
 impl EvaluationOutcome {
@@ -478,44 +464,31 @@ pub struct Evaluation {
     pub outcome: EvaluationOutcome,
 }
 
-/// An agency a case can be referred to or coordinated by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Agency {
-    /// Skolen selv.
-    Skole,
-    /// PP-tjenesten.
-    Ppt,
-    /// Barne- og ungdomspsykiatrisk poliklinikk.
-    Bup,
-    /// Fastlege.
-    Fastlege,
-    /// Barneverntjenesten.
-    Barnevern,
-    /// Familievernkontoret.
-    Familievern,
-    /// Helsesykepleier / skolehelsetjenesten.
-    Helsesykepleier,
-    /// Psykisk helseteam.
-    PsykiskHelse,
-    /// Utekontakten.
-    Utekontakten,
+crate::vocabulary! {
+    /// An agency a case can be referred to or coordinated by.
+    pub enum Agency("en instans") {
+        /// Skolen selv.
+        Skole = "skole" | "skolen",
+        /// PP-tjenesten.
+        Ppt = "ppt" | "pp-tjenesten",
+        /// Barne- og ungdomspsykiatrisk poliklinikk.
+        Bup = "bup",
+        /// Fastlege.
+        Fastlege = "fastlege",
+        /// Barneverntjenesten.
+        Barnevern = "barnevern" | "barneverntjenesten" | "barnevernet",
+        /// Familievernkontoret.
+        Familievern = "familievern" | "familievernkontoret",
+        /// Helsesykepleier / skolehelsetjenesten.
+        Helsesykepleier = "helsesykepleier" | "skolehelsetjenesten",
+        /// Psykisk helseteam.
+        PsykiskHelse = "psykisk-helse" | "psykisk-helseteam",
+        /// Utekontakten.
+        Utekontakten = "utekontakten",
+    }
 }
 
 impl Agency {
-    /// All agencies.
-    pub const ALL: [Agency; 9] = [
-        Agency::Skole,
-        Agency::Ppt,
-        Agency::Bup,
-        Agency::Fastlege,
-        Agency::Barnevern,
-        Agency::Familievern,
-        Agency::Helsesykepleier,
-        Agency::PsykiskHelse,
-        Agency::Utekontakten,
-    ];
-
     /// Norwegian name.
     pub fn norwegian(self) -> &'static str {
         match self {
@@ -531,27 +504,14 @@ impl Agency {
         }
     }
 
-    /// The kebab-case code.
+    /// The code kept in the store's referral rows (the canonical word).
     pub fn code(self) -> &'static str {
-        match self {
-            Agency::Skole => "skole",
-            Agency::Ppt => "ppt",
-            Agency::Bup => "bup",
-            Agency::Fastlege => "fastlege",
-            Agency::Barnevern => "barnevern",
-            Agency::Familievern => "familievern",
-            Agency::Helsesykepleier => "helsesykepleier",
-            Agency::PsykiskHelse => "psykisk-helse",
-            Agency::Utekontakten => "utekontakten",
-        }
+        self.word()
     }
 
-    /// From the code.
+    /// From a word or an alias.
     pub fn parse(s: &str) -> Option<Agency> {
-        let s = s.trim().to_lowercase();
-        Agency::ALL
-            .into_iter()
-            .find(|a| a.code() == s || a.norwegian().to_lowercase() == s)
+        s.parse().ok()
     }
 }
 
@@ -661,31 +621,31 @@ impl SpecialOutcome {
     }
 }
 
-/// Why a case was closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CloseReason {
-    /// The absence is resolved.
-    Lost,
-    /// No concern, and the review found nothing new.
-    IngenBekymring,
-    /// The pupil moved or changed school.
-    Flyttet,
-    /// A special outcome took over (hjemmeundervisning / fritak).
-    SaerskiltUtfall,
-    /// Something else.
-    Annet,
+crate::vocabulary! {
+    /// Why a case was closed.
+    pub enum CloseReason("en grunn til å avslutte") {
+        /// The absence is resolved.
+        Resolved = "løst" | "resolved",
+        /// No concern, and the review found nothing new.
+        NoConcern = "ingen-bekymring" | "no-concern",
+        /// The pupil moved or changed school.
+        Moved = "flyttet" | "moved",
+        /// A special outcome took over (hjemmeundervisning / fritak).
+        SpecialOutcome = "særskilt-utfall" | "særskilt" | "special",
+        /// Something else.
+        Other = "annet" | "other",
+    }
 }
 
 impl CloseReason {
     /// Norwegian.
     pub fn norwegian(self) -> &'static str {
         match self {
-            CloseReason::Lost => "fraværet er løst",
-            CloseReason::IngenBekymring => "ingen bekymring, og ikke nytt fravær",
-            CloseReason::Flyttet => "eleven har flyttet eller byttet skole",
-            CloseReason::SaerskiltUtfall => "særskilt utfall (hjemmeundervisning eller fritak)",
-            CloseReason::Annet => "annen grunn",
+            CloseReason::Resolved => "fraværet er løst",
+            CloseReason::NoConcern => "ingen bekymring, og ikke nytt fravær",
+            CloseReason::Moved => "eleven har flyttet eller byttet skole",
+            CloseReason::SpecialOutcome => "særskilt utfall (hjemmeundervisning eller fritak)",
+            CloseReason::Other => "annen grunn",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! that say why in Norwegian when they refuse.
 
 use super::command::Command;
-use super::config::CaseConfig;
+use super::config::{CaseConfig, SchoolStaff};
 use super::machine::CaseError;
 use super::model::*;
 
@@ -53,18 +53,33 @@ pub fn authorize(case: &Case, actor: &Party, command: &Command) -> Result<(), Ca
     {
         return Err(refuse("du er ikke kontaktlærer for denne eleven".into()));
     }
-    // The person proposed as coordinator acts as one when accepting or declining.
-    let proposed = case.pending_handoff.as_ref().is_some_and(|h| h.person == actor.id)
-        && matches!(command, Command::AcceptHandoff | Command::DeclineHandoff);
-    if actor.role == Fagkoordinator && !proposed && case.coordinator.as_ref().is_none_or(|c| c.person != actor.id) {
+    // Accepting and declining are about who was proposed, whatever their role.
+    match (command, &case.pending_handoff) {
+        (Command::AcceptHandoff | Command::DeclineHandoff, None) => {
+            return Err(CaseError::Precondition("ingen overtakelse er foreslått i saken".into()));
+        }
+        (Command::AcceptHandoff, Some(h)) if h.person != actor.id => {
+            return Err(CaseError::Precondition(format!(
+                "bare den som er foreslått som fagkoordinator ({}) kan ta imot saken",
+                h.person
+            )));
+        }
+        (Command::DeclineHandoff, Some(h)) if h.person != actor.id && h.by.id != actor.id => {
+            return Err(CaseError::Precondition(format!(
+                "bare den som er foreslått som fagkoordinator ({}) eller den som foreslo, kan avslå",
+                h.person
+            )));
+        }
+        (Command::AcceptHandoff | Command::DeclineHandoff, Some(_)) => return Ok(()),
+        _ => {}
+    }
+    if actor.role == Fagkoordinator && case.coordinator.as_ref().is_none_or(|c| c.person != actor.id) {
         return Err(refuse("du er ikke fagkoordinator i denne saken".into()));
     }
     let staff = [Kontaktlaerer, Avdelingsleder, Ressursteam, Fagkoordinator, Ledelse];
     match command {
         Command::LogContact { outcome, .. } => {
-            if case.phase == Phase::Contact
-                && matches!(outcome, ContactOutcome::Bekymring | ContactOutcome::IngenBekymring)
-            {
+            if case.phase == Phase::Contact && matches!(outcome, ContactOutcome::Concern | ContactOutcome::NoConcern) {
                 allowed(
                     actor,
                     command,
@@ -134,16 +149,7 @@ pub fn authorize(case: &Case, actor: &Party, command: &Command) -> Result<(), Ca
             &[Avdelingsleder, Ledelse, Ressursteam],
             "hvem som blir fagkoordinator avgjøres i ressursteamet",
         ),
-        Command::AcceptHandoff => match &case.pending_handoff {
-            Some(h) if h.person == actor.id => Ok(()),
-            Some(_) => Err(refuse("bare den som er foreslått kan overta".into())),
-            None => Err(CaseError::Precondition("ingen overtakelse er foreslått i saken".into())),
-        },
-        Command::DeclineHandoff => match &case.pending_handoff {
-            Some(h) if h.person == actor.id || h.by.id == actor.id => Ok(()),
-            Some(_) => Err(refuse("bare den foreslåtte eller den som foreslo kan avslå".into())),
-            None => Err(CaseError::Precondition("ingen overtakelse er foreslått i saken".into())),
-        },
+        Command::AcceptHandoff | Command::DeclineHandoff => Ok(()),
         Command::MarkLongTerm => allowed(
             actor,
             command,
@@ -172,4 +178,58 @@ pub fn authorize(case: &Case, actor: &Party, command: &Command) -> Result<(), Ca
             )
         }
     }
+}
+
+/// The roles a person holds in a case, strongest first. `id` is who they
+/// are (a Matrix id in chat, `--as` on the command line); `other_ids` their
+/// other ids (staff ids from the roster); `room_members` the configured
+/// members of the case's ressursteam room. Roles come from the roster (the
+/// contact teacher), the case settings (avdelingsleder, leadership,
+/// ressursteam) and the case itself (the coordinator): never from a claim.
+pub fn parties(
+    case: &Case,
+    id: &str,
+    other_ids: &[String],
+    staff: &SchoolStaff,
+    room_members: &[String],
+) -> Vec<Party> {
+    let mut ids: Vec<&str> = other_ids.iter().map(String::as_str).collect();
+    ids.push(id);
+    let find = |wanted: &str| ids.iter().find(|i| **i == wanted).map(|i| i.to_string());
+    let mut out = Vec::new();
+    if let Some(a) = staff.avdelingsleder.as_deref().and_then(find) {
+        out.push(Party::new(a, Role::Avdelingsleder));
+    }
+    if let Some(l) = staff.ledelse.iter().find_map(|l| find(l)) {
+        out.push(Party::new(l, Role::Ledelse));
+    }
+    if let Some(t) = case.contact_teacher.as_deref().and_then(find) {
+        out.push(Party::new(t, Role::Kontaktlaerer));
+    }
+    let coordinator = case.coordinator.as_ref().and_then(|c| find(&c.person));
+    let proposed = case.pending_handoff.as_ref().and_then(|h| find(&h.person));
+    if let Some(c) = coordinator.or(proposed) {
+        out.push(Party::new(c, Role::Fagkoordinator));
+    }
+    if let Some(r) = staff.ressursteam.iter().find_map(|r| find(r)) {
+        out.push(Party::new(r, Role::Ressursteam));
+    } else if room_members.iter().any(|m| m == id) {
+        out.push(Party::new(id, Role::Ressursteam));
+    }
+    out
+}
+
+/// The first of `parties` that may apply `command`, else the refusal of the
+/// strongest (or that the person has no role in the case).
+pub fn choose(case: &Case, parties: &[Party], command: &Command) -> Result<Party, CaseError> {
+    let mut first_refusal = None;
+    for p in parties {
+        match authorize(case, p, command) {
+            Ok(()) => return Ok(p.clone()),
+            Err(e) => {
+                first_refusal.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_refusal.unwrap_or_else(|| CaseError::NoRole(case.number.clone())))
 }

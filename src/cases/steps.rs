@@ -37,22 +37,23 @@ pub(super) fn log_contact(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<()
         unreachable!("dispatched by variant")
     };
     let (actor, now, config) = (cx.actor, cx.now, cx.config);
-    if *at > now + Duration::minutes(5) {
+    let at = at.unwrap_or(now);
+    if at > now + Duration::minutes(5) {
         return Err(CaseError::Precondition("kontakten kan ikke være i fremtiden".into()));
     }
     case.contacts.push(ContactEntry {
         by: actor.clone(),
         with: *with,
-        at: *at,
+        at,
         channel: *channel,
         outcome: *outcome,
     });
-    if outcome.reached() && *with != Contacted::Elev {
+    if outcome.reached() && *with != Contacted::Pupil {
         case.drop_deadlines(&[DeadlineKind::NotifyInvalidAbsence]);
     }
     if case.phase == Phase::Contact {
         match outcome {
-            ContactOutcome::IngenBekymring => {
+            ContactOutcome::NoConcern => {
                 case.phase = Phase::Monitoring;
                 case.responsible = case.contact_party();
                 case.deadlines.clear();
@@ -63,8 +64,8 @@ pub(super) fn log_contact(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<()
                     &owner,
                 ));
             }
-            ContactOutcome::Bekymring => case.enter_mapping(config, now, out),
-            ContactOutcome::Naadd | ContactOutcome::IkkeNadd => {}
+            ContactOutcome::Concern => case.enter_mapping(config, now, out),
+            ContactOutcome::Reached | ContactOutcome::NotReached => {}
         }
     }
     Ok(())
@@ -384,7 +385,7 @@ pub(super) fn evaluate(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<(), C
         },
     );
     match outcome {
-        EvaluationOutcome::Resolved => case.close(CloseReason::Lost, now, out),
+        EvaluationOutcome::Resolved => case.close(CloseReason::Resolved, now, out),
         EvaluationOutcome::NewAgreement => {
             let owner = case.responsible.clone();
             case.set_deadline(deadline(
@@ -599,7 +600,7 @@ pub(super) fn close(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<(), Case
         unreachable!("dispatched by variant")
     };
     let now = cx.now;
-    if *reason == CloseReason::SaerskiltUtfall && case.special_outcomes.is_empty() {
+    if *reason == CloseReason::SpecialOutcome && case.special_outcomes.is_empty() {
         return Err(CaseError::Precondition(
             "ingen særskilt utfall er notert i saken".into(),
         ));

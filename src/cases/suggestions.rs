@@ -66,7 +66,7 @@ mod tests {
     #[test]
     fn every_box_has_suggestions() {
         for b in CircleBox::ALL {
-            assert!(for_box(b).len() >= 3, "{b:?}");
+            assert!(for_box(*b).len() >= 3, "{b:?}");
         }
         assert!(good_place_to_start(CircleBox::RelasjonVoksne));
         assert!(!good_place_to_start(CircleBox::Hjemmeforhold));

@@ -53,9 +53,9 @@ fn new_case(criterion: &str, level: Level, now: DateTime<Utc>) -> (Case, Actions
 
 fn contact(outcome: ContactOutcome, at: DateTime<Utc>) -> Command {
     Command::LogContact {
-        with: Contacted::Foresatte,
-        at,
-        channel: Channel::Telefon,
+        with: Contacted::Parents,
+        at: Some(at),
+        channel: Channel::Phone,
         outcome,
     }
 }
@@ -163,7 +163,7 @@ fn no_concern_goes_to_monitoring_and_new_evidence_prompts_again() {
     apply(
         &mut case,
         &teacher(),
-        &contact(ContactOutcome::IngenBekymring, now),
+        &contact(ContactOutcome::NoConcern, now),
         now,
         &cfg(),
     )
@@ -193,7 +193,7 @@ fn refusals_say_why_in_norwegian() {
     let (mut case, _) = new_case("repeated-lateness", Level::Barneskole, now);
     let before = case.clone();
     let other = Party::new("kl-9", Role::Kontaktlaerer);
-    let e = apply(&mut case, &other, &contact(ContactOutcome::Bekymring, now), now, &cfg()).unwrap_err();
+    let e = apply(&mut case, &other, &contact(ContactOutcome::Concern, now), now, &cfg()).unwrap_err();
     assert_eq!(
         e.to_string(),
         "kontaktlærer kan ikke logge kontakt: du er ikke kontaktlærer for denne eleven"
@@ -224,7 +224,7 @@ fn refusals_say_why_in_norwegian() {
 fn through_phase3(now: DateTime<Utc>) -> Case {
     let (mut case, _) = new_case("invalid-absence", Level::Ungdomsskole, now);
     let c = cfg();
-    let acts = apply(&mut case, &teacher(), &contact(ContactOutcome::Bekymring, now), now, &c).unwrap();
+    let acts = apply(&mut case, &teacher(), &contact(ContactOutcome::Concern, now), now, &c).unwrap();
     assert_eq!(case.phase, Phase::Mapping);
     assert_eq!(case.responsible, leader(), "the avdelingsleder takes over");
     assert!(acts.iter().any(|a| a.kind == NoticeKind::TakeOver));
@@ -278,7 +278,7 @@ fn incomplete_mapping_needs_a_new_meeting_with_leadership_within_a_week() {
     let now = t("2026-03-02T09:00:00Z");
     let (mut case, _) = new_case("repeated-lateness", Level::Barneskole, now);
     let c = cfg();
-    apply(&mut case, &teacher(), &contact(ContactOutcome::Bekymring, now), now, &c).unwrap();
+    apply(&mut case, &teacher(), &contact(ContactOutcome::Concern, now), now, &c).unwrap();
     let held = |leadership| Command::MeetingHeld {
         kind: MeetingKind::Samarbeid,
         at: now,
@@ -391,7 +391,7 @@ fn phase4_handoff_moves_responsibility_only_on_acceptance() {
         &mut case,
         &coord,
         &Command::Close {
-            reason: CloseReason::Lost,
+            reason: CloseReason::Resolved,
         },
         later,
         &c,
@@ -408,7 +408,7 @@ fn monitoring_review_closes_when_findings_cleared() {
     apply(
         &mut case,
         &teacher(),
-        &contact(ContactOutcome::IngenBekymring, now),
+        &contact(ContactOutcome::NoConcern, now),
         now,
         &cfg(),
     )
@@ -428,7 +428,7 @@ fn monitoring_review_closes_when_findings_cleared() {
     assert!(acts.iter().any(|a| matches!(
         a.kind,
         NoticeKind::Closed {
-            reason: CloseReason::IngenBekymring
+            reason: CloseReason::NoConcern
         }
     )));
 }
@@ -467,14 +467,14 @@ fn arb_command() -> impl Strategy<Value = Command> {
     let due = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
     prop_oneof![
         (0..4usize, 0..4usize).prop_map(move |(w, o)| Command::LogContact {
-            with: [Contacted::Foresatte, Contacted::Elev, Contacted::ForesatteOgElev][w % 3],
-            at: now,
-            channel: Channel::Telefon,
+            with: [Contacted::Parents, Contacted::Pupil, Contacted::Both][w % 3],
+            at: Some(now),
+            channel: Channel::Phone,
             outcome: [
-                ContactOutcome::IkkeNadd,
-                ContactOutcome::Naadd,
-                ContactOutcome::IngenBekymring,
-                ContactOutcome::Bekymring
+                ContactOutcome::NotReached,
+                ContactOutcome::Reached,
+                ContactOutcome::NoConcern,
+                ContactOutcome::Concern
             ][o],
         }),
         (
@@ -523,11 +523,11 @@ fn arb_command() -> impl Strategy<Value = Command> {
         }),
         (0..5usize).prop_map(|r| Command::Close {
             reason: [
-                CloseReason::Lost,
-                CloseReason::IngenBekymring,
-                CloseReason::Flyttet,
-                CloseReason::SaerskiltUtfall,
-                CloseReason::Annet
+                CloseReason::Resolved,
+                CloseReason::NoConcern,
+                CloseReason::Moved,
+                CloseReason::SpecialOutcome,
+                CloseReason::Other
             ][r]
         }),
     ]
@@ -570,7 +570,7 @@ proptest! {
             let acts = match step {
                 Step::Cmd(a, mut cmd) => {
                     // Contacts happen "now".
-                    if let Command::LogContact { at, .. } = &mut cmd { *at = now; }
+                    if let Command::LogContact { at, .. } = &mut cmd { *at = Some(now); }
                     if let Command::MeetingHeld { at, next_meeting, .. } = &mut cmd {
                         let gap = next_meeting.map(|n| n - *at);
                         *at = now;

@@ -49,10 +49,10 @@ fn fixture() -> (Case, Vec<Notice>) {
         &mut notices,
         &teacher,
         Command::LogContact {
-            with: Contacted::Foresatte,
-            at: now,
-            channel: Channel::Telefon,
-            outcome: ContactOutcome::Bekymring,
+            with: Contacted::Parents,
+            at: Some(now),
+            channel: Channel::Phone,
+            outcome: ContactOutcome::Concern,
         },
         now,
     );
@@ -234,7 +234,7 @@ fn every_notice_kind() {
         },
         NoticeKind::HandoffDeclined { agency: Agency::Bup },
         NoticeKind::Closed {
-            reason: CloseReason::Lost,
+            reason: CloseReason::Resolved,
         },
         NoticeKind::CallMeeting {
             within_days: 7,

@@ -403,6 +403,17 @@ impl Store {
         Ok(cases.iter().map(CaseSummary::of).collect())
     }
 
+    /// Logs that `reader` listed `cases` (one `list` row each).
+    pub async fn list_cases_as(&self, cases: &[Case], reader: &Party, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.begin_cases().await?;
+        let role = role_text(reader.role);
+        for c in cases {
+            tx.audit(&c.number, &reader.id, &role, "list", &serde_json::json!({}), now)
+                .await?;
+        }
+        tx.commit().await
+    }
+
     /// Cases without audit, for digests computed by tilstede itself.
     pub async fn cases_raw(&self, school: Option<&str>, all: bool) -> Result<Vec<Case>, StoreError> {
         let open = if all { "" } else { " AND open = 1" };

@@ -312,3 +312,140 @@ pub async fn agreement_numbers(
         .await?;
     Ok(Some(compare(&records, made, to, config.lessons_per_day)))
 }
+
+/// Someone acting on cases: who they are and the ids the roster knows them
+/// by. Their roles in a case follow from these ([`crate::cases::policy::parties`]),
+/// never from what they claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Person {
+    /// A Matrix id (chat) or whatever `--as` says (a staff or Matrix id).
+    pub id: String,
+    /// Other ids of the same person: staff ids for a Matrix id, the Matrix
+    /// id for a staff id.
+    pub other_ids: Vec<String>,
+    /// Configured members of the ressursteam rooms the person speaks in.
+    pub room_members: Vec<String>,
+}
+
+impl Person {
+    /// Looks `id` up in the roster.
+    pub async fn identify(store: &Store, id: &str) -> Result<Person, StoreError> {
+        let other_ids = if id.starts_with('@') && id.contains(':') {
+            store.staff_by_matrix_id(id).await?.into_iter().map(|p| p.id).collect()
+        } else {
+            store
+                .staff_member(id)
+                .await?
+                .and_then(|p| p.matrix_id)
+                .into_iter()
+                .collect()
+        };
+        Ok(Person {
+            id: id.to_string(),
+            other_ids,
+            room_members: Vec::new(),
+        })
+    }
+
+    /// The roles the person holds in `case`, strongest first.
+    pub fn parties(&self, case: &Case, config: &CaseConfig) -> Vec<Party> {
+        crate::cases::policy::parties(
+            case,
+            &self.id,
+            &self.other_ids,
+            &config.school(&case.pupil.school),
+            &self.room_members,
+        )
+    }
+
+    /// The party to act as in `case`: the strongest role that may take
+    /// `step`, or only `role` when one is asked for.
+    pub fn choose(
+        &self,
+        case: &Case,
+        config: &CaseConfig,
+        role: Option<Role>,
+        step: &Command,
+    ) -> Result<Party, CaseError> {
+        let mut parties = self.parties(case, config);
+        if let Some(role) = role {
+            parties.retain(|p| p.role == role);
+            if parties.is_empty() {
+                return Err(CaseError::RoleNotHeld {
+                    role: role.norwegian(),
+                    case: case.number.clone(),
+                });
+            }
+        }
+        crate::cases::policy::choose(case, &parties, step)
+    }
+}
+
+/// Records a refusal decided outside the state machine (no role, a server
+/// not allowed, the wrong room) in the audit log, like an accepted step.
+pub async fn refuse(
+    store: &Store,
+    number: &str,
+    actor: &str,
+    role: &str,
+    action: &str,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin_cases().await?;
+    if tx.case(number).await?.is_none() {
+        return Ok(());
+    }
+    tx.audit(
+        number,
+        actor,
+        role,
+        &format!("refused:{action}"),
+        &serde_json::json!({ "why": why }),
+        now,
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// What an accepted step did.
+#[derive(Debug, Clone)]
+pub struct Acted {
+    /// The case after the step.
+    pub case: Case,
+    /// The notices queued.
+    pub notices: Vec<Notice>,
+    /// Who acted, in which role.
+    pub actor: Party,
+}
+
+/// A person takes a step in a case, in the strongest role they hold that
+/// may take it (or in `role`). Every refusal, for whatever reason, is in
+/// the audit log.
+pub async fn act(
+    store: &Store,
+    config: &CaseConfig,
+    person: &Person,
+    role: Option<Role>,
+    number: &str,
+    step: &Command,
+    now: DateTime<Utc>,
+) -> Result<Acted, WorkflowError> {
+    let case = store
+        .case_state(number)
+        .await?
+        .ok_or_else(|| WorkflowError::NotFound(number.to_string()))?;
+    let actor = match person.choose(&case, config, role, step) {
+        Ok(p) => p,
+        Err(e) => {
+            let (who, role) = match person.parties(&case, config).first() {
+                Some(p) => (p.id.clone(), role_text(p.role)),
+                None => (person.id.clone(), "ingen".to_string()),
+            };
+            refuse(store, number, &who, &role, step.name(), &e.to_string(), now).await?;
+            return Err(e.into());
+        }
+    };
+    let (case, notices) = apply_case_command(store, number, &actor, step, now, config).await?;
+    Ok(Acted { case, notices, actor })
+}

@@ -107,8 +107,9 @@ async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
         all.extend_from_slice(args);
         tilstede_ok(&store, &all).0
     };
-    let as_teacher = ["--as", "kl-1", "--role", "kontaktlaerer"];
-    let as_leader = ["--as", "al-1", "--role", "avdelingsleder"];
+    // Who acts comes from --as; the role from the roster and the settings.
+    let as_teacher = ["--as", "kl-1"];
+    let as_leader = ["--as", "al-1"];
 
     let out = cases("2026-03-02T09:00:00Z", &["sync"]);
     assert!(out.contains("1 saker åpnet"), "{out}");
@@ -129,24 +130,57 @@ async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
 
     let apply =
         |now: &str, who: &[&str], step: Value| cases(now, &[who, &["apply", number, &step.to_string()]].concat());
-    // A stranger claiming the contact teacher role is refused, in Norwegian.
+    // A stranger claiming the contact teacher role is refused, in Norwegian:
+    // the role is not theirs to claim.
     let bad = tilstede(
         &store,
         &[
-            "cases", "--config", cfg, "--now", "2026-03-02T10:00:00Z", "--as", "kl-2", "--role", "kontaktlaerer",
-            "apply", number,
-            &json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T09:55:00Z","channel":"telefon","outcome":"bekymring"}).to_string(),
+            "cases",
+            "--config",
+            cfg,
+            "--now",
+            "2026-03-02T10:00:00Z",
+            "--as",
+            "kl-2",
+            "--rolle",
+            "kontaktlærer",
+            "kontakt",
+            number,
+            "--kanal",
+            "telefon",
+            "--utfall",
+            "bekymring",
         ],
     );
     assert_eq!(bad.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("du er ikke kontaktlærer for denne eleven"));
-
-    let out = apply(
-        "2026-03-02T10:00:00Z",
-        &as_teacher,
-        json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T09:55:00Z","channel":"telefon","outcome":"bekymring"}),
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("du har ikke rollen kontaktlærer i sak S-2026-0001"),
+        "{err}"
     );
-    assert!(out.contains("fase 3 · ansvarlig al-1"), "{out}");
+
+    // The typed command, as in chat; the time defaults to --now.
+    let out = cases(
+        "2026-03-02T10:00:00Z",
+        &[
+            &as_teacher[..],
+            &[
+                "kontakt",
+                number,
+                "--med",
+                "foresatt",
+                "--kanal",
+                "telefon",
+                "--utfall",
+                "bekymring",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.contains("logge kontakt som kontaktlærer · fase 3 · ansvarlig al-1"),
+        "{out}"
+    );
     apply(
         "2026-03-02T10:05:00Z",
         &as_leader,
@@ -229,23 +263,9 @@ async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
     );
     let shown: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["status"]["status"], "closed");
-    assert_eq!(shown["status"]["reason"], "lost");
+    assert_eq!(shown["status"]["reason"], "løst");
     // A closed case refuses further steps.
-    let closed = tilstede(
-        &store,
-        &[
-            "cases",
-            "--config",
-            cfg,
-            "--as",
-            "al-1",
-            "--role",
-            "avdelingsleder",
-            "apply",
-            number,
-            r#"{"command":"mark-long-term"}"#,
-        ],
-    );
+    let closed = tilstede(&store, &["cases", "--config", cfg, "--as", "al-1", "langvarig", number]);
     assert_eq!(closed.status.code(), Some(3));
 
     // The audit log has every change and every read, who and when.
@@ -272,8 +292,10 @@ async fn a_full_case_from_the_first_finding_to_closing_by_the_cli() {
             "refused:mark-long-term"
         ]
     );
+    assert_eq!(audit[2]["actor"], "kl-2");
+    assert_eq!(audit[2]["role"], "ingen");
     assert_eq!(audit[10]["actor"], "kl-1");
-    assert_eq!(audit[10]["role"], "kontaktlaerer");
+    assert_eq!(audit[10]["role"], "kontaktlærer");
 
     let s = Store::open(store.to_str().unwrap()).await.unwrap();
     let contacts = s.case_contacts(number).await.unwrap();
@@ -376,7 +398,10 @@ async fn phase_four_handoff_with_a_fake_clock_on_every_backend() {
         )
         .await
         .unwrap_err();
-        assert!(e.to_string().contains("bare den som er foreslått kan overta"), "{e}");
+        assert!(
+            e.to_string().contains("bare den som er foreslått som fagkoordinator"),
+            "{e}"
+        );
         apply(
             Party::new("@bup:kommune.test", Role::Ressursteam),
             "2026-03-11T09:00:00Z",
