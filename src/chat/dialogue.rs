@@ -126,7 +126,12 @@ impl AgreementDialogue {
     fn summary(&self) -> String {
         let mut s = format!("Avtalen for sak {}:\nMål: {}\n", self.case, self.goal);
         for (i, g) in self.sub_goals.iter().enumerate() {
-            s.push_str(&format!("Delmål {}: {} ({} uker)\n", i + 1, g.text, g.weeks));
+            s.push_str(&format!(
+                "Delmål {}: {} ({})\n",
+                i + 1,
+                g.text,
+                crate::render::count(g.weeks, "uke", "uker")
+            ));
         }
         s.push_str(&format!(
             "Plan B: {} (ansvarlig: {})\nTiltakene som er registrert i saken tas med. Skriv «ja» for å lagre, eller «avbryt».",

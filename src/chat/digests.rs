@@ -128,11 +128,11 @@ impl Chat {
             for gap in registration_gaps(&classes, &pupils, &recent, gap_from, gap_to, GAP_DAYS) {
                 let key = format!("gap:{school}:{}:{week}", gap.class);
                 let plain = format!(
-                    "Mulig hull i fraværsføringen: {} har ingen registreringer {}–{} ({} skoledager), mens resten av skolen har det. Sjekk at fraværet blir ført.",
+                    "Mulig hull i fraværsføringen: {} har ingen registreringer {}–{} ({}), mens resten av skolen har det. Sjekk at fraværet blir ført.",
                     gap.class_name,
                     crate::domain::dates::norwegian(gap.from),
                     crate::domain::dates::norwegian(gap.to),
-                    gap.days
+                    crate::render::count(gap.days, "skoledag", "skoledager")
                 );
                 let post = notice(
                     &school_room(school),

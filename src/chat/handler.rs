@@ -56,6 +56,24 @@ fn scope(context: &CommandContext, case: &Case) -> Result<(), String> {
     }
 }
 
+/// The answer to `!saker`: how many, then one line per case.
+pub(super) fn list_text(cases: &[crate::store::CaseSummary]) -> String {
+    if cases.is_empty() {
+        return "Ingen åpne saker her.".into();
+    }
+    let mut out = format!("{}:\n", crate::render::count_len(cases.len(), "åpen sak", "åpne saker"));
+    for c in cases {
+        out.push_str(&format!(
+            "{} – {} – fase {}{}\n",
+            c.number,
+            c.pupil_label,
+            c.phase,
+            if c.long_term { " – langvarig" } else { "" }
+        ));
+    }
+    out.trim_end().to_string()
+}
+
 fn status(case: &Case) -> String {
     let next = case
         .next_deadline()
@@ -326,20 +344,7 @@ impl Chat {
                 mine
             }
         };
-        if cases.is_empty() {
-            return Ok(Reply::text("Ingen åpne saker her."));
-        }
-        let mut out = format!("{} åpne saker:\n", cases.len());
-        for c in &cases {
-            out.push_str(&format!(
-                "{} – {} – fase {}{}\n",
-                c.number,
-                c.pupil_label,
-                c.phase,
-                if c.long_term { " – langvarig" } else { "" }
-            ));
-        }
-        Ok(Reply::text(out.trim_end().to_string()))
+        Ok(Reply::text(list_text(&cases)))
     }
 
     async fn dialogue(

@@ -17,7 +17,7 @@ use tilstede::cases::model::Case;
 use tilstede::cases::{CaseConfig, Command as CaseCommand, Party, Role};
 use tilstede::matrix::commands::{self as language, CommandName, SPECS, Slot, Spec, Values};
 use tilstede::render::{
-    Document, Renderer, case_context, notice_context, school_digest_context, teacher_digest_context,
+    Document, Renderer, case_context, count, count_len, notice_context, school_digest_context, teacher_digest_context,
 };
 use tilstede::store::{CaseSummary, Store};
 use tilstede::workflow::{self, Person, WorkflowError};
@@ -545,6 +545,17 @@ async fn read(
     }
 }
 
+/// What `sync` did, in words.
+fn sync_text(st: &workflow::SyncStats) -> String {
+    format!(
+        "{} lest, {} åpnet, {} endret, {} i kø",
+        count(st.events as i64, "funnendring", "funnendringer"),
+        count(st.opened as i64, "sak", "saker"),
+        count(st.changed as i64, "sak", "saker"),
+        count(st.notices as i64, "varsel", "varsler")
+    )
+}
+
 /// Runs a case command.
 pub async fn run(store: &str, args: CasesArgs) -> Result<ExitCode> {
     if let CasesCommand::Check { path } = &args.command {
@@ -629,18 +640,15 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
         }
         CasesCommand::Sync => {
             let st = workflow::sync_cases(s, config, now).await?;
-            println!(
-                "{} funnendringer lest, {} saker åpnet, {} saker endret, {} varsler i kø",
-                st.events, st.opened, st.changed, st.notices
-            );
+            println!("{}", sync_text(&st));
         }
         CasesCommand::Purge => {
             let before = now - chrono::Duration::days(i64::from(config.retention_days));
             let p = s.purge_closed_cases(before).await?;
             println!(
-                "{} saker slettet, {} Matrix-meldinger i kø for tilbaketrekking",
-                p.cases.len(),
-                p.redactions
+                "{} slettet, {} i kø for tilbaketrekking",
+                count_len(p.cases.len(), "sak", "saker"),
+                count_len(p.redactions, "Matrix-melding", "Matrix-meldinger")
             );
             for n in p.cases {
                 println!("{n}");
@@ -648,7 +656,7 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
         }
         CasesCommand::Tick => {
             let notices = workflow::tick_cases(s, config, now).await?;
-            println!("{} varsler i kø", notices.len());
+            println!("{} i kø", count_len(notices.len(), "varsel", "varsler"));
             for n in notices {
                 println!("{}", n.key);
             }
@@ -971,6 +979,33 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn sync_output_counts_in_the_right_number() {
+        for n in 0..3u64 {
+            let st = workflow::SyncStats {
+                events: n,
+                opened: n,
+                changed: n,
+                notices: n,
+            };
+            let text = sync_text(&st);
+            assert!(
+                !text.contains("1 saker") && !text.contains("1 varsler") && !text.contains("1 funnendringer"),
+                "{text}"
+            );
+            assert!(!text.contains("2 sak ") && !text.contains("0 sak "), "{text}");
+        }
+        assert_eq!(
+            sync_text(&workflow::SyncStats {
+                events: 1,
+                opened: 1,
+                changed: 0,
+                notices: 2
+            }),
+            "1 funnendring lest, 1 sak åpnet, 0 saker endret, 2 varsler i kø"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Template contexts: case facts prepared for people (Norwegian dates and
 //! names), with nothing sensitive in them.
 
+use super::plural::count;
 use crate::cases::model::{Case, CircleBox, Party, Role};
 use crate::cases::numbers::{Comparison, PeriodNumbers};
 use crate::cases::suggestions;
@@ -40,8 +41,20 @@ fn number(x: f64) -> String {
     }
 }
 
+/// «2 dager, 14 timer, 1 forsentkomming, oppmøte 89,4 %».
+fn summary(p: &PeriodNumbers) -> String {
+    format!(
+        "{}, {}, {}, oppmøte {} %",
+        count(p.days, "dag", "dager"),
+        count(p.lessons, "time", "timer"),
+        count(p.lates, "forsentkomming", "forsentkomminger"),
+        number(p.attendance_percent)
+    )
+}
+
 fn period(p: &PeriodNumbers) -> Value {
     json!({
+        "summary": summary(p),
         "from": norwegian(p.from),
         "to": norwegian(p.to),
         "school_days": p.school_days,

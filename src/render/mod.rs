@@ -12,8 +12,10 @@
 
 mod context;
 mod markdown;
+pub mod plural;
 
 pub use context::{case_context, notice_context, school_digest_context, teacher_digest_context, when};
+pub use plural::{count, count_len, count_text};
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -157,6 +159,7 @@ impl Renderer {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(true);
+        env.add_filter("antall", plural::filter);
         for doc in Document::ALL {
             let mut source = doc.builtin().to_string();
             if let Some(dir) = dir {

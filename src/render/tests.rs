@@ -357,3 +357,178 @@ fn overrides_come_from_the_directory_and_typos_are_refused() {
     let e = Renderer::with_overrides(Some(dir.path())).unwrap_err();
     assert!(e.to_string().starts_with("malen «referat.md.j2»: linje 2"), "{e}");
 }
+
+/// Singular and plural of every noun that follows a number in a document.
+const NOUNS: &[(&str, &str)] = &[
+    ("dag", "dager"),
+    ("skoledag", "skoledager"),
+    ("time", "timer"),
+    ("elev", "elever"),
+    ("sak", "saker"),
+    ("åpen sak", "åpne saker"),
+    ("skole", "skoler"),
+    ("gang", "ganger"),
+    ("uke", "uker"),
+    ("forsentkomming", "forsentkomminger"),
+    ("kontakt", "kontakter"),
+    ("varsel", "varsler"),
+    ("registrering", "registreringer"),
+    ("langvarig", "langvarige"),
+    ("møte", "møter"),
+    ("henvisning", "henvisninger"),
+    ("avtale", "avtaler"),
+];
+
+/// The first «1 dager», «2 dag», «0 dag» … in `text`.
+fn wrong_number(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let s: String = chars.iter().collect();
+    for (one, many) in NOUNS {
+        for (n, word) in [("1", *many), ("0", *one), ("2", *one)] {
+            let needle = format!("{n} {word}");
+            for (i, _) in s.match_indices(&needle) {
+                let before = s[..i].chars().last();
+                let after = s[i + needle.len()..].chars().next();
+                let number_starts = before.is_none_or(|c| !c.is_ascii_digit() && c != ',' && c != '.');
+                let word_ends = after.is_none_or(|c| !c.is_alphabetic());
+                // «åpen sak» contains «sak»: a match inside a longer noun is
+                // checked under that noun.
+                if number_starts && word_ends {
+                    return Some(needle);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn numbers_of(n: u32) -> crate::cases::numbers::Comparison {
+    let p = PeriodNumbers {
+        from: d("2026-03-02"),
+        to: d("2026-03-20"),
+        school_days: n,
+        days: n,
+        lessons: n,
+        lates: n,
+        left: n,
+        attendance_percent: 90.0,
+    };
+    crate::cases::numbers::Comparison { before: p, during: p }
+}
+
+/// Every integer in a context set to `n`: what a template prints as a count.
+fn all_integers(v: &mut serde_json::Value, n: u64) {
+    match v {
+        serde_json::Value::Number(x) if x.is_u64() => *v = serde_json::json!(n),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| all_integers(x, n)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| all_integers(x, n)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_template_says_1_dag_and_2_dager() {
+    assert_eq!(wrong_number("1 dager"), Some("1 dager".into()));
+    assert_eq!(wrong_number("2 dag."), Some("2 dag".into()));
+    assert_eq!(wrong_number("1 åpne saker"), Some("1 åpne saker".into()));
+    assert_eq!(wrong_number("12 dager, 1 time, 21 dag"), None);
+    assert_eq!(wrong_number("2 dager, 0 timer, 1 åpen sak"), None);
+    let (case, notices) = fixture();
+    let now = t("2026-03-23T10:00:00Z");
+    for n in 0..3u32 {
+        let mut rendered = Vec::new();
+        let numbers = numbers_of(n);
+        let ctx = case_context(&case, now, Some(&numbers));
+        let mut flat = ctx.clone();
+        all_integers(&mut flat, u64::from(n));
+        for doc in Document::ALL {
+            match doc {
+                Document::DigestTeacher | Document::DigestSchool | Document::Notice => {}
+                _ => {
+                    rendered.push((doc.name().to_string(), render(doc, &ctx)));
+                    rendered.push((format!("{} (alle tall {n})", doc.name()), render(doc, &flat)));
+                }
+            }
+        }
+        let extra = serde_json::json!({ "numbers": numbers });
+        let mut kinds = notices.iter().map(|x| x.kind.clone()).collect::<Vec<_>>();
+        kinds.push(NoticeKind::CallMeeting {
+            within_days: n,
+            leadership_required: true,
+        });
+        for kind in kinds {
+            let notice = Notice {
+                key: "x".into(),
+                case: case.number.clone(),
+                recipient: Recipient::Ressursteam {
+                    school: "skole-1".into(),
+                },
+                kind,
+            };
+            let mut ctx = notice_context(&notice, &case, &extra);
+            rendered.push(("melding".into(), render(Document::Notice, &ctx)));
+            all_integers(&mut ctx, u64::from(n));
+            rendered.push((format!("melding (alle tall {n})"), render(Document::Notice, &ctx)));
+        }
+        let period = PeriodNumbers {
+            school_days: n,
+            ..numbers.before
+        };
+        let teacher = TeacherDigest {
+            teacher: "kl-1".into(),
+            from: d("2026-03-01"),
+            to: d("2026-03-31"),
+            pupils: (0..n)
+                .map(|_| PupilLine {
+                    initials: "E.H.".into(),
+                    class_name: "9B".into(),
+                    numbers: period,
+                    case: None,
+                })
+                .collect(),
+            pupils_total: n,
+        };
+        rendered.push((
+            "oversikt-kontaktlaerer".into(),
+            render(Document::DigestTeacher, &teacher_digest_context(&teacher)),
+        ));
+        let line = GroupLine {
+            grade: 9,
+            pupils: n,
+            attendance_percent: 90.0,
+            previous_percent: 91.0,
+            trend: Trend::Worse,
+            lates: n,
+            open_cases: n,
+        };
+        let school = SchoolDigest {
+            school: "skole-1".into(),
+            school_name: "Eikeli skole".into(),
+            from: d("2026-01-01"),
+            to: d("2026-03-31"),
+            total: line.clone(),
+            grades: vec![line],
+            open_by_phase: [n; 4],
+            long_term: n,
+        };
+        let gaps = vec![Gap {
+            class: "c9b".into(),
+            class_name: "9B".into(),
+            from: d("2026-03-16"),
+            to: d("2026-03-18"),
+            days: n,
+        }];
+        let mut ctx = school_digest_context(&school, &gaps);
+        rendered.push(("oversikt-skole".into(), render(Document::DigestSchool, &ctx)));
+        all_integers(&mut ctx, u64::from(n));
+        rendered.push((
+            "oversikt-skole (alle tall)".into(),
+            render(Document::DigestSchool, &ctx),
+        ));
+        for (name, r) in rendered {
+            if let Some(bad) = wrong_number(&r.plain) {
+                panic!("«{bad}» in {name} with {n}:\n{}", r.plain);
+            }
+        }
+    }
+}

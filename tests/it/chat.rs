@@ -220,7 +220,7 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
 
     // Listing and showing are reads, and audited as such.
     let root = Some(card.event_id.as_str());
-    let list = ask(&ola, &bot_user, &room, "!saker", None, "1 åpne saker").await;
+    let list = ask(&ola, &bot_user, &room, "!saker", None, "1 åpen sak:").await;
     assert!(
         list.body.contains(&format!("{number} – E.H. (5B) – fase 3")),
         "{}",
