@@ -11,7 +11,8 @@ use super::model::*;
 use super::notice::{Actions, NoticeKind, Out, Recipient};
 use super::policy::authorize;
 use super::steps::{self, Ctx};
-use chrono::{DateTime, Duration, Utc};
+use super::transitions::{absence_time, is_backlog};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Why a command was refused. The messages are shown to the person.
@@ -77,6 +78,10 @@ pub struct FindingEvent {
     pub criterion: String,
     /// Whether some evidence is still unclassified.
     pub tentative: bool,
+    /// The newest date of the evidence: deadlines count from the absence,
+    /// not from when tilstede learns of it.
+    #[serde(default)]
+    pub latest: Option<NaiveDate>,
 }
 /// A deadline that has neither reminded nor escalated yet.
 pub(super) fn deadline(kind: DeadlineKind, due: DateTime<Utc>, owner: &Party) -> Deadline {
@@ -128,10 +133,40 @@ pub fn open_case(
         long_term: false,
         reported_to_ressursteam: false,
         measure_count: 0,
+        pupil_views: Vec::new(),
+        triage: false,
+        invalid_seen: None,
         revision: 1,
     };
     let mut out = Out::new(number, "r1".into());
-    case.start_contact(config, now, finding.tentative, false, &mut out);
+    if config.is_invalid_absence(&finding.criterion) {
+        case.invalid_seen = finding.latest;
+    }
+    if is_backlog(config, finding.latest, now) {
+        // Old absence found late (a first sync of a school year's data):
+        // no same-day deadlines for it; leadership goes through the list.
+        case.triage = true;
+        case.responsible = case.escalation_to.clone();
+        let owner = case.responsible.clone();
+        case.set_deadline(deadline(
+            DeadlineKind::Triage,
+            days_later(config, now, config.triage_days),
+            &owner,
+        ));
+        out.push(
+            Recipient::Ressursteam {
+                school: case.pupil.school.clone(),
+            },
+            NoticeKind::Triage {
+                latest: finding
+                    .latest
+                    .unwrap_or_else(|| crate::domain::dates::school_date_utc(now)),
+            },
+        );
+    } else {
+        let from = absence_time(config, finding.latest, now);
+        case.start_contact(config, from, finding.tentative, false, &mut out);
+    }
     (case, out.notices)
 }
 
@@ -147,9 +182,37 @@ pub fn on_finding(case: &mut Case, event: &FindingEvent, now: DateTime<Utc>, con
         FindingChangeKind::Opened | FindingChangeKind::Updated => {
             let new = case.active_criteria.insert(event.criterion.clone());
             changed |= new;
-            if case.phase == Phase::Monitoring {
-                case.start_contact(config, now, event.tentative, true, &mut out);
+            let invalid = config.is_invalid_absence(&event.criterion);
+            // Invalid absence newer than any the case has seen.
+            let fresh_invalid = invalid && event.latest.is_some_and(|d| case.invalid_seen.is_none_or(|s| d > s));
+            if fresh_invalid {
+                case.invalid_seen = event.latest;
                 changed = true;
+            }
+            let from = absence_time(config, event.latest, now);
+            let recent = !is_backlog(config, event.latest, now);
+            if case.phase == Phase::Monitoring || (case.triage && recent && (fresh_invalid || new)) {
+                case.start_contact(config, from, event.tentative, true, &mut out);
+                changed = true;
+            } else if fresh_invalid && recent && !case.triage {
+                // Whatever the phase: new invalid absence means the parents
+                // are told at once, and leadership hears of it.
+                let owner = case.contact_party();
+                let due = case.notify_due(config, from);
+                case.set_deadline(deadline(DeadlineKind::NotifyInvalidAbsence, due, &owner));
+                out.push(
+                    Recipient::person(&owner),
+                    NoticeKind::InvalidAbsenceAgain {
+                        date: event
+                            .latest
+                            .unwrap_or_else(|| crate::domain::dates::school_date_utc(now)),
+                        due,
+                    },
+                );
+                out.push(
+                    Recipient::person(&case.escalation_to),
+                    NoticeKind::InvalidAbsenceToLeadership,
+                );
             } else if new {
                 out.push(
                     Recipient::person(&case.responsible),
@@ -225,6 +288,10 @@ fn step(
     match command {
         Command::LogContact { .. } => steps::log_contact(case, &cx, out),
         Command::SetMeeting { .. } => steps::set_meeting(case, &cx, out),
+        Command::AddParticipants { .. } => steps::add_participants(case, &cx, out),
+        Command::RecordDecision { .. } => steps::record_decision(case, &cx, out),
+        Command::MinutesSent { .. } => steps::minutes_sent(case, &cx, out),
+        Command::NotePupilView { .. } => steps::note_pupil_view(case, &cx, out),
         Command::MeetingHeld { .. } => steps::meeting_held(case, &cx, out),
         Command::MapBox { .. } => steps::map_box(case, &cx, out),
         Command::AddMeasure { .. } => steps::add_measure(case, &cx, out),
@@ -314,9 +381,12 @@ pub fn tick(case: &mut Case, now: DateTime<Utc>, config: &CaseConfig) -> Actions
             case.set_deadline(deadline(DeadlineKind::Review, due, &owner));
         }
     }
+    // Langvarig: serious absence that has lasted the weeks the
+    // municipality decided (a criterion still holds).
     if case.is_open()
         && !case.long_term
         && config.long_term_weeks > 0
+        && !case.active_criteria.is_empty()
         && now - case.opened_at >= Duration::weeks(i64::from(config.long_term_weeks))
     {
         case.long_term = true;

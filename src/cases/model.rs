@@ -128,6 +128,8 @@ pub enum DeadlineKind {
     HandoffAcceptance,
     /// Review a case that ended "no concern".
     Review,
+    /// Go through a case opened for old absence (backlog).
+    Triage,
 }
 
 impl DeadlineKind {
@@ -143,6 +145,7 @@ impl DeadlineKind {
             DeadlineKind::Meeting => "holde samarbeidsmøte",
             DeadlineKind::HandoffAcceptance => "bekrefte overtakelse som fagkoordinator",
             DeadlineKind::Review => "gå gjennom fraværet på nytt",
+            DeadlineKind::Triage => "vurdere saken (eldre fravær): starte kontakt eller avslutte",
         }
     }
 
@@ -158,6 +161,7 @@ impl DeadlineKind {
             DeadlineKind::Meeting => "meeting",
             DeadlineKind::HandoffAcceptance => "handoff-acceptance",
             DeadlineKind::Review => "review",
+            DeadlineKind::Triage => "triage",
         }
     }
 }
@@ -290,16 +294,165 @@ impl MeetingKind {
 /// A meeting, planned or held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meeting {
+    /// 1-based number within the case (0 in cases stored before meetings
+    /// were numbered; read as their position).
+    #[serde(default)]
+    pub number: u32,
     /// Kind.
     pub kind: MeetingKind,
     /// When.
     pub at: DateTime<Utc>,
+    /// Where.
+    #[serde(default)]
+    pub place: Option<String>,
+    /// Who is or was present, each with a role.
+    #[serde(default)]
+    pub participants: Vec<Participant>,
     /// Whether it has been held.
     pub held: bool,
     /// Whether leadership was / will be present.
     pub leadership_present: bool,
     /// Whether the mapping was complete after it (held meetings only).
     pub mapping_complete: Option<bool>,
+    /// What was decided, in the order recorded.
+    #[serde(default)]
+    pub decisions: Vec<String>,
+    /// The next meeting set at this one.
+    #[serde(default)]
+    pub next_at: Option<DateTime<Utc>>,
+    /// Who recorded it as held (the referat's author).
+    #[serde(default)]
+    pub recorded_by: Option<Party>,
+    /// When a copy of the referat went to the parents.
+    #[serde(default)]
+    pub copy_to_parents: Option<NaiveDate>,
+}
+
+impl Meeting {
+    /// Whether someone from leadership is (or was) there.
+    pub fn has_leadership(&self) -> bool {
+        self.leadership_present || self.participants.iter().any(|p| p.role.is_leadership())
+    }
+
+    /// Whether the pupil is (or was) there.
+    pub fn pupil_present(&self) -> bool {
+        self.participants.iter().any(|p| p.role == ParticipantRole::Elev)
+    }
+}
+
+crate::vocabulary! {
+    /// The role a person has at a meeting or under an agreement.
+    pub enum ParticipantRole("en rolle i møtet") {
+        /// The pupil.
+        Elev = "elev" | "eleven" | "pupil",
+        /// A parent or guardian.
+        Foresatt = "foresatt" | "foresatte" | "mor" | "far" | "parent",
+        /// The contact teacher.
+        Kontaktlaerer = "kontaktlærer" | "contact-teacher",
+        /// The department head.
+        Avdelingsleder = "avdelingsleder" | "department-head",
+        /// The principal or other leadership.
+        Rektor = "rektor" | "ledelse" | "ledelsen",
+        /// The school nurse.
+        Helsesykepleier = "helsesykepleier",
+        /// The school counsellor.
+        Raadgiver = "rådgiver",
+        /// PP-tjenesten.
+        Ppt = "ppt" | "pp-tjenesten",
+        /// The coordinator.
+        Fagkoordinator = "fagkoordinator" | "coordinator",
+        /// Someone else.
+        Annen = "annen" | "andre" | "other",
+    }
+}
+
+impl ParticipantRole {
+    /// Norwegian, as written before a signature line.
+    pub fn norwegian(self) -> &'static str {
+        match self {
+            ParticipantRole::Elev => "Eleven",
+            ParticipantRole::Foresatt => "Foresatt",
+            ParticipantRole::Kontaktlaerer => "Kontaktlærer",
+            ParticipantRole::Avdelingsleder => "Avdelingsleder",
+            ParticipantRole::Rektor => "Ledelsen",
+            ParticipantRole::Helsesykepleier => "Helsesykepleier",
+            ParticipantRole::Raadgiver => "Rådgiver",
+            ParticipantRole::Ppt => "PP-tjenesten",
+            ParticipantRole::Fagkoordinator => "Fagkoordinator",
+            ParticipantRole::Annen => "Annen",
+        }
+    }
+
+    /// Whether the role is the school's leadership.
+    pub fn is_leadership(self) -> bool {
+        matches!(self, ParticipantRole::Avdelingsleder | ParticipantRole::Rektor)
+    }
+}
+
+/// Someone present at a meeting or an agreement: a role, and for staff
+/// perhaps who (a staff or Matrix id, or initials). Pupils and parents are
+/// named by role only: documents go to chat, where names do not belong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Participant {
+    /// The role.
+    pub role: ParticipantRole,
+    /// Who, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
+}
+
+impl Participant {
+    /// A participant.
+    pub fn new(role: ParticipantRole, who: Option<&str>) -> Participant {
+        Participant {
+            role,
+            who: who.map(str::trim).filter(|w| !w.is_empty()).map(str::to_string),
+        }
+    }
+
+    /// `Kontaktlærer (kl-1)` or `Eleven`.
+    pub fn label(&self) -> String {
+        match &self.who {
+            Some(w) => format!("{} ({w})", self.role.norwegian()),
+            None => self.role.norwegian().to_string(),
+        }
+    }
+}
+
+impl std::str::FromStr for Participant {
+    type Err = crate::cases::words::WordError;
+
+    /// `rolle` or `rolle:hvem`; a word that is no role is someone else.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (role, who) = match s.split_once(':') {
+            Some((r, w)) => (r, Some(w)),
+            None => (s, None),
+        };
+        Ok(Participant::new(role.parse()?, who))
+    }
+}
+
+impl<'de> Deserialize<'de> for Participant {
+    /// `{"role": "foresatt", "who": …}`, or the text form agreements used to
+    /// keep (`"eleven"`, `"kontaktlærer"`; anything else is someone else).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Full {
+                role: ParticipantRole,
+                #[serde(default)]
+                who: Option<String>,
+            },
+            Text(String),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Full { role, who } => Participant::new(role, who.as_deref()),
+            Raw::Text(t) => t
+                .parse()
+                .unwrap_or_else(|_| Participant::new(ParticipantRole::Annen, Some(&t))),
+        })
+    }
 }
 
 crate::vocabulary! {
@@ -378,6 +531,9 @@ pub struct Measure {
     pub due: NaiveDate,
     /// Whether it is at home (otherwise at school).
     pub at_home: bool,
+    /// When it was added.
+    #[serde(default)]
+    pub added_at: Option<DateTime<Utc>>,
 }
 
 crate::vocabulary! {
@@ -410,8 +566,8 @@ pub struct Agreement {
     pub made_at: DateTime<Utc>,
     /// Where.
     pub place: String,
-    /// Who was present (roles or names as written).
-    pub present: Vec<String>,
+    /// Who was present: everyone signs.
+    pub present: Vec<Participant>,
     /// The goal.
     pub goal: String,
     /// Sub-goals.
@@ -426,6 +582,9 @@ pub struct Agreement {
     pub valid_until: NaiveDate,
     /// The evaluation date.
     pub evaluation_date: NaiveDate,
+    /// What the pupil said they want, in their own words (as noted).
+    #[serde(default)]
+    pub pupil_view: Option<String>,
 }
 
 crate::vocabulary! {
@@ -452,7 +611,7 @@ impl EvaluationOutcome {
 }
 
 /// A held evaluation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// The agreement evaluated.
     pub agreement: u32,
@@ -462,6 +621,164 @@ pub struct Evaluation {
     pub by: Party,
     /// The decision.
     pub outcome: EvaluationOutcome,
+    /// Where.
+    #[serde(default)]
+    pub place: Option<String>,
+    /// Who was present.
+    #[serde(default)]
+    pub present: Vec<Participant>,
+    /// How far the goal was reached.
+    #[serde(default)]
+    pub goal: Option<GoalRating>,
+    /// How far each sub-goal was reached, by sub-goal number.
+    #[serde(default)]
+    pub sub_goals: Vec<Rated<GoalRating>>,
+    /// Whether each measure was carried out, by measure number.
+    #[serde(default)]
+    pub measures: Vec<Rated<MeasureRating>>,
+    /// Whether Plan B was used, and whether it worked.
+    #[serde(default)]
+    pub plan_b: Option<PlanBUse>,
+    /// Referrals considered at the evaluation (Vedlegg 4: PPT, BUP, barnevern, others).
+    #[serde(default)]
+    pub referrals_considered: Vec<Agency>,
+    /// What the pupil said, in their own words (as noted).
+    #[serde(default)]
+    pub pupil_view: Option<String>,
+    /// The attendance before and during the agreement, frozen when evaluated.
+    #[serde(default)]
+    pub numbers: Option<crate::cases::numbers::Comparison>,
+    /// «Løst» was kept although attendance got worse, after a confirmation.
+    #[serde(default)]
+    pub confirmed_against_numbers: bool,
+}
+
+/// A rating of a numbered sub-goal or measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rated<R> {
+    /// The sub-goal's or measure's number.
+    pub number: u32,
+    /// The rating.
+    pub rating: R,
+}
+
+impl<R: std::str::FromStr<Err = crate::cases::words::WordError>> std::str::FromStr for Rated<R> {
+    type Err = String;
+
+    /// `2:delvis`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (n, r) = s
+            .split_once(':')
+            .ok_or_else(|| format!("«{s}» er ikke på formen NUMMER:VURDERING"))?;
+        let number = n.trim().parse().map_err(|_| format!("«{n}» er ikke et nummer"))?;
+        let rating = r.parse().map_err(|e: crate::cases::words::WordError| e.to_string())?;
+        Ok(Rated { number, rating })
+    }
+}
+
+crate::vocabulary! {
+    /// How far a goal or sub-goal was reached.
+    pub enum GoalRating("en vurdering av målet") {
+        /// Reached.
+        Reached = "nådd" | "reached",
+        /// Partly.
+        Partly = "delvis" | "partly",
+        /// Not reached.
+        NotReached = "ikke-nådd" | "not-reached",
+    }
+}
+
+crate::vocabulary! {
+    /// Whether a measure was carried out.
+    pub enum MeasureRating("en vurdering av tiltaket") {
+        /// Carried out.
+        Done = "gjennomført" | "done",
+        /// Partly.
+        Partly = "delvis" | "partly",
+        /// Not carried out.
+        NotDone = "ikke-gjennomført" | "ikke" | "not-done",
+    }
+}
+
+crate::vocabulary! {
+    /// How Plan B went.
+    pub enum PlanBUse("hvordan plan B gikk") {
+        /// Not needed.
+        NotUsed = "ikke-brukt" | "not-used",
+        /// Used, and it worked.
+        Worked = "brukt-virket" | "virket" | "worked",
+        /// Used, and it did not work.
+        DidNotWork = "brukt-virket-ikke" | "virket-ikke" | "did-not-work",
+    }
+}
+
+impl GoalRating {
+    /// Norwegian, for documents.
+    pub fn norwegian(self) -> &'static str {
+        match self {
+            GoalRating::Reached => "nådd",
+            GoalRating::Partly => "delvis nådd",
+            GoalRating::NotReached => "ikke nådd",
+        }
+    }
+}
+
+impl MeasureRating {
+    /// Norwegian, for documents.
+    pub fn norwegian(self) -> &'static str {
+        match self {
+            MeasureRating::Done => "gjennomført",
+            MeasureRating::Partly => "delvis gjennomført",
+            MeasureRating::NotDone => "ikke gjennomført",
+        }
+    }
+}
+
+impl PlanBUse {
+    /// Norwegian, for documents.
+    pub fn norwegian(self) -> &'static str {
+        match self {
+            PlanBUse::NotUsed => "ikke brukt",
+            PlanBUse::Worked => "brukt, og det virket",
+            PlanBUse::DidNotWork => "brukt, men det virket ikke",
+        }
+    }
+}
+
+crate::vocabulary! {
+    /// Where in the work the pupil's own view was heard.
+    pub enum Stage("et trinn i arbeidet") {
+        /// At the mapping.
+        Mapping = "kartlegging" | "mapping",
+        /// When the agreement was made.
+        Agreement = "avtale" | "agreement",
+        /// At the evaluation.
+        Evaluation = "evaluering" | "evaluation",
+    }
+}
+
+/// The pupil's own view and wishes, as noted (Barnekonvensjonen art. 12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PupilView {
+    /// Where in the work.
+    pub stage: Stage,
+    /// When noted.
+    pub at: DateTime<Utc>,
+    /// What the pupil said.
+    pub text: String,
+    /// Whether the pupil took part in person (rather than being told after).
+    #[serde(default)]
+    pub took_part: Option<bool>,
+}
+
+crate::vocabulary! {
+    /// A side of a Tiltakssirkel box.
+    pub enum Side("ressurs eller risiko") {
+        /// Something that helps.
+        Resource = "ressurs" | "ressurser" | "resource",
+        /// Something that stands in the way.
+        Risk = "risiko" | "risk",
+    }
 }
 
 crate::vocabulary! {
@@ -729,6 +1046,15 @@ pub struct Case {
     pub reported_to_ressursteam: bool,
     /// Number of measures ever added (for numbering).
     pub measure_count: u32,
+    /// The pupil's own view, noted at mapping, agreement and evaluation.
+    #[serde(default)]
+    pub pupil_views: Vec<PupilView>,
+    /// Opened for old absence: waiting for leadership to triage.
+    #[serde(default)]
+    pub triage: bool,
+    /// The newest invalid absence the case has acted on.
+    #[serde(default)]
+    pub invalid_seen: Option<NaiveDate>,
     /// Changes applied (also the idempotency counter for notifications).
     pub revision: u64,
 }
@@ -747,6 +1073,51 @@ impl Case {
     /// The agreement in force (the newest), if any.
     pub fn current_agreement(&self) -> Option<&Agreement> {
         self.agreements.last()
+    }
+
+    /// Every measure ever added: those agreed (newest agreement last) and
+    /// those waiting for an agreement, by number.
+    pub fn all_measures(&self) -> Vec<&Measure> {
+        let mut all: Vec<&Measure> = self
+            .agreements
+            .iter()
+            .flat_map(|a| a.measures.iter())
+            .chain(self.measures.iter())
+            .collect();
+        all.sort_by_key(|m| m.number);
+        all.dedup_by_key(|m| m.number);
+        all
+    }
+
+    /// The meeting with `number`, or the current one: the latest that has
+    /// started (held or not), else the next planned.
+    pub fn meeting_index(&self, number: Option<u32>, now: DateTime<Utc>) -> Option<usize> {
+        if let Some(n) = number {
+            return self.meetings.iter().position(|m| m.number == n);
+        }
+        self.meetings
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.at <= now + chrono::Duration::hours(1))
+            .max_by_key(|(_, m)| m.at)
+            .or_else(|| {
+                self.meetings
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| !m.held)
+                    .min_by_key(|(_, m)| m.at)
+            })
+            .map(|(i, _)| i)
+    }
+
+    /// The next planned meeting, if any.
+    pub fn next_meeting(&self) -> Option<&Meeting> {
+        self.meetings.iter().filter(|m| !m.held).min_by_key(|m| m.at)
+    }
+
+    /// The latest held meeting, if any.
+    pub fn last_held_meeting(&self) -> Option<&Meeting> {
+        self.meetings.iter().filter(|m| m.held).max_by_key(|m| m.at)
     }
 
     /// Whether the newest agreement has been evaluated.

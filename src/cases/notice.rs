@@ -52,6 +52,18 @@ pub enum NoticeKind {
     },
     /// Leadership is told about invalid absence.
     InvalidAbsenceToLeadership,
+    /// New invalid absence on an open case: tell the parents at once.
+    InvalidAbsenceAgain {
+        /// The day of the absence.
+        date: NaiveDate,
+        /// By when the parents must have been told.
+        due: DateTime<Utc>,
+    },
+    /// A case opened for old absence: leadership triages it.
+    Triage {
+        /// The newest absence in it.
+        latest: NaiveDate,
+    },
     /// A new criterion holds on an open case.
     NewEvidence {
         /// The criterion.
@@ -119,6 +131,16 @@ pub enum NoticeKind {
     HandoffDeclined {
         /// The agency.
         agency: Agency,
+    },
+    /// A meeting was set (its agenda goes with it).
+    MeetingSet {
+        /// The meeting's number.
+        meeting: u32,
+    },
+    /// A meeting was held (its referat goes with it).
+    MeetingHeld {
+        /// The meeting's number.
+        meeting: u32,
     },
     /// The case was marked long-term.
     LongTerm,

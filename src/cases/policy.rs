@@ -90,21 +90,31 @@ pub fn authorize(case: &Case, actor: &Party, command: &Command) -> Result<(), Ca
                 allowed(actor, command, &staff, "")
             }
         }
+        // The seed: «Skolen innkaller og leder møtene, og har ansvar for å
+        // skrive referat», also when a coordinator has taken over.
         Command::SetMeeting { kind, .. } | Command::MeetingHeld { kind, .. } => match kind {
             MeetingKind::Samarbeid => allowed(
                 actor,
                 command,
-                &[Kontaktlaerer, Avdelingsleder, Ledelse, Fagkoordinator],
-                "skolen ved kontaktlærer eller ledelsen kaller inn til samarbeidsmøter",
+                &[Kontaktlaerer, Avdelingsleder, Ledelse],
+                "skolen ved kontaktlærer eller ledelsen kaller inn til og leder samarbeidsmøtene; fagkoordinator lager dagsorden sammen med skolen",
             ),
             MeetingKind::Ressursteam => allowed(
                 actor,
                 command,
-                &[Avdelingsleder, Ledelse, Ressursteam, Fagkoordinator],
-                "møter i ressursteamet kalles inn av ledelsen eller ressursteamet",
+                &[Avdelingsleder, Ledelse, Ressursteam],
+                "skolen kaller inn til møter i ressursteamet",
             ),
         },
-        Command::MapBox { .. } | Command::AddMeasure { .. } => allowed(actor, command, &staff, ""),
+        Command::AddParticipants { .. } | Command::RecordDecision { .. } | Command::MinutesSent { .. } => allowed(
+            actor,
+            command,
+            &[Kontaktlaerer, Avdelingsleder, Ledelse, Ressursteam],
+            "skolen leder møtene og skriver referatet",
+        ),
+        Command::MapBox { .. } | Command::AddMeasure { .. } | Command::NotePupilView { .. } => {
+            allowed(actor, command, &staff, "")
+        }
         Command::CreateAgreement { .. } => allowed(
             actor,
             command,

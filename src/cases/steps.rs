@@ -51,6 +51,21 @@ pub(super) fn log_contact(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<()
     if outcome.reached() && *with != Contacted::Pupil {
         case.drop_deadlines(&[DeadlineKind::NotifyInvalidAbsence]);
     }
+    if case.triage {
+        // Someone called about a backlog case: it is no longer a list item,
+        // and phase 2 runs from here.
+        case.triage = false;
+        case.drop_deadlines(&[DeadlineKind::Triage]);
+        case.responsible = case.contact_party();
+        if !matches!(outcome, ContactOutcome::Concern | ContactOutcome::NoConcern) {
+            let owner = case.responsible.clone();
+            case.set_deadline(deadline(
+                DeadlineKind::ContactParents,
+                super::calendar::end_of_school_day(config, now),
+                &owner,
+            ));
+        }
+    }
     if case.phase == Phase::Contact {
         match outcome {
             ContactOutcome::NoConcern => {
@@ -72,31 +87,153 @@ pub(super) fn log_contact(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<()
 }
 
 /// `SetMeeting`.
-pub(super) fn set_meeting(case: &mut Case, cx: &Ctx, _out: &mut Out) -> Result<(), CaseError> {
+pub(super) fn set_meeting(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<(), CaseError> {
     let Command::SetMeeting {
         kind,
         at,
         leadership_present,
+        place,
+        participants,
     } = cx.command
     else {
         unreachable!("dispatched by variant")
     };
-    let command = cx.command;
-    need_phase(case, command, &[Phase::Mapping, Phase::Further])?;
+    need_phase(case, cx.command, &[Phase::Mapping, Phase::Further])?;
+    let leadership = *leadership_present || participants.iter().any(|p| p.role.is_leadership());
     if *kind == MeetingKind::Samarbeid
-        && !leadership_present
+        && !leadership
         && case.deadlines.iter().any(|d| d.kind == DeadlineKind::FollowUpMeeting)
     {
         return Err(CaseError::Precondition(
-            "kartleggingen er ikke ferdig, så det nye møtet skal ha ledelsen til stede".into(),
+            "kartleggingen er ikke ferdig, så det nye møtet skal ha ledelsen til stede (skriv «ledelsen»)".into(),
         ));
     }
-    case.meetings.push(Meeting {
-        kind: *kind,
-        at: *at,
-        held: false,
-        leadership_present: *leadership_present,
-        mapping_complete: None,
+    // A meeting already planned for the same time is the same meeting.
+    let number = match case
+        .meetings
+        .iter_mut()
+        .find(|m| !m.held && m.kind == *kind && m.at == *at)
+    {
+        Some(m) => {
+            m.leadership_present |= *leadership_present;
+            if place.is_some() {
+                m.place = place.clone();
+            }
+            m.participants.extend(participants.iter().cloned());
+            m.number
+        }
+        None => {
+            let number = case.meetings.len() as u32 + 1;
+            case.meetings.push(Meeting {
+                number,
+                kind: *kind,
+                at: *at,
+                place: place.as_ref().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()),
+                participants: participants.clone(),
+                held: false,
+                leadership_present: *leadership_present,
+                mapping_complete: None,
+                decisions: Vec::new(),
+                next_at: None,
+                recorded_by: None,
+                copy_to_parents: None,
+            });
+            number
+        }
+    };
+    out.push(
+        Recipient::Ressursteam {
+            school: case.pupil.school.clone(),
+        },
+        NoticeKind::MeetingSet { meeting: number },
+    );
+    Ok(())
+}
+
+/// The meeting a step about "the meeting" means, or why there is none.
+fn meeting_of(case: &Case, number: Option<u32>, now: chrono::DateTime<chrono::Utc>) -> Result<usize, CaseError> {
+    case.meeting_index(number, now).ok_or_else(|| {
+        CaseError::Precondition(match number {
+            Some(n) => format!("saken har ikke noe møte nr. {n}"),
+            None => "saken har ikke noe møte ennå: sett et møte først (!møte)".into(),
+        })
+    })
+}
+
+/// `AddParticipants`.
+pub(super) fn add_participants(case: &mut Case, cx: &Ctx, _out: &mut Out) -> Result<(), CaseError> {
+    let Command::AddParticipants { meeting, participants } = cx.command else {
+        unreachable!("dispatched by variant")
+    };
+    if participants.is_empty() {
+        return Err(CaseError::Precondition("hvem som er til stede mangler".into()));
+    }
+    let i = meeting_of(case, *meeting, cx.now)?;
+    let m = &mut case.meetings[i];
+    for p in participants {
+        if !m.participants.contains(p) || p.who.is_none() {
+            m.participants.push(p.clone());
+        }
+    }
+    m.leadership_present |= m.participants.iter().any(|p| p.role.is_leadership());
+    Ok(())
+}
+
+/// `RecordDecision`.
+pub(super) fn record_decision(case: &mut Case, cx: &Ctx, _out: &mut Out) -> Result<(), CaseError> {
+    let Command::RecordDecision { meeting, text } = cx.command else {
+        unreachable!("dispatched by variant")
+    };
+    non_empty("vedtaket", text)?;
+    let i = meeting_of(case, *meeting, cx.now)?;
+    case.meetings[i].decisions.push(text.trim().to_string());
+    Ok(())
+}
+
+/// `MinutesSent`.
+pub(super) fn minutes_sent(case: &mut Case, cx: &Ctx, _out: &mut Out) -> Result<(), CaseError> {
+    let Command::MinutesSent { meeting, date } = cx.command else {
+        unreachable!("dispatched by variant")
+    };
+    let i = match meeting {
+        Some(_) => meeting_of(case, *meeting, cx.now)?,
+        None => case
+            .meetings
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.held)
+            .max_by_key(|(_, m)| m.at)
+            .map(|(i, _)| i)
+            .ok_or_else(|| CaseError::Precondition("ingen møter er holdt, så det finnes ikke noe referat".into()))?,
+    };
+    let date = date.unwrap_or(cx.today);
+    let m = &mut case.meetings[i];
+    if !m.held {
+        return Err(CaseError::Precondition(format!(
+            "møte nr. {} er ikke holdt ennå, så referatet finnes ikke",
+            m.number
+        )));
+    }
+    if date < crate::domain::dates::school_date_utc(m.at) {
+        return Err(CaseError::Precondition(
+            "referatet kan ikke være sendt før møtet".into(),
+        ));
+    }
+    m.copy_to_parents = Some(date);
+    Ok(())
+}
+
+/// `NotePupilView`.
+pub(super) fn note_pupil_view(case: &mut Case, cx: &Ctx, _out: &mut Out) -> Result<(), CaseError> {
+    let Command::NotePupilView { stage, text, took_part } = cx.command else {
+        unreachable!("dispatched by variant")
+    };
+    non_empty("elevens syn", text)?;
+    case.pupil_views.push(PupilView {
+        stage: *stage,
+        at: cx.now,
+        text: text.trim().to_string(),
+        took_part: *took_part,
     });
     Ok(())
 }
@@ -115,8 +252,13 @@ pub(super) fn meeting_held(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<(
     };
     let (command, now, config) = (cx.command, cx.now, cx.config);
     need_phase(case, command, &[Phase::Mapping, Phase::Further])?;
+    let planned = case
+        .meetings
+        .iter()
+        .position(|m| !m.held && m.kind == *kind && m.at == *at);
+    let leadership = *leadership_present || planned.is_some_and(|i| case.meetings[i].has_leadership());
     let followup = case.deadlines.iter().any(|d| d.kind == DeadlineKind::FollowUpMeeting);
-    if *kind == MeetingKind::Samarbeid && followup && !leadership_present {
+    if *kind == MeetingKind::Samarbeid && followup && !leadership {
         return Err(CaseError::Precondition(
             "kartleggingen var ikke ferdig, så dette møtet skulle hatt ledelsen til stede".into(),
         ));
@@ -132,28 +274,42 @@ pub(super) fn meeting_held(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<(
         return Err(CaseError::Precondition("neste møte må være etter dette møtet".into()));
     }
     // A planned meeting at the same time is now held; otherwise add it.
-    match case
-        .meetings
-        .iter_mut()
-        .find(|m| !m.held && m.kind == *kind && m.at == *at)
-    {
-        Some(m) => {
-            m.held = true;
-            m.leadership_present = *leadership_present;
-            m.mapping_complete = Some(*mapping_complete);
+    let i = match planned {
+        Some(i) => i,
+        None => {
+            case.meetings.push(Meeting {
+                number: case.meetings.len() as u32 + 1,
+                kind: *kind,
+                at: *at,
+                place: None,
+                participants: Vec::new(),
+                held: false,
+                leadership_present: false,
+                mapping_complete: None,
+                decisions: Vec::new(),
+                next_at: None,
+                recorded_by: None,
+                copy_to_parents: None,
+            });
+            case.meetings.len() - 1
         }
-        None => case.meetings.push(Meeting {
-            kind: *kind,
-            at: *at,
-            held: true,
-            leadership_present: *leadership_present,
-            mapping_complete: Some(*mapping_complete),
-        }),
-    }
+    };
+    let number = {
+        let m = &mut case.meetings[i];
+        m.held = true;
+        m.leadership_present = leadership;
+        m.mapping_complete = Some(*mapping_complete);
+        m.next_at = *next_meeting;
+        m.recorded_by = Some(cx.actor.clone());
+        m.number
+    };
     if *kind == MeetingKind::Ressursteam && case.phase == Phase::Mapping {
         case.reported_to_ressursteam = true;
     }
     let teacher = case.contact_party();
+    // The school calls and chairs the meetings, also after a coordinator
+    // took over; the agreement is the responsible person's to see to.
+    let school = case.school_party();
     let owner = case.responsible.clone();
     case.drop_deadlines(&[
         DeadlineKind::FirstMeeting,
@@ -162,13 +318,20 @@ pub(super) fn meeting_held(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<(
     ]);
     if let Some(n) = next_meeting {
         case.meetings.push(Meeting {
+            number: case.meetings.len() as u32 + 1,
             kind: *kind,
             at: *n,
+            place: case.meetings[i].place.clone(),
+            participants: Vec::new(),
             held: false,
             leadership_present: false,
             mapping_complete: None,
+            decisions: Vec::new(),
+            next_at: None,
+            recorded_by: None,
+            copy_to_parents: None,
         });
-        case.set_deadline(deadline(DeadlineKind::Meeting, *n, &owner));
+        case.set_deadline(deadline(DeadlineKind::Meeting, *n, &school));
     }
     let awaiting_evaluation = case.current_agreement().is_some() && !case.current_agreement_evaluated();
     if *kind == MeetingKind::Samarbeid && !mapping_complete {
@@ -192,6 +355,12 @@ pub(super) fn meeting_held(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<(
             &owner,
         ));
     }
+    out.push(
+        Recipient::Ressursteam {
+            school: case.pupil.school.clone(),
+        },
+        NoticeKind::MeetingHeld { meeting: number },
+    );
     if case.deadlines.is_empty() {
         // A ressursteam meeting in phase 3 before any agreement: the
         // pupil meeting is still owed.
@@ -253,6 +422,7 @@ pub(super) fn add_measure(case: &mut Case, cx: &Ctx, _out: &mut Out) -> Result<(
         responsible: responsible.trim().to_string(),
         due: *due,
         at_home: *at_home,
+        added_at: Some(cx.now),
     });
     Ok(())
 }
@@ -268,6 +438,7 @@ pub(super) fn create_agreement(case: &mut Case, cx: &Ctx, out: &mut Out) -> Resu
         plan_b_responsible,
         valid_days,
         evaluation_date,
+        pupil_view,
     } = cx.command
     else {
         unreachable!("dispatched by variant")
@@ -315,11 +486,28 @@ pub(super) fn create_agreement(case: &mut Case, cx: &Ctx, out: &mut Out) -> Resu
         return Err(CaseError::Precondition("evalueringsdatoen må være etter i dag".into()));
     }
     let number = case.agreements.len() as u32 + 1;
+    // Who is there: as given, else as recorded at the current meeting.
+    let present = if present.is_empty() {
+        case.meeting_index(None, now)
+            .map(|i| case.meetings[i].participants.clone())
+            .unwrap_or_default()
+    } else {
+        present.clone()
+    };
+    let pupil_view = pupil_view.as_deref().map(str::trim).filter(|v| !v.is_empty());
+    if let Some(v) = pupil_view {
+        case.pupil_views.push(PupilView {
+            stage: Stage::Agreement,
+            at: now,
+            text: v.to_string(),
+            took_part: Some(present.iter().any(|p| p.role == ParticipantRole::Elev)),
+        });
+    }
     case.agreements.push(Agreement {
         number,
         made_at: now,
         place: place.trim().to_string(),
-        present: present.clone(),
+        present,
         goal: goal.trim().to_string(),
         sub_goals: sub_goals
             .iter()
@@ -334,6 +522,7 @@ pub(super) fn create_agreement(case: &mut Case, cx: &Ctx, out: &mut Out) -> Resu
         plan_b_responsible: plan_b_responsible.trim().to_string(),
         valid_until: today + Duration::days(i64::from(valid)),
         evaluation_date: evaluation,
+        pupil_view: pupil_view.map(str::to_string),
     });
     case.drop_deadlines(&[DeadlineKind::Agreement, DeadlineKind::FirstMeeting]);
     let owner = case.responsible.clone();
@@ -354,26 +543,104 @@ pub(super) fn create_agreement(case: &mut Case, cx: &Ctx, out: &mut Out) -> Resu
 
 /// `Evaluate`.
 pub(super) fn evaluate(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<(), CaseError> {
-    let Command::Evaluate { outcome } = cx.command else {
+    let Command::Evaluate {
+        outcome,
+        place,
+        present,
+        goal,
+        sub_goals,
+        measures,
+        plan_b,
+        referrals_considered,
+        pupil_view,
+        confirm,
+        numbers,
+    } = cx.command
+    else {
         unreachable!("dispatched by variant")
     };
     let (command, actor, now, config) = (cx.command, cx.actor, cx.now, cx.config);
     need_phase(case, command, &[Phase::Mapping, Phase::Further])?;
-    let Some(agreement) = case.current_agreement().map(|a| a.number) else {
+    let Some(agreement) = case.current_agreement().cloned() else {
         return Err(CaseError::Precondition(
             "det finnes ingen samarbeidsavtale å evaluere".into(),
         ));
     };
     if case.current_agreement_evaluated() {
         return Err(CaseError::Precondition(format!(
-            "samarbeidsavtale {agreement} er allerede evaluert; lag en ny avtale først"
+            "samarbeidsavtale {} er allerede evaluert; lag en ny avtale først",
+            agreement.number
         )));
     }
+    if let Some(g) = sub_goals
+        .iter()
+        .find(|g| g.number == 0 || g.number as usize > agreement.sub_goals.len())
+    {
+        return Err(CaseError::Precondition(format!(
+            "avtale {} har ikke noe delmål {}",
+            agreement.number, g.number
+        )));
+    }
+    if let Some(m) = measures
+        .iter()
+        .find(|m| !agreement.measures.iter().any(|x| x.number == m.number))
+    {
+        return Err(CaseError::Precondition(format!(
+            "avtale {} har ikke noe tiltak {}",
+            agreement.number, m.number
+        )));
+    }
+    // «Løst» against the numbers needs a second, deliberate word.
+    let worse = numbers.as_ref().filter(|n| n.attendance_change() <= -0.5);
+    if *outcome == EvaluationOutcome::Resolved
+        && let Some(n) = worse
+        && !confirm
+    {
+        return Err(CaseError::Precondition(format!(
+            "oppmøtet var {} % under avtalen mot {} % før, altså dårligere. Er fraværet likevel løst, gjenta med «bekreft»",
+            crate::cases::words::decimal(n.during.attendance_percent),
+            crate::cases::words::decimal(n.before.attendance_percent)
+        )));
+    }
+    let present = if present.is_empty() {
+        case.meeting_index(None, now)
+            .map(|i| case.meetings[i].participants.clone())
+            .unwrap_or_default()
+    } else {
+        present.clone()
+    };
+    let pupil_view = pupil_view
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    if let Some(v) = &pupil_view {
+        case.pupil_views.push(PupilView {
+            stage: Stage::Evaluation,
+            at: now,
+            text: v.clone(),
+            took_part: Some(present.iter().any(|p| p.role == ParticipantRole::Elev)),
+        });
+    }
     case.evaluations.push(Evaluation {
-        agreement,
+        agreement: agreement.number,
         at: now,
         by: actor.clone(),
         outcome: *outcome,
+        place: place
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
+        present,
+        goal: *goal,
+        sub_goals: sub_goals.clone(),
+        measures: measures.clone(),
+        plan_b: *plan_b,
+        referrals_considered: referrals_considered.clone(),
+        pupil_view,
+        numbers: *numbers,
+        confirmed_against_numbers: worse.is_some() && *outcome == EvaluationOutcome::Resolved,
     });
     case.drop_deadlines(&[DeadlineKind::Evaluation]);
     out.push(
@@ -396,12 +663,13 @@ pub(super) fn evaluate(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<(), C
         }
         EvaluationOutcome::Phase4 => {
             if case.phase == Phase::Further {
-                // Phase 4 continues: a new meeting and a new agreement.
-                let owner = case.responsible.clone();
+                // Phase 4 continues: the school calls a new meeting, and
+                // a new agreement is made there.
+                let school = case.school_party();
                 case.set_deadline(deadline(
                     DeadlineKind::Meeting,
                     days_later(config, now, config.phase4_meeting_days),
-                    &owner,
+                    &school,
                 ));
             } else {
                 case.enter_further(config, now, out);
@@ -419,6 +687,8 @@ pub(super) fn change_phase(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<(
     let (now, config) = (cx.now, cx.config);
     let from = case.phase;
     match (from, to) {
+        // Triage of a backlog case: contact starts now.
+        (Phase::Contact, Phase::Contact) if case.triage => case.start_contact(config, now, false, false, out),
         (Phase::Monitoring, Phase::Contact) => case.start_contact(config, now, false, true, out),
         (Phase::Contact | Phase::Monitoring, Phase::Mapping) => case.enter_mapping(config, now, out),
         (Phase::Mapping, Phase::Further) => case.enter_further(config, now, out),
@@ -530,9 +800,12 @@ pub(super) fn accept_handoff(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result
     });
     case.responsible = after.clone();
     case.drop_deadlines(&[DeadlineKind::HandoffAcceptance]);
-    // What the school owned as coordinator moves with the role.
+    // The seed: the coordinator sees to the agreements, the referrals and
+    // the follow-up between meetings; the school keeps calling and chairing
+    // the meetings and writing the referat. So only the coordination's
+    // deadlines move.
     for d in &mut case.deadlines {
-        if d.owner == before {
+        if d.owner == before && matches!(d.kind, DeadlineKind::Agreement | DeadlineKind::Evaluation) {
             d.owner = after.clone();
         }
     }

@@ -51,6 +51,16 @@ pub trait Vocabulary: Sized + Copy + 'static {
     }
 }
 
+/// A number the Norwegian way: decimal comma, at most one decimal.
+pub fn decimal(x: f64) -> String {
+    let r = (x * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}").replace('.', ",")
+    }
+}
+
 /// `a, b eller c`.
 pub fn or_list(items: &[&str]) -> String {
     match items {

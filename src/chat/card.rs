@@ -77,6 +77,7 @@ mod tests {
             change: FindingChangeKind::Opened,
             criterion: "days-invalid".into(),
             tentative: false,
+            latest: None,
         };
         let config = CaseConfig::baerum();
         let escalate = Party::new("al-1", Role::Avdelingsleder);

@@ -170,6 +170,7 @@ impl Chat {
                     plan_b_responsible: String::new(),
                     valid_days: None,
                     evaluation_date: None,
+                    pupil_view: None,
                 };
                 let person = self.person(&context.sender, &case.pupil.school).await?;
                 if let Err(why) = person.choose(&case, &self.inner.cases, None, &probe) {
@@ -189,11 +190,42 @@ impl Chat {
                 Ok(Reply::text(question))
             }
             chat::Command::Coordinator { user, role, .. } => self.handoff(context, &case, user, *role, now).await,
+            chat::Command::Suggestions(_) => {
+                let parties = self.parties_of(&case, &context.sender).await?;
+                let Some(reader) = parties.first() else {
+                    return self
+                        .refused(
+                            &case,
+                            &context.sender,
+                            "read",
+                            &format!("du har ingen rolle i sak {}, så du får ikke se den", case.number),
+                            now,
+                        )
+                        .await;
+                };
+                let case = self.store().read_case(&case.number, reader, now).await?;
+                Ok(Reply::text(crate::cases::suggestions::for_risks(&case)))
+            }
             other => {
                 let Some(step) = other.to_step(&case, now) else {
                     return Ok(Reply::text(chat::help_text()));
                 };
-                self.step(&case, &context.sender, step, now).await
+                // A risk noted in a box comes back with small measures for it.
+                let extra = match other {
+                    chat::Command::Map {
+                        circle_box,
+                        side: crate::cases::model::Side::Risk,
+                        ..
+                    } => Some(crate::cases::suggestions::for_box_text(*circle_box)),
+                    _ => None,
+                };
+                let mut reply = self.step(&case, &context.sender, step, now).await?;
+                if let Some(extra) = extra
+                    && reply.plain.starts_with("Registrert")
+                {
+                    reply = Reply::text(format!("{}\n{extra}", reply.plain));
+                }
+                Ok(reply)
             }
         }
     }

@@ -247,7 +247,7 @@ pub enum CasesCommand {
         #[arg(
             help_heading = "Argumenter",
             value_name = "DOKUMENT",
-            help = "forste-samtale, dagsorden-fase3, dagsorden-fase4, referat, samarbeidsavtale, evaluering eller overforing."
+            help = "forste-samtale, elevsamtale, dagsorden-fase3, dagsorden-fase4, referat, samarbeidsavtale, evaluering eller overforing."
         )]
         document: String,
         /// Output form.
@@ -571,9 +571,9 @@ pub async fn run(store: &str, args: CasesArgs) -> Result<ExitCode> {
         });
     }
     let mut config = CaseConfig::load(&args.config).with_context(|| format!("saksoppsettet «{}»", args.config))?;
-    config.lessons_per_day = tilstede::rules::RuleSet::load(&args.rules)
-        .with_context(|| format!("regelsettet «{}»", args.rules))?
-        .lessons_per_day;
+    config.use_rules(
+        &tilstede::rules::RuleSet::load(&args.rules).with_context(|| format!("regelsettet «{}»", args.rules))?,
+    );
     let now = args.now.unwrap_or_else(Utc::now);
     let s = Store::open(store).await?;
     let result = run_with(&s, &config, now, &args).await;
@@ -626,6 +626,18 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
                 }
             };
             let number = command.case().unwrap_or_default().to_string();
+            if matches!(command, language::Command::Suggestions(_)) {
+                return Ok(match read(s, config, args, &number, now).await? {
+                    Ok(case) => {
+                        println!("{}", tilstede::cases::suggestions::for_risks(&case));
+                        ExitCode::SUCCESS
+                    }
+                    Err(why) => {
+                        eprintln!("avvist: {why}");
+                        ExitCode::from(3)
+                    }
+                });
+            }
             let Some(case) = s.case_state(&number).await? else {
                 bail!("fant ingen sak med nummer «{number}»");
             };
@@ -824,16 +836,7 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
                 records.extend(s.pupil_records(&p.id, *from, *to).await?);
             }
             let cases = s.cases_raw(Some(school), false).await?;
-            let d = teacher_digest(
-                teacher,
-                &classes,
-                &pupils,
-                &records,
-                &cases,
-                *from,
-                *to,
-                config.lessons_per_day,
-            );
+            let d = teacher_digest(teacher, &classes, &pupils, &records, &cases, *from, *to, config);
             let r = Renderer::builtin()?.render(Document::DigestTeacher, &teacher_digest_context(&d))?;
             print!("{}", pick(&r, *form));
         }
@@ -859,16 +862,7 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
                 records.extend(s.pupil_records(&p.id, before, *to).await?);
             }
             let cases = s.cases_raw(Some(school), false).await?;
-            let d = school_digest(
-                school,
-                &name,
-                &pupils,
-                &records,
-                &cases,
-                *from,
-                *to,
-                config.lessons_per_day,
-            );
+            let d = school_digest(school, &name, &pupils, &records, &cases, *from, *to, config);
             let gaps = registration_gaps(&classes, &pupils, &records, *from, *to, *gap_days);
             let r = Renderer::builtin()?.render(Document::DigestSchool, &school_digest_context(&d, &gaps))?;
             print!("{}", pick(&r, *form));

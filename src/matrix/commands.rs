@@ -11,8 +11,8 @@
 //! the case number is a `--navn`.
 
 use crate::cases::model::{
-    Agency, Case, Channel, CircleBox, CloseReason, ContactOutcome, Contacted, EvaluationOutcome, MeetingKind, Phase,
-    Place,
+    Agency, Case, Channel, CircleBox, CloseReason, ContactOutcome, Contacted, EvaluationOutcome, GoalRating,
+    MeasureRating, MeetingKind, Participant, Phase, Place, PlanBUse, Rated, Side, Stage,
 };
 use crate::cases::words::Vocabulary;
 use crate::cases::{Command as Step, SubGoalInput};
@@ -33,6 +33,20 @@ pub enum CommandName {
     Contact,
     /// `!møte`.
     Meeting,
+    /// `!deltakere`.
+    Participants,
+    /// `!vedtak`.
+    Decision,
+    /// `!holdt`.
+    Held,
+    /// `!kopi`.
+    MinutesSent,
+    /// `!kartlegg`.
+    Map,
+    /// `!forslag`.
+    Suggestions,
+    /// `!elevsyn`.
+    PupilView,
     /// `!tiltak`.
     Measure,
     /// `!avtale`.
@@ -281,6 +295,124 @@ pub static SPECS: &[Spec] = &[
         help: "Setter tid (og sted) for neste møte i saken.",
     },
     Spec {
+        name: CommandName::Participants,
+        word: "deltakere",
+        alias: "participants",
+        case: true,
+        chat_only: false,
+        args: &[
+            named(
+                "møte",
+                "NR",
+                Kind::Number,
+                "Møtets nummer (standard: møtet nå, ellers det neste).",
+            ),
+            rest(
+                "hvem",
+                "ROLLE[:HVEM] …",
+                "Hvem som er til stede, med rolle: elev, foresatt, kontaktlærer, avdelingsleder, rektor, helsesykepleier, rådgiver, ppt, fagkoordinator eller annen; for ansatte gjerne med id (kontaktlærer:kl-1). Elev og foresatte nevnes bare med rolle.",
+            ),
+        ],
+        help: "Registrerer hvem som er til stede på møtet. Alle til stede får hver sin linje for underskrift.",
+    },
+    Spec {
+        name: CommandName::Decision,
+        word: "vedtak",
+        alias: "decision",
+        case: true,
+        chat_only: false,
+        args: &[
+            named("møte", "NR", Kind::Number, "Møtets nummer (standard: møtet nå)."),
+            rest("tekst", "TEKST", "Hva som ble bestemt."),
+        ],
+        help: "Registrerer noe som ble bestemt på møtet; det kommer med i referatet.",
+    },
+    Spec {
+        name: CommandName::Held,
+        word: "holdt",
+        alias: "held",
+        case: true,
+        chat_only: false,
+        args: &[
+            named(
+                "kartlegging",
+                "FERDIG",
+                Kind::Text,
+                "ferdig (standard) eller ikke-ferdig: da settes nytt møte innen en uke med ledelsen til stede.",
+            ),
+            named(
+                "neste",
+                "TID",
+                Kind::DateTime,
+                "Tidspunkt for neste møte: ÅÅÅÅ-MM-DDTTT:MM (i fase 4 påkrevd).",
+            ),
+            flag("ledelsen", "Ledelsen var med på møtet."),
+        ],
+        help: "Registrerer at møtet er holdt. Referatet lages av det som er registrert: hvem som var til stede, vedtak, tiltak med ansvarlige og neste møte.",
+    },
+    Spec {
+        name: CommandName::MinutesSent,
+        word: "kopi",
+        alias: "minutes-sent",
+        case: true,
+        chat_only: false,
+        args: &[
+            named("dato", "DATO", Kind::Date, "Når kopien ble sendt (standard: i dag)."),
+            named(
+                "møte",
+                "NR",
+                Kind::Number,
+                "Møtets nummer (standard: det siste holdte).",
+            ),
+        ],
+        help: "Registrerer at en kopi av referatet er sendt foresatte (ikke på e-post når det står personsensitive opplysninger i det).",
+    },
+    Spec {
+        name: CommandName::Map,
+        word: "kartlegg",
+        alias: "map",
+        case: true,
+        chat_only: false,
+        args: &[
+            pos("boks", "BOKS", word!(CircleBox), "Boksen i tiltakssirkelen."),
+            pos(
+                "side",
+                "SIDE",
+                word!(Side),
+                "Ressurs (noe som hjelper) eller risiko (noe som står i veien).",
+            ),
+            rest("tekst", "TEKST", "Hva dere fant."),
+        ],
+        help: "Noterer en ressurs eller en risiko i en av de åtte boksene i tiltakssirkelen. For en risiko foreslår tilstede små tiltak i samme boks.",
+    },
+    Spec {
+        name: CommandName::Suggestions,
+        word: "forslag",
+        alias: "suggestions",
+        case: true,
+        chat_only: false,
+        args: &[],
+        help: "Viser forslag til tiltak for boksene i tiltakssirkelen der det er notert risiko.",
+    },
+    Spec {
+        name: CommandName::PupilView,
+        word: "elevsyn",
+        alias: "pupil-view",
+        case: true,
+        chat_only: false,
+        args: &[
+            named(
+                "ved",
+                "TRINN",
+                word!(Stage),
+                "Når eleven sa det (standard: kartlegging).",
+            ),
+            named("deltok", "JA/NEI", Kind::Text, "Om eleven selv var med (ja eller nei)."),
+            rest("tekst", "TEKST", "Hva eleven selv mener og ønsker, med elevens ord."),
+        ],
+        help: "Noterer elevens eget syn og ønsker (Barnekonvensjonen art. 12). Kommer med i dagsorden, referat, avtale og evaluering.",
+    },
+    Spec {
         name: CommandName::Measure,
         word: "tiltak",
         alias: "measure",
@@ -342,12 +474,23 @@ pub static SPECS: &[Spec] = &[
                 "Hvem som har ansvaret for plan B.",
             ),
             named("sted", "STED", Kind::Text, "Hvor avtalen ble laget."),
-            many("til-stede", "HVEM", Kind::Text, "Hvem som er til stede (én per gang)."),
+            many(
+                "til-stede",
+                "ROLLE[:HVEM]",
+                Kind::Text,
+                "Hvem som er til stede, én per gang (standard: de som er registrert på møtet). Alle signerer, også eleven.",
+            ),
             named(
                 "evaluering",
                 "DATO",
                 Kind::Date,
                 "Dato for evalueringen (standard: om tre uker).",
+            ),
+            named(
+                "elevsyn",
+                "TEKST",
+                Kind::Text,
+                "Hva eleven selv ønsker, med elevens ord.",
             ),
         ],
         help: "Lager samarbeidsavtalen av tiltakene som er registrert. I chat uten mål: \
@@ -359,8 +502,44 @@ pub static SPECS: &[Spec] = &[
         alias: "evaluate",
         case: true,
         chat_only: false,
-        args: &[pos("utfall", "UTFALL", word!(EvaluationOutcome), "Beslutningen.")],
-        help: "Registrerer evalueringen av samarbeidsavtalen.",
+        args: &[
+            pos("utfall", "UTFALL", word!(EvaluationOutcome), "Beslutningen."),
+            named("mål", "VURDERING", word!(GoalRating), "Hvor langt målet er nådd."),
+            many(
+                "delmål",
+                "NR:VURDERING",
+                Kind::Text,
+                "Et delmål og hvor langt det er nådd, f.eks. 1:delvis (nådd, delvis eller ikke-nådd).",
+            ),
+            many(
+                "tiltak",
+                "NR:VURDERING",
+                Kind::Text,
+                "Et tiltak og om det er gjennomført, f.eks. 2:gjennomført (gjennomført, delvis eller ikke-gjennomført).",
+            ),
+            named("plan-b", "BRUK", word!(PlanBUse), "Hvordan plan B gikk."),
+            many(
+                "vurdert",
+                "INSTANS",
+                word!(Agency),
+                "En henvisning som er vurdert (PPT, BUP, barnevern, andre).",
+            ),
+            many(
+                "til-stede",
+                "ROLLE[:HVEM]",
+                Kind::Text,
+                "Hvem som er til stede (standard: de som er registrert på møtet).",
+            ),
+            named("sted", "STED", Kind::Text, "Hvor evalueringen ble holdt."),
+            named(
+                "elevsyn",
+                "TEKST",
+                Kind::Text,
+                "Hva eleven selv mener, med elevens ord.",
+            ),
+            flag("bekreft", "Står fast på «løst» selv om oppmøtet ble dårligere."),
+        ],
+        help: "Registrerer evalueringen av samarbeidsavtalen (vedlegg 4): mål, delmål, tiltak, plan B, vurderte henvisninger og beslutningen. Tallene for fraværet før og under avtalen låses da.",
     },
     Spec {
         name: CommandName::Phase,
@@ -468,6 +647,13 @@ impl CommandName {
         CommandName::Case,
         CommandName::Contact,
         CommandName::Meeting,
+        CommandName::Participants,
+        CommandName::Decision,
+        CommandName::Held,
+        CommandName::MinutesSent,
+        CommandName::Map,
+        CommandName::Suggestions,
+        CommandName::PupilView,
         CommandName::Measure,
         CommandName::Agreement,
         CommandName::Evaluate,
@@ -594,9 +780,36 @@ pub struct AgreementTerms {
     /// Where.
     pub place: Option<String>,
     /// Who is present.
-    pub present: Vec<String>,
+    pub present: Vec<Participant>,
     /// The evaluation date.
     pub evaluation_date: Option<NaiveDate>,
+    /// What the pupil wants.
+    pub pupil_view: Option<String>,
+}
+
+/// What an evaluation found (Vedlegg 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluationInput {
+    /// The decision.
+    pub outcome: EvaluationOutcome,
+    /// The goal.
+    pub goal: Option<GoalRating>,
+    /// Each sub-goal.
+    pub sub_goals: Vec<Rated<GoalRating>>,
+    /// Each measure.
+    pub measures: Vec<Rated<MeasureRating>>,
+    /// Plan B.
+    pub plan_b: Option<PlanBUse>,
+    /// Referrals considered.
+    pub considered: Vec<Agency>,
+    /// Who is present.
+    pub present: Vec<Participant>,
+    /// Where.
+    pub place: Option<String>,
+    /// The pupil's view.
+    pub pupil_view: Option<String>,
+    /// «Løst» stands against worse numbers.
+    pub confirm: bool,
 }
 
 /// A parsed command.
@@ -634,6 +847,68 @@ pub enum Command {
         /// Leadership will be present.
         leadership: bool,
     },
+    /// Who is present at a meeting.
+    Participants {
+        /// The case.
+        case: CaseNumber,
+        /// The meeting, when given.
+        meeting: Option<u32>,
+        /// Who.
+        participants: Vec<Participant>,
+    },
+    /// A decision at a meeting.
+    Decision {
+        /// The case.
+        case: CaseNumber,
+        /// The meeting, when given.
+        meeting: Option<u32>,
+        /// What was decided.
+        text: String,
+    },
+    /// The meeting was held.
+    Held {
+        /// The case.
+        case: CaseNumber,
+        /// Whether the mapping is complete.
+        mapping_complete: bool,
+        /// The next meeting, when set.
+        next: Option<When>,
+        /// Leadership was there.
+        leadership: bool,
+    },
+    /// The referat went to the parents.
+    MinutesSent {
+        /// The case.
+        case: CaseNumber,
+        /// When, if not today.
+        date: Option<NaiveDate>,
+        /// The meeting, when given.
+        meeting: Option<u32>,
+    },
+    /// A resource or a risk in a Tiltakssirkel box.
+    Map {
+        /// The case.
+        case: CaseNumber,
+        /// The box.
+        circle_box: CircleBox,
+        /// Resource or risk.
+        side: Side,
+        /// What.
+        text: String,
+    },
+    /// Suggested measures for the boxes with risks.
+    Suggestions(CaseNumber),
+    /// The pupil's own view.
+    PupilView {
+        /// The case.
+        case: CaseNumber,
+        /// Where in the work.
+        stage: Stage,
+        /// Whether the pupil took part.
+        took_part: Option<bool>,
+        /// What the pupil said.
+        text: String,
+    },
     /// Add a measure.
     Measure {
         /// The case.
@@ -660,8 +935,8 @@ pub enum Command {
     Evaluate {
         /// The case.
         case: CaseNumber,
-        /// The decision.
-        outcome: EvaluationOutcome,
+        /// The decision and what was found.
+        evaluation: Box<EvaluationInput>,
     },
     /// Move to a phase.
     Phase {
@@ -929,7 +1204,7 @@ impl Reader<'_> {
             .args
             .iter()
             .find(|a| a.key == key)
-            .expect("the builder asks only for declared arguments")
+            .unwrap_or_else(|| panic!("!{} has no argument «{key}»", self.spec.word))
     }
 
     fn raw(&self, key: &str) -> Result<Option<&str>, ParseError> {
@@ -995,6 +1270,48 @@ impl Reader<'_> {
 
     fn text(&self, key: &str) -> Result<Option<String>, ParseError> {
         Ok(self.raw(key)?.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
+    }
+
+    fn number(&self, key: &str) -> Result<Option<u32>, ParseError> {
+        self.raw(key)?
+            .map(|w| w.parse().map_err(|_| invalid(self.spec, w, "et nummer")))
+            .transpose()
+    }
+
+    fn yes_no(&self, key: &str) -> Result<Option<bool>, ParseError> {
+        self.raw(key)?
+            .map(|w| match fold(w).as_str() {
+                "ja" | "yes" => Ok(true),
+                "nei" | "no" => Ok(false),
+                _ => Err(invalid(self.spec, w, "ja eller nei")),
+            })
+            .transpose()
+    }
+
+    /// Every value of a repeated argument, each read with `parse`.
+    fn each<T>(
+        &self,
+        key: &str,
+        expected: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<T>, ParseError> {
+        self.all(key)
+            .iter()
+            .flat_map(|v| {
+                v.split([',', ' '])
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .map(|w| parse(&w).map_err(|e| invalid(self.spec, &w, format!("{expected}: {e}"))))
+            .collect()
+    }
+
+    fn participants(&self, key: &str) -> Result<Vec<Participant>, ParseError> {
+        self.each(key, "en deltaker (rolle eller rolle:hvem)", |w| {
+            w.parse::<Participant>().map_err(|e| e.to_string())
+        })
     }
 
     fn all(&self, key: &str) -> Vec<String> {
@@ -1146,6 +1463,57 @@ pub fn build(name: CommandName, values: &Values) -> Result<Command, ParseError> 
                 leadership: r.flag("ledelsen")?,
             }
         }
+        CommandName::Participants => {
+            let case = r.case()?;
+            let participants = r.participants("hvem")?;
+            if participants.is_empty() {
+                return Err(missing(spec, "hvem som er til stede"));
+            }
+            Command::Participants {
+                case,
+                meeting: r.number("møte")?,
+                participants,
+            }
+        }
+        CommandName::Decision => Command::Decision {
+            case: r.case()?,
+            meeting: r.number("møte")?,
+            text: r.need("tekst", r.text("tekst")?)?,
+        },
+        CommandName::Held => Command::Held {
+            case: r.case()?,
+            mapping_complete: match r.raw("kartlegging")?.map(fold).as_deref() {
+                None | Some("ferdig") | Some("ja") => true,
+                Some("ikke-ferdig") | Some("uferdig") | Some("nei") => false,
+                Some(_) => {
+                    return Err(invalid(
+                        spec,
+                        r.raw("kartlegging")?.unwrap_or(""),
+                        "ferdig eller ikke-ferdig",
+                    ));
+                }
+            },
+            next: r.datetime("neste")?,
+            leadership: r.flag("ledelsen")?,
+        },
+        CommandName::MinutesSent => Command::MinutesSent {
+            case: r.case()?,
+            date: r.date("dato")?,
+            meeting: r.number("møte")?,
+        },
+        CommandName::Map => Command::Map {
+            case: r.case()?,
+            circle_box: r.need("boks", r.word("boks")?)?,
+            side: r.need("side", r.word("side")?)?,
+            text: r.need("tekst", r.text("tekst")?)?,
+        },
+        CommandName::Suggestions => Command::Suggestions(r.case()?),
+        CommandName::PupilView => Command::PupilView {
+            case: r.case()?,
+            stage: r.word("ved")?.unwrap_or(Stage::Mapping),
+            took_part: r.yes_no("deltok")?,
+            text: r.need("tekst", r.text("tekst")?)?,
+        },
         CommandName::Measure => Command::Measure {
             case: r.case()?,
             circle_box: r.need("boks", r.word("boks")?)?,
@@ -1177,8 +1545,9 @@ pub fn build(name: CommandName, values: &Values) -> Result<Command, ParseError> 
                             .text("plan-b-ansvarlig")?
                             .ok_or_else(|| missing(spec, "plan-b-ansvarlig"))?,
                         place: r.text("sted")?,
-                        present: r.all("til-stede"),
+                        present: r.participants("til-stede")?,
                         evaluation_date: r.date("evaluering")?,
+                        pupil_view: r.text("elevsyn")?,
                     }))
                 }
             };
@@ -1186,7 +1555,20 @@ pub fn build(name: CommandName, values: &Values) -> Result<Command, ParseError> 
         }
         CommandName::Evaluate => Command::Evaluate {
             case: r.case()?,
-            outcome: r.need("utfall", r.word("utfall")?)?,
+            evaluation: Box::new(EvaluationInput {
+                outcome: r.need("utfall", r.word("utfall")?)?,
+                goal: r.word("mål")?,
+                sub_goals: r.each("delmål", "et delmål med vurdering (1:delvis)", |w| w.parse())?,
+                measures: r.each("tiltak", "et tiltak med vurdering (2:gjennomført)", |w| w.parse())?,
+                plan_b: r.word("plan-b")?,
+                considered: r.each("vurdert", "en instans", |w| {
+                    w.parse::<Agency>().map_err(|e| e.to_string())
+                })?,
+                present: r.participants("til-stede")?,
+                place: r.text("sted")?,
+                pupil_view: r.text("elevsyn")?,
+                confirm: r.flag("bekreft")?,
+            }),
         },
         CommandName::Phase => Command::Phase {
             case: r.case()?,
@@ -1242,6 +1624,13 @@ impl Command {
             | Command::Accept(n)
             | Command::Decline(n)
             | Command::LongTerm(n)
+            | Command::Suggestions(n)
+            | Command::Participants { case: n, .. }
+            | Command::Decision { case: n, .. }
+            | Command::Held { case: n, .. }
+            | Command::MinutesSent { case: n, .. }
+            | Command::Map { case: n, .. }
+            | Command::PupilView { case: n, .. }
             | Command::Agreement { case: n, .. }
             | Command::Contact { case: n, .. }
             | Command::Meeting { case: n, .. }
@@ -1260,6 +1649,11 @@ impl Command {
     /// showing, the agreement dialogue).
     pub fn to_step(&self, case: &Case, now: DateTime<Utc>) -> Option<Step> {
         let today = crate::domain::dates::school_date_utc(now);
+        let default_kind = if case.phase == Phase::Further {
+            MeetingKind::Ressursteam
+        } else {
+            MeetingKind::Samarbeid
+        };
         Some(match self {
             Command::Contact {
                 channel,
@@ -1274,15 +1668,72 @@ impl Command {
                 outcome: *outcome,
             },
             Command::Meeting {
-                at, kind, leadership, ..
+                at,
+                kind,
+                leadership,
+                place,
+                ..
             } => Step::SetMeeting {
-                kind: kind.unwrap_or(if case.phase == Phase::Further {
-                    MeetingKind::Ressursteam
-                } else {
-                    MeetingKind::Samarbeid
-                }),
+                kind: kind.unwrap_or(default_kind),
                 at: oslo_instant(*at),
                 leadership_present: *leadership,
+                place: place.clone(),
+                participants: Vec::new(),
+            },
+            Command::Participants {
+                meeting, participants, ..
+            } => Step::AddParticipants {
+                meeting: *meeting,
+                participants: participants.clone(),
+            },
+            Command::Decision { meeting, text, .. } => Step::RecordDecision {
+                meeting: *meeting,
+                text: text.clone(),
+            },
+            Command::Held {
+                mapping_complete,
+                next,
+                leadership,
+                ..
+            } => {
+                // The meeting going on (or just over) is the one held.
+                let current = case
+                    .meeting_index(None, now)
+                    .map(|i| &case.meetings[i])
+                    .filter(|m| !m.held && m.at <= now + chrono::Duration::hours(12));
+                Step::MeetingHeld {
+                    kind: current.map(|m| m.kind).unwrap_or(default_kind),
+                    at: current.map(|m| m.at).unwrap_or(now),
+                    leadership_present: *leadership,
+                    mapping_complete: *mapping_complete,
+                    next_meeting: next.map(|t| t.instant(today)),
+                }
+            }
+            Command::MinutesSent { date, meeting, .. } => Step::MinutesSent {
+                meeting: *meeting,
+                date: *date,
+            },
+            Command::Map {
+                circle_box, side, text, ..
+            } => Step::MapBox {
+                circle_box: *circle_box,
+                resources: if *side == Side::Resource {
+                    vec![text.clone()]
+                } else {
+                    Vec::new()
+                },
+                risks: if *side == Side::Risk {
+                    vec![text.clone()]
+                } else {
+                    Vec::new()
+                },
+            },
+            Command::PupilView {
+                stage, took_part, text, ..
+            } => Step::NotePupilView {
+                stage: *stage,
+                text: text.clone(),
+                took_part: *took_part,
             },
             Command::Measure {
                 circle_box,
@@ -1310,8 +1761,21 @@ impl Command {
                 plan_b_responsible: t.plan_b_responsible.clone(),
                 valid_days: None,
                 evaluation_date: t.evaluation_date,
+                pupil_view: t.pupil_view.clone(),
             },
-            Command::Evaluate { outcome, .. } => Step::Evaluate { outcome: *outcome },
+            Command::Evaluate { evaluation: e, .. } => Step::Evaluate {
+                outcome: e.outcome,
+                place: e.place.clone(),
+                present: e.present.clone(),
+                goal: e.goal,
+                sub_goals: e.sub_goals.clone(),
+                measures: e.measures.clone(),
+                plan_b: e.plan_b,
+                referrals_considered: e.considered.clone(),
+                pupil_view: e.pupil_view.clone(),
+                confirm: e.confirm,
+                numbers: None,
+            },
             Command::Phase { phase, .. } => Step::ChangePhase { to: *phase },
             Command::Report(_) => Step::ReportToRessursteam,
             Command::Refer {
@@ -1341,7 +1805,11 @@ impl Command {
                     CloseReason::Resolved
                 }),
             },
-            Command::Help(_) | Command::Cases | Command::Case(_) | Command::Agreement { terms: None, .. } => {
+            Command::Help(_)
+            | Command::Cases
+            | Command::Case(_)
+            | Command::Suggestions(_)
+            | Command::Agreement { terms: None, .. } => {
                 return None;
             }
         })
@@ -1359,6 +1827,7 @@ pub fn arg_help(a: &ArgSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cases::model::ParticipantRole;
 
     fn case(s: &str) -> CaseNumber {
         CaseNumber(s.into())
@@ -1450,11 +1919,85 @@ mod tests {
                 text: "læringspartner".into()
             })
         );
+        let Ok(Command::Evaluate { evaluation, .. }) = parse("!evaluer 12 uendret") else {
+            panic!("an evaluation");
+        };
+        assert_eq!(evaluation.outcome, EvaluationOutcome::Phase4);
+        let Ok(Command::Evaluate { evaluation: e, .. }) = parse(
+            "!evaluer 12 løst mål=nådd delmål=1:delvis delmål=2:nådd tiltak=1:gjennomført,2:ikke plan-b=ikke-brukt vurdert=ppt vurdert=bup elevsyn=«Vil prøve hele dager» bekreft",
+        ) else {
+            panic!("an evaluation");
+        };
+        assert_eq!(e.goal, Some(GoalRating::Reached));
         assert_eq!(
-            parse("!evaluer 12 uendret"),
-            Ok(Command::Evaluate {
+            e.sub_goals,
+            vec![
+                Rated {
+                    number: 1,
+                    rating: GoalRating::Partly
+                },
+                Rated {
+                    number: 2,
+                    rating: GoalRating::Reached
+                }
+            ]
+        );
+        assert_eq!(
+            e.measures[1],
+            Rated {
+                number: 2,
+                rating: MeasureRating::NotDone
+            }
+        );
+        assert_eq!(e.plan_b, Some(PlanBUse::NotUsed));
+        assert_eq!(e.considered, vec![Agency::Ppt, Agency::Bup]);
+        assert_eq!(e.pupil_view.as_deref(), Some("Vil prøve hele dager"));
+        assert!(e.confirm);
+        assert!(parse("!evaluer 12 løst delmål=1:kanskje").is_err());
+        assert_eq!(
+            parse("!kartlegg 12 voksne risiko Redd for engelsklæreren"),
+            Ok(Command::Map {
                 case: case("12"),
-                outcome: EvaluationOutcome::Phase4
+                circle_box: CircleBox::RelasjonVoksne,
+                side: Side::Risk,
+                text: "Redd for engelsklæreren".into()
+            })
+        );
+        assert_eq!(
+            parse("!deltakere 12 elev foresatt kontaktlærer:kl-1 rektor"),
+            Ok(Command::Participants {
+                case: case("12"),
+                meeting: None,
+                participants: vec![
+                    Participant::new(ParticipantRole::Elev, None),
+                    Participant::new(ParticipantRole::Foresatt, None),
+                    Participant::new(ParticipantRole::Kontaktlaerer, Some("kl-1")),
+                    Participant::new(ParticipantRole::Rektor, None),
+                ]
+            })
+        );
+        assert!(parse("!deltakere 12 bestemor").is_err());
+        assert_eq!(
+            parse("!holdt 12 kartlegging=ikke-ferdig neste=2026-12-08T10:00"),
+            Ok(Command::Held {
+                case: case("12"),
+                mapping_complete: false,
+                next: Some(When::At(
+                    NaiveDate::from_ymd_opt(2026, 12, 8)
+                        .unwrap()
+                        .and_hms_opt(10, 0, 0)
+                        .unwrap()
+                )),
+                leadership: false,
+            })
+        );
+        assert_eq!(
+            parse("!elevsyn 12 deltok=ja Vil helst begynne med første time"),
+            Ok(Command::PupilView {
+                case: case("12"),
+                stage: Stage::Mapping,
+                took_part: Some(true),
+                text: "Vil helst begynne med første time".into()
             })
         );
         assert_eq!(
@@ -1524,7 +2067,13 @@ mod tests {
         assert_eq!(t.goal, "Eleven er på skolen hver dag");
         assert_eq!(t.sub_goals[0].measures, vec![1, 2]);
         assert_eq!(t.sub_goals[1].weeks, 3);
-        assert_eq!(t.present, vec!["eleven", "foresatte"]);
+        assert_eq!(
+            t.present,
+            vec![
+                Participant::new(ParticipantRole::Elev, None),
+                Participant::new(ParticipantRole::Foresatt, None)
+            ]
+        );
     }
 
     #[test]

@@ -15,8 +15,14 @@ fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
-/// A case in phase 4 with an agreement, an evaluation, a referral and a
-/// pending handoff, and the notices each step produced.
+fn who(list: &[&str]) -> Vec<Participant> {
+    list.iter().map(|p| p.parse().unwrap()).collect()
+}
+
+/// A case in phase 4: a meeting with who was there, what was decided and
+/// the referat sent home; mapping; the pupil's view; an agreement; an
+/// evaluation with ratings and frozen numbers; a referral; a phase 4
+/// meeting set; a pending handoff. And the notices each step produced.
 fn fixture() -> (Case, Vec<Notice>) {
     let c = CaseConfig::baerum();
     let now = t("2026-03-02T09:00:00Z");
@@ -37,6 +43,7 @@ fn fixture() -> (Case, Vec<Notice>) {
             change: FindingChangeKind::Opened,
             criterion: "invalid-absence".into(),
             tentative: true,
+            latest: Some(d("2026-03-02")),
         },
         now,
         &c,
@@ -57,16 +64,65 @@ fn fixture() -> (Case, Vec<Notice>) {
         now,
     );
     run(&mut case, &mut notices, &leader, Command::ReportToRessursteam, now);
+    let meeting_at = t("2026-03-04T11:00:00Z");
     run(
         &mut case,
         &mut notices,
         &teacher,
-        Command::MapBox {
-            circle_box: CircleBox::RelasjonVoksne,
-            resources: vec!["God kontakt med gymlæreren".into()],
-            risks: vec!["Få voksne å gå til i friminuttene".into()],
+        Command::SetMeeting {
+            kind: MeetingKind::Samarbeid,
+            at: meeting_at,
+            leadership_present: false,
+            place: Some("Møterom 2".into()),
+            participants: who(&["elev", "foresatt", "kontaktlærer:kl-1"]),
         },
         now,
+    );
+    let during = t("2026-03-04T11:30:00Z");
+    run(
+        &mut case,
+        &mut notices,
+        &teacher,
+        Command::AddParticipants {
+            meeting: None,
+            participants: who(&["foresatt", "avdelingsleder:al-1"]),
+        },
+        during,
+    );
+    for (b, resources, risks) in [
+        (
+            CircleBox::RelasjonVoksne,
+            vec!["God kontakt med gymlæreren".to_string()],
+            vec!["Få voksne å gå til i friminuttene".to_string()],
+        ),
+        (
+            CircleBox::Hjemmeforhold,
+            Vec::new(),
+            vec!["Sene kvelder med skjerm".to_string()],
+        ),
+    ] {
+        run(
+            &mut case,
+            &mut notices,
+            &teacher,
+            Command::MapBox {
+                circle_box: b,
+                resources,
+                risks,
+            },
+            during,
+        );
+    }
+    run(
+        &mut case,
+        &mut notices,
+        &teacher,
+        Command::NotePupilView {
+            stage: Stage::Mapping,
+            text: "Det er lettere når jeg vet hvem som møter meg".into(),
+            took_part: Some(true),
+        },
+        during,
     );
     for (home, text, who) in [
         (false, "Fast voksen tar imot i døra kl. 08:25", "kontaktlærer"),
@@ -87,21 +143,26 @@ fn fixture() -> (Case, Vec<Notice>) {
                 due: d("2026-03-20"),
                 at_home: home,
             },
-            now,
+            during,
         );
     }
     run(
         &mut case,
         &mut notices,
         &teacher,
+        Command::RecordDecision {
+            meeting: None,
+            text: "Eleven begynner med første time tre dager i uka".into(),
+        },
+        during,
+    );
+    run(
+        &mut case,
+        &mut notices,
+        &teacher,
         Command::CreateAgreement {
             place: "Møterom 2".into(),
-            present: vec![
-                "eleven".into(),
-                "foresatte".into(),
-                "kontaktlærer".into(),
-                "avdelingsleder".into(),
-            ],
+            present: Vec::new(),
             goal: "Eleven møter på skolen hver dag".into(),
             sub_goals: vec![SubGoalInput {
                 text: "Møte til første time".into(),
@@ -112,17 +173,81 @@ fn fixture() -> (Case, Vec<Notice>) {
             plan_b_responsible: "kontaktlærer".into(),
             valid_days: None,
             evaluation_date: None,
+            pupil_view: Some("Vil prøve å komme til første time".into()),
         },
-        now,
+        during,
     );
-    let later = t("2026-03-23T09:00:00Z");
-    notices.extend(tick(&mut case, t("2026-03-22T15:00:00Z"), &c));
+    let after = t("2026-03-04T12:30:00Z");
+    run(
+        &mut case,
+        &mut notices,
+        &teacher,
+        Command::MeetingHeld {
+            kind: MeetingKind::Samarbeid,
+            at: meeting_at,
+            leadership_present: false,
+            mapping_complete: true,
+            next_meeting: None,
+        },
+        after,
+    );
+    run(
+        &mut case,
+        &mut notices,
+        &teacher,
+        Command::MinutesSent {
+            meeting: None,
+            date: Some(d("2026-03-05")),
+        },
+        t("2026-03-05T09:00:00Z"),
+    );
+    let later = t("2026-03-25T09:00:00Z");
+    notices.extend(tick(&mut case, t("2026-03-24T15:00:00Z"), &c));
+    let mut evaluation = Command::evaluate(EvaluationOutcome::Phase4);
+    if let Command::Evaluate {
+        place,
+        present,
+        goal,
+        sub_goals,
+        measures,
+        plan_b,
+        referrals_considered,
+        pupil_view,
+        numbers,
+        ..
+    } = &mut evaluation
+    {
+        *place = Some("Møterom 2".into());
+        *present = who(&["elev", "foresatt", "kontaktlærer:kl-1", "avdelingsleder:al-1"]);
+        *goal = Some(GoalRating::NotReached);
+        sub_goals.push(Rated {
+            number: 1,
+            rating: GoalRating::Partly,
+        });
+        measures.push(Rated {
+            number: 1,
+            rating: MeasureRating::Done,
+        });
+        measures.push(Rated {
+            number: 2,
+            rating: MeasureRating::Partly,
+        });
+        *plan_b = Some(PlanBUse::DidNotWork);
+        referrals_considered.extend([Agency::Ppt, Agency::Bup]);
+        *pupil_view = Some("Morgenene er det vanskeligste".into());
+        *numbers = Some(compare(&records(), &c.calendar, d("2026-03-04"), d("2026-03-25"), 6));
+    }
+    run(&mut case, &mut notices, &leader, evaluation, later);
     run(
         &mut case,
         &mut notices,
         &leader,
-        Command::Evaluate {
-            outcome: EvaluationOutcome::Phase4,
+        Command::Refer {
+            agency: Agency::Ppt,
+            decided: d("2026-03-25"),
+            sent: Some(d("2026-03-26")),
+            pedagogisk_rapport: true,
+            legeerklaering_needed: true,
         },
         later,
     );
@@ -130,12 +255,12 @@ fn fixture() -> (Case, Vec<Notice>) {
         &mut case,
         &mut notices,
         &leader,
-        Command::Refer {
-            agency: Agency::Ppt,
-            decided: d("2026-03-23"),
-            sent: Some(d("2026-03-24")),
-            pedagogisk_rapport: true,
-            legeerklaering_needed: true,
+        Command::SetMeeting {
+            kind: MeetingKind::Ressursteam,
+            at: t("2026-03-26T13:00:00Z"),
+            leadership_present: true,
+            place: Some("Ressursteamets møterom".into()),
+            participants: who(&["avdelingsleder:al-1", "kontaktlærer:kl-1", "helsesykepleier", "ppt"]),
         },
         later,
     );
@@ -182,10 +307,17 @@ fn snapshot(name: &str, r: &Rendered) {
 fn case_documents() {
     let (case, _) = fixture();
     let now = t("2026-03-23T10:00:00Z");
-    let numbers = compare(&records(), d("2026-03-02"), d("2026-03-22"), 6);
+    let numbers = compare(
+        &records(),
+        &CaseConfig::baerum().calendar,
+        d("2026-03-02"),
+        d("2026-03-22"),
+        6,
+    );
     let ctx = case_context(&case, now, Some(&numbers));
     for doc in [
         Document::FirstConversation,
+        Document::PupilConversation,
         Document::AgendaPhase3,
         Document::AgendaPhase4,
         Document::Referat,
@@ -202,7 +334,13 @@ fn every_notice_kind() {
     let (case, notices) = fixture();
     let mut kinds = std::collections::BTreeSet::new();
     let mut out = String::new();
-    let numbers = compare(&records(), d("2026-03-02"), d("2026-03-22"), 6);
+    let numbers = compare(
+        &records(),
+        &CaseConfig::baerum().calendar,
+        d("2026-03-02"),
+        d("2026-03-22"),
+        6,
+    );
     for n in &notices {
         let extra = serde_json::json!({ "numbers": numbers });
         let r = render(Document::Notice, &notice_context(n, &case, &extra));
@@ -240,6 +378,14 @@ fn every_notice_kind() {
             within_days: 7,
             leadership_required: true,
         },
+        NoticeKind::InvalidAbsenceAgain {
+            date: d("2026-03-24"),
+            due: t("2026-03-24T14:00:00Z"),
+        },
+        NoticeKind::Triage {
+            latest: d("2026-01-07"),
+        },
+        NoticeKind::LongTerm,
     ];
     for k in extra_kinds {
         let n = Notice {
@@ -263,7 +409,7 @@ fn every_notice_kind() {
             r.plain
         ));
     }
-    assert_eq!(kinds.len(), 15, "{kinds:?}");
+    assert_eq!(kinds.len(), 19, "{kinds:?}");
     // No notice mentions a name or a reason: only number, initials and class.
     assert!(!out.contains("p1"));
     insta::assert_snapshot!("notices", out);

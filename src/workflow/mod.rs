@@ -7,7 +7,7 @@
 
 use crate::cases::machine::evaluation_prompt;
 use crate::cases::model::Case;
-use crate::cases::numbers::{Comparison, compare};
+use crate::cases::numbers::{Comparison, compare, earliest};
 use crate::cases::{
     CaseConfig, CaseError, Command, FindingChangeKind, FindingEvent, Notice, NoticeKind, Party, PupilRef, Role, apply,
     escalation_party, on_finding, open_case, tick,
@@ -15,7 +15,7 @@ use crate::cases::{
 use crate::domain::dates::school_date_utc;
 use crate::domain::roster::Level;
 use crate::store::{CaseStoreError, CaseTx, FindingChange, Store, StoreError, role_text};
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Serialize;
 
 /// Finding events handled per round of [`sync_cases`].
@@ -114,8 +114,26 @@ async fn pupil_ref(store: &Store, pupil: &str, school: &str) -> Result<(PupilRef
     })
 }
 
-/// The before/after numbers of an evaluation prompt, read in the
-/// transaction: the agreement period up to now against as many days before.
+/// The agreement period so far: from the day it was made to today, or to
+/// its evaluation date when that has passed.
+fn agreement_period(made: NaiveDate, evaluation_date: NaiveDate, now: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
+    (made, evaluation_date.min(school_date_utc(now)).max(made))
+}
+
+/// The before/after numbers of the agreement period `made..=to`, read in
+/// the transaction: equal periods of school days, holidays left out.
+async fn numbers_in(
+    tx: &mut CaseTx,
+    case: &Case,
+    (made, to): (NaiveDate, NaiveDate),
+    config: &CaseConfig,
+) -> Result<Comparison, StoreError> {
+    let from = earliest(&config.calendar, made, to);
+    let records = tx.records(&case.pupil.id, from, to).await?;
+    Ok(compare(&records, &config.calendar, made, to, config.lessons_per_day))
+}
+
+/// The numbers that go with an evaluation prompt.
 async fn evaluation_numbers(
     tx: &mut CaseTx,
     case: &Case,
@@ -129,10 +147,18 @@ async fn evaluation_numbers(
     else {
         return Ok(None);
     };
-    let to = (*evaluation_date).min(school_date_utc(now)).max(*made);
-    let from = *made - Duration::days((to - *made).num_days() + 1);
-    let records = tx.records(&case.pupil.id, from, to).await?;
-    Ok(Some(compare(&records, *made, to, config.lessons_per_day)))
+    let period = agreement_period(*made, *evaluation_date, now);
+    Ok(Some(numbers_in(tx, case, period, config).await?))
+}
+
+/// The newest date among a finding's evidence records.
+async fn newest_evidence(store: &Store, f: &crate::domain::Finding) -> Result<Option<NaiveDate>, StoreError> {
+    let records = store.pupil_records(&f.pupil, f.window.from, f.window.to).await?;
+    Ok(records
+        .iter()
+        .filter(|r| f.evidence.iter().any(|e| *e == r.id))
+        .map(|r| r.date)
+        .max())
 }
 
 /// Queues `notices`, each with the facts the renderer needs besides the
@@ -178,6 +204,10 @@ pub async fn sync_cases(store: &Store, config: &CaseConfig, now: DateTime<Utc>) 
                 },
                 criterion: f.criterion.clone(),
                 tentative: f.is_tentative(),
+                latest: match change {
+                    FindingChange::Cleared { .. } => None,
+                    _ => newest_evidence(store, f).await?,
+                },
             };
             let pupil = pupil_ref(store, &f.pupil, &f.school).await?;
             let mut tx = store.begin_cases().await?;
@@ -228,6 +258,19 @@ pub async fn apply_case_command(
         .await?
         .ok_or_else(|| WorkflowError::NotFound(number.to_string()))?;
     let mut case = before.clone();
+    // An evaluation freezes the numbers it was made on: the records decide
+    // them, not the caller.
+    let mut command = command.clone();
+    if let Command::Evaluate { numbers, .. } = &mut command {
+        *numbers = match case.current_agreement() {
+            Some(a) => {
+                let period = agreement_period(school_date_utc(a.made_at), a.evaluation_date, now);
+                Some(numbers_in(&mut tx, &case, period, config).await?)
+            }
+            None => None,
+        };
+    }
+    let command = &command;
     let detail = serde_json::to_value(command).unwrap_or_default();
     let notices = match apply(&mut case, actor, command, now, config) {
         Ok(n) => n,
@@ -305,12 +348,17 @@ pub async fn agreement_numbers(
     else {
         return Ok(None);
     };
-    let to = evaluation_date.min(school_date_utc(now)).max(made);
-    let len = (to - made).num_days() + 1;
+    let (made, to) = agreement_period(made, evaluation_date, now);
     let records = store
-        .pupil_records(&case.pupil.id, made - Duration::days(len), to)
+        .pupil_records(&case.pupil.id, earliest(&config.calendar, made, to), to)
         .await?;
-    Ok(Some(compare(&records, made, to, config.lessons_per_day)))
+    Ok(Some(compare(
+        &records,
+        &config.calendar,
+        made,
+        to,
+        config.lessons_per_day,
+    )))
 }
 
 /// Someone acting on cases: who they are and the ids the roster knows them

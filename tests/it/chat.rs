@@ -259,11 +259,20 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
     .await;
     let measure = format!("!tiltak {number} 5 foresatte {due} Følger til skolen");
     ask(&ola, &bot_user, &room, &measure, root, "Registrert").await;
-    ask(&ola, &bot_user, &room, &format!("!avtale {number}"), root, "1/4").await;
-    ask(&ola, &bot_user, &room, "Eleven møter hver dag", root, "2/4").await;
-    ask(&ola, &bot_user, &room, "Første time hver dag; 2", root, "3/4").await;
-    ask(&ola, &bot_user, &room, "Hjemmebesøk med helsesykepleier", root, "4/4").await;
-    ask(&ola, &bot_user, &room, "avdelingsleder", root, "Skriv «ja»").await;
+    ask(&ola, &bot_user, &room, &format!("!avtale {number}"), root, "1/5").await;
+    ask(&ola, &bot_user, &room, "Eleven møter hver dag", root, "2/5").await;
+    ask(&ola, &bot_user, &room, "Første time hver dag; 2", root, "3/5").await;
+    ask(&ola, &bot_user, &room, "Hjemmebesøk med helsesykepleier", root, "4/5").await;
+    ask(&ola, &bot_user, &room, "avdelingsleder", root, "5/5").await;
+    ask(
+        &ola,
+        &bot_user,
+        &room,
+        "Vil ha en fast voksen å gå til",
+        root,
+        "Skriv «ja»",
+    )
+    .await;
     let saved = format!("Registrert i sak {number} (lage samarbeidsavtale");
     ask(&ola, &bot_user, &room, "ja", root, &saved).await;
     ola.wait_for("the samarbeidsavtale in the thread", |m| {
@@ -277,6 +286,14 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
     ask(&ola, &bot_user, &room, &format!("!fase {number} 4"), root, "Fase 4").await;
     let evil = format!("!koordinator {number} @x:evil.example bup");
     ask(&ola, &bot_user, &room, &evil, root, "«evil.example» er ikke godkjent").await;
+    // A refused command is audited like an accepted one.
+    let audit = store.case_audit(&number).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "refused:propose-handoff" && a.actor == "al-1" && a.detail.contains("evil.example")),
+        "{audit:?}"
+    );
     let handoff = format!("!koordinator {number} {} bup", bup.user_id);
     ask(&ola, &bot_user, &room, &handoff, root, "kryptert saksrom").await;
     let before = store.case_state(&number).await.unwrap().unwrap();
