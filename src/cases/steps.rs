@@ -347,7 +347,10 @@ pub(super) fn meeting_held(case: &mut Case, cx: &Ctx, out: &mut Out) -> Result<(
                 leadership_required: true,
             },
         );
-    } else if *kind == MeetingKind::Samarbeid && (!awaiting_evaluation || case.phase == Phase::Further) {
+    } else if *kind == MeetingKind::Samarbeid
+        && (!awaiting_evaluation || case.phase == Phase::Further)
+        && !case.agreements.iter().any(|a| a.made_at >= *at)
+    {
         // The routine: a new agreement at every meeting in phase 4.
         case.set_deadline(deadline(
             DeadlineKind::Agreement,
