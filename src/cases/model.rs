@@ -1089,25 +1089,36 @@ impl Case {
         all
     }
 
-    /// The meeting with `number`, or the current one: the latest that has
-    /// started (held or not), else the next planned.
+    /// The meeting with `number`, or the current one: one going on (not
+    /// yet recorded as held, started within the last twelve hours or about
+    /// to), one held earlier today, else the next planned. An old meeting is
+    /// never the current one, so what is said at a later meeting does not
+    /// end up in an earlier referat.
     pub fn meeting_index(&self, number: Option<u32>, now: DateTime<Utc>) -> Option<usize> {
         if let Some(n) = number {
             return self.meetings.iter().position(|m| m.number == n);
         }
-        self.meetings
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.at <= now + chrono::Duration::hours(1))
-            .max_by_key(|(_, m)| m.at)
-            .or_else(|| {
-                self.meetings
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, m)| !m.held)
-                    .min_by_key(|(_, m)| m.at)
-            })
-            .map(|(i, _)| i)
+        let today = crate::domain::dates::school_date_utc(now);
+        let going_on = |m: &Meeting| {
+            !m.held && m.at <= now + chrono::Duration::hours(1) && m.at >= now - chrono::Duration::hours(12)
+        };
+        let held_today = |m: &Meeting| m.held && crate::domain::dates::school_date_utc(m.at) == today;
+        let pick = |f: &dyn Fn(&Meeting) -> bool| {
+            self.meetings
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| f(m))
+                .max_by_key(|(_, m)| m.at)
+                .map(|(i, _)| i)
+        };
+        pick(&going_on).or_else(|| pick(&held_today)).or_else(|| {
+            self.meetings
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| !m.held && m.at > now)
+                .min_by_key(|(_, m)| m.at)
+                .map(|(i, _)| i)
+        })
     }
 
     /// The next planned meeting, if any.

@@ -812,30 +812,31 @@ fn meetings_record_who_was_there_what_was_decided_and_the_copy_home() {
     assert_eq!(m.decisions, vec!["Redusert timeplan i to uker"]);
     assert_eq!(m.recorded_by, Some(teacher()));
     assert_eq!(m.copy_to_parents, Some("2026-03-05".parse().unwrap()));
-    // The agreement made after the meeting has everyone present by default.
+    // The agreement written up right after the meeting has everyone who
+    // was there by default.
     let due = NaiveDate::from_ymd_opt(2026, 3, 20).unwrap();
-    apply(
-        &mut case,
-        &teacher(),
-        &measure(false, due),
-        t("2026-03-05T09:00:00Z"),
-        &c,
-    )
-    .unwrap();
-    apply(
-        &mut case,
-        &teacher(),
-        &measure(true, due),
-        t("2026-03-05T09:00:00Z"),
-        &c,
-    )
-    .unwrap();
+    let written = t("2026-03-04T13:00:00Z");
+    apply(&mut case, &teacher(), &measure(false, due), written, &c).unwrap();
+    apply(&mut case, &teacher(), &measure(true, due), written, &c).unwrap();
     let mut a = agreement();
     if let Command::CreateAgreement { present, .. } = &mut a {
         present.clear();
     }
-    apply(&mut case, &teacher(), &a, t("2026-03-05T09:00:00Z"), &c).unwrap();
+    apply(&mut case, &teacher(), &a, written, &c).unwrap();
     assert_eq!(case.current_agreement().unwrap().present.len(), 3);
+    // A decision a week later belongs to no meeting until one is set.
+    let e = apply(
+        &mut case.clone(),
+        &teacher(),
+        &Command::RecordDecision {
+            meeting: None,
+            text: "Noe senere".into(),
+        },
+        t("2026-03-11T09:00:00Z"),
+        &c,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("sett et møte først"), "{e}");
 }
 
 #[test]

@@ -1003,6 +1003,25 @@ mod tests {
     }
 
     #[test]
+    fn json_steps_use_the_canonical_words_and_the_time_is_optional() {
+        let step: CaseCommand = serde_json::from_str(
+            r#"{"command":"log-contact","with":"foresatte","channel":"telefon","outcome":"ikke-nådd"}"#,
+        )
+        .unwrap();
+        let CaseCommand::LogContact { at, outcome, .. } = step else {
+            panic!("a contact");
+        };
+        assert_eq!(at, None, "--now decides when");
+        assert_eq!(outcome.word(), "ikke-nådd");
+        let step: CaseCommand =
+            serde_json::from_str(r#"{"command":"change-phase","to":"ytterligere-tiltak"}"#).unwrap();
+        assert_eq!(serde_json::to_value(&step).unwrap()["to"], "ytterligere-tiltak");
+        // Old spellings in stored cases still read.
+        let step: CaseCommand = serde_json::from_str(r#"{"command":"close","reason":"lost"}"#).unwrap();
+        assert_eq!(serde_json::to_value(&step).unwrap()["reason"], "løst");
+    }
+
+    #[test]
     fn json_errors_are_norwegian() {
         let e = serde_json::from_str::<CaseCommand>(r#"{"command":"log-contact","with":"foresatte"}"#).unwrap_err();
         assert_eq!(step_error(&e), "feltet «channel» mangler");

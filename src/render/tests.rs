@@ -678,3 +678,29 @@ fn every_template_says_1_dag_and_2_dager() {
         }
     }
 }
+
+#[test]
+fn the_guides_carry_the_points_of_vedlegg_2() {
+    let (case, _) = fixture();
+    let ctx = case_context(&case, t("2026-03-23T10:00:00Z"), None);
+    let first = render(Document::FirstConversation, &ctx).plain;
+    for point in [
+        "Spør eleven om hun eller han vil være med",
+        "hvor ofte dere holder kontakt",
+        "Personsensitive opplysninger sendes ikke på e-post",
+        "Har dere tillit til skolen?",
+        "helsemessige grunner",
+        "plaget eller mobbet",
+    ] {
+        assert!(first.contains(point), "«{point}» missing:\n{first}");
+    }
+    let pupil = render(Document::PupilConversation, &ctx).plain;
+    for point in [
+        "Hva er godt med å være hjemme?",
+        "Hva er vanskelig med å være på skolen?",
+        "tiltakssirkelen",
+        "Morgenene er det vanskeligste",
+    ] {
+        assert!(pupil.contains(point), "«{point}» missing:\n{pupil}");
+    }
+}

@@ -909,6 +909,10 @@ async fn a_full_walk_through_every_phase_with_typed_commands() {
         ],
     );
     let evaluering = ok("2026-03-23T10:05:00Z", "al-1", &["render", n, "evaluering"]);
+    assert!(
+        evaluering.contains("Til stede: Eleven, Foresatt, Kontaktlærer (kl-1), Avdelingsleder (al-1)\n"),
+        "who was at the evaluation, from its meeting: {evaluering}"
+    );
     for want in [
         "- [x] Fraværet er uendret eller øker",
         "- Delmål 1: Møte til første time — delvis nådd",
@@ -932,6 +936,13 @@ async fn a_full_walk_through_every_phase_with_typed_commands() {
     };
     assert_eq!(numbers(&evaluering), numbers(&later));
     assert_eq!(numbers(&evaluering).len(), 2, "{evaluering}");
+
+    // In phase 4 every meeting sets the next.
+    ok(
+        "2026-03-23T10:10:00Z",
+        "al-1",
+        &["holdt", n, "--neste", "2026-03-26T13:00"],
+    );
 
     // Phase 4: a referral, a coordinator who accepts, and the school that
     // keeps calling and chairing the meetings.
