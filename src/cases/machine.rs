@@ -191,8 +191,11 @@ pub fn on_finding(case: &mut Case, event: &FindingEvent, now: DateTime<Utc>, con
             }
             let from = absence_time(config, event.latest, now);
             let recent = !is_backlog(config, event.latest, now);
-            if case.phase == Phase::Monitoring || (case.triage && recent && (fresh_invalid || new)) {
-                case.start_contact(config, from, event.tentative, true, &mut out);
+            if case.phase == Phase::Monitoring || (case.triage && recent) {
+                // A triaged case never had its first contact: the prompt is
+                // the first one, with the conversation guide.
+                let again = !case.triage;
+                case.start_contact(config, from, event.tentative, again, &mut out);
                 changed = true;
             } else if fresh_invalid && recent && !case.triage {
                 // Whatever the phase: new invalid absence means the parents

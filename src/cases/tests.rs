@@ -1043,3 +1043,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn fresh_absence_on_a_triaged_case_starts_the_first_contact() {
+    let now = t("2026-03-02T09:00:00Z");
+    let (mut case, _) = open_case(
+        "S-2026-0001",
+        pupil(Level::Ungdomsskole),
+        Some("kl-1".into()),
+        leader(),
+        &finding_on("repeated-lateness", FindingChangeKind::Opened, "2026-01-07"),
+        now,
+        &cfg(),
+    );
+    assert!(case.triage);
+    // Older evidence changing does not wake it.
+    let acts = on_finding(
+        &mut case,
+        &finding_on("repeated-lateness", FindingChangeKind::Updated, "2026-01-09"),
+        now,
+        &cfg(),
+    );
+    assert!(case.triage && acts.is_empty());
+    let acts = on_finding(
+        &mut case,
+        &finding_on("repeated-lateness", FindingChangeKind::Updated, "2026-03-02"),
+        now,
+        &cfg(),
+    );
+    assert!(!case.triage);
+    assert_eq!(case.responsible, teacher());
+    assert!(matches!(acts[0].kind, NoticeKind::ContactParents { again: false, .. }));
+}
