@@ -878,7 +878,7 @@ fn monitoring_review_closes_when_findings_cleared() {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Cmd(usize, Command),
+    Cmd(usize, Box<Command>),
     Finding(FindingChangeKind, usize),
     Tick,
 }
@@ -974,7 +974,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
 
 fn arb_step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        6 => (0..6usize, arb_command()).prop_map(|(a, c)| Step::Cmd(a, c)),
+        6 => (0..6usize, arb_command()).prop_map(|(a, c)| Step::Cmd(a, Box::new(c))),
         2 => (0..3usize, 0..4usize).prop_map(|(k, c)| Step::Finding(
             [FindingChangeKind::Opened, FindingChangeKind::Updated, FindingChangeKind::Cleared][k], c)),
         2 => Just(Step::Tick),
@@ -1007,7 +1007,8 @@ proptest! {
         for (step, hours) in steps {
             now += Duration::hours(hours);
             let acts = match step {
-                Step::Cmd(a, mut cmd) => {
+                Step::Cmd(a, cmd) => {
+                    let mut cmd = *cmd;
                     // Contacts happen "now".
                     if let Command::LogContact { at, .. } = &mut cmd { *at = Some(now); }
                     if let Command::MeetingHeld { at, next_meeting, .. } = &mut cmd {

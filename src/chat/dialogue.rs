@@ -52,7 +52,7 @@ pub enum Outcome {
     /// The answer was not usable: say why and ask again.
     Again(String),
     /// Done: apply this command.
-    Done(Command),
+    Done(Box<Command>),
     /// The person cancelled.
     Cancelled,
 }
@@ -124,7 +124,7 @@ impl AgreementDialogue {
                 Outcome::Ask(self.summary())
             }
             Step::Confirm => match text.to_lowercase().as_str() {
-                "ja" | "yes" => Outcome::Done(Command::CreateAgreement {
+                "ja" | "yes" => Outcome::Done(Box::new(Command::CreateAgreement {
                     place: "skolen".into(),
                     // Who is there comes from the meeting's record.
                     present: Vec::new(),
@@ -135,7 +135,7 @@ impl AgreementDialogue {
                     valid_days: None,
                     evaluation_date: None,
                     pupil_view: self.pupil_view.clone(),
-                }),
+                })),
                 _ => Outcome::Again("Skriv «ja» for å lagre avtalen eller «avbryt».".into()),
             },
         }
@@ -211,18 +211,21 @@ mod tests {
         );
         assert!(matches!(d.answer("kanskje"), Outcome::Again(_)));
         match d.answer("ja") {
-            Outcome::Done(Command::CreateAgreement {
-                goal,
-                sub_goals,
-                plan_b_responsible,
-                pupil_view,
-                ..
-            }) => {
-                assert_eq!(pupil_view.as_deref(), Some("Vil begynne med matte"));
-                assert_eq!(goal, "Eleven er på skolen hver dag");
-                assert_eq!(sub_goals[1].weeks, 3);
-                assert_eq!(plan_b_responsible, "avdelingsleder");
-            }
+            Outcome::Done(step) => match *step {
+                Command::CreateAgreement {
+                    goal,
+                    sub_goals,
+                    plan_b_responsible,
+                    pupil_view,
+                    ..
+                } => {
+                    assert_eq!(pupil_view.as_deref(), Some("Vil begynne med matte"));
+                    assert_eq!(goal, "Eleven er på skolen hver dag");
+                    assert_eq!(sub_goals[1].weeks, 3);
+                    assert_eq!(plan_b_responsible, "avdelingsleder");
+                }
+                other => panic!("{other:?}"),
+            },
             other => panic!("{other:?}"),
         }
         let (mut d, _) = AgreementDialogue::start("S-1");

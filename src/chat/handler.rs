@@ -418,7 +418,7 @@ impl Chat {
                         dialogue.case
                     ))));
                 };
-                self.step(&case, &context.sender, step, now).await?
+                self.step(&case, &context.sender, *step, now).await?
             }
         }))
     }

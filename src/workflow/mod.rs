@@ -156,7 +156,7 @@ async fn newest_evidence(store: &Store, f: &crate::domain::Finding) -> Result<Op
     let records = store.pupil_records(&f.pupil, f.window.from, f.window.to).await?;
     Ok(records
         .iter()
-        .filter(|r| f.evidence.iter().any(|e| *e == r.id))
+        .filter(|r| f.evidence.contains(&r.id))
         .map(|r| r.date)
         .max())
 }
