@@ -587,11 +587,11 @@ pub static SPECS: &[Spec] = &[
         args: &[
             pos(
                 "bruker",
-                "@BRUKER:TJENER",
+                "@bruker:tjener",
                 Kind::User,
                 "Den som foreslås som fagkoordinator.",
             ),
-            pos("instans", "INSTANS", word!(Agency), "Instansen vedkommende kommer fra."),
+            pos("instans", "ROLLE", word!(Agency), "Instansen vedkommende kommer fra."),
         ],
         help: "Foreslår en fagkoordinator; i chat lages et eget, kryptert saksrom. Ansvaret \
                flyttes først når vedkommende aksepterer.",

@@ -869,7 +869,21 @@ async fn a_full_walk_through_every_phase_with_typed_commands() {
     let out = ok("2026-03-22T15:00:00Z", "al-1", &["tick"]);
     assert!(out.contains("/remind/evaluation/"), "{out}");
     ok(
-        "2026-03-23T09:00:00Z",
+        "2026-03-20T09:00:00Z",
+        "al-1",
+        &[
+            "møte",
+            n,
+            "--dato",
+            "2026-03-23",
+            "--kl",
+            "10:30",
+            "--sted",
+            "Møterom 2",
+        ],
+    );
+    ok(
+        "2026-03-23T09:35:00Z",
         "al-1",
         &[
             "deltakere",
