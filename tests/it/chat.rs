@@ -259,6 +259,19 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
     .await;
     let measure = format!("!tiltak {number} 5 foresatte {due} Følger til skolen");
     ask(&ola, &bot_user, &room, &measure, root, "Registrert").await;
+    // Mapping in chat: a risk comes back with small measures for its box.
+    let risk = format!("!kartlegg {number} voksne risiko Ingen fast voksen om morgenen");
+    ask(
+        &ola,
+        &bot_user,
+        &room,
+        &risk,
+        root,
+        "Forslag til små tiltak i «Relasjon til voksne på skolen»",
+    )
+    .await;
+    let view = format!("!elevsyn {number} deltok=ja Vil ha en fast voksen i døra");
+    ask(&ola, &bot_user, &room, &view, root, "Registrert").await;
     ask(&ola, &bot_user, &room, &format!("!avtale {number}"), root, "1/5").await;
     ask(&ola, &bot_user, &room, "Eleven møter hver dag", root, "2/5").await;
     ask(&ola, &bot_user, &room, "Første time hver dag; 2", root, "3/5").await;
@@ -279,6 +292,30 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
         m.thread_root.as_deref() == root
             && m.body.starts_with("SAMARBEIDSAVTALE")
             && m.body.contains("Første time hver dag")
+            && m.body.contains("Ingen fast voksen om morgenen")
+    })
+    .await;
+    // The meeting is recorded as held: the referat, filled from what was
+    // recorded, goes in the thread.
+    let local = Utc::now().with_timezone(&chrono_tz::Europe::Oslo);
+    let meeting = format!(
+        "!møte {number} {} {} sted=«Møterom 2»",
+        local.format("%Y-%m-%d"),
+        local.format("%H:%M")
+    );
+    ask(&ola, &bot_user, &room, &meeting, root, "Registrert").await;
+    ola.wait_for("the agenda with the set date", |m| {
+        m.thread_root.as_deref() == root && m.body.starts_with("DAGSORDEN") && m.body.contains("Møterom 2")
+    })
+    .await;
+    let present = format!("!deltakere {number} elev foresatt avdelingsleder");
+    ask(&ola, &bot_user, &room, &present, root, "Registrert").await;
+    ask(&ola, &bot_user, &room, &format!("!holdt {number}"), root, "Registrert").await;
+    ola.wait_for("the referat in the thread", |m| {
+        m.thread_root.as_deref() == root
+            && m.body.starts_with("REFERAT")
+            && m.body.contains("Vil ha en fast voksen i døra")
+            && m.body.contains("Følger til skolen")
     })
     .await;
 
