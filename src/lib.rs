@@ -17,6 +17,7 @@ pub mod rules;
 pub mod service;
 pub mod store;
 pub mod synthetic;
+pub mod workflow;
 
 /// The version string, with the git commit the binary was built from.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TILSTEDE_COMMIT"), ")");

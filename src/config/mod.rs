@@ -333,7 +333,7 @@ impl RawConfig {
         };
         let mut cases =
             crate::cases::config::CaseConfig::load(&cases_location).map_err(|e| invalid("cases", e.to_string()))?;
-        cases.lessons_per_day = rules.lessons_per_day;
+        cases.use_rules(&rules);
         let http = self.http.unwrap_or_default();
         let listen = http.listen.as_deref().unwrap_or("127.0.0.1:8080");
         let listen: SocketAddr = listen.parse().map_err(|_| {

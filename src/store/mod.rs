@@ -15,7 +15,7 @@ mod retention;
 mod roster;
 mod sync;
 
-pub use cases::{AuditEntry, CaseStoreError, CaseSummary, QueuedNotification, SyncStats};
+pub use cases::{AuditEntry, CaseStoreError, CaseSummary, CaseTx, QueuedNotification, role_text};
 pub use chat::{CardText, Claim, RoomPlan};
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
