@@ -139,6 +139,12 @@ pub struct RawColumns {
     /// Version of the record.
     #[serde(default)]
     pub version: Option<String>,
+    /// Subject or course code.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Lesson of the day: a number or a name such as `2. time`.
+    #[serde(default)]
+    pub period: Option<String>,
     /// Columns whose values make the natural key when there is no `id`.
     #[serde(default)]
     pub key: Option<Vec<String>>,

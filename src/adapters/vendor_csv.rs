@@ -1,9 +1,9 @@
 //! `vendor-csv`: a school system's CSV export, mapped by a [`Profile`].
 
 use super::Parsed;
+use super::Rejected;
 use super::mapping::{Fields, map_fields, used_fields};
 use super::profile::Profile;
-use crate::store::QuarantineEntry;
 use std::borrow::Cow;
 use std::io::{self, Read};
 
@@ -99,7 +99,7 @@ impl<R: Read> Iterator for VendorCsvReader<R> {
                     match e.kind() {
                         // A bad byte sequence spoils one row, not the file.
                         csv::ErrorKind::Utf8 { .. } => {
-                            return Some(Ok(Parsed::Rejected(QuarantineEntry {
+                            return Some(Ok(Parsed::Rejected(Rejected {
                                 source: Some(self.profile.source.clone()),
                                 location: format!("{}:{line}", self.location),
                                 reason: "ikke gyldig UTF-8".into(),
@@ -123,11 +123,11 @@ impl<R: Read> Iterator for VendorCsvReader<R> {
             let line = self.row.position().map(|p| p.line()).unwrap_or(0);
             let row = Row { header, row: &self.row };
             match map_fields(&self.profile, &row, "kolonnen") {
-                Ok(None) => continue,
+                Ok(None) => return Some(Ok(Parsed::Skipped(super::Skip::Presence))),
                 Ok(Some(r)) => return Some(Ok(Parsed::Record(r))),
                 Err(reason) => {
                     let delim = (self.profile.delimiter as char).to_string();
-                    return Some(Ok(Parsed::Rejected(QuarantineEntry {
+                    return Some(Ok(Parsed::Rejected(Rejected {
                         source: Some(self.profile.source.clone()),
                         location: format!("{}:{line}", self.location),
                         reason,
@@ -148,6 +148,7 @@ mod tests {
         let p = Profile::load(profile).unwrap();
         VendorCsvReader::new(text.as_bytes(), "f.csv", p)
             .map(Result::unwrap)
+            .filter(|p| !matches!(p, Parsed::Skipped(_)))
             .collect()
     }
 

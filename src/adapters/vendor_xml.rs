@@ -7,10 +7,10 @@
 //! `[kinds]`, `[validity]` and `[codes]` tables are vendor-csv's.
 
 use super::Parsed;
+use super::Rejected;
 use super::mapping::{Fields, map_fields};
 use super::profile::{Profile, ProfileError, invalid};
 use super::xml::{Element, XmlRecords};
-use crate::store::QuarantineEntry;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::io::{self, BufRead};
@@ -103,10 +103,10 @@ impl<R: BufRead> Iterator for VendorXmlReader<R> {
                 Err(e) => return Some(Err(io::Error::from(e))),
             };
             match map_fields(&self.profile, &ElementFields(&e), "feltet") {
-                Ok(None) => continue,
+                Ok(None) => return Some(Ok(Parsed::Skipped(super::Skip::Presence))),
                 Ok(Some(r)) => return Some(Ok(Parsed::Record(r))),
                 Err(reason) => {
-                    return Some(Ok(Parsed::Rejected(QuarantineEntry {
+                    return Some(Ok(Parsed::Rejected(Rejected {
                         source: Some(self.profile.source.clone()),
                         location: format!("{}:{}:{}", self.inner.location(), e.line, e.column),
                         reason,
@@ -125,7 +125,10 @@ mod tests {
 
     fn read(profile: &str, xml: &str) -> Vec<io::Result<Parsed>> {
         let p = Profile::load(profile).unwrap();
-        VendorXmlReader::new(xml.as_bytes(), "f.xml", p).unwrap().collect()
+        VendorXmlReader::new(xml.as_bytes(), "f.xml", p)
+            .unwrap()
+            .filter(|p| !matches!(p, Ok(Parsed::Skipped(_))))
+            .collect()
     }
 
     #[test]
