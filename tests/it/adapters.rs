@@ -704,3 +704,21 @@ fn fint_dump_converts_through_elevfravar_to_the_pupil() {
     );
     assert!(err.contains("3 godtatt, 1 avvist, 1 hoppet over som oppmøte"), "{err}");
 }
+
+#[tokio::test]
+async fn subject_and_period_are_stored_on_every_backend() {
+    let line = r#"{"source":"s","id":"1","version":1,"pupil":"p","school":"k","date":"2026-03-02","kind":"lesson","validity":"invalid","subject":"MAT","period":3,"source_code":"X"}"#;
+    let record = AbsenceRecord::from_json_str(line).unwrap();
+    for store in store_backends().await {
+        let items = vec![Ok(tilstede::adapters::Parsed::Record(record.clone()))];
+        tilstede::ingest::ingest(&store, items, |_| {}).await.unwrap();
+        let day = record.date;
+        let stored = store.pupil_records("p", day, day).await.unwrap();
+        assert_eq!(stored, [record.clone()], "{:?}", store.backend());
+        // A tombstone keeps what it removes, subject and period too.
+        let gone = AbsenceRecord::from_json_str(r#"{"source":"s","id":"1","version":2,"deleted":true}"#).unwrap();
+        store.ingest(&[gone], &[]).await.unwrap();
+        assert!(store.pupil_records("p", day, day).await.unwrap().is_empty());
+        store.close().await;
+    }
+}
