@@ -96,25 +96,21 @@ impl<R: BufRead> Iterator for VendorXmlReader<R> {
     type Item = io::Result<Parsed>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let e = match self.inner.next()? {
-                Ok(e) => e,
-                // The records before the fault have been delivered.
-                Err(e) => return Some(Err(io::Error::from(e))),
-            };
-            match map_fields(&self.profile, &ElementFields(&e), "feltet") {
-                Ok(None) => return Some(Ok(Parsed::Skipped(super::Skip::Presence))),
-                Ok(Some(r)) => return Some(Ok(Parsed::Record(r))),
-                Err(reason) => {
-                    return Some(Ok(Parsed::Rejected(Rejected {
-                        source: Some(self.profile.source.clone()),
-                        location: format!("{}:{}:{}", self.inner.location(), e.line, e.column),
-                        reason,
-                        raw: e.to_xml(),
-                    })));
-                }
-            }
-        }
+        let e = match self.inner.next()? {
+            Ok(e) => e,
+            // The records before the fault have been delivered.
+            Err(e) => return Some(Err(io::Error::from(e))),
+        };
+        Some(Ok(match map_fields(&self.profile, &ElementFields(&e), "feltet") {
+            Ok(None) => Parsed::Skipped(super::Skip::Presence),
+            Ok(Some(r)) => Parsed::Record(r),
+            Err(reason) => Parsed::Rejected(Rejected {
+                source: Some(self.profile.source.clone()),
+                location: format!("{}:{}:{}", self.inner.location(), e.line, e.column),
+                reason,
+                raw: e.to_xml(),
+            }),
+        }))
     }
 }
 

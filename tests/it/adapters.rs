@@ -675,7 +675,8 @@ fn fint_dump_converts_through_elevfravar_to_the_pupil() {
         &["convert", "--adapter", "fint", file.to_str().unwrap()],
     );
     let got = records(&out);
-    let summary: Vec<(&str, &str, Kind, u32, Validity, Option<&str>)> = got
+    type Row<'a> = (&'a str, &'a str, Kind, u32, Validity, Option<&'a str>);
+    let summary: Vec<Row> = got
         .iter()
         .map(|r| {
             (
@@ -714,7 +715,7 @@ async fn subject_and_period_are_stored_on_every_backend() {
         tilstede::ingest::ingest(&store, items, |_| {}).await.unwrap();
         let day = record.date;
         let stored = store.pupil_records("p", day, day).await.unwrap();
-        assert_eq!(stored, [record.clone()], "{:?}", store.backend());
+        assert_eq!(stored, std::slice::from_ref(&record), "{:?}", store.backend());
         // A tombstone keeps what it removes, subject and period too.
         let gone = AbsenceRecord::from_json_str(r#"{"source":"s","id":"1","version":2,"deleted":true}"#).unwrap();
         store.ingest(&[gone], &[]).await.unwrap();
