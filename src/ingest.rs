@@ -1,8 +1,10 @@
 //! The ingest pipeline shared by file import, HTTP and pulls: parsed items in,
 //! stored in batches, each batch one transaction ([`ingest`]), or several
 //! batches per transaction with parsing on its own thread ([`ingest_parallel`]).
+//! Rejected input becomes a quarantine entry here ([`quarantine_entry`]);
+//! input skipped as not absence is not stored.
 
-use crate::adapters::Parsed;
+use crate::adapters::{Parsed, Rejected};
 use crate::domain::AbsenceRecord;
 use crate::store::{IngestStats, QuarantineEntry, Store, StoreError};
 
@@ -14,6 +16,17 @@ pub const BATCH: usize = 10_000;
 /// [`crate::store::BULK_COMMIT`]): small enough that the batches in flight
 /// stay a few megabytes when the parser runs ahead of the writer.
 const PARALLEL_BATCH: usize = 5_000;
+
+/// The quarantine entry of a rejected input: the store's form of the
+/// adapters' [`Rejected`].
+pub fn quarantine_entry(r: Rejected) -> QuarantineEntry {
+    QuarantineEntry {
+        source: r.source,
+        location: r.location,
+        reason: r.reason,
+        raw: r.raw,
+    }
+}
 
 /// What went wrong while ingesting.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +61,8 @@ where
     for item in items {
         match item {
             Ok(Parsed::Record(r)) => records.push(r),
-            Ok(Parsed::Rejected(q)) => rejected.push(q),
+            Ok(Parsed::Rejected(q)) => rejected.push(quarantine_entry(q)),
+            Ok(Parsed::Skipped(_)) => continue,
             Err(source) => {
                 totals.add(store.ingest(&records, &rejected).await?);
                 return Err(IngestError::Read {
@@ -105,7 +119,8 @@ where
         for item in items {
             match item {
                 Ok(Parsed::Record(r)) => records.push(r),
-                Ok(Parsed::Rejected(q)) => rejected.push(q),
+                Ok(Parsed::Rejected(q)) => rejected.push(quarantine_entry(q)),
+                Ok(Parsed::Skipped(_)) => continue,
                 Err(e) => {
                     let _ = tx.blocking_send(Message::Batch(records, rejected));
                     let _ = tx.blocking_send(Message::Fault(e));

@@ -366,6 +366,8 @@ mod tests {
             validity: Validity::Invalid,
             reason: None,
             deleted: false,
+            subject: None,
+            period: None,
             extensions: Default::default(),
         }
     }

@@ -151,6 +151,8 @@ mod tests {
             validity: Validity::Invalid,
             reason: None,
             deleted: false,
+            subject: None,
+            period: None,
             extensions: Default::default(),
         }
     }

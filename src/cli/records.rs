@@ -8,12 +8,12 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use tilstede::adapters::Parsed;
 use tilstede::adapters::jsonl::JsonlReader;
+use tilstede::adapters::{ParseCounts, Parsed, Rejected};
 use tilstede::domain::Finding;
 use tilstede::domain::dates::norwegian;
 use tilstede::rules::{RuleSet, evaluate as evaluate_records};
-use tilstede::store::{QuarantineEntry, Store};
+use tilstede::store::Store;
 
 /// Rejected lines shown on the terminal; the rest are only in quarantine.
 const SHOWN_REJECTS: usize = 20;
@@ -27,7 +27,7 @@ fn open(path: &Path) -> Result<(Box<dyn BufRead + Send>, Option<u64>)> {
     Ok((Box::new(BufReader::with_capacity(1 << 16, file)), len))
 }
 
-fn report_reject(q: &QuarantineEntry) {
+fn report_reject(q: &Rejected) {
     eprintln!("{}: {}", q.location, q.reason);
 }
 
@@ -43,6 +43,7 @@ pub fn evaluate(path: &Path, as_of: NaiveDate, set: &RuleSet, format: Format) ->
                 rejected += 1;
                 report_reject(&q);
             }
+            Parsed::Skipped(_) => {}
         }
     }
     let findings = evaluate_records(&records, set, as_of);
@@ -177,6 +178,7 @@ pub async fn import(
         lessons_per_day: options.lessons_per_day,
     };
     let store = Store::open(store).await?;
+    let mut empty = Vec::new();
     for path in files {
         let stamp = if own_versions {
             None
@@ -202,9 +204,14 @@ pub async fn import(
         )?;
         let coverage = std::sync::Arc::new(std::sync::Mutex::new(tilstede::ingest::Coverage::default()));
         let seen = coverage.clone();
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(ParseCounts::default()));
+        let counted = counts.clone();
         let shown_bar = bar.clone();
         let mut shown = 0usize;
         let reader = items.map(move |mut item| {
+            if let (Ok(p), Ok(mut c)) = (&item, counted.lock()) {
+                c.add(p);
+            }
             match &mut item {
                 Ok(Parsed::Record(r)) => {
                     if let Some(stamp) = stamp {
@@ -220,7 +227,7 @@ pub async fn import(
                         shown_bar.suspend(|| report_reject(q));
                     }
                 }
-                Err(_) => {}
+                Ok(Parsed::Skipped(_)) | Err(_) => {}
             }
             item
         });
@@ -233,6 +240,7 @@ pub async fn import(
                 stats.quarantined as usize - SHOWN_REJECTS
             );
         }
+        let counts = std::mem::take(&mut *counts.lock().map_err(|_| anyhow::anyhow!("tellingen ble ødelagt"))?);
         println!(
             "{}: {} poster lest, {} nye eller endret, {} uendret, {} i karantene",
             path.display(),
@@ -241,6 +249,10 @@ pub async fn import(
             stats.unchanged,
             stats.quarantined
         );
+        eprintln!("{}: {}", path.display(), counts.summary());
+        if counts.accepted == 0 {
+            empty.push(path.display().to_string());
+        }
         if let (true, Some(stamp)) = (options.snapshot, stamp) {
             let coverage = std::mem::take(&mut *coverage.lock().map_err(|_| anyhow::anyhow!("dekningen ble ødelagt"))?);
             let mut removed = 0;
@@ -269,6 +281,12 @@ pub async fn import(
         refresh.cleared
     );
     store.close().await;
+    if !empty.is_empty() {
+        // A file that gave nothing is a failure even when it was read to
+        // the end: a wrong adapter or shape must not pass in silence.
+        eprintln!("ingen godtatte poster i: {}", empty.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -110,7 +110,7 @@ pub async fn post_records(
         match item {
             Ok(p) => items.push(p),
             Err(e) => {
-                items.push(Parsed::Rejected(crate::store::QuarantineEntry {
+                items.push(Parsed::Rejected(crate::adapters::Rejected {
                     source: Some(source.clone()),
                     location: location.clone(),
                     reason: e.to_string(),
@@ -152,7 +152,9 @@ pub async fn post_records(
                 Some(version) => AbsenceRecord { version, ..r },
                 None => r,
             }),
-            Parsed::Rejected(q) => quarantine.push(reject(q, &mut rejected)),
+            Parsed::Rejected(q) => quarantine.push(reject(crate::ingest::quarantine_entry(q), &mut rejected)),
+            // Not absence (a present day): nothing to store.
+            Parsed::Skipped(_) => {}
         }
     }
     let stats = app.store.ingest(&records, &quarantine).await?;

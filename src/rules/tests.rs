@@ -28,6 +28,8 @@ fn rec_on(id: &str, date: NaiveDate, kind: Kind, validity: Validity) -> AbsenceR
         validity,
         reason: None,
         deleted: false,
+        subject: None,
+        period: None,
         extensions: Default::default(),
     }
 }

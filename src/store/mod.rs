@@ -118,6 +118,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0010_extension_sets.sql"),
         include_str!("migrations/postgres/0010_extension_sets.sql"),
     ),
+    (
+        11,
+        include_str!("migrations/sqlite/0011_subject_period.sql"),
+        include_str!("migrations/postgres/0011_subject_period.sql"),
+    ),
 ];
 
 /// Sets meta key `$1` to `$2`.

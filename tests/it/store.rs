@@ -25,6 +25,8 @@ fn rec(id: &str, pupil: &str, date: &str, kind: Kind, validity: Validity, versio
         validity,
         reason: None,
         deleted: false,
+        subject: None,
+        period: None,
         extensions: serde_json::json!({"source_code": "X"}).as_object().unwrap().clone(),
     }
 }
