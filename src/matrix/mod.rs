@@ -6,13 +6,17 @@
 //! the helpers here) in the store, and answer commands through a
 //! [`CommandHandler`].
 
-mod bot;
 pub mod commands;
 pub mod config;
+mod delivery;
+mod inbound;
+mod rooms;
+mod session;
 pub mod synapse;
 
-pub use bot::{Bot, BotTasks, CommandContext, CommandHandler, Reply, SendObserver};
 pub use config::{MatrixConfig, RawMatrixConfig, SchoolRoom};
+pub use inbound::{CommandContext, CommandHandler, Reply};
+pub use session::{Bot, BotTasks, SendObserver};
 
 use crate::store::{EventRef, NewPost, PostKind};
 
