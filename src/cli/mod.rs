@@ -26,7 +26,7 @@ pub struct Cli {
     /// Where the store lives: a file path, sqlite:STI or postgres://…
     #[arg(long, global = true, env = "TILSTEDE_STORE", default_value = "tilstede.db")]
     pub store: String,
-    /// More log output (repeat for more).
+    /// Mer loggutskrift (gjenta for mer).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// What to do.

@@ -6,13 +6,16 @@ use super::session::event;
 use super::{Bot, MatrixError, SendObserver, escape_html};
 use crate::store::{EventRef, NewPost, OutboxEntry, PostKind};
 use matrix_sdk::config::RequestConfig;
+use matrix_sdk::ruma::api::client::message::send_message_event::v3::Request as SendMessageEvent;
 use matrix_sdk::ruma::api::error::{ErrorKind, RetryAfter};
+use matrix_sdk::ruma::events::AnyMessageLikeEventContent;
 use matrix_sdk::ruma::events::Mentions;
 use matrix_sdk::ruma::events::reaction::ReactionEventContent;
 use matrix_sdk::ruma::events::relation::{Annotation, Thread};
 use matrix_sdk::ruma::events::room::message::{
     Relation, ReplacementMetadata, RoomMessageEventContent, RoomMessageEventContentWithoutRelation,
 };
+use matrix_sdk::ruma::serde::Raw;
 use matrix_sdk::ruma::{OwnedEventId, OwnedTransactionId, UserId};
 use matrix_sdk::{Room, RoomMemberships};
 use std::collections::HashMap;
@@ -291,16 +294,11 @@ impl Bot {
         let txn: OwnedTransactionId = format!("{}.batch", first.txn_id).as_str().into();
         let once = RequestConfig::new().disable_retry().timeout(Duration::from_secs(30));
         let started = Instant::now();
-        match room
-            .send(content)
-            .with_transaction_id(txn)
-            .with_request_config(once)
-            .await
-        {
-            Ok(sent) => {
+        match self.send_event(room, "m.room.message", json(&content), txn, once).await {
+            Ok(event_id) => {
                 self.observe_send(started.elapsed());
                 store
-                    .outbox_batch_delivered(batch, sent.response.event_id.as_str())
+                    .outbox_batch_delivered(batch, &event_id)
                     .await
                     .map_err(|_| Wait(Duration::from_secs(1)))?;
                 tracing::info!(room = %room_key, posts = entries.len(), "backlog delivered as one message");
@@ -339,13 +337,11 @@ impl Bot {
         let txn: OwnedTransactionId = entry.txn_id.as_str().into();
         // The outbox does its own retrying, with Retry-After honoured.
         let once = RequestConfig::new().disable_retry().timeout(Duration::from_secs(30));
-        let result = match (post.kind, target) {
-            (PostKind::Reaction, Some(target)) => {
-                room.send(ReactionEventContent::new(Annotation::new(target, post.body.clone())))
-                    .with_transaction_id(txn)
-                    .with_request_config(once)
-                    .await?
-            }
+        let (event_type, content) = match (post.kind, target) {
+            (PostKind::Reaction, Some(target)) => (
+                "m.reaction",
+                json(&ReactionEventContent::new(Annotation::new(target, post.body.clone()))),
+            ),
             (PostKind::Redaction, Some(target)) => {
                 let response = room.redact(&target, Some(&post.body), Some(txn)).await?;
                 return Ok(response.event_id.to_string());
@@ -358,10 +354,7 @@ impl Bot {
                 let content = RoomMessageEventContentWithoutRelation::notice_html(&post.body, &post.html)
                     .add_mentions(mentions())
                     .make_replacement(ReplacementMetadata::new(target, None));
-                room.send(content)
-                    .with_transaction_id(txn)
-                    .with_request_config(once)
-                    .await?
+                ("m.room.message", json(&content))
             }
             (kind, _) => {
                 if kind != PostKind::Notice {
@@ -384,14 +377,45 @@ impl Bot {
                         .unwrap_or_else(|| root.clone());
                     content.relates_to = Some(Relation::Thread(Thread::plain(root, latest)));
                 }
-                room.send(content)
-                    .with_transaction_id(txn)
-                    .with_request_config(once)
-                    .await?
+                ("m.room.message", json(&content))
             }
         };
-        Ok(result.response.event_id.to_string())
+        self.send_event(room, event_type, content, txn, once).await
     }
+
+    /// Sends one room event, encrypted by the bot itself in an encrypted
+    /// room (see `history.rs` for why not by matrix-sdk).
+    async fn send_event(
+        &self,
+        room: &Room,
+        event_type: &str,
+        content: serde_json::Value,
+        txn: OwnedTransactionId,
+        config: RequestConfig,
+    ) -> Result<String, matrix_sdk::Error> {
+        let (event_type, content) = if room.latest_encryption_state().await?.is_encrypted() {
+            let encrypted = self
+                .encrypt_event(room, event_type, content)
+                .await
+                .map_err(|e| match e {
+                    MatrixError::Sdk(e) => *e,
+                    MatrixError::Http(e) => matrix_sdk::Error::Http(e),
+                    other => matrix_sdk::Error::UnknownError(Box::new(other)),
+                })?;
+            ("m.room.encrypted", encrypted)
+        } else {
+            (event_type, content)
+        };
+        let raw: Raw<AnyMessageLikeEventContent> = Raw::new(&content)?.cast_unchecked();
+        let request = SendMessageEvent::new_raw(room.room_id().to_owned(), txn, event_type.into(), raw);
+        let response = self.inner.client.send(request).with_request_config(config).await?;
+        Ok(response.event_id.to_string())
+    }
+}
+
+/// An event content as JSON (serializing a ruma content cannot fail).
+fn json(content: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(content).unwrap_or_default()
 }
 
 /// Exponential backoff from 250 ms up to 10 s.

@@ -37,6 +37,8 @@ pub(super) struct Inner {
     pub(super) observer: std::sync::Mutex<Option<SendObserver>>,
     /// Until when the homeserver is rate limiting the bot: meanwhile each
     /// room's backlog goes out merged into one message per round.
+    /// The bot's own megolm sessions (see `history.rs`).
+    pub(super) keys: super::history::RoomKeys,
     pub(super) pressure_until: std::sync::Mutex<Option<Instant>>,
 }
 
@@ -68,7 +70,7 @@ fn state_err(path: &Path) -> impl FnOnce(std::io::Error) -> MatrixError + '_ {
 }
 
 /// Writes a secret file readable only by its owner.
-fn write_private(path: &Path, text: &str) -> Result<(), MatrixError> {
+pub(super) fn write_private(path: &Path, text: &str) -> Result<(), MatrixError> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -141,8 +143,10 @@ impl Bot {
             })?;
             client.restore_session(session).await?;
         }
+        let keys = super::history::RoomKeys::open(&dir)?;
         let bot = Bot {
             inner: Arc::new(Inner {
+                keys,
                 client,
                 store,
                 config,
@@ -191,12 +195,16 @@ impl Bot {
         self.inner.config.user.clone()
     }
 
-    /// One sync with the homeserver (long-polling up to `timeout`).
+    /// One sync with the homeserver (long-polling up to `timeout`); then
+    /// devices that appeared get the room keys of what their users may read.
     pub async fn sync_once(&self, timeout: Duration) -> Result<(), MatrixError> {
         self.inner
             .client
             .sync_once(SyncSettings::default().timeout(timeout))
             .await?;
+        if let Err(e) = self.share_history().await {
+            tracing::warn!(error = %e, "room keys not shared with new devices yet");
+        }
         Ok(())
     }
 
