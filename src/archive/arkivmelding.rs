@@ -393,10 +393,8 @@ pub fn parse_reply(xml: &str) -> Result<Reply, ArkivmeldingError> {
             Event::End(_) => {
                 path.pop();
             }
-            Event::Empty(e) => {
-                if root.is_none() {
-                    root = Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
-                }
+            Event::Empty(e) if root.is_none() => {
+                root = Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
             }
             Event::Text(t) => {
                 let text = t

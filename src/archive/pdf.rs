@@ -174,10 +174,10 @@ fn list_item(line: &str) -> Option<(String, &str)> {
         return Some(("•".into(), rest));
     }
     let digits: String = line.chars().take_while(|c| c.is_ascii_digit()).collect();
-    if !digits.is_empty() {
-        if let Some(rest) = line[digits.len()..].strip_prefix(". ") {
-            return Some((format!("{digits}."), rest));
-        }
+    if !digits.is_empty()
+        && let Some(rest) = line[digits.len()..].strip_prefix(". ")
+    {
+        return Some((format!("{digits}."), rest));
     }
     None
 }

@@ -193,7 +193,7 @@ impl Paint for WeeklyPaint<'_> {
         let (weeks, span, title) = (self.weeks, self.span, &self.title);
         let n = weeks.len();
         let mut chart = ChartBuilder::on(root)
-            .caption(&title, bold(30))
+            .caption(title, bold(30))
             .margin(24)
             .x_label_area_size(60)
             .y_label_area_size(80)
@@ -380,7 +380,7 @@ impl Paint for SchoolPaint<'_> {
         let (weeks, y_max, title) = (self.weeks, self.y_max, &self.title);
         let n = weeks.len();
         let mut chart = ChartBuilder::on(root)
-            .caption(&title, bold(30))
+            .caption(title, bold(30))
             .margin(24)
             .x_label_area_size(60)
             .y_label_area_size(80)

@@ -394,7 +394,7 @@ impl Store {
                     COALESCE(SUM(CASE WHEN state = 'received' THEN 1 ELSE 0 END), 0) AS received, \
                     COALESCE(SUM(CASE WHEN state = 'archived' THEN 1 ELSE 0 END), 0) AS archived, \
                     COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS failed, \
-                    COALESCE(SUM(failures), 0) AS failures FROM archive_outbox",
+                    CAST(COALESCE(SUM(failures), 0) AS BIGINT) AS failures FROM archive_outbox",
         )
         .fetch_one(&self.pool)
         .await?;

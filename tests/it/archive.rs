@@ -115,9 +115,8 @@ fn roster() -> Roster {
     }
 }
 
-/// A store with one case (S-2026-0001) that has an agreement.
-async fn case_store(location: &str) -> (Store, CaseConfig) {
-    let s = Store::open(location).await.unwrap();
+/// Gives the store one case (S-2026-0001) that has an agreement.
+async fn with_case(s: Store) -> (Store, CaseConfig) {
     s.upsert_roster(&roster()).await.unwrap();
     let records: Vec<_> = [
         ("r1", "2026-02-23", "day"),
@@ -201,7 +200,7 @@ fn chart() -> tilstede::insight::charts::Chart {
 /// embedded, and whose chart is an image in it.
 #[tokio::test]
 async fn every_document_is_pdf_a_2b_with_its_norwegian_text() {
-    let (store, _) = case_store("sqlite::memory:").await;
+    let (store, _) = with_case(Store::open("sqlite::memory:").await.unwrap()).await;
     let case = store.cases_raw(None, true).await.unwrap().remove(0);
     let renderer = Renderer::builtin().unwrap();
     let context = case_context(&case, t("2026-03-23T10:00:00Z"), None);
@@ -396,7 +395,7 @@ async fn documents_reach_the_archive_once_despite_failures() {
 
         let counts = store.archive_counts().await.unwrap();
         assert_eq!((counts.archived, counts.failed, counts.queued), (5, 0, 0), "{counts:?}");
-        let s = fake.state.lock().unwrap();
+        let s = fake.state.lock().unwrap().clone();
         assert!(s.faults_committed.contains(&Fault::LoseAnswer));
         assert!(
             counts.failed_attempts_total >= s.faults_committed.len() as i64,
@@ -432,7 +431,6 @@ async fn documents_reach_the_archive_once_despite_failures() {
         }
         // The message that lost its answer was received twice, under one id.
         assert!(s.received.values().any(|n| *n >= 2), "{:?}", s.received);
-        drop(s);
         store.close().await;
     }
 }
@@ -540,7 +538,7 @@ async fn the_directory_transport_delivers_and_reads_the_kvittering() {
     assert_eq!(process_directory(&fake.state, &ut, &svar), 2);
     let round = delivery.run_once(now + Duration::hours(1)).await.unwrap();
     assert_eq!(round.archived, 2);
-    let s = fake.state.lock().unwrap();
+    let s = fake.state.lock().unwrap().clone();
     assert_eq!(s.journalposts.len(), 2);
     assert_eq!(s.invalid_messages, 0);
     for key in [&a, &b] {
@@ -565,9 +563,13 @@ async fn the_directory_transport_delivers_and_reads_the_kvittering() {
 /// payload until it is, and is delivered after the purge.
 #[tokio::test]
 async fn the_purge_leaves_the_archived_document_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let (store, cfg) = case_store(path.to_str().unwrap()).await;
+    for backend in crate::support::store_backends().await {
+        purge_leaves_the_archive_alone(backend).await;
+    }
+}
+
+async fn purge_leaves_the_archive_alone(backend: Store) {
+    let (store, cfg) = with_case(backend).await;
     let fake = FakeArchive::start(0.0, 1).await;
     let config = ArchiveConfig {
         transport: TransportConfig::Http {

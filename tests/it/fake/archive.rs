@@ -71,7 +71,7 @@ pub struct Journalpost {
 }
 
 /// The archive's contents and what it has seen.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ArchiveState {
     /// Elevmapper by external key.
     pub folders: BTreeMap<String, Folder>,
@@ -280,16 +280,9 @@ pub fn text_at(xml: &str, suffix: &[&str]) -> Option<String> {
             Event::End(_) => {
                 path.pop();
             }
-            Event::Text(t) => {
-                if path.len() >= suffix.len()
-                    && path[path.len() - suffix.len()..]
-                        .iter()
-                        .zip(suffix)
-                        .all(|(a, b)| a == b)
-                {
-                    let raw = t.decode().ok()?.into_owned();
-                    return Some(quick_xml::escape::unescape(&raw).map(|c| c.into_owned()).unwrap_or(raw));
-                }
+            Event::Text(t) if path.ends_with(&suffix.iter().map(|s| s.to_string()).collect::<Vec<_>>()) => {
+                let raw = t.decode().ok()?.into_owned();
+                return Some(quick_xml::escape::unescape(&raw).map(|c| c.into_owned()).unwrap_or(raw));
             }
             Event::Eof => return None,
             _ => {}
