@@ -362,7 +362,7 @@ fn random_absence_rarely_yields_a_pattern() {
                 .then(|| (seed, insight.patterns.iter().map(|p| p.sentence.clone()).collect()))
         })
         .collect();
-    eprintln!("{} of {seeds} random pupils flagged", flagged.len());
+    eprintln!("{} of {seeds} random pupils flagged: {flagged:?}", flagged.len());
     assert!(
         flagged.len() <= 8,
         "{} of {seeds} random pupils flagged: {flagged:#?}",
