@@ -9,7 +9,7 @@
 //! pupil_classification = "ELEVNR"      # the archive's class system for elevmapper
 //! arkivdel = "ELEV"                    # optional
 //! journal_unit = "SK"                  # optional journalenhet
-//! max_attempts = 8                     # before a document is reported as failed
+//! max_attempts = 8                     # failed attempts before leadership is told
 //! retry_seconds = 60                   # first retry; doubles per attempt
 //! kvittering_hours = 24                # how long to wait for a kvittering
 //!
@@ -77,7 +77,7 @@ pub struct RawArchiveConfig {
     /// The journalenhet, when the archive wants one.
     #[serde(default)]
     pub journal_unit: Option<String>,
-    /// Attempts before a document is reported as failed. Default 8.
+    /// Failed attempts before a document is reported as failed. Default 8.
     #[serde(default)]
     pub max_attempts: Option<u32>,
     /// Seconds before the first retry; doubled per attempt, at most a day.
@@ -132,7 +132,7 @@ pub struct ArchiveConfig {
     pub arkivdel: Option<String>,
     /// The journalenhet, if any.
     pub journal_unit: Option<String>,
-    /// Attempts before failing.
+    /// Failed attempts before failing.
     pub max_attempts: u32,
     /// First retry delay.
     pub retry: Duration,
