@@ -88,7 +88,9 @@ fn font(size: u32) -> TextStyle<'static> {
 }
 
 fn bold(size: u32) -> TextStyle<'static> {
-    (FAMILY, size).into_font().style(FontStyle::Bold).color(&INK)
+    // Not `.into_font().style(Bold)`: plotters keeps the regular face's data
+    // when only the style changes.
+    FontDesc::new(FontFamily::Name(FAMILY), f64::from(size), FontStyle::Bold).color(&INK)
 }
 
 /// A chart's drawing, generic over the backend so one drawing makes both
