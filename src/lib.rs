@@ -5,12 +5,14 @@
 //! [`store`], [`ingest`]). See DESIGN.md for the map.
 
 pub mod adapters;
+pub mod archive;
 pub mod cases;
 pub mod chat;
 pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod insight;
 pub mod matrix;
 pub mod render;
 pub mod rules;

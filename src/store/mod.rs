@@ -4,6 +4,7 @@
 //! Placeholders are always `$N` (SQLite accepts them too), booleans are stored
 //! as integers and dates as `YYYY-MM-DD` text, so both backends decode alike.
 
+mod archive;
 mod cases;
 mod chat;
 mod direct;
@@ -15,6 +16,7 @@ mod retention;
 mod roster;
 mod sync;
 
+pub use archive::{ArchiveCounts, ArchiveEntry, ArchiveProblem, ArchiveState, NewArchiveEntry};
 pub use cases::{AuditEntry, CaseStoreError, CaseSummary, CaseTx, QueuedNotification, role_text};
 pub use chat::{CardText, Claim, RoomPlan};
 pub use findings::{FindingChange, Refresh};
@@ -122,6 +124,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         include_str!("migrations/sqlite/0011_subject_period.sql"),
         include_str!("migrations/postgres/0011_subject_period.sql"),
+    ),
+    (
+        50,
+        include_str!("migrations/sqlite/0050_archive_outbox.sql"),
+        include_str!("migrations/postgres/0050_archive_outbox.sql"),
     ),
 ];
 

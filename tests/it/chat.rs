@@ -428,7 +428,16 @@ fn the_demo_runs_and_writes_a_transcript() {
     let python = crate::synapse::python();
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
-        .args(["demo", "--exit", "--no-wait", "--pupils", "60", "--schools", "1", "--dir"])
+        .args([
+            "demo",
+            "--exit",
+            "--no-wait",
+            "--pupils",
+            "60",
+            "--schools",
+            "1",
+            "--dir",
+        ])
         .arg(dir.path())
         .env("TILSTEDE_SYNAPSE_PYTHON", python)
         .output()
