@@ -51,29 +51,19 @@ pub struct AbsenceEvent {
 }
 
 impl AbsenceEvent {
-    /// The event of a live record; `None` for a tombstone.
-    ///
-    /// The canonical record is getting `subject` and `period` fields from the
-    /// adapters; until then they are read from the record's extension fields
-    /// of the same names (a string, and an integer 1–24), which is where a
-    /// source mapping puts them today.
+    /// The event of a live record; `None` for a tombstone. Subject and
+    /// period come from the canonical record's own fields.
     pub fn from_record(record: &AbsenceRecord) -> Option<AbsenceEvent> {
         if record.deleted {
             return None;
         }
         let subject = record
-            .extensions
-            .get("subject")
-            .and_then(|v| v.as_str())
+            .subject
+            .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_string);
-        let period = record
-            .extensions
-            .get("period")
-            .and_then(|v| v.as_u64())
-            .filter(|p| (1..=24).contains(p))
-            .and_then(|p| u8::try_from(p).ok());
+        let period = record.period.filter(|p| (1..=24).contains(p));
         Some(AbsenceEvent {
             date: record.date,
             kind: record.kind,
@@ -228,7 +218,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn events_read_subject_and_period_from_extensions_until_the_fields_land() {
+    fn events_take_subject_and_period_from_the_record() {
         let r = AbsenceRecord::from_json_str(
             r#"{"source":"s","id":"1","pupil":"p","school":"k","date":"2026-01-05","kind":"lesson","lessons":2,"validity":"invalid","subject":"MAT","period":3}"#,
         )
@@ -239,11 +229,22 @@ mod tests {
         assert_eq!(e.lessons, 2);
 
         let bare = AbsenceRecord::from_json_str(
-            r#"{"source":"s","id":"2","pupil":"p","school":"k","date":"2026-01-05","kind":"day","lessons":1,"validity":"valid","period":0}"#,
+            r#"{"source":"s","id":"2","pupil":"p","school":"k","date":"2026-01-05","kind":"day","lessons":1,"validity":"valid"}"#,
         )
         .unwrap();
         let e = AbsenceEvent::from_record(&bare).unwrap();
-        assert_eq!((e.subject, e.period), (None, None), "period 0 is not a lesson number");
+        assert_eq!(
+            (e.subject, e.period),
+            (None, None),
+            "a whole day names no subject or lesson"
+        );
+        assert!(
+            AbsenceRecord::from_json_str(
+                r#"{"source":"s","id":"3","pupil":"p","school":"k","date":"2026-01-05","kind":"lesson","period":0}"#
+            )
+            .is_err(),
+            "period 0 is not a lesson number"
+        );
     }
 
     #[test]

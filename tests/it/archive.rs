@@ -139,7 +139,13 @@ async fn with_case(s: Store) -> (Store, CaseConfig) {
     .await
     .unwrap();
     let cfg = CaseConfig::from_toml(CONFIG).unwrap();
-    assert_eq!(s.sync_cases(&cfg, t("2026-03-02T07:00:00Z")).await.unwrap().opened, 1);
+    assert_eq!(
+        tilstede::workflow::sync_cases(&s, &cfg, t("2026-03-02T07:00:00Z"))
+            .await
+            .unwrap()
+            .opened,
+        1
+    );
     let teacher = Party::new("kl-1", Role::Kontaktlaerer);
     for step in [
         json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T08:00:00Z","channel":"telefon","outcome":"bekymring"}),
@@ -150,7 +156,7 @@ async fn with_case(s: Store) -> (Store, CaseConfig) {
                "plan_b_responsible":"kontaktlærer","valid_days":null,"evaluation_date":"2026-03-23"}),
     ] {
         let cmd: CaseCommand = serde_json::from_value(step).unwrap();
-        s.apply_case_command("S-2026-0001", &teacher, &cmd, t("2026-03-02T09:00:00Z"), &cfg)
+        tilstede::workflow::apply_case_command(&s, "S-2026-0001", &teacher, &cmd, t("2026-03-02T09:00:00Z"), &cfg)
             .await
             .unwrap();
     }
@@ -598,8 +604,7 @@ async fn purge_leaves_the_archive_alone(backend: Store) {
 
     let leader = Party::new("al-1", Role::Avdelingsleder);
     let close: CaseCommand = serde_json::from_value(json!({"command":"close","reason":"lost"})).unwrap();
-    store
-        .apply_case_command("S-2026-0001", &leader, &close, t("2026-03-24T12:00:00Z"), &cfg)
+    tilstede::workflow::apply_case_command(&store, "S-2026-0001", &leader, &close, t("2026-03-24T12:00:00Z"), &cfg)
         .await
         .unwrap();
     let purged = store.purge_closed_cases(Utc::now() + Duration::days(1)).await.unwrap();
