@@ -78,7 +78,6 @@ handoff_accept_days = 7
 monitoring_review_days = 30
 [long_term]
 open_weeks = 8
-phase4 = true
 [schools.skole-1]
 avdelingsleder = "al-1"
 ledelse = ["rektor"]
