@@ -5,16 +5,23 @@ use super::bench::peak_rss_mib;
 use anyhow::Result;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tilstede::config::RawConfig;
+
+/// The bench source's push token.
+const TOKEN: &str = "bench-token-0123456789abcdef0123456789";
 
 /// Runs the HTTP benchmark against an in-process `serve` on a temp SQLite store.
 pub async fn run(clients: usize, records: usize, per_request: usize) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("token"), "bench")?;
-    let raw: RawConfig = tilstede::config::toml::parse_toml(
-        "store = \"bench.db\"\n[http]\nmax_body_bytes = 67108864\n[sources.bench]\ntoken_file = \"token\"\n",
-    )?;
-    let config = raw.validate(dir.path())?;
+    std::fs::write(dir.path().join("token"), TOKEN)?;
+    let config = tilstede::config::parse_and_validate(
+        &format!(
+            "store = \"bench.db\"\n[http]\nmax_body_bytes = 67108864\n\
+             [sources.bench]\nschools = [\"*\"]\ntoken_file = \"token\"\nmax_concurrent = {}\n",
+            clients.max(1)
+        ),
+        dir.path(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let running = tilstede::service::start(config, Some("127.0.0.1:0".parse()?)).await?;
     let url = format!("http://{}/api/v1/sources/bench/records", running.addr);
     let http = reqwest::Client::new();
@@ -49,7 +56,7 @@ pub async fn run(clients: usize, records: usize, per_request: usize) -> Result<E
                 let r = http
                     .post(&url)
                     .header("content-type", "application/x-ndjson")
-                    .bearer_auth("bench")
+                    .bearer_auth(TOKEN)
                     .body(body)
                     .send()
                     .await?;
@@ -73,7 +80,7 @@ pub async fn run(clients: usize, records: usize, per_request: usize) -> Result<E
                 let r = http
                     .post(&url)
                     .header("content-type", "application/x-ndjson")
-                    .bearer_auth("bench")
+                    .bearer_auth(TOKEN)
                     .body(body)
                     .send()
                     .await;

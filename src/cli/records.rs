@@ -208,7 +208,7 @@ pub async fn import(
             match &mut item {
                 Ok(Parsed::Record(r)) => {
                     if let Some(stamp) = stamp {
-                        r.version = stamp;
+                        r.version = stamp.into();
                     }
                     if let Ok(mut c) = seen.lock() {
                         c.add(r);

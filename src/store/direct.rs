@@ -520,7 +520,7 @@ fn record_values<'a>(
     [
         text(&r.source),
         text(&r.id),
-        int(i64::from(r.version)),
+        int(i64::try_from(r.version).unwrap_or(i64::MAX)),
         text(&r.pupil),
         text(&r.school),
         text(date),

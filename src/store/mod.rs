@@ -10,6 +10,7 @@ mod direct;
 mod findings;
 mod leader;
 mod outbox;
+mod pushes;
 mod records;
 mod retention;
 mod roster;
@@ -20,6 +21,7 @@ pub use chat::{CardText, Claim, RoomPlan};
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
 pub use outbox::{EventRef, MatrixRoom, NewPost, OutboxCounts, OutboxEntry, PostKind};
+pub use pushes::{Push, PushOutcome};
 pub use records::{BULK_COMMIT, BulkWriter, IngestStats, QuarantineEntry, QuarantinedRow};
 pub use retention::{Purged, REDACTION_REASON};
 
@@ -117,6 +119,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         include_str!("migrations/sqlite/0010_extension_sets.sql"),
         include_str!("migrations/postgres/0010_extension_sets.sql"),
+    ),
+    (
+        20,
+        include_str!("migrations/sqlite/0020_push_guard.sql"),
+        include_str!("migrations/postgres/0020_push_guard.sql"),
     ),
 ];
 
