@@ -205,6 +205,50 @@ fn config_check_lists_every_error_and_refuses_shared_or_short_tokens() {
     );
 }
 
+/// Terminal escape sequences in ids never reach the terminal: `evaluate`
+/// shows them escaped, and an import quarantines such records, whose
+/// listing is escaped too.
+#[test]
+fn control_characters_in_ids_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let day = tilstede::domain::dates::school_date_utc(chrono::Utc::now()) - chrono::Days::new(1);
+    let file = dir.path().join("esc.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"source\":\"s\",\"id\":\"r1\\u001b[2J\",\"pupil\":\"p\\u001b]0;x\\u0007\",\"school\":\"k\\r\",\"date\":\"{day}\",\"kind\":\"left\",\"validity\":\"invalid\"}}\n\
+             {{\"source\":\"s\",\"id\":\"r2\",\"pupil\":\"p2\",\"school\":\"k\",\"date\":\"{day}\",\"kind\":\"bad\\u001b[31m\"}}\n"
+        ),
+    )
+    .unwrap();
+    let out = tilstede(
+        &store,
+        &[
+            "evaluate",
+            "--records",
+            file.to_str().unwrap(),
+            "--as-of",
+            &day.to_string(),
+            "--format",
+            "text",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("p\\u{1b}]0;x\\u{7}"),
+        "the finding is shown, escaped: {stdout}"
+    );
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\r']), "{text:?}");
+    }
+    tilstede_ok(&store, &["import", file.to_str().unwrap()]);
+    let (listing, _) = tilstede_ok(&store, &["quarantine", "--format", "text"]);
+    assert!(listing.contains("2 i karantene"), "{listing}");
+    assert!(!listing.contains(['\u{1b}', '\u{7}', '\r']), "{listing:?}");
+}
+
 #[tokio::test]
 async fn serve_answers_and_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
