@@ -137,6 +137,13 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// Taken by SQLite writers that must not wait behind each other for
+    /// long: the push writer per group, the findings refresh per batch. A
+    /// fair queue, unlike SQLite's busy handler, which polls with sleeps of
+    /// up to 100 ms and lets a writer that just committed take the lock again.
+    lane: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The group-commit writer of pushes ([`Store::ingest_push`]).
+    pushes: std::sync::Arc<pushes::PushWriter>,
 }
 
 /// Turns a user-facing store location into a sqlx URL.
@@ -193,6 +200,8 @@ impl Store {
             pool,
             backend,
             url: location.to_string(),
+            lane: Default::default(),
+            pushes: Default::default(),
         };
         store.migrate().await?;
         Ok(store)

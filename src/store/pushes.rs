@@ -3,11 +3,33 @@
 //! Both are written in the push's own transaction, so a push is refused as a
 //! replay only when the earlier one with its id was really stored, and a
 //! version is spent only on a push that was kept.
+//!
+//! Pushes are written by one writer task per store, which takes every push
+//! waiting at that moment into one transaction (group commit): under many
+//! concurrent pushes the store sees a few larger transactions instead of a
+//! queue of connections polling for SQLite's one write lock, and a small
+//! push waits for at most the batch in progress, in arrival order. On
+//! SQLite the writer also takes the store's write lane, which the findings
+//! refresh takes per batch, so neither can hold the file for long while the
+//! other waits.
 
 use super::records::write_batch;
-use super::{IngestStats, QuarantineEntry, Store, StoreError};
+use super::{Backend, IngestStats, QuarantineEntry, Store, StoreError};
 use crate::domain::AbsenceRecord;
 use sqlx::Row;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Records written in one group transaction at most (beyond its first
+/// push): a push that arrives while one is written waits for no more than
+/// this.
+const GROUP_RECORDS: usize = 2_000;
+/// A push of at most this many records goes into the next group before
+/// larger pushes that arrived earlier: a one-record post from one school
+/// system does not wait behind another system's bulk upload.
+const SMALL_PUSH: usize = 100;
+/// Pushes queued for the writer before senders wait.
+const QUEUE: usize = 256;
 
 /// One push to store.
 #[derive(Debug)]
@@ -35,6 +57,22 @@ pub enum PushOutcome {
     Replayed,
 }
 
+/// A push handed to the writer task.
+struct Job {
+    source: String,
+    request_id: Option<(String, i64)>,
+    stamp_at_least: Option<u64>,
+    records: Vec<AbsenceRecord>,
+    quarantine: Vec<QuarantineEntry>,
+    reply: oneshot::Sender<Result<PushOutcome, StoreError>>,
+}
+
+/// The writer task's handle, started on the first push.
+#[derive(Debug, Default)]
+pub(super) struct PushWriter {
+    queue: std::sync::OnceLock<mpsc::Sender<Job>>,
+}
+
 impl Store {
     /// Whether `source` already sent a push with `request_id` (a cheap
     /// check before the body is read; [`Store::ingest_push`] decides).
@@ -52,38 +90,143 @@ impl Store {
 
     /// Stores a push in one transaction: its request id (refusing one seen
     /// before), its version (when stamped), its records and its quarantine.
+    /// Pushes arriving together share the transaction (see the module
+    /// documentation); each gets its own outcome.
     pub async fn ingest_push(&self, push: Push<'_>) -> Result<PushOutcome, StoreError> {
-        let Push {
-            source,
-            request_id,
-            stamp_at_least,
-            mut records,
-            quarantine,
-        } = push;
-        let mut tx = self.begin_write().await?;
-        if let Some((id, expires_at)) = request_id {
-            let now = chrono::Utc::now().timestamp();
-            sqlx::query("DELETE FROM push_requests WHERE expires_at < $1")
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        let queue = self.pushes.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            // The task holds the pool, not the store: when the last store
+            // handle is dropped the queue closes and the task ends.
+            tokio::spawn(write_pushes(self.pool.clone(), self.backend, self.lane.clone(), rx));
+            tx
+        });
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            source: push.source.to_string(),
+            request_id: push.request_id.map(|(id, exp)| (id.to_string(), exp)),
+            stamp_at_least: push.stamp_at_least,
+            records: push.records,
+            quarantine: push.quarantine.to_vec(),
+            reply,
+        };
+        let stopped = || StoreError::Worker("the push writer stopped".into());
+        queue.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// The writer task: takes the next push and every push already waiting
+/// (up to [`GROUP_RECORDS`] records), writes them in one transaction and
+/// answers each. When the group transaction fails, each push is written
+/// again on its own, so one bad push does not fail the others.
+async fn write_pushes(
+    pool: sqlx::AnyPool,
+    backend: Backend,
+    lane: Arc<tokio::sync::Mutex<()>>,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    let mut waiting: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match rx.recv().await {
+                Some(job) => waiting.push_back(job),
+                None => return,
+            }
+        }
+        while let Ok(job) = rx.try_recv() {
+            waiting.push_back(job);
+        }
+        let group = next_group(&mut waiting);
+        let turn = (backend == Backend::Sqlite).then(|| lane.clone());
+        let _turn = match &turn {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        let mut group = group;
+        match write_group(&pool, backend, &mut group).await {
+            Ok(outcomes) => {
+                for (job, outcome) in group.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(_) if group.len() > 1 => {
+                for job in group {
+                    let mut one = vec![job];
+                    let outcome = write_group(&pool, backend, &mut one).await.map(|mut o| o.remove(0));
+                    let job = one.remove(0);
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                let job = group.remove(0);
+                let _ = job.reply.send(Err(e));
+            }
+        }
+    }
+}
+
+/// Takes the next group off `waiting`: every small push, then the others
+/// in arrival order up to [`GROUP_RECORDS`] records (at least one push).
+/// Pushes of one source keep their order, so their versions follow it.
+fn next_group(waiting: &mut std::collections::VecDeque<Job>) -> Vec<Job> {
+    let mut group = Vec::new();
+    let mut records = 0;
+    let mut rest = std::collections::VecDeque::with_capacity(waiting.len());
+    // A small push may pass a large one only of another source.
+    let mut held_back: Vec<String> = Vec::new();
+    while let Some(job) = waiting.pop_front() {
+        let small = job.records.len() <= SMALL_PUSH && !held_back.contains(&job.source);
+        let fits = group.is_empty() || records + job.records.len() <= GROUP_RECORDS;
+        if (small || fits) && !held_back.contains(&job.source) {
+            records += job.records.len();
+            group.push(job);
+        } else {
+            held_back.push(job.source.clone());
+            rest.push_back(job);
+        }
+    }
+    *waiting = rest;
+    group
+}
+
+/// Writes `group` in one transaction; the outcome of each push in order.
+async fn write_group(
+    pool: &sqlx::AnyPool,
+    backend: Backend,
+    group: &mut [Job],
+) -> Result<Vec<PushOutcome>, StoreError> {
+    let mut tx = match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    };
+    let now = chrono::Utc::now().timestamp();
+    if group.iter().any(|j| j.request_id.is_some()) {
+        sqlx::query("DELETE FROM push_requests WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut outcomes = Vec::with_capacity(group.len());
+    for job in group.iter_mut() {
+        if let Some((id, expires_at)) = &job.request_id {
             let inserted = sqlx::query(
                 "INSERT INTO push_requests (source, request_id, expires_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (source, request_id) DO NOTHING",
             )
-            .bind(source)
-            .bind(id)
-            .bind(expires_at)
+            .bind(job.source.as_str())
+            .bind(id.as_str())
+            .bind(*expires_at)
             .execute(&mut *tx)
             .await?
             .rows_affected();
             if inserted == 0 {
-                // Dropping the transaction rolls it back.
-                return Ok(PushOutcome::Replayed);
+                // Nothing of this push is written.
+                outcomes.push(PushOutcome::Replayed);
+                continue;
             }
         }
         let mut version = None;
-        if let Some(floor) = stamp_at_least {
+        if let Some(floor) = job.stamp_at_least {
             let floor = i64::try_from(floor).unwrap_or(i64::MAX);
             let v: i64 = sqlx::query(
                 "INSERT INTO source_versions (source, last_version) VALUES ($1, $2) \
@@ -92,21 +235,22 @@ impl Store {
                    ELSE excluded.last_version END \
                  RETURNING last_version",
             )
-            .bind(source)
+            .bind(job.source.as_str())
             .bind(floor)
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
             let v = u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("source_versions «{v}»")))?;
-            for r in &mut records {
+            for r in &mut job.records {
                 r.version = v;
             }
             version = Some(v);
         }
-        let stats = write_batch(self.backend, &mut tx, &records, quarantine).await?;
-        tx.commit().await?;
-        Ok(PushOutcome::Stored(stats, version))
+        let stats = write_batch(backend, &mut tx, &job.records, &job.quarantine).await?;
+        outcomes.push(PushOutcome::Stored(stats, version));
     }
+    tx.commit().await?;
+    Ok(outcomes)
 }
 
 #[cfg(test)]
@@ -213,5 +357,87 @@ mod tests {
             .try_get(0)
             .unwrap();
         assert_eq!(kept, 2, "req-1 and req-2 kept, req-old purged");
+    }
+
+    /// Pushes sent at once are written together, yet each gets its own
+    /// outcome: a repeated request id is refused once written, and every
+    /// unversioned push its own version.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_pushes_share_transactions_but_not_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.db").to_str().unwrap()).await.unwrap();
+        let expires = chrono::Utc::now().timestamp() + 600;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                // Pushes 0 and 1 share a request id.
+                let id = format!("req-{}", i.max(1));
+                store
+                    .ingest_push(Push {
+                        source: "s",
+                        request_id: Some((&id, expires)),
+                        stamp_at_least: Some(1_800_000_000),
+                        records: vec![record(&format!("r{i}"), "day")],
+                        quarantine: &[],
+                    })
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut versions = Vec::new();
+        let mut replays = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                PushOutcome::Stored(stats, Some(v)) => {
+                    assert_eq!(stats.changed, 1);
+                    versions.push(v);
+                }
+                PushOutcome::Replayed => replays += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(replays, 1);
+        versions.sort_unstable();
+        versions.dedup();
+        assert_eq!(versions.len(), 39, "a version per stored push");
+        assert_eq!(stored(&store).await.len(), 39);
+    }
+
+    /// A one-record push goes into the next group ahead of larger pushes
+    /// of other sources; a source's own pushes keep their order.
+    #[test]
+    fn small_pushes_of_other_sources_go_first() {
+        let job = |source: &str, n: usize| Job {
+            source: source.into(),
+            request_id: None,
+            stamp_at_least: None,
+            records: (0..n).map(|i| record(&format!("{source}{i}"), "day")).collect(),
+            quarantine: Vec::new(),
+            reply: oneshot::channel().0,
+        };
+        let mut waiting: std::collections::VecDeque<Job> = [
+            job("bulk", 1500),
+            job("bulk", 1500),
+            job("bulk", 1),
+            job("bulk", 1500),
+            job("probe", 1),
+            job("other", 400),
+        ]
+        .into();
+        let shape = |g: &[Job]| {
+            g.iter()
+                .map(|j| (j.source.clone(), j.records.len()))
+                .collect::<Vec<_>>()
+        };
+        let first = next_group(&mut waiting);
+        assert_eq!(
+            shape(&first),
+            [("bulk".into(), 1500), ("probe".into(), 1), ("other".into(), 400)]
+        );
+        let second = next_group(&mut waiting);
+        assert_eq!(shape(&second), [("bulk".into(), 1500), ("bulk".into(), 1)]);
+        assert_eq!(shape(&next_group(&mut waiting)), [("bulk".into(), 1500)]);
+        assert!(waiting.is_empty());
     }
 }

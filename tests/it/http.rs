@@ -953,3 +953,44 @@ async fn slow_bodies_time_out_and_full_sources_answer_429() {
     assert_eq!(code(push()).await, 202);
     running.shutdown().await.unwrap();
 }
+
+/// The push guard (request ids, version counter) on every backend.
+#[tokio::test]
+async fn push_guard_on_every_backend() {
+    use tilstede::store::{Push, PushOutcome};
+    for store in crate::support::store_backends().await {
+        let day = today();
+        let record = |kind: &str| {
+            tilstede::domain::AbsenceRecord::from_json_str(&format!(
+                r#"{{"source":"s","id":"r1","pupil":"p","school":"k","date":"{day}","kind":"{kind}","validity":"invalid"}}"#
+            ))
+            .unwrap()
+        };
+        let expires = now() + 600;
+        let push = |id: &'static str, kind: &str| Push {
+            source: "s",
+            request_id: Some((id, expires)),
+            stamp_at_least: Some(1_800_000_000),
+            records: vec![record(kind)],
+            quarantine: &[],
+        };
+        let first = store.ingest_push(push("a", "day")).await.unwrap();
+        assert!(
+            matches!(first, PushOutcome::Stored(_, Some(1_800_000_000))),
+            "{first:?}"
+        );
+        let second = store.ingest_push(push("b", "late")).await.unwrap();
+        assert!(
+            matches!(second, PushOutcome::Stored(s, Some(1_800_000_001)) if s.changed == 1),
+            "{second:?}"
+        );
+        assert_eq!(
+            store.ingest_push(push("a", "day")).await.unwrap(),
+            PushOutcome::Replayed
+        );
+        assert!(store.push_seen("s", "b").await.unwrap());
+        let stored = store.pupil_records("p", day, day).await.unwrap();
+        assert_eq!(stored[0].kind, tilstede::domain::Kind::Late, "{:?}", store.backend());
+        store.close().await;
+    }
+}
