@@ -274,7 +274,9 @@ pub async fn post_records(
         app.metrics.pushes_replayed.fetch_add(1, Ordering::Relaxed);
         return Err(ApiError::Replayed);
     }
+    let started = std::time::Instant::now();
     let body = read_body(body, config.max_body_bytes, app.config.http.body_timeout).await?;
+    let read = started.elapsed();
     if let Some(key) = &config.hmac_secret {
         verify_signature(key, &auth, &body)?;
     }
@@ -298,12 +300,14 @@ pub async fn post_records(
         .acquire_owned()
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
+    let parse_queued = started.elapsed() - read;
     let prepared = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         job.run(&body)
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("parsing stopped: {e}")))??;
+    let parsed = started.elapsed();
 
     let received = (prepared.records.len() + prepared.quarantine.len()) as u64;
     if let Some(reason) = unprocessable(
@@ -352,6 +356,15 @@ pub async fn post_records(
         app.records_changed.notify_one();
     }
     tracing::info!(source = %source, received = stats.received, changed = stats.changed, quarantined = stats.quarantined, "push stored");
+    // Where a push's time goes, for `RUST_LOG=tilstede::http=debug`.
+    tracing::debug!(
+        source = %source,
+        read_ms = read.as_secs_f64() * 1e3,
+        parse_queued_ms = parse_queued.as_secs_f64() * 1e3,
+        parse_ms = (parsed - read - parse_queued).as_secs_f64() * 1e3,
+        store_ms = (started.elapsed() - parsed).as_secs_f64() * 1e3,
+        "push timings"
+    );
     Ok((
         StatusCode::ACCEPTED,
         Json(IngestResponse {

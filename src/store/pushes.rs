@@ -136,14 +136,23 @@ async fn write_pushes(
         while let Ok(job) = rx.try_recv() {
             waiting.push_back(job);
         }
-        let group = next_group(&mut waiting);
+        let mut group = next_group(&mut waiting);
+        let started = std::time::Instant::now();
         let turn = (backend == Backend::Sqlite).then(|| lane.clone());
         let _turn = match &turn {
             Some(l) => Some(l.lock().await),
             None => None,
         };
-        let mut group = group;
-        match write_group(&pool, backend, &mut group).await {
+        let lane_wait = started.elapsed();
+        let written = write_group(&pool, backend, &mut group).await;
+        tracing::debug!(
+            pushes = group.len(),
+            records = group.iter().map(|j| j.records.len()).sum::<usize>(),
+            lane_wait_ms = lane_wait.as_secs_f64() * 1e3,
+            write_ms = (started.elapsed() - lane_wait).as_secs_f64() * 1e3,
+            "push group written"
+        );
+        match written {
             Ok(outcomes) => {
                 for (job, outcome) in group.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));

@@ -994,3 +994,58 @@ async fn push_guard_on_every_backend() {
         store.close().await;
     }
 }
+
+/// Pushed bodies are parsed on a pool of blocking threads, never on the
+/// threads that answer requests: with a single runtime thread, `/healthz`
+/// keeps answering while a large XML push is parsed (it waited for the
+/// whole parse when XML was parsed on the runtime).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn health_answers_while_a_large_push_is_parsed() {
+    use tilstede::synthetic::Municipality;
+    use tilstede::synthetic::writers::EdfiXmlWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let running = tilstede::service::start(config(dir.path(), 16 << 20), Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr);
+    let year = {
+        let t = today();
+        let y = chrono::Datelike::year(&t);
+        if chrono::Datelike::month(&t) >= 8 { y } else { y - 1 }
+    };
+    let mut body = Vec::new();
+    {
+        let mut w = EdfiXmlWriter::new(&mut body, year + 1).unwrap();
+        for r in Municipality::generate(800, 2, 3).absence(year, "vis").take(12_000) {
+            w.record(&r).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let http = reqwest::Client::new();
+    let push = {
+        let request = http
+            .post(format!("{base}/api/v1/sources/vis/records"))
+            .header("content-type", "application/xml")
+            .bearer_auth(PUSH)
+            .body(body);
+        tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            let status = request.send().await.unwrap().status();
+            (status, t.elapsed())
+        })
+    };
+    let mut slowest = Duration::ZERO;
+    while !push.is_finished() {
+        let t = std::time::Instant::now();
+        assert_eq!(code(http.get(format!("{base}/healthz"))).await, 200);
+        slowest = slowest.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, took) = push.await.unwrap();
+    assert_eq!(status, 202);
+    assert!(
+        slowest < took / 3,
+        "/healthz took up to {slowest:?} during a push that took {took:?}"
+    );
+    running.shutdown().await.unwrap();
+}
