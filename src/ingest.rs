@@ -1,8 +1,10 @@
 //! The ingest pipeline shared by file import, HTTP and pulls: parsed items in,
 //! stored in batches, each batch one transaction ([`ingest`]), or several
 //! batches per transaction with parsing on its own thread ([`ingest_parallel`]).
+//! Rejected input becomes a quarantine entry here ([`quarantine_entry`]);
+//! input skipped as not absence is not stored.
 
-use crate::adapters::Parsed;
+use crate::adapters::{Parsed, Rejected};
 use crate::domain::AbsenceRecord;
 use crate::domain::plausibility::{self, Bounds};
 use crate::store::{IngestStats, QuarantineEntry, Store, StoreError};
@@ -13,7 +15,7 @@ use crate::store::{IngestStats, QuarantineEntry, Store, StoreError};
 pub fn screen(r: AbsenceRecord, bounds: &Bounds, today: chrono::NaiveDate) -> Parsed {
     match plausibility::check(&r, bounds, today) {
         Ok(()) => Parsed::Record(r),
-        Err(e) => Parsed::Rejected(QuarantineEntry {
+        Err(e) => Parsed::Rejected(Rejected {
             source: Some(r.source.clone()),
             location: format!(
                 "{}/{}",
@@ -39,6 +41,17 @@ pub const BATCH: usize = 10_000;
 /// [`crate::store::BULK_COMMIT`]): small enough that the batches in flight
 /// stay a few megabytes when the parser runs ahead of the writer.
 const PARALLEL_BATCH: usize = 5_000;
+
+/// The quarantine entry of a rejected input: the store's form of the
+/// adapters' [`Rejected`].
+pub fn quarantine_entry(r: Rejected) -> QuarantineEntry {
+    QuarantineEntry {
+        source: r.source,
+        location: r.location,
+        reason: r.reason,
+        raw: r.raw,
+    }
+}
 
 /// What went wrong while ingesting.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +90,8 @@ where
             other => other,
         }) {
             Ok(Parsed::Record(r)) => records.push(r),
-            Ok(Parsed::Rejected(q)) => rejected.push(q),
+            Ok(Parsed::Rejected(q)) => rejected.push(quarantine_entry(q)),
+            Ok(Parsed::Skipped(_)) => continue,
             Err(source) => {
                 totals.add(store.ingest(&records, &rejected).await?);
                 return Err(IngestError::Read {
@@ -138,7 +152,8 @@ where
                 other => other,
             }) {
                 Ok(Parsed::Record(r)) => records.push(r),
-                Ok(Parsed::Rejected(q)) => rejected.push(q),
+                Ok(Parsed::Rejected(q)) => rejected.push(quarantine_entry(q)),
+                Ok(Parsed::Skipped(_)) => continue,
                 Err(e) => {
                     let _ = tx.blocking_send(Message::Batch(records, rejected));
                     let _ = tx.blocking_send(Message::Fault(e));

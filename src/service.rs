@@ -154,7 +154,7 @@ async fn case_loop(state: AppState, mut leader: watch::Receiver<bool>, mut stopp
             continue;
         }
         let now = chrono::Utc::now();
-        match state.store.sync_cases(&state.config.cases, now).await {
+        match crate::workflow::sync_cases(&state.store, &state.config.cases, now).await {
             Ok(s) if s.events > 0 => {
                 tracing::info!(
                     events = s.events,
@@ -167,7 +167,7 @@ async fn case_loop(state: AppState, mut leader: watch::Receiver<bool>, mut stopp
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "case sync failed"),
         }
-        match state.store.tick_cases(&state.config.cases, now).await {
+        match crate::workflow::tick_cases(&state.store, &state.config.cases, now).await {
             Ok(n) if !n.is_empty() => tracing::info!(notices = n.len(), "case clock ran"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "case clock failed"),

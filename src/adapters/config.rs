@@ -16,6 +16,7 @@ use super::edfi_api::EdfiApiSettings;
 use super::fint::FintSettings;
 use super::oneroster::OneRosterSettings;
 use super::profile::Profile;
+use super::pull::PullComponent;
 use super::rest::{Auth, RetryPolicy};
 use super::vendor_rest::RestAuth;
 
@@ -150,16 +151,8 @@ pub struct PullSource {
     pub auth: Auth,
     /// Retry policy.
     pub retry: RetryPolicy,
-    /// Ed-Fi endpoints (used when `fint` is `None`).
-    pub edfi: EdfiApiSettings,
-    /// Mapping settings.
-    pub mapping: EdfiMapping,
-    /// For `adapter = "fint"`: the resource and the Fravarstype profile.
-    pub fint: Option<(FintSettings, Profile)>,
-    /// For `adapter = "vendor-rest"`: the base URL and the profile.
-    pub vendor_rest: Option<(String, Profile)>,
-    /// For `adapter = "oneroster"`: the rostering service.
-    pub oneroster: Option<OneRosterSettings>,
+    /// What it pulls, by protocol; builds the run's puller.
+    pub component: PullComponent,
 }
 
 /// Reads a secret from the environment variable or file named at `path`,
@@ -315,8 +308,12 @@ impl RawSource {
                 max_delay: Duration::from_secs(30),
                 timeout: Duration::from_secs(timeout),
             },
-            vendor_rest: vendor_profile.map(|p| (base.clone(), p)),
-            oneroster: if self.adapter == "oneroster" {
+            component: if let Some(profile) = vendor_profile {
+                PullComponent::VendorRest {
+                    base_url: base.clone(),
+                    profile,
+                }
+            } else if self.adapter == "oneroster" {
                 if let Some(t) = &self.matrix_template
                     && !t.contains("{username}")
                     && !t.contains("{sourcedId}")
@@ -326,37 +323,35 @@ impl RawSource {
                         format!("«{t}» bruker verken {{username}} eller {{sourcedId}}"),
                     ));
                 }
-                Some(OneRosterSettings {
+                PullComponent::OneRoster(OneRosterSettings {
                     rostering_url: join(self.data_path.clone(), "/ims/oneroster/rostering/v1p2"),
                     page_size,
                     matrix_template: self.matrix_template.clone(),
                     matrix_id_field: self.matrix_id_field.clone(),
                 })
-            } else {
-                None
-            },
-            fint: if self.adapter == "fint" {
+            } else if self.adapter == "fint" {
                 let mut profile = Profile::load(self.profile.as_deref().unwrap_or("fint"))
                     .map_err(|e| invalid(format!("{path}.profile"), e.to_string()))?;
                 profile.source = self.source.clone().unwrap_or_else(|| name.to_string());
-                Some((
-                    FintSettings {
+                PullComponent::Fint {
+                    settings: FintSettings {
                         resource_url: join(self.resource_path.clone(), "/utdanning/vurdering/fravarsregistrering"),
                         page_size,
                     },
                     profile,
-                ))
+                }
             } else {
-                None
-            },
-            edfi: EdfiApiSettings {
-                data_url: join(self.data_path, "/data/v3"),
-                change_queries_url: join(self.change_queries_path, "/changeQueries/v1"),
-                page_size,
-            },
-            mapping: EdfiMapping {
-                source: self.source.unwrap_or_else(|| name.to_string()),
-                lessons_per_day,
+                PullComponent::EdfiApi {
+                    settings: EdfiApiSettings {
+                        data_url: join(self.data_path, "/data/v3"),
+                        change_queries_url: join(self.change_queries_path, "/changeQueries/v1"),
+                        page_size,
+                    },
+                    mapping: EdfiMapping {
+                        source: self.source.unwrap_or_else(|| name.to_string()),
+                        lessons_per_day,
+                    },
+                }
             },
         })
     }
@@ -402,8 +397,12 @@ mod tests {
         std::fs::write(&f, "s3cret\n").unwrap();
         let ok = pull_source(&format!("{BASE}client_secret_file = \"{}\"\n", f.display()), "edfi").unwrap();
         assert!(matches!(ok.auth, Auth::ClientCredentials { ref client_secret, .. } if client_secret == "s3cret"));
-        assert_eq!(ok.edfi.data_url, "http://127.0.0.1:9/data/v3");
-        assert_eq!(ok.mapping.source, "edfi");
+        let PullComponent::EdfiApi { settings, mapping } = &ok.component else {
+            panic!("{:?}", ok.component)
+        };
+        assert_eq!(settings.data_url, "http://127.0.0.1:9/data/v3");
+        assert_eq!(mapping.source, "edfi");
+        assert_eq!(ok.component.adapter(), "edfi-api");
     }
 
     #[test]
@@ -458,8 +457,13 @@ mod tests {
                 value: "nøkkel".into()
             }
         );
-        let (url, p) = ok.vendor_rest.unwrap();
-        assert_eq!((url.as_str(), p.rest.unwrap().page_size), ("http://127.0.0.1:9", 7));
+        let PullComponent::VendorRest { base_url, profile } = ok.component else {
+            panic!("{:?}", ok.component)
+        };
+        assert_eq!(
+            (base_url.as_str(), profile.rest.unwrap().page_size),
+            ("http://127.0.0.1:9", 7)
+        );
         // OAuth2 profiles need the client id and secret.
         let err = pull_source(&format!("{base}profile = \"flyt-rest\"\n"), "vis").unwrap_err();
         assert!(err.to_string().starts_with("sources.vis.client_id:"), "{err}");

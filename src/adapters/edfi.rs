@@ -1,34 +1,65 @@
-//! Ed-Fi Data Standard 5.x attendance events, from bulk XML
-//! (InterchangeStudentAttendance) or from the ODS/API's JSON resources.
+//! Ed-Fi Data Standard 5.2 attendance events, from bulk XML
+//! (InterchangeStudentAttendance, as `Interchange-StudentAttendance.xsd`
+//! defines it) or from the ODS/API's JSON resources.
 //!
 //! Both routes fill an [`EdfiEvent`]; one mapping turns it into a canonical
-//! record. The record id is a digest of the event's natural key, so the same
-//! event imported twice (or from XML and then from the API) is one record.
+//! record (the table is in `adapters/edfi-xml/README.md`). The record id is
+//! a digest of the event's natural key, so the same event imported twice (or
+//! from XML and then from the API) is one record.
+//!
+//! In the interchange, an event's date, category, reason and duration sit
+//! in a nested `AttendanceEvent`; the pupil, school, session and section are
+//! references whose identity may be wrapped (`StudentIdentity`,
+//! `CourseOfferingReference/CourseOfferingIdentity`) or looked up
+//! (`StudentLookup`), so they are read as the first descendant of their name.
 
-use super::Parsed;
 use super::xml::{Element, RecordLog, RecordVisitor, XmlError, XmlRecords};
-use crate::domain::record::parse_date;
+use super::{Parsed, Rejected, Skip};
+use crate::domain::record::{parse_date, period_from_name};
 use crate::domain::{AbsenceRecord, Kind, Validity};
-use crate::store::QuarantineEntry;
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::io::{self, BufRead};
 
-/// The record elements of InterchangeStudentAttendance that carry absence.
-pub const RECORD_ELEMENTS: &[&str] = &["StudentSchoolAttendanceEvent", "StudentSectionAttendanceEvent"];
+/// The record elements of InterchangeStudentAttendance: the two that carry
+/// absence, and the three that are read only to be counted as skipped.
+pub const RECORD_ELEMENTS: &[&str] = &[
+    "StudentSchoolAttendanceEvent",
+    "StudentSectionAttendanceEvent",
+    "StudentInterventionAttendanceEvent",
+    "StudentProgramAttendanceEvent",
+    "SectionAttendanceTakenEvent",
+];
 
 /// Whether an event concerns the school day or one section (a lesson).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EventScope {
     /// StudentSchoolAttendanceEvent.
+    #[default]
     School,
     /// StudentSectionAttendanceEvent.
     Section,
+    /// An event tilstede does not follow (intervention or program
+    /// attendance, attendance taken for a section): skipped and counted.
+    NotFollowed(&'static str),
+}
+
+impl EventScope {
+    /// The scope of a record element by its local name.
+    fn of_element(name: &[u8]) -> EventScope {
+        match name {
+            b"StudentSectionAttendanceEvent" => EventScope::Section,
+            b"StudentInterventionAttendanceEvent" => EventScope::NotFollowed("StudentInterventionAttendanceEvent"),
+            b"StudentProgramAttendanceEvent" => EventScope::NotFollowed("StudentProgramAttendanceEvent"),
+            b"SectionAttendanceTakenEvent" => EventScope::NotFollowed("SectionAttendanceTakenEvent"),
+            _ => EventScope::School,
+        }
+    }
 }
 
 /// The fields of an Ed-Fi attendance event that the mapping uses.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct EdfiEvent {
     /// School or section event.
     pub scope: EventScope,
@@ -36,20 +67,28 @@ pub struct EdfiEvent {
     pub student: Option<String>,
     /// SchoolId.
     pub school: Option<String>,
-    /// SchoolYear of the session.
+    /// SchoolYear of the session (`2025-2026` in XML, `2026` in the API).
     pub school_year: Option<String>,
     /// SessionName.
     pub session: Option<String>,
-    /// EventDate as given.
+    /// AttendanceEvent/EventDate as given.
     pub date: Option<String>,
-    /// AttendanceEventCategoryDescriptor as given (URI or bare code value).
+    /// AttendanceEvent/AttendanceEventCategory as given (URI or bare code value).
     pub category: Option<String>,
-    /// Section identity (SectionIdentifier and LocalCourseCode), section events only.
+    /// Section identity (`LocalCourseCode/SectionIdentifier`), section events only.
     pub section: Option<String>,
-    /// EventDuration in days, as given.
+    /// LocalCourseCode of the section's course offering.
+    pub course: Option<String>,
+    /// ClassPeriodName of the first ClassPeriodReference.
+    pub class_period: Option<String>,
+    /// AttendanceEvent/EventDuration in days, as given.
     pub duration: Option<String>,
     /// SchoolAttendanceDuration / SectionAttendanceDuration in minutes, as given.
     pub attendance_minutes: Option<String>,
+    /// ArrivalTime (xs:time).
+    pub arrival: Option<String>,
+    /// DepartureTime (xs:time).
+    pub departure: Option<String>,
 }
 
 /// The canonical meaning of an attendance event category.
@@ -65,6 +104,8 @@ pub enum Category {
     Tardy,
     /// Early departure.
     EarlyDeparture,
+    /// Partial: present for part of the day, away for the rest.
+    Partial,
 }
 
 impl Category {
@@ -76,13 +117,14 @@ impl Category {
 
     /// The category of a code value (ASCII case ignored).
     fn of_code(code: &str) -> Option<Category> {
-        const CODES: [(&str, Category); 6] = [
+        const CODES: [(&str, Category); 7] = [
             ("in attendance", Category::Present),
             ("present", Category::Present),
             ("excused absence", Category::Excused),
             ("unexcused absence", Category::Unexcused),
             ("tardy", Category::Tardy),
             ("early departure", Category::EarlyDeparture),
+            ("partial", Category::Partial),
         ];
         CODES
             .iter()
@@ -94,6 +136,15 @@ impl Category {
 /// The code value of a descriptor (the part after `#`).
 fn code_value(descriptor: &str) -> &str {
     descriptor.rsplit_once('#').map_or(descriptor, |(_, c)| c).trim()
+}
+
+/// The end year of a school year: the interchange writes `2025-2026`
+/// (SchoolYearType), the API `2026`; both key the same event.
+fn end_year(year: &str) -> &str {
+    match year.as_bytes() {
+        [_, _, _, _, b'-', _, _, _, _] => &year[5..],
+        _ => year,
+    }
 }
 
 /// Why an event could not be mapped; names the Ed-Fi element.
@@ -137,6 +188,29 @@ pub(crate) fn fnv1a32(bytes: &[u8]) -> u32 {
         .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
 
+/// A time of day as `HH:MM` or `HH:MM:SS` (fractions and a zone are
+/// dropped); `None` when it is not one.
+fn time_of_day(t: &str) -> Option<&str> {
+    let hms = t
+        .get(..8)
+        .filter(|p| chrono::NaiveTime::parse_from_str(p, "%H:%M:%S").is_ok());
+    hms.or_else(|| {
+        t.get(..5)
+            .filter(|p| chrono::NaiveTime::parse_from_str(p, "%H:%M").is_ok())
+    })
+}
+
+/// The time of day of an element that holds one, if it is given.
+fn clock<'a>(t: Option<&'a str>, element: &'static str) -> Result<Option<&'a str>, EdfiError> {
+    match t {
+        None => Ok(None),
+        Some(t) => time_of_day(t).map(Some).ok_or_else(|| EdfiError::Invalid {
+            element,
+            message: format!("«{t}» er ikke et klokkeslett"),
+        }),
+    }
+}
+
 /// An event's fields, borrowed: what the mapping reads, from an
 /// [`EdfiEvent`] or straight from the XML ([`EventVisitor`]).
 #[derive(Debug, Clone, Copy)]
@@ -149,16 +223,21 @@ struct EventFields<'a> {
     date: Option<&'a str>,
     category: Option<&'a str>,
     section: Option<&'a str>,
+    course: Option<&'a str>,
+    class_period: Option<&'a str>,
     duration: Option<&'a str>,
     attendance_minutes: Option<&'a str>,
+    arrival: Option<&'a str>,
+    departure: Option<&'a str>,
 }
 
 impl EventFields<'_> {
     /// The deterministic record id: a digest of the natural key (student,
-    /// school, session, date, category and, for section events, section),
-    /// after a short digest of the student alone. The student part keeps a
-    /// pupil's records next to each other in the store's key index, so an
-    /// import (which comes pupil by pupil) touches few index pages.
+    /// school, school year, session, date, category and, for section
+    /// events, section), after a short digest of the student alone. The
+    /// student part keeps a pupil's records next to each other in the
+    /// store's key index, so an import (which comes pupil by pupil) touches
+    /// few index pages.
     fn record_id(self) -> String {
         self.record_id_with(self.category.map(code_value))
     }
@@ -168,12 +247,13 @@ impl EventFields<'_> {
         let scope = match self.scope {
             EventScope::School => "school",
             EventScope::Section => "section",
+            EventScope::NotFollowed(name) => name,
         };
         let parts = [
             Some(scope),
             self.student,
             self.school,
-            self.school_year,
+            self.school_year.map(end_year),
             self.session,
             self.date,
             code,
@@ -221,25 +301,27 @@ impl EventFields<'_> {
     }
 
     /// Maps the event to a canonical record; `Ok(None)` for attendance that
-    /// is not absence.
+    /// is not absence. The table is in `adapters/edfi-xml/README.md`.
     fn to_record(self, m: &EdfiMapping) -> Result<Option<AbsenceRecord>, EdfiError> {
         let descriptor = self
             .category
-            .ok_or(EdfiError::Missing("AttendanceEventCategoryDescriptor"))?;
+            .ok_or(EdfiError::Missing("AttendanceEvent/AttendanceEventCategory"))?;
         let code = code_value(descriptor);
         let category = Category::of_code(code).ok_or_else(|| EdfiError::Invalid {
-            element: "AttendanceEventCategoryDescriptor",
+            element: "AttendanceEvent/AttendanceEventCategory",
             message: format!("ukjent kategori «{code}»"),
         })?;
         if category == Category::Present {
             return Ok(None);
         }
-        let student = self.student.ok_or(EdfiError::Missing("StudentUniqueId"))?.to_string();
-        let school = self.school.ok_or(EdfiError::Missing("SchoolId"))?.to_string();
-        let date_text = self.date.ok_or(EdfiError::Missing("EventDate"))?;
+        let student = self
+            .student
+            .ok_or(EdfiError::Missing("StudentReference//StudentUniqueId"))?;
+        let school = self.school.ok_or(EdfiError::Missing("SchoolId"))?;
+        let date_text = self.date.ok_or(EdfiError::Missing("AttendanceEvent/EventDate"))?;
         let date: NaiveDate =
             parse_date(date_text.get(..10).unwrap_or(date_text)).map_err(|message| EdfiError::Invalid {
-                element: "EventDate",
+                element: "AttendanceEvent/EventDate",
                 message,
             })?;
         let duration = match self.duration {
@@ -248,26 +330,36 @@ impl EventFields<'_> {
                 Ok(v) if v > 0.0 && v.is_finite() => Some(v),
                 _ => {
                     return Err(EdfiError::Invalid {
-                        element: "EventDuration",
+                        element: "AttendanceEvent/EventDuration",
                         message: format!("«{d}» er ikke et positivt tall"),
                     });
                 }
             },
         };
+        let minutes_element = match self.scope {
+            EventScope::Section => "SectionAttendanceDuration",
+            _ => "SchoolAttendanceDuration",
+        };
         let minutes = match self.attendance_minutes {
             None => None,
             Some(t) => Some(t.trim().parse::<u32>().map_err(|_| EdfiError::Invalid {
-                element: match self.scope {
-                    EventScope::School => "SchoolAttendanceDuration",
-                    EventScope::Section => "SectionAttendanceDuration",
-                },
+                element: minutes_element,
                 message: format!("«{t}» er ikke et heltall minutter"),
             })?),
         };
+        let arrival = clock(self.arrival, "ArrivalTime")?;
+        let departure = clock(self.departure, "DepartureTime")?;
+        let lpd = m.lessons_per_day.max(1);
+        let part_of_day = |d: f64| (d * f64::from(lpd)).round().clamp(1.0, f64::from(lpd)) as u32;
         let (kind, lessons, validity) = match category {
             Category::Present => return Ok(None),
             Category::Tardy => (Kind::Late, 1, Validity::Unclassified),
             Category::EarlyDeparture => (Kind::Left, 1, Validity::Unclassified),
+            // Away for part of the day, not yet classified by the school.
+            Category::Partial => match (self.scope, duration) {
+                (EventScope::School, Some(d)) => (Kind::Lesson, part_of_day(d), Validity::Unclassified),
+                _ => (Kind::Lesson, 1, Validity::Unclassified),
+            },
             Category::Excused | Category::Unexcused => {
                 let validity = if category == Category::Excused {
                     Validity::Valid
@@ -277,11 +369,8 @@ impl EventFields<'_> {
                 match (self.scope, duration) {
                     // A section is one lesson.
                     (EventScope::Section, _) => (Kind::Lesson, 1, validity),
-                    (EventScope::School, Some(d)) if d < 1.0 => {
-                        let lessons = (d * f64::from(m.lessons_per_day)).round().max(1.0) as u32;
-                        (Kind::Lesson, lessons, validity)
-                    }
-                    (EventScope::School, _) => (Kind::Day, 1, validity),
+                    (_, Some(d)) if d < 1.0 => (Kind::Lesson, part_of_day(d), validity),
+                    _ => (Kind::Day, 1, validity),
                 }
             }
         };
@@ -291,12 +380,25 @@ impl EventFields<'_> {
         if let Some(s) = self.section {
             extensions.insert("section".into(), Value::String(s.to_string()));
         }
+        let period = self.class_period.and_then(period_from_name);
+        if let (Some(name), None) = (self.class_period, period) {
+            extensions.insert("period_name".into(), Value::String(name.to_string()));
+        }
+        match (kind, arrival, departure) {
+            (Kind::Late, Some(t), _) => {
+                extensions.insert("arrival_time".into(), Value::String(t.to_string()));
+            }
+            (Kind::Left, _, Some(t)) => {
+                extensions.insert("departure_time".into(), Value::String(t.to_string()));
+            }
+            _ => {}
+        }
         Ok(Some(AbsenceRecord {
             source: m.source.clone(),
             id: self.record_id_with(Some(code)),
             version: 1,
-            pupil: student,
-            school,
+            pupil: student.to_string(),
+            school: school.to_string(),
             date,
             kind,
             lessons,
@@ -304,17 +406,15 @@ impl EventFields<'_> {
             validity,
             reason: None,
             deleted: false,
+            subject: self.course.map(str::to_string),
+            period,
             extensions,
         }))
     }
 }
 
 impl EdfiEvent {
-    /// The deterministic record id: a digest of the natural key (student,
-    /// school, session, date, category and, for section events, section),
-    /// after a short digest of the student alone. The student part keeps a
-    /// pupil's records next to each other in the store's key index, so an
-    /// import (which comes pupil by pupil) touches few index pages.
+    /// The deterministic record id (see the mapping's natural key).
     pub fn record_id(&self) -> String {
         self.fields().record_id()
     }
@@ -335,45 +435,50 @@ impl EdfiEvent {
             date: self.date.as_deref(),
             category: self.category.as_deref(),
             section: self.section.as_deref(),
+            course: self.course.as_deref(),
+            class_period: self.class_period.as_deref(),
             duration: self.duration.as_deref(),
             attendance_minutes: self.attendance_minutes.as_deref(),
+            arrival: self.arrival.as_deref(),
+            departure: self.departure.as_deref(),
         }
     }
 
     /// Reads an event from an interchange element.
     pub fn from_xml(e: &Element) -> EdfiEvent {
-        let scope = if e.name == "StudentSectionAttendanceEvent" {
-            EventScope::Section
-        } else {
-            EventScope::School
-        };
         let text = |el: Option<&Element>| el.map(|x| x.text.clone()).filter(|t| !t.is_empty());
+        let event = e.child("AttendanceEvent");
+        let in_event = |name: &str| text(event.and_then(|a| a.child(name)));
         let session = e.child("SessionReference");
         let section_ref = e.child("SectionReference");
+        let course = text(section_ref.and_then(|s| s.find("LocalCourseCode")));
         let section = section_ref.and_then(|s| {
             let id = text(s.find("SectionIdentifier"))?;
-            Some(match text(s.find("LocalCourseCode")) {
+            Some(match &course {
                 Some(course) => format!("{course}/{id}"),
                 None => id,
             })
         });
-        // Section events name school and session inside the section reference.
-        let within = |name: &str| {
-            text(e.child("SchoolReference").and_then(|s| s.find(name)))
-                .or_else(|| text(section_ref.and_then(|s| s.find(name))))
-        };
+        let in_section = |name: &str| text(section_ref.and_then(|s| s.find(name)));
+        let in_session = |name: &str| text(session.and_then(|s| s.find(name)));
         EdfiEvent {
-            scope,
+            scope: EventScope::of_element(e.name.as_bytes()),
             student: text(e.child("StudentReference").and_then(|s| s.find("StudentUniqueId"))),
-            school: within("SchoolId").or_else(|| text(session.and_then(|s| s.find("SchoolId")))),
-            school_year: text(session.and_then(|s| s.find("SchoolYear"))).or_else(|| within("SchoolYear")),
-            session: text(session.and_then(|s| s.find("SessionName"))).or_else(|| within("SessionName")),
-            date: text(e.child("EventDate")),
-            category: text(e.child("AttendanceEventCategoryDescriptor")),
+            school: text(e.child("SchoolReference").and_then(|s| s.find("SchoolId")))
+                .or_else(|| in_section("SchoolId"))
+                .or_else(|| in_session("SchoolId")),
+            school_year: in_session("SchoolYear").or_else(|| in_section("SchoolYear")),
+            session: in_session("SessionName").or_else(|| in_section("SessionName")),
+            date: in_event("EventDate"),
+            category: in_event("AttendanceEventCategory"),
             section,
-            duration: text(e.child("EventDuration")),
+            course,
+            class_period: text(e.child("ClassPeriodReference").and_then(|c| c.find("ClassPeriodName"))),
+            duration: in_event("EventDuration"),
             attendance_minutes: text(e.child("SchoolAttendanceDuration"))
                 .or_else(|| text(e.child("SectionAttendanceDuration"))),
+            arrival: text(e.child("ArrivalTime")),
+            departure: text(e.child("DepartureTime")),
         }
     }
 }
@@ -383,37 +488,43 @@ impl EdfiEvent {
 mod slot {
     /// StudentReference//StudentUniqueId.
     pub const STUDENT: usize = 0;
-    /// SchoolReference//SchoolId, SchoolYear, SessionName.
+    /// SchoolReference//SchoolId.
     pub const SCHOOL_SCHOOL_ID: usize = 1;
-    pub const SCHOOL_YEAR: usize = 2;
-    pub const SCHOOL_SESSION: usize = 3;
-    /// SectionReference//SchoolId, SchoolYear, SessionName, SectionIdentifier, LocalCourseCode.
-    pub const SECTION_SCHOOL_ID: usize = 4;
-    pub const SECTION_YEAR: usize = 5;
-    pub const SECTION_SESSION: usize = 6;
-    pub const SECTION_ID: usize = 7;
-    pub const SECTION_COURSE: usize = 8;
     /// SessionReference//SchoolId, SchoolYear, SessionName.
-    pub const SESSION_SCHOOL_ID: usize = 9;
-    pub const SESSION_YEAR: usize = 10;
-    pub const SESSION_SESSION: usize = 11;
+    pub const SESSION_SCHOOL_ID: usize = 2;
+    pub const SESSION_YEAR: usize = 3;
+    pub const SESSION_NAME: usize = 4;
+    /// SectionReference//SchoolId, SchoolYear, SessionName, SectionIdentifier, LocalCourseCode.
+    pub const SECTION_SCHOOL_ID: usize = 5;
+    pub const SECTION_YEAR: usize = 6;
+    pub const SECTION_SESSION: usize = 7;
+    pub const SECTION_ID: usize = 8;
+    pub const SECTION_COURSE: usize = 9;
+    /// AttendanceEvent/EventDate, AttendanceEventCategory, EventDuration.
+    pub const DATE: usize = 10;
+    pub const CATEGORY: usize = 11;
+    pub const DURATION: usize = 12;
     /// Children of the event.
-    pub const DATE: usize = 12;
-    pub const CATEGORY: usize = 13;
-    pub const DURATION: usize = 14;
-    pub const SCHOOL_MINUTES: usize = 15;
-    pub const SECTION_MINUTES: usize = 16;
-    pub const COUNT: usize = 17;
+    pub const SCHOOL_MINUTES: usize = 13;
+    pub const SECTION_MINUTES: usize = 14;
+    pub const ARRIVAL: usize = 15;
+    pub const DEPARTURE: usize = 16;
+    /// ClassPeriodReference//ClassPeriodName.
+    pub const CLASS_PERIOD: usize = 17;
+    pub const COUNT: usize = 18;
     /// No slot: the element's text is not kept.
     pub const NONE: u8 = u8::MAX;
 }
 
-/// The references of an event whose descendants are read.
+/// The children of an event whose descendants are read.
 mod reference {
     pub const STUDENT: u8 = 0;
     pub const SCHOOL: u8 = 1;
     pub const SECTION: u8 = 2;
     pub const SESSION: u8 = 3;
+    pub const CLASS_PERIOD: u8 = 4;
+    /// AttendanceEvent: its children only.
+    pub const EVENT: u8 = 5;
     /// Outside the references read.
     pub const NONE: u8 = u8::MAX;
 }
@@ -511,17 +622,17 @@ impl EventVisitor {
             school: t(slot::SCHOOL_SCHOOL_ID)
                 .or_else(|| t(slot::SECTION_SCHOOL_ID))
                 .or_else(|| t(slot::SESSION_SCHOOL_ID)),
-            school_year: t(slot::SESSION_YEAR)
-                .or_else(|| t(slot::SCHOOL_YEAR))
-                .or_else(|| t(slot::SECTION_YEAR)),
-            session: t(slot::SESSION_SESSION)
-                .or_else(|| t(slot::SCHOOL_SESSION))
-                .or_else(|| t(slot::SECTION_SESSION)),
+            school_year: t(slot::SESSION_YEAR).or_else(|| t(slot::SECTION_YEAR)),
+            session: t(slot::SESSION_NAME).or_else(|| t(slot::SECTION_SESSION)),
             date: t(slot::DATE),
             category: t(slot::CATEGORY),
             section,
+            course: t(slot::SECTION_COURSE),
+            class_period: t(slot::CLASS_PERIOD),
             duration: t(slot::DURATION),
             attendance_minutes: t(slot::SCHOOL_MINUTES).or_else(|| t(slot::SECTION_MINUTES)),
+            arrival: t(slot::ARRIVAL),
+            departure: t(slot::DEPARTURE),
         }
     }
 }
@@ -530,11 +641,7 @@ impl RecordVisitor for EventVisitor {
     fn start(&mut self, name: &[u8], depth: usize) {
         let frame = match depth {
             0 => {
-                self.scope = if name == b"StudentSectionAttendanceEvent" {
-                    EventScope::Section
-                } else {
-                    EventScope::School
-                };
+                self.scope = EventScope::of_element(name);
                 self.seen = 0;
                 self.references_seen = 0;
                 self.open.clear();
@@ -542,26 +649,30 @@ impl RecordVisitor for EventVisitor {
             }
             // The event's children (`child`: the first of each name).
             1 => match name {
+                b"AttendanceEvent" => (self.claim_reference(reference::EVENT), slot::NONE),
                 b"StudentReference" => (self.claim_reference(reference::STUDENT), slot::NONE),
                 b"SchoolReference" => (self.claim_reference(reference::SCHOOL), slot::NONE),
                 b"SectionReference" => (self.claim_reference(reference::SECTION), slot::NONE),
                 b"SessionReference" => (self.claim_reference(reference::SESSION), slot::NONE),
-                b"EventDate" => (reference::NONE, self.claim(slot::DATE)),
-                b"AttendanceEventCategoryDescriptor" => (reference::NONE, self.claim(slot::CATEGORY)),
-                b"EventDuration" => (reference::NONE, self.claim(slot::DURATION)),
+                b"ClassPeriodReference" => (self.claim_reference(reference::CLASS_PERIOD), slot::NONE),
                 b"SchoolAttendanceDuration" => (reference::NONE, self.claim(slot::SCHOOL_MINUTES)),
                 b"SectionAttendanceDuration" => (reference::NONE, self.claim(slot::SECTION_MINUTES)),
+                b"ArrivalTime" => (reference::NONE, self.claim(slot::ARRIVAL)),
+                b"DepartureTime" => (reference::NONE, self.claim(slot::DEPARTURE)),
                 _ => (reference::NONE, slot::NONE),
             },
-            // Inside a reference (`find`: the first descendant of each name).
+            // Inside AttendanceEvent (`child`) or a reference (`find`: the
+            // first descendant of each name).
             _ => {
                 let within = self.open.last().map_or(reference::NONE, |f| f.0);
                 let wanted = match (within, name) {
                     (reference::NONE, _) => None,
+                    (reference::EVENT, _) if depth != 2 => None,
+                    (reference::EVENT, b"EventDate") => Some(slot::DATE),
+                    (reference::EVENT, b"AttendanceEventCategory") => Some(slot::CATEGORY),
+                    (reference::EVENT, b"EventDuration") => Some(slot::DURATION),
                     (reference::STUDENT, b"StudentUniqueId") => Some(slot::STUDENT),
                     (reference::SCHOOL, b"SchoolId") => Some(slot::SCHOOL_SCHOOL_ID),
-                    (reference::SCHOOL, b"SchoolYear") => Some(slot::SCHOOL_YEAR),
-                    (reference::SCHOOL, b"SessionName") => Some(slot::SCHOOL_SESSION),
                     (reference::SECTION, b"SchoolId") => Some(slot::SECTION_SCHOOL_ID),
                     (reference::SECTION, b"SchoolYear") => Some(slot::SECTION_YEAR),
                     (reference::SECTION, b"SessionName") => Some(slot::SECTION_SESSION),
@@ -569,7 +680,8 @@ impl RecordVisitor for EventVisitor {
                     (reference::SECTION, b"LocalCourseCode") => Some(slot::SECTION_COURSE),
                     (reference::SESSION, b"SchoolId") => Some(slot::SESSION_SCHOOL_ID),
                     (reference::SESSION, b"SchoolYear") => Some(slot::SESSION_YEAR),
-                    (reference::SESSION, b"SessionName") => Some(slot::SESSION_SESSION),
+                    (reference::SESSION, b"SessionName") => Some(slot::SESSION_NAME),
+                    (reference::CLASS_PERIOD, b"ClassPeriodName") => Some(slot::CLASS_PERIOD),
                     _ => None,
                 };
                 (within, wanted.map_or(slot::NONE, |s| self.claim(s)))
@@ -617,27 +729,28 @@ impl<R: BufRead> Iterator for EdfiXmlReader<R> {
     type Item = io::Result<Parsed>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let position = match self.inner.next_with(&mut self.visitor)? {
-                Ok(p) => p,
-                Err(e) => return Some(Err(io::Error::from(e))),
-            };
-            let (event, log) = &mut self.visitor;
-            event.finish();
-            match event.fields().to_record(&self.mapping) {
-                Ok(Some(r)) => return Some(Ok(Parsed::Record(r))),
-                Ok(None) => continue,
-                Err(e) => {
-                    let element = log.element();
-                    return Some(Ok(Parsed::Rejected(QuarantineEntry {
-                        source: Some(self.mapping.source.clone()),
-                        location: format!("{}:{}:{}", self.inner.location(), position.line, position.column),
-                        reason: format!("{}: {e}", element.name),
-                        raw: element.to_xml(),
-                    })));
-                }
-            }
+        let position = match self.inner.next_with(&mut self.visitor)? {
+            Ok(p) => p,
+            Err(e) => return Some(Err(io::Error::from(e))),
+        };
+        let (event, log) = &mut self.visitor;
+        if let EventScope::NotFollowed(name) = event.scope {
+            return Some(Ok(Parsed::Skipped(Skip::NotFollowed(name))));
         }
+        event.finish();
+        Some(Ok(match event.fields().to_record(&self.mapping) {
+            Ok(Some(r)) => Parsed::Record(r),
+            Ok(None) => Parsed::Skipped(Skip::Presence),
+            Err(e) => {
+                let element = log.element();
+                Parsed::Rejected(Rejected {
+                    source: Some(self.mapping.source.clone()),
+                    location: format!("{}:{}:{}", self.inner.location(), position.line, position.column),
+                    reason: format!("{}: {e}", element.name),
+                    raw: element.to_xml(),
+                })
+            }
+        }))
     }
 }
 
@@ -652,63 +765,112 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const NS: &str = "http://ed-fi.org/5.0.0";
+    const NS: &str = "http://ed-fi.org/5.2.0";
 
-    fn school_event(category: &str, date: &str, extra: &str) -> String {
+    /// A school event in the interchange's shape: `inside` goes in the
+    /// AttendanceEvent after the category, `after` after the references.
+    fn school_event(category: &str, date: &str, inside: &str, after: &str) -> String {
         format!(
             "<StudentSchoolAttendanceEvent>\
-<AttendanceEventCategoryDescriptor>uri://ed-fi.org/AttendanceEventCategoryDescriptor#{category}</AttendanceEventCategoryDescriptor>\
-<EventDate>{date}</EventDate>{extra}\
+<AttendanceEvent><EventDate>{date}</EventDate>\
+<AttendanceEventCategory>uri://ed-fi.org/AttendanceEventCategoryDescriptor#{category}</AttendanceEventCategory>{inside}</AttendanceEvent>\
 <StudentReference><StudentIdentity><StudentUniqueId>604822</StudentUniqueId></StudentIdentity></StudentReference>\
 <SchoolReference><SchoolIdentity><SchoolId>255901001</SchoolId></SchoolIdentity></SchoolReference>\
-<SessionReference><SessionIdentity><SchoolYear>2026</SchoolYear><SessionName>2025-2026 Høst</SessionName>\
+<SessionReference><SessionIdentity><SessionName>2025-2026 Høst</SessionName><SchoolYear>2025-2026</SchoolYear>\
 <SchoolReference><SchoolIdentity><SchoolId>255901001</SchoolId></SchoolIdentity></SchoolReference></SessionIdentity></SessionReference>\
-</StudentSchoolAttendanceEvent>\n"
+{after}</StudentSchoolAttendanceEvent>\n"
         )
     }
 
-    /// One school event of each category the issue maps, with durations.
+    fn section_event(category: &str, course: &str, id: &str, period: &str) -> String {
+        format!(
+            "<StudentSectionAttendanceEvent>\
+<AttendanceEvent><EventDate>2026-03-02</EventDate>\
+<AttendanceEventCategory>uri://ed-fi.org/AttendanceEventCategoryDescriptor#{category}</AttendanceEventCategory></AttendanceEvent>\
+<StudentReference><StudentIdentity><StudentUniqueId>7</StudentUniqueId></StudentIdentity></StudentReference>\
+<SectionReference><SectionIdentity><SectionIdentifier>{id}</SectionIdentifier>\
+<CourseOfferingReference><CourseOfferingIdentity>{course}\
+<SchoolReference><SchoolIdentity><SchoolId>9</SchoolId></SchoolIdentity></SchoolReference>\
+<SessionReference><SessionIdentity><SessionName>Vår</SessionName><SchoolYear>2025-2026</SchoolYear>\
+<SchoolReference><SchoolIdentity><SchoolId>9</SchoolId></SchoolIdentity></SchoolReference></SessionIdentity></SessionReference>\
+</CourseOfferingIdentity></CourseOfferingReference></SectionIdentity></SectionReference>\
+<SectionAttendanceDuration>45</SectionAttendanceDuration>{period}\
+</StudentSectionAttendanceEvent>\n"
+        )
+    }
+
+    fn class_period(name: &str) -> String {
+        format!(
+            "<ClassPeriodReference><ClassPeriodIdentity><SchoolReference><SchoolIdentity><SchoolId>9</SchoolId></SchoolIdentity></SchoolReference>\
+<ClassPeriodName>{name}</ClassPeriodName></ClassPeriodIdentity></ClassPeriodReference>"
+        )
+    }
+
+    /// One school event of each standard category, with durations.
     fn one_event_per_category() -> Vec<String> {
         vec![
-            school_event("Excused Absence", "2026-03-02", "<EventDuration>1</EventDuration>"),
-            school_event("Unexcused Absence", "2026-03-03", ""),
+            school_event("Excused Absence", "2026-03-02", "<EventDuration>1</EventDuration>", ""),
+            school_event("Unexcused Absence", "2026-03-03", "", ""),
             school_event(
                 "Tardy",
                 "2026-03-04",
-                "<SchoolAttendanceDuration>12</SchoolAttendanceDuration>",
+                "",
+                "<SchoolAttendanceDuration>12</SchoolAttendanceDuration><ArrivalTime>08:42:00</ArrivalTime>",
             ),
-            school_event("Early departure", "2026-03-05", ""),
-            school_event("In Attendance", "2026-03-06", ""),
-            school_event("Unexcused Absence", "2026-03-09", "<EventDuration>0.33</EventDuration>"),
+            school_event(
+                "Early departure",
+                "2026-03-05",
+                "",
+                "<DepartureTime>11:30:00</DepartureTime>",
+            ),
+            school_event("In Attendance", "2026-03-06", "", ""),
+            school_event("Present", "2026-03-06", "", ""),
+            school_event(
+                "Unexcused Absence",
+                "2026-03-09",
+                "<EventDuration>0.33</EventDuration>",
+                "",
+            ),
+            school_event("Partial", "2026-03-10", "<EventDuration>0.5</EventDuration>", ""),
         ]
     }
 
-    fn read(body: &str) -> Vec<io::Result<Parsed>> {
-        let xml = format!(
+    fn interchange(body: &str) -> String {
+        format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InterchangeStudentAttendance xmlns=\"{NS}\">\n{body}</InterchangeStudentAttendance>\n"
-        );
-        EdfiXmlReader::new(xml.as_bytes(), "a.xml", EdfiMapping::default()).collect::<Vec<_>>()
+        )
+    }
+
+    fn read(body: &str) -> Vec<io::Result<Parsed>> {
+        EdfiXmlReader::new(interchange(body).as_bytes(), "a.xml", EdfiMapping::default()).collect::<Vec<_>>()
     }
 
     fn records(body: &str) -> Vec<AbsenceRecord> {
         read(body)
             .into_iter()
-            .map(|p| match p.unwrap() {
-                Parsed::Record(r) => r,
+            .filter_map(|p| match p.unwrap() {
+                Parsed::Record(r) => Some(r),
+                Parsed::Skipped(_) => None,
                 Parsed::Rejected(q) => panic!("rejected: {q:?}"),
             })
             .collect()
     }
 
     #[test]
-    fn categories_map_as_the_issue_says() {
+    fn categories_map_as_the_table_says() {
         let mut body = one_event_per_category();
         body.push(school_event(
             "Excused Absence",
-            "2026-03-10",
+            "2026-03-11",
             "<EventDuration>0.05</EventDuration>",
+            "",
         ));
         let body = body.concat();
+        let mut counts = crate::adapters::ParseCounts::default();
+        for p in read(&body) {
+            counts.add(&p.unwrap());
+        }
+        assert_eq!((counts.accepted, counts.rejected, counts.presence), (7, 0, 2));
         let got = records(&body);
         let summary: Vec<(Kind, u32, Validity, Option<u32>)> =
             got.iter().map(|r| (r.kind, r.lessons, r.validity, r.minutes)).collect();
@@ -721,6 +883,8 @@ mod tests {
                 (Kind::Left, 1, Validity::Unclassified, None),
                 // 0.33 × 6 lessons = 1.98 → 2 lessons.
                 (Kind::Lesson, 2, Validity::Invalid, None),
+                // Partial: half the day away, not yet classified.
+                (Kind::Lesson, 3, Validity::Unclassified, None),
                 // Never less than one lesson.
                 (Kind::Lesson, 1, Validity::Valid, None),
             ]
@@ -729,63 +893,147 @@ mod tests {
         assert_eq!(got[0].school, "255901001");
         assert_eq!(got[0].extensions["source_code"], "Excused Absence");
         assert_eq!(got[2].extensions["source_label"], "Tardy");
+        assert_eq!(got[2].extensions["arrival_time"], "08:42:00");
+        assert_eq!(got[3].extensions["departure_time"], "11:30:00");
+        assert!(got.iter().all(|r| r.subject.is_none() && r.period.is_none()));
+    }
+
+    #[test]
+    fn descriptors_come_as_uri_or_code_value() {
+        let uri = records(&school_event("Tardy", "2026-03-04", "", ""));
+        let bare = school_event("Tardy", "2026-03-04", "", "")
+            .replace("uri://ed-fi.org/AttendanceEventCategoryDescriptor#Tardy", "Tardy");
+        let bare = records(&bare);
+        assert_eq!(uri[0].kind, bare[0].kind);
+        assert_eq!(uri[0].id, bare[0].id, "the code value keys the event either way");
     }
 
     #[test]
     fn record_id_follows_the_natural_key() {
-        let a = records(&school_event("Tardy", "2026-03-04", ""));
+        let a = records(&school_event("Tardy", "2026-03-04", "", ""));
         let again = records(&school_event(
             "Tardy",
             "2026-03-04",
+            "",
             "<SchoolAttendanceDuration>3</SchoolAttendanceDuration>",
         ));
         assert_eq!(a[0].id, again[0].id, "same key, same id");
-        let other_day = records(&school_event("Tardy", "2026-03-05", ""));
+        let other_day = records(&school_event("Tardy", "2026-03-05", "", ""));
         assert_ne!(a[0].id, other_day[0].id);
-        let other_cat = records(&school_event("Early departure", "2026-03-04", ""));
+        let other_cat = records(&school_event("Early departure", "2026-03-04", "", ""));
         assert_ne!(a[0].id, other_cat[0].id);
         // One pupil's ids share the student prefix, so they sort together.
         assert_eq!(a[0].id[..13], other_day[0].id[..13]);
         assert_eq!(a[0].id.len(), "edfi-".len() + 8 + 24);
         assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
+        // The interchange's SchoolYear 2025-2026 and the API's 2026 key the same event.
+        let api = EdfiEvent {
+            scope: EventScope::School,
+            student: Some("604822".into()),
+            school: Some("255901001".into()),
+            school_year: Some("2026".into()),
+            session: Some("2025-2026 Høst".into()),
+            date: Some("2026-03-04".into()),
+            category: Some("uri://ed-fi.org/AttendanceEventCategoryDescriptor#Tardy".into()),
+            ..Default::default()
+        };
+        assert_eq!(api.record_id(), a[0].id);
     }
 
     #[test]
-    fn section_events_are_lessons_with_the_section_in_the_key() {
-        let section = |id: &str| {
-            format!(
-                "<StudentSectionAttendanceEvent>\
-<AttendanceEventCategoryDescriptor>uri://ed-fi.org/AttendanceEventCategoryDescriptor#Unexcused Absence</AttendanceEventCategoryDescriptor>\
-<EventDate>2026-03-02</EventDate>\
-<SectionAttendanceDuration>45</SectionAttendanceDuration>\
-<StudentReference><StudentIdentity><StudentUniqueId>7</StudentUniqueId></StudentIdentity></StudentReference>\
-<SectionReference><SectionIdentity><LocalCourseCode>MAT8</LocalCourseCode><SchoolId>9</SchoolId><SchoolYear>2026</SchoolYear>\
-<SectionIdentifier>{id}</SectionIdentifier><SessionName>Vår</SessionName></SectionIdentity></SectionReference>\
-</StudentSectionAttendanceEvent>\n"
-            )
-        };
-        let got = records(&(section("8A-1") + section("8A-2").as_str()));
-        assert_eq!(got.len(), 2);
+    fn section_events_are_lessons_with_subject_period_and_section() {
+        let got = records(
+            &[
+                section_event(
+                    "Unexcused Absence",
+                    "<LocalCourseCode>MAT8</LocalCourseCode>",
+                    "8A-1",
+                    &class_period("2. time"),
+                ),
+                section_event(
+                    "Unexcused Absence",
+                    "<LocalCourseCode>MAT8</LocalCourseCode>",
+                    "8A-2",
+                    &class_period("Blokk A"),
+                ),
+                section_event("Excused Absence", "<LocalCourseCode>NOR8</LocalCourseCode>", "8A-3", ""),
+            ]
+            .concat(),
+        );
+        assert_eq!(got.len(), 3);
         assert_eq!(
             (got[0].kind, got[0].lessons, got[0].school.as_str()),
             (Kind::Lesson, 1, "9")
         );
+        assert_eq!((got[0].subject.as_deref(), got[0].period), (Some("MAT8"), Some(2)));
         assert_eq!(got[0].extensions["section"], "MAT8/8A-1");
+        // A period name without a number is kept by name.
+        assert_eq!(got[1].period, None);
+        assert_eq!(got[1].extensions["period_name"], "Blokk A");
+        assert_eq!(
+            (got[2].subject.as_deref(), got[2].period, got[2].validity),
+            (Some("NOR8"), None, Validity::Valid)
+        );
         assert_ne!(got[0].id, got[1].id);
+    }
+
+    #[test]
+    fn intervention_and_program_events_are_skipped_and_counted() {
+        let body = "<StudentInterventionAttendanceEvent><AttendanceEvent><EventDate>2026-03-02</EventDate>\
+<AttendanceEventCategory>uri://ed-fi.org/AttendanceEventCategoryDescriptor#Unexcused Absence</AttendanceEventCategory></AttendanceEvent>\
+<StudentReference><StudentIdentity><StudentUniqueId>7</StudentUniqueId></StudentIdentity></StudentReference>\
+<InterventionReference><InterventionIdentity><EducationOrganizationReference><EducationOrganizationIdentity><EducationOrganizationId>9</EducationOrganizationId></EducationOrganizationIdentity></EducationOrganizationReference>\
+<InterventionIdentificationCode>LES</InterventionIdentificationCode></InterventionIdentity></InterventionReference></StudentInterventionAttendanceEvent>\n\
+<StudentProgramAttendanceEvent/>\n<StudentInterventionAttendanceEvent/>\n";
+        let got: Vec<Parsed> = read(body).into_iter().map(Result::unwrap).collect();
+        let mut counts = crate::adapters::ParseCounts::default();
+        got.iter().for_each(|p| counts.add(p));
+        assert_eq!((counts.accepted, counts.rejected, counts.presence), (0, 0, 0));
+        assert_eq!(counts.not_followed["StudentInterventionAttendanceEvent"], 2);
+        assert_eq!(counts.not_followed["StudentProgramAttendanceEvent"], 1);
+        assert!(
+            counts
+                .summary()
+                .contains("2 StudentInterventionAttendanceEvent hoppet over"),
+            "{}",
+            counts.summary()
+        );
+    }
+
+    #[test]
+    fn the_flat_shape_no_producer_sends_is_refused_by_name() {
+        // Our old generator's invention: the category beside the event
+        // instead of inside AttendanceEvent.
+        let flat = "<StudentSchoolAttendanceEvent>\
+<AttendanceEventCategoryDescriptor>uri://ed-fi.org/AttendanceEventCategoryDescriptor#Tardy</AttendanceEventCategoryDescriptor>\
+<EventDate>2026-03-04</EventDate>\
+<StudentReference><StudentIdentity><StudentUniqueId>1</StudentUniqueId></StudentIdentity></StudentReference>\
+<SchoolReference><SchoolIdentity><SchoolId>2</SchoolId></SchoolIdentity></SchoolReference>\
+</StudentSchoolAttendanceEvent>\n";
+        let got: Vec<Parsed> = read(flat).into_iter().map(Result::unwrap).collect();
+        let [Parsed::Rejected(q)] = &got[..] else {
+            panic!("{got:?}")
+        };
+        assert!(
+            q.reason.contains("AttendanceEvent/AttendanceEventCategory mangler"),
+            "{}",
+            q.reason
+        );
     }
 
     #[test]
     fn bad_events_are_quarantined_by_element_and_place() {
         let body = [
-            school_event("Excused Absence", "2026-03-02", ""),
-            school_event("Sick", "2026-03-03", ""),
-            school_event("Tardy", "2026-02-30", ""),
-            school_event("Excused Absence", "2026-03-04", "<EventDuration>-1</EventDuration>"),
-            school_event("Excused Absence", "2026-03-05", ""),
+            school_event("Excused Absence", "2026-03-02", "", ""),
+            school_event("Sick", "2026-03-03", "", ""),
+            school_event("Tardy", "2026-02-30", "", ""),
+            school_event("Excused Absence", "2026-03-04", "<EventDuration>-1</EventDuration>", ""),
+            school_event("Tardy", "2026-03-04", "", "<ArrivalTime>kvart over</ArrivalTime>"),
+            school_event("Excused Absence", "2026-03-05", "", ""),
         ]
         .concat();
         let got: Vec<Parsed> = read(&body).into_iter().map(Result::unwrap).collect();
-        assert_eq!(got.len(), 5);
+        assert_eq!(got.len(), 6);
         let reasons: Vec<String> = got
             .iter()
             .filter_map(|p| match p {
@@ -793,22 +1041,23 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(reasons.len(), 3);
+        assert_eq!(reasons.len(), 4);
         assert!(
             reasons[0].starts_with("a.xml:4:1 ") && reasons[0].contains("«Sick»"),
             "{reasons:?}"
         );
         assert!(reasons[1].contains("EventDate"), "{reasons:?}");
         assert!(reasons[2].contains("EventDuration"), "{reasons:?}");
-        assert!(matches!(&got[4], Parsed::Record(r) if r.date.to_string() == "2026-03-05"));
+        assert!(reasons[3].contains("ArrivalTime"), "{reasons:?}");
+        assert!(matches!(&got[5], Parsed::Record(r) if r.date.to_string() == "2026-03-05"));
     }
 
     #[test]
     fn truncated_interchange_keeps_earlier_records() {
         let xml = format!(
             "<InterchangeStudentAttendance>\n{}{}",
-            school_event("Tardy", "2026-03-04", ""),
-            &school_event("Tardy", "2026-03-05", "")[..200]
+            school_event("Tardy", "2026-03-04", "", ""),
+            &school_event("Tardy", "2026-03-05", "", "")[..200]
         );
         let got: Vec<io::Result<Parsed>> =
             EdfiXmlReader::new(xml.as_bytes(), "cut.xml", EdfiMapping::default()).collect();
@@ -820,7 +1069,7 @@ mod tests {
         assert!(err.to_string().starts_with("cut.xml:3:"), "{err}");
     }
 
-    /// The reader before the fast path: a tree per event, `from_xml`, `to_record`.
+    /// The reader without the fast path: a tree per event, `from_xml`, `to_record`.
     fn via_tree(xml: &str, location: &str) -> Vec<Result<Parsed, String>> {
         let m = EdfiMapping::default();
         let mut out = Vec::new();
@@ -832,10 +1081,15 @@ mod tests {
                     break;
                 }
             };
-            match EdfiEvent::from_xml(&element).to_record(&m) {
+            let event = EdfiEvent::from_xml(&element);
+            if let EventScope::NotFollowed(name) = event.scope {
+                out.push(Ok(Parsed::Skipped(Skip::NotFollowed(name))));
+                continue;
+            }
+            match event.to_record(&m) {
                 Ok(Some(r)) => out.push(Ok(Parsed::Record(r))),
-                Ok(None) => {}
-                Err(e) => out.push(Ok(Parsed::Rejected(QuarantineEntry {
+                Ok(None) => out.push(Ok(Parsed::Skipped(Skip::Presence))),
+                Err(e) => out.push(Ok(Parsed::Rejected(Rejected {
                     source: Some(m.source.clone()),
                     location: format!("{location}:{}:{}", element.line, element.column),
                     reason: format!("{}: {e}", element.name),
@@ -852,98 +1106,83 @@ mod tests {
             .collect()
     }
 
-    fn interchange(body: &str) -> String {
-        format!(
-            "<?xml version=\"1.0\"?>\n<InterchangeStudentAttendance xmlns=\"{NS}\">\n{body}</InterchangeStudentAttendance>\n"
-        )
-    }
-
     /// Odd but well-formed events: prefixes, references, CDATA, comments,
     /// mixed content, repeated and empty elements, fallbacks between references.
     const ODD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<ed:InterchangeStudentAttendance xmlns:ed="http://ed-fi.org/5.0.0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<ed:InterchangeStudentAttendance xmlns:ed="http://ed-fi.org/5.2.0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
   <ed:StudentSchoolAttendanceEvent id="a&amp;b" xsi:type="x">
-    <ed:AttendanceEventCategoryDescriptor>  uri://ed-fi.org/AttendanceEventCategoryDescriptor#<![CDATA[Excused]]> Absence  </ed:AttendanceEventCategoryDescriptor>
-    <ed:EventDate><!-- c -->2026-03-02</ed:EventDate>
+    <ed:AttendanceEvent><ed:EventDate><!-- c -->2026-03-02</ed:EventDate>
+    <ed:AttendanceEventCategory>  uri://ed-fi.org/AttendanceEventCategoryDescriptor#<![CDATA[Excused]]> Absence  </ed:AttendanceEventCategory></ed:AttendanceEvent>
     <ed:StudentReference><ed:StudentIdentity><ed:StudentUniqueId> A &amp; B &#x41;&#66; </ed:StudentUniqueId></ed:StudentIdentity></ed:StudentReference>
     <ed:SchoolReference><ed:SchoolIdentity><ed:SchoolId>s&lt;1&gt;</ed:SchoolId></ed:SchoolIdentity></ed:SchoolReference>
-    <ed:SessionReference><ed:SessionIdentity><ed:SchoolYear>2026</ed:SchoolYear><ed:SessionName>Vår &quot;x&quot; &apos;y&apos;</ed:SessionName></ed:SessionIdentity></ed:SessionReference>
+    <ed:SessionReference><ed:SessionIdentity><ed:SessionName>Vår &quot;x&quot; &apos;y&apos;</ed:SessionName><ed:SchoolYear>2025-2026</ed:SchoolYear></ed:SessionIdentity></ed:SessionReference>
   </ed:StudentSchoolAttendanceEvent>
   <StudentSchoolAttendanceEvent>
-    <AttendanceEventCategoryDescriptor>Tardy</AttendanceEventCategoryDescriptor>
+    <AttendanceEvent><AttendanceEventCategory>Tardy</AttendanceEventCategory>
     <EventDate>2026-03-<X/>03<Y>junk</Y></EventDate>
-    <EventDate>2026-03-09</EventDate>
+    <EventDate>2026-03-09</EventDate><Nested><EventDate>2026-01-01</EventDate></Nested></AttendanceEvent>
+    <AttendanceEvent><EventDuration>0.5</EventDuration></AttendanceEvent>
     <SchoolAttendanceDuration> 7 </SchoolAttendanceDuration>
-    <StudentReference><StudentUniqueId>direct</StudentUniqueId><StudentUniqueId>second</StudentUniqueId></StudentReference>
-    <SessionReference><SessionIdentity><SchoolId>from-session</SchoolId><SessionName></SessionName></SessionIdentity><SessionName>later</SessionName></SessionReference>
-    <SchoolReference><SchoolIdentity><SchoolYear>1999</SchoolYear><SessionName>from-school</SessionName></SchoolIdentity></SchoolReference>
+    <ArrivalTime>09:05:00.000+01:00</ArrivalTime>
+    <StudentReference><StudentLookup><StudentUniqueId>direct</StudentUniqueId></StudentLookup><StudentUniqueId>second</StudentUniqueId></StudentReference>
+    <SessionReference><SessionIdentity><SchoolReference><SchoolIdentity><SchoolId>from-session</SchoolId></SchoolIdentity></SchoolReference><SessionName></SessionName></SessionIdentity><SessionName>later</SessionName></SessionReference>
   </StudentSchoolAttendanceEvent>
   <StudentSchoolAttendanceEvent>
-    <AttendanceEventCategoryDescriptor>uri://x#unexcused absence</AttendanceEventCategoryDescriptor>
-    <EventDate>2026-03-04T00:00:00</EventDate>
-    <EventDuration>0.5</EventDuration>
+    <AttendanceEvent><EventDate>2026-03-04T00:00:00</EventDate><AttendanceEventCategory>uri://x#unexcused absence</AttendanceEventCategory><EventDuration>0.5</EventDuration></AttendanceEvent>
     <StudentReference></StudentReference>
     <StudentReference><StudentUniqueId>ignored</StudentUniqueId></StudentReference>
     <SchoolReference/>
     <SchoolReference><SchoolId>ignored</SchoolId></SchoolReference>
   </StudentSchoolAttendanceEvent>
   <StudentSchoolAttendanceEvent>
-    <AttendanceEventCategoryDescriptor>uri://x#unexcused absence</AttendanceEventCategoryDescriptor>
-    <EventDate>2026-03-05</EventDate>
-    <EventDuration>0.5</EventDuration>
+    <AttendanceEvent><EventDate>2026-03-05</EventDate><AttendanceEventCategory>uri://x#unexcused absence</AttendanceEventCategory><EventDuration>0.5</EventDuration></AttendanceEvent>
     <StudentReference><StudentUniqueId>p1</StudentUniqueId></StudentReference>
     <SchoolReference><SchoolId><SchoolId>inner</SchoolId>outer</SchoolId></SchoolReference>
   </StudentSchoolAttendanceEvent>
   <StudentSectionAttendanceEvent>
-    <AttendanceEventCategoryDescriptor>Excused Absence</AttendanceEventCategoryDescriptor>
-    <EventDate>2026-03-06</EventDate>
+    <AttendanceEvent><EventDate>2026-03-06</EventDate><AttendanceEventCategory>Excused Absence</AttendanceEventCategory></AttendanceEvent>
     <SectionAttendanceDuration>45</SectionAttendanceDuration>
     <SchoolAttendanceDuration></SchoolAttendanceDuration>
     <StudentReference><StudentIdentity><StudentUniqueId>p2</StudentUniqueId></StudentIdentity></StudentReference>
     <SchoolReference><SchoolId>school-wins</SchoolId></SchoolReference>
-    <SectionReference><SectionIdentity><SchoolId>sec</SchoolId><SectionIdentifier>  9B  </SectionIdentifier><SchoolYear>2025</SchoolYear></SectionIdentity></SectionReference>
+    <SectionReference><SectionIdentity><SectionIdentifier>  9B  </SectionIdentifier><CourseOfferingReference><CourseOfferingIdentity><SchoolReference><SchoolIdentity><SchoolId>sec</SchoolId></SchoolIdentity></SchoolReference><SessionReference><SessionIdentity><SchoolYear>2025</SchoolYear></SessionIdentity></SessionReference></CourseOfferingIdentity></CourseOfferingReference></SectionIdentity></SectionReference>
+    <ClassPeriodReference><ClassPeriodIdentity><ClassPeriodName>Period 4</ClassPeriodName></ClassPeriodIdentity></ClassPeriodReference>
+    <ClassPeriodReference><ClassPeriodIdentity><ClassPeriodName>5</ClassPeriodName></ClassPeriodIdentity></ClassPeriodReference>
   </StudentSectionAttendanceEvent>
   <StudentSectionAttendanceEvent>
-    <AttendanceEventCategoryDescriptor>Tardy</AttendanceEventCategoryDescriptor>
-    <EventDate>2026-03-06</EventDate>
+    <AttendanceEvent><EventDate>2026-03-06</EventDate><AttendanceEventCategory>Tardy</AttendanceEventCategory></AttendanceEvent>
     <SectionAttendanceDuration>x</SectionAttendanceDuration>
     <StudentReference><StudentIdentity><StudentUniqueId>p2</StudentUniqueId></StudentIdentity></StudentReference>
-    <SectionReference><SectionIdentity><LocalCourseCode>C&amp;D</LocalCourseCode><SchoolId>sec</SchoolId></SectionIdentity></SectionReference>
+    <SectionReference><SectionIdentity><CourseOfferingReference><CourseOfferingIdentity><LocalCourseCode>C&amp;D</LocalCourseCode><SchoolReference><SchoolIdentity><SchoolId>sec</SchoolId></SchoolIdentity></SchoolReference></CourseOfferingIdentity></CourseOfferingReference></SectionIdentity></SectionReference>
   </StudentSectionAttendanceEvent>
   <StudentSectionAttendanceEvent>
-    <AttendanceEventCategoryDescriptor>Tardy</AttendanceEventCategoryDescriptor>
-    <EventDate>2026-03-06</EventDate>
+    <AttendanceEvent><EventDate>2026-03-06</EventDate><AttendanceEventCategory>Partial</AttendanceEventCategory></AttendanceEvent>
     <StudentReference><StudentIdentity><StudentUniqueId>p3</StudentUniqueId></StudentIdentity></StudentReference>
-    <SectionReference><SectionIdentity><LocalCourseCode>  </LocalCourseCode><SectionIdentifier>id</SectionIdentifier><SchoolId>sec</SchoolId></SectionIdentity></SectionReference>
+    <SectionReference><SectionIdentity><SectionIdentifier>id</SectionIdentifier><CourseOfferingReference><CourseOfferingIdentity><LocalCourseCode>  </LocalCourseCode><SchoolReference><SchoolIdentity><SchoolId>sec</SchoolId></SchoolIdentity></SchoolReference></CourseOfferingIdentity></CourseOfferingReference></SectionIdentity></SectionReference>
   </StudentSectionAttendanceEvent>
   <StudentSchoolAttendanceEvent/>
-  <StudentSchoolAttendanceEvent a="1"><AttendanceEventCategoryDescriptor>Early departure</AttendanceEventCategoryDescriptor></StudentSchoolAttendanceEvent>
-  <Wrapper><StudentSchoolAttendanceEvent><AttendanceEventCategoryDescriptor>Early departure</AttendanceEventCategoryDescriptor><EventDate>2026-13-01</EventDate><StudentReference><StudentUniqueId>q</StudentUniqueId></StudentReference><SchoolReference><SchoolId>q</SchoolId></SchoolReference></StudentSchoolAttendanceEvent></Wrapper>
-  <StudentSchoolAttendanceEvent><AttendanceEventCategoryDescriptor>Excused Absence</AttendanceEventCategoryDescriptor><EventDate>2026-03-01</EventDate><StudentReference><StudentUniqueId>q</StudentUniqueId></StudentReference><SchoolReference><SchoolId>q</SchoolId></SchoolReference><EventDuration>nan</EventDuration></StudentSchoolAttendanceEvent>
+  <StudentInterventionAttendanceEvent><AttendanceEvent><EventDate>x</EventDate></AttendanceEvent></StudentInterventionAttendanceEvent>
+  <StudentSchoolAttendanceEvent a="1"><AttendanceEvent><AttendanceEventCategory>Early departure</AttendanceEventCategory></AttendanceEvent></StudentSchoolAttendanceEvent>
+  <Wrapper><StudentSchoolAttendanceEvent><AttendanceEvent><EventDate>2026-13-01</EventDate><AttendanceEventCategory>Early departure</AttendanceEventCategory></AttendanceEvent><StudentReference><StudentUniqueId>q</StudentUniqueId></StudentReference><SchoolReference><SchoolId>q</SchoolId></SchoolReference></StudentSchoolAttendanceEvent></Wrapper>
+  <StudentSchoolAttendanceEvent><AttendanceEvent><EventDate>2026-03-01</EventDate><AttendanceEventCategory>Excused Absence</AttendanceEventCategory><EventDuration>nan</EventDuration></AttendanceEvent><StudentReference><StudentUniqueId>q</StudentUniqueId></StudentReference><SchoolReference><SchoolId>q</SchoolId></SchoolReference></StudentSchoolAttendanceEvent>
 </ed:InterchangeStudentAttendance>
 "#;
 
     #[test]
     fn the_fast_path_reads_what_the_tree_reads() {
-        let section = |course: &str, id: &str, category: &str| {
-            format!(
-                "<StudentSectionAttendanceEvent>\
-<AttendanceEventCategoryDescriptor>uri://ed-fi.org/AttendanceEventCategoryDescriptor#{category}</AttendanceEventCategoryDescriptor>\
-<EventDate>2026-03-02</EventDate><SectionAttendanceDuration>45</SectionAttendanceDuration>\
-<StudentReference><StudentIdentity><StudentUniqueId>7</StudentUniqueId></StudentIdentity></StudentReference>\
-<SectionReference><SectionIdentity>{course}<SchoolId>9</SchoolId><SchoolYear>2026</SchoolYear>\
-<SectionIdentifier>{id}</SectionIdentifier><SessionName>Vår</SessionName></SectionIdentity></SectionReference>\
-</StudentSectionAttendanceEvent>\n"
-            )
-        };
         let mut body = one_event_per_category();
         body.extend([
-            school_event("Sick", "2026-03-03", ""),
-            school_event("Tardy", "2026-02-30", ""),
-            school_event("Excused Absence", "2026-03-04", "<EventDuration>-1</EventDuration>"),
-            section("<LocalCourseCode>MAT8</LocalCourseCode>", "8A-1", "Unexcused Absence"),
-            section("", "8A-2", "Excused Absence"),
-            section("<LocalCourseCode>MAT8</LocalCourseCode>", "8A-3", "Sick"),
+            school_event("Sick", "2026-03-03", "", ""),
+            school_event("Tardy", "2026-02-30", "", ""),
+            school_event("Excused Absence", "2026-03-04", "<EventDuration>-1</EventDuration>", ""),
+            section_event(
+                "Unexcused Absence",
+                "<LocalCourseCode>MAT8</LocalCourseCode>",
+                "8A-1",
+                &class_period("3"),
+            ),
+            section_event("Excused Absence", "", "8A-2", ""),
+            section_event("Sick", "<LocalCourseCode>MAT8</LocalCourseCode>", "8A-3", ""),
         ]);
         let body = body.concat();
         let fixture = include_str!("../../adapters/edfi-xml/fixtures/attendance.xml");
@@ -969,9 +1208,25 @@ mod tests {
         }
         let odd = fast(ODD, "odd.xml");
         assert!(
-            matches!(&odd[5], Ok(Parsed::Rejected(q)) if q.raw.starts_with("<StudentSectionAttendanceEvent><AttendanceEventCategoryDescriptor>Tardy<"))
+            matches!(&odd[1], Ok(Parsed::Record(r)) if r.pupil == "direct" && r.school == "from-session" && r.date.to_string() == "2026-03-03"),
+            "{:?}",
+            odd[1]
         );
-        assert!(matches!(&odd[1], Ok(Parsed::Record(r)) if r.pupil == "direct" && r.school == "from-session"));
+        assert!(
+            matches!(&odd[4], Ok(Parsed::Record(r)) if r.period == Some(4) && r.subject.is_none() && r.school == "school-wins"),
+            "{:?}",
+            odd[4]
+        );
+        assert!(
+            matches!(&odd[5], Ok(Parsed::Rejected(q)) if q.raw.starts_with("<StudentSectionAttendanceEvent><AttendanceEvent><EventDate>2026-03-06<")),
+            "{:?}",
+            odd[5]
+        );
+        assert!(
+            matches!(&odd[8], Ok(Parsed::Skipped(Skip::NotFollowed(_)))),
+            "{:?}",
+            odd[8]
+        );
     }
 
     /// Names an event is read by, and some it is not.
@@ -980,17 +1235,22 @@ mod tests {
         "SchoolReference",
         "SectionReference",
         "SessionReference",
+        "ClassPeriodReference",
+        "AttendanceEvent",
         "StudentUniqueId",
         "SchoolId",
         "SchoolYear",
         "SessionName",
         "SectionIdentifier",
         "LocalCourseCode",
+        "ClassPeriodName",
         "EventDate",
-        "AttendanceEventCategoryDescriptor",
+        "AttendanceEventCategory",
         "EventDuration",
         "SchoolAttendanceDuration",
         "SectionAttendanceDuration",
+        "ArrivalTime",
+        "DepartureTime",
         "StudentSchoolAttendanceEvent",
         "SchoolIdentity",
         "X",
@@ -1002,11 +1262,15 @@ mod tests {
         "\n  ",
         "7",
         " 2026-03-02 ",
+        "2025-2026",
         "Tardy",
         "uri://x#Excused Absence",
         "Unexcused Absence",
+        "Partial",
         "a &amp; b",
         "0.5",
+        "08:15:00",
+        "2. time",
         "<![CDATA[9]]>",
         "<!--c-->",
         "&#x41;",
@@ -1033,9 +1297,9 @@ mod tests {
         })
     }
 
-    /// A reference as the events have them, sometimes odd.
+    /// A reference (or AttendanceEvent) as the events have them, sometimes odd.
     fn arb_reference() -> impl Strategy<Value = String> {
-        let leaf = (4..10usize, 0..TEXTS.len(), any::<bool>()).prop_map(|(n, t, wrap)| {
+        let leaf = (6..16usize, 0..TEXTS.len(), any::<bool>()).prop_map(|(n, t, wrap)| {
             let leaf = format!("<{0}>{1}</{0}>", NAMES[n], TEXTS[t]);
             if wrap {
                 format!("<Identity>{leaf}</Identity>")
@@ -1044,14 +1308,14 @@ mod tests {
             }
         });
         (
-            0..4usize,
+            0..6usize,
             proptest::collection::vec(prop_oneof![4 => leaf, 1 => arb_element()], 0..6),
         )
             .prop_map(|(n, children)| format!("<{0}>{1}</{0}>", NAMES[n], children.concat()))
     }
 
     fn arb_child() -> impl Strategy<Value = String> {
-        let direct = (10..15usize, 0..TEXTS.len()).prop_map(|(n, t)| format!("<{0}>{1}</{0}>", NAMES[n], TEXTS[t]));
+        let direct = (13..20usize, 0..TEXTS.len()).prop_map(|(n, t)| format!("<{0}>{1}</{0}>", NAMES[n], TEXTS[t]));
         prop_oneof![3 => arb_reference(), 2 => direct, 1 => arb_element()]
     }
 
@@ -1061,17 +1325,17 @@ mod tests {
         #[test]
         fn the_fast_path_reads_any_event_like_the_tree(
             events in proptest::collection::vec(
-                (any::<bool>(), any::<bool>(), proptest::collection::vec(arb_child(), 0..8)),
+                (0..3usize, any::<bool>(), proptest::collection::vec(arb_child(), 0..8)),
                 1..4,
             )
         ) {
             let body: String = events
                 .into_iter()
-                .map(|(section, good, children)| {
-                    let name = if section { "StudentSectionAttendanceEvent" } else { "StudentSchoolAttendanceEvent" };
+                .map(|(kind, good, children)| {
+                    let name = ["StudentSchoolAttendanceEvent", "StudentSectionAttendanceEvent", "StudentInterventionAttendanceEvent"][kind];
                     let good = if good {
-                        "<AttendanceEventCategoryDescriptor>Excused Absence</AttendanceEventCategoryDescriptor>\
-    <EventDate>2026-03-02</EventDate><StudentReference><StudentUniqueId>s</StudentUniqueId></StudentReference>"
+                        "<AttendanceEvent><EventDate>2026-03-02</EventDate><AttendanceEventCategory>Excused Absence</AttendanceEventCategory></AttendanceEvent>\
+    <StudentReference><StudentUniqueId>s</StudentUniqueId></StudentReference>"
                     } else {
                         ""
                     };

@@ -9,10 +9,13 @@
 //! a failed run is simply repeated (the upsert is idempotent).
 
 use super::Parsed;
+use super::Rejected;
 use super::edfi::{EdfiEvent, EdfiMapping, EventScope};
-use super::rest::{RestClient, RestError};
+use super::pull::commit;
+pub use super::pull::{SyncError, SyncReport};
+use super::rest::RestClient;
 use crate::domain::AbsenceRecord;
-use crate::store::{IngestStats, QuarantineEntry, Store, StoreError};
+use crate::store::Store;
 use serde_json::Value;
 
 /// The two attendance resources: (path below the data URL, scope).
@@ -35,37 +38,6 @@ pub struct EdfiApiSettings {
     pub page_size: u32,
 }
 
-/// What went wrong in a sync.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// Talking to the source failed.
-    #[error(transparent)]
-    Rest(#[from] RestError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The source answered something that is not what the protocol says.
-    #[error("{0}")]
-    Protocol(String),
-}
-
-/// What one sync did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SyncReport {
-    /// Change version the run started after (`None`: first run).
-    pub from: Option<i64>,
-    /// Change version the run synced up to (the saved cursor).
-    pub to: i64,
-    /// Store counts.
-    pub stats: IngestStats,
-    /// Tombstones among the received records.
-    pub deleted: u64,
-    /// Pages fetched.
-    pub pages: u64,
-    /// For a roster source: what the roster held.
-    pub roster: Option<super::oneroster::RosterCounts>,
-}
-
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
@@ -84,8 +56,19 @@ pub fn event_from_json(v: &Value, scope: EventScope) -> EdfiEvent {
             .or_else(|| text(section.and_then(|s| s.get(name))))
             .or_else(|| text(session.and_then(|s| s.get(name))))
     };
+    let course = text(section.and_then(|s| s.get("localCourseCode")));
+    // DS 5 section events list their class periods; the first names the lesson.
+    let class_period = v
+        .get("classPeriods")
+        .and_then(Value::as_array)
+        .and_then(|periods| periods.first())
+        .and_then(|p| text(p.pointer("/classPeriodReference/classPeriodName")));
     EdfiEvent {
         scope,
+        course,
+        class_period,
+        arrival: text(v.get("arrivalTime")),
+        departure: text(v.get("departureTime")),
         student: text(v.get("studentReference").and_then(|s| s.get("studentUniqueId"))),
         school: pick("schoolId"),
         school_year: text(session.and_then(|s| s.get("schoolYear"))).or_else(|| pick("schoolYear")),
@@ -122,8 +105,7 @@ pub fn deleted_event_from_json(v: &Value, scope: EventScope) -> Option<EdfiEvent
         date: text(k.get("eventDate")),
         category: text(k.get("attendanceEventCategoryDescriptor")),
         section: if scope == EventScope::Section { section } else { None },
-        duration: None,
-        attendance_minutes: None,
+        ..Default::default()
     })
 }
 
@@ -159,9 +141,11 @@ pub fn map_deletes(items: &[Value], scope: EventScope, m: &EdfiMapping, location
                 validity: crate::domain::Validity::Unclassified,
                 reason: None,
                 deleted: true,
+                subject: None,
+                period: None,
                 extensions: Default::default(),
             }),
-            _ => Parsed::Rejected(QuarantineEntry {
+            _ => Parsed::Rejected(Rejected {
                 source: Some(m.source.clone()),
                 location: format!("{location}#{i}"),
                 reason: "sletting uten keyValues (studentUniqueId, eventDate …)".into(),
@@ -169,69 +153,6 @@ pub fn map_deletes(items: &[Value], scope: EventScope, m: &EdfiMapping, location
             }),
         })
         .collect()
-}
-
-/// Commits one page of parsed items, the records at `version` when given
-/// (else at their own), and counts them into `report`.
-pub(crate) async fn commit(
-    store: &Store,
-    items: Vec<Parsed>,
-    version: Option<u32>,
-    report: &mut SyncReport,
-) -> Result<(), StoreError> {
-    let mut records = Vec::new();
-    let mut rejected = Vec::new();
-    for p in items {
-        match p {
-            Parsed::Record(r) => {
-                report.deleted += u64::from(r.deleted);
-                records.push(match version {
-                    Some(version) => AbsenceRecord {
-                        version: version.into(),
-                        ..r
-                    },
-                    None => r,
-                });
-            }
-            Parsed::Rejected(q) => rejected.push(q),
-        }
-    }
-    report.stats.add(store.ingest(&records, &rejected).await?);
-    Ok(())
-}
-
-/// A run of a source whose cursor is the start time (ms) of the previous
-/// complete run.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TimedRun {
-    /// The saved mark: the previous run's start.
-    pub since: Option<i64>,
-    /// This run's start, saved as the mark when it completes.
-    pub started: i64,
-    /// The version this run's records get: sources without versions still
-    /// need a later run's records to replace an earlier run's.
-    pub version: u32,
-}
-
-/// Reads the mark of `source_name`'s `stream` and starts a timed run.
-pub(crate) async fn timed_run(store: &Store, source_name: &str, stream: &str) -> Result<TimedRun, SyncError> {
-    let since = match store.sync_cursor(source_name, stream).await? {
-        None => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| SyncError::Protocol(format!("lagret markør «{c}» er ikke et tall")))?,
-        ),
-    };
-    let started = chrono::Utc::now().timestamp_millis();
-    // On the clock of file imports (unix seconds, see
-    // adapters::version_stamp_at), kept above the previous run's even when
-    // both start within the same second.
-    let run = (started / 1000).max(since.map_or(1, |s| s / 1000 + 1));
-    Ok(TimedRun {
-        since,
-        started,
-        version: u32::try_from(run.max(1)).unwrap_or(u32::MAX),
-    })
 }
 
 /// The stream holding the version an Ed-Fi pull last gave its records.

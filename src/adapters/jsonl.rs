@@ -1,8 +1,8 @@
 //! Canonical JSON Lines: one [`AbsenceRecord`] per line.
 
 use super::Parsed;
+use super::Rejected;
 use crate::domain::{AbsenceRecord, RecordError};
-use crate::store::QuarantineEntry;
 use std::io::{self, BufRead};
 
 /// Reads canonical JSON Lines, one item per non-blank line, naming every bad
@@ -43,7 +43,7 @@ impl<R: BufRead> JsonlReader<R> {
 /// missing `source` field.
 pub fn parse_line(text: &str, location: String, default_source: Option<&str>) -> Parsed {
     let reject = |reason: String, source: Option<String>| {
-        Parsed::Rejected(QuarantineEntry {
+        Parsed::Rejected(Rejected {
             source: source.or_else(|| default_source.map(str::to_string)),
             location: location.clone(),
             reason,
@@ -80,7 +80,7 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
             let text = match std::str::from_utf8(&self.buf) {
                 Ok(t) => t.trim(),
                 Err(e) => {
-                    return Some(Ok(Parsed::Rejected(QuarantineEntry {
+                    return Some(Ok(Parsed::Rejected(Rejected {
                         source: None,
                         location,
                         reason: format!("ikke gyldig UTF-8 (byte {})", e.valid_up_to() + 1),

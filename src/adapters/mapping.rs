@@ -5,6 +5,7 @@
 //! whatever the adapter's [`Fields`] says they mean.
 
 use super::profile::{CodeAction, Profile};
+use crate::domain::record::period_from_name;
 use crate::domain::{AbsenceRecord, Kind, Validity};
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
@@ -66,6 +67,13 @@ pub fn map_fields(p: &Profile, f: &dyn Fields, noun: &str) -> Result<Option<Abse
             extensions.insert("source_label".into(), Value::String(l.clone()));
         }
     }
+    let subject = c.subject.as_deref().and_then(get).map(Cow::into_owned);
+    let period_text = c.period.as_deref().and_then(get);
+    let period = period_text.as_deref().and_then(period_from_name);
+    if let (Some(name), None) = (&period_text, period) {
+        // A period without a lesson number is kept by its name.
+        extensions.insert("period_name".into(), Value::String(name.to_string()));
+    }
     let date_text = need(&c.date)?;
     let date = NaiveDate::parse_from_str(&date_text, &p.date_format)
         // Timestamps from APIs: the date part is what counts.
@@ -95,6 +103,8 @@ pub fn map_fields(p: &Profile, f: &dyn Fields, noun: &str) -> Result<Option<Abse
         validity: Validity::Unclassified,
         reason: None,
         deleted: true,
+        subject,
+        period,
         extensions,
     };
     if matches!(code, Some((_, e)) if e.action == CodeAction::Delete) {
@@ -192,6 +202,8 @@ pub fn used_fields(p: &Profile) -> Vec<(&'static str, &str)> {
         ("columns.validity", &c.validity),
         ("columns.code", &c.code),
         ("columns.version", &c.version),
+        ("columns.subject", &c.subject),
+        ("columns.period", &c.period),
     ] {
         if let Some(v) = v {
             out.push((path, v.as_str()));

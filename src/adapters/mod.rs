@@ -1,7 +1,10 @@
 //! Protocol engines that turn source data into canonical records.
 //!
-//! Every adapter yields [`Parsed`] items: a record, or a rejected input with
-//! its location and reason for the quarantine. Adapters never stop at the
+//! Every adapter yields [`Parsed`] items: a record, a rejected input with
+//! its location and reason ([`Rejected`], which the ingest layer turns into
+//! a quarantine entry), or input that was understood and is not absence
+//! ([`Skip`]: a present day, an event kind tilstede does not follow), so
+//! that every input is counted ([`ParseCounts`]). Adapters never stop at the
 //! first bad item; what came before and after it is still delivered. Parsers
 //! are sans-IO: they read any `BufRead`, so they are tested without files or
 //! a network.
@@ -14,6 +17,7 @@ pub mod jsonl;
 pub mod mapping;
 pub mod oneroster;
 pub mod profile;
+pub mod pull;
 pub mod rest;
 pub mod roster_csv;
 pub mod sif;
@@ -23,7 +27,6 @@ pub mod vendor_xml;
 pub mod xml;
 
 use crate::domain::AbsenceRecord;
-use crate::store::QuarantineEntry;
 use std::io::{self, BufRead};
 
 /// One item read from a source.
@@ -32,52 +35,165 @@ pub enum Parsed {
     /// A good record.
     Record(AbsenceRecord),
     /// Input that was rejected, for the quarantine.
-    Rejected(QuarantineEntry),
+    Rejected(Rejected),
+    /// Input that was read and understood, and is not absence.
+    Skipped(Skip),
+}
+
+/// Input an adapter could not accept: where it was, why, and the input
+/// itself. A domain value; the ingest layer decides what the quarantine
+/// keeps of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The source it was meant for, when known.
+    pub source: Option<String>,
+    /// Where it was: `file:line[:column]`, `url#index`, …
+    pub location: String,
+    /// Why it was rejected, naming the field or element at fault.
+    pub reason: String,
+    /// The input as it came (a row, an element written back as XML, JSON).
+    pub raw: String,
+}
+
+/// Why an input that is not absence was passed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Attendance: present, in attendance, at an educational activity away
+    /// from school, or a code the source's table says is not absence.
+    Presence,
+    /// An event of a kind tilstede does not follow (Ed-Fi intervention or
+    /// program attendance, say); the name is the source's element.
+    NotFollowed(&'static str),
+}
+
+/// What a parse yielded, counted: so that a file (or a push) that yields
+/// no record says why instead of passing in silence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParseCounts {
+    /// Records accepted.
+    pub accepted: u64,
+    /// Inputs rejected (to the quarantine).
+    pub rejected: u64,
+    /// Inputs skipped as presence ([`Skip::Presence`]).
+    pub presence: u64,
+    /// Inputs of kinds not followed, by element name ([`Skip::NotFollowed`]).
+    pub not_followed: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl ParseCounts {
+    /// Counts one item.
+    pub fn add(&mut self, item: &Parsed) {
+        match item {
+            Parsed::Record(_) => self.accepted += 1,
+            Parsed::Rejected(_) => self.rejected += 1,
+            Parsed::Skipped(Skip::Presence) => self.presence += 1,
+            Parsed::Skipped(Skip::NotFollowed(kind)) => *self.not_followed.entry(kind).or_default() += 1,
+        }
+    }
+
+    /// Every input counted.
+    pub fn total(&self) -> u64 {
+        self.accepted + self.rejected + self.presence + self.not_followed.values().sum::<u64>()
+    }
+
+    /// One line for people: `12 godtatt, 1 avvist, 30 hoppet over som oppmøte`
+    /// (and the kinds not followed, when there were any).
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "{} godtatt, {} avvist, {} hoppet over som oppmøte",
+            self.accepted, self.rejected, self.presence
+        );
+        for (kind, n) in &self.not_followed {
+            line.push_str(&format!(", {n} {kind} hoppet over (følges ikke)"));
+        }
+        line
+    }
 }
 
 /// A stream of parsed items from some adapter.
 pub type ParsedStream = Box<dyn Iterator<Item = io::Result<Parsed>> + Send>;
 
-/// The file adapters: (name, description).
-pub const FILE_ADAPTERS: &[(&str, &str)] = &[
-    ("jsonl", "kanoniske JSON Lines"),
-    (
-        "edfi-xml",
-        "Ed-Fi 5.x InterchangeStudentAttendance (StudentSchool-/StudentSectionAttendanceEvent), strømmet",
-    ),
-    (
-        "vendor-csv",
-        "CSV-eksport fra et skolesystem, styrt av en profil (--profile)",
-    ),
-    (
-        "vendor-xml",
-        "XML-eksport fra et skolesystem, styrt av en profil (--profile), strømmet",
-    ),
-    (
-        "sif-xml",
-        "SIF AU 3.4 StudentDailyAttendance, StudentPeriodAttendance, StudentAttendanceTimeList, strømmet",
-    ),
-    (
-        "fint",
-        "én FINT HAL-side (fravarsregistrering), profil «fint» som standard",
-    ),
+/// What an adapter reads and where its mapping is written down, for
+/// `tilstede adapters list`: no adapter may turn input into nothing without
+/// saying by which table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdapterInfo {
+    /// The adapter's name (`--adapter`, `adapter =`).
+    pub name: &'static str,
+    /// What it reads, for people.
+    pub description: &'static str,
+    /// The standard and version it follows (or the format's owner).
+    pub standard: &'static str,
+    /// Where its mapping table is documented.
+    pub mapping: &'static str,
+}
+
+/// The file adapters.
+pub const FILE_ADAPTERS: &[AdapterInfo] = &[
+    AdapterInfo {
+        name: "jsonl",
+        description: "kanoniske JSON Lines",
+        standard: "tilstedes kanoniske post",
+        mapping: "schemas/absence-record.schema.json",
+    },
+    AdapterInfo {
+        name: "edfi-xml",
+        description: "InterchangeStudentAttendance: skole-, time- og tiltakshendelser, strømmet",
+        standard: "Ed-Fi Data Standard 5.2 (bulk-XML, Interchange-StudentAttendance.xsd)",
+        mapping: "adapters/edfi-xml/README.md",
+    },
+    AdapterInfo {
+        name: "vendor-csv",
+        description: "CSV-eksport fra et skolesystem, styrt av en profil (--profile)",
+        standard: "leverandørens eksport (UTF-8, Windows-1252 eller ISO-8859-1)",
+        mapping: "adapters/README.md og profilens TOML",
+    },
+    AdapterInfo {
+        name: "vendor-xml",
+        description: "XML-eksport fra et skolesystem, styrt av en profil (--profile), strømmet",
+        standard: "leverandørens eksport",
+        mapping: "adapters/README.md og profilens TOML",
+    },
+    AdapterInfo {
+        name: "sif-xml",
+        description: "StudentDailyAttendance, StudentPeriodAttendance, StudentAttendanceTimeList, strømmet",
+        standard: "SIF AU 3.4 (kodesettene AttendanceCode og AttendanceStatus)",
+        mapping: "adapters/sif-xml/README.md",
+    },
+    AdapterInfo {
+        name: "fint",
+        description: "én FINT HAL-side (fravarsregistrering), profil «fint» som standard",
+        standard: "FINT informasjonsmodell 3.21 (utdanning/vurdering)",
+        mapping: "adapters/fint/README.md og adapters/fint/profile.toml",
+    },
 ];
 
-/// The pull adapters (`tilstede sync`, the service's `pull`): (name, description).
-pub const PULL_ADAPTERS: &[(&str, &str)] = &[
-    (
-        "edfi-api",
-        "Ed-Fi ODS/API: oppmøtehendelser og slettinger, minChangeVersion/maxChangeVersion",
-    ),
-    ("fint", "FINT utdanning/vurdering fravarsregistrering, sinceTimeStamp"),
-    (
-        "vendor-rest",
-        "JSON REST-API fra et skolesystem, styrt av en profil: offset, side, neste-lenke eller markør",
-    ),
-    (
-        "oneroster",
-        "OneRoster 1.2 elevliste: skoler, basisgrupper, elever, kontaktlærere",
-    ),
+/// The pull adapters (`tilstede sync`, the service's `pull`).
+pub const PULL_ADAPTERS: &[AdapterInfo] = &[
+    AdapterInfo {
+        name: "edfi-api",
+        description: "oppmøtehendelser og slettinger, minChangeVersion/maxChangeVersion",
+        standard: "Ed-Fi ODS/API 5+ (Data Standard 5.2-ressurser)",
+        mapping: "adapters/edfi-xml/README.md",
+    },
+    AdapterInfo {
+        name: "fint",
+        description: "fravarsregistrering → elevfravar → elevforhold, sinceTimeStamp",
+        standard: "FINT informasjonsmodell 3.21 (utdanning/vurdering)",
+        mapping: "adapters/fint/README.md og adapters/fint/profile.toml",
+    },
+    AdapterInfo {
+        name: "vendor-rest",
+        description: "JSON REST-API fra et skolesystem, styrt av en profil: offset, side, neste-lenke eller markør",
+        standard: "leverandørens API",
+        mapping: "adapters/README.md og profilens TOML",
+    },
+    AdapterInfo {
+        name: "oneroster",
+        description: "elevliste: skoler, basisgrupper, elever, kontaktlærere",
+        standard: "1EdTech OneRoster 1.2 (rostering)",
+        mapping: "adapters/README.md (Pull sources)",
+    },
 ];
 
 /// Why an adapter could not be set up.
@@ -106,8 +222,9 @@ pub struct FileOptions {
 }
 
 /// Maps the JSON items of one fetched page (sans-IO): `map` turns an item
-/// into a record (`Ok(None)` for attendance that is not absence); an item it
-/// refuses is quarantined as `location#index` with its JSON and the reason.
+/// into a record (`Ok(None)` for attendance that is not absence, skipped as
+/// presence); an item it refuses is rejected as `location#index` with its
+/// JSON and the reason.
 pub fn map_json_items<E: std::fmt::Display>(
     items: &[serde_json::Value],
     source: &str,
@@ -117,15 +234,15 @@ pub fn map_json_items<E: std::fmt::Display>(
     items
         .iter()
         .enumerate()
-        .filter_map(|(i, v)| match map(v) {
-            Ok(Some(r)) => Some(Parsed::Record(r)),
-            Ok(None) => None,
-            Err(reason) => Some(Parsed::Rejected(QuarantineEntry {
+        .map(|(i, v)| match map(v) {
+            Ok(Some(r)) => Parsed::Record(r),
+            Ok(None) => Parsed::Skipped(Skip::Presence),
+            Err(reason) => Parsed::Rejected(Rejected {
                 source: Some(source.to_string()),
                 location: format!("{location}#{i}"),
                 reason: reason.to_string(),
                 raw: v.to_string(),
-            })),
+            }),
         })
         .collect()
 }
@@ -197,7 +314,7 @@ pub fn open_file(
                 return Ok(Box::new(std::iter::once(Err(e))));
             }
             let items = match serde_json::from_str::<serde_json::Value>(&text) {
-                Ok(page) => fint::map_page(&page, &p, location),
+                Ok(doc) => fint::map_file(&doc, &p, location),
                 Err(e) => Err(format!("ugyldig JSON: {e}")),
             };
             let location = location.to_string();
@@ -243,21 +360,13 @@ fn vendor_profile(adapter: &str, options: &FileOptions) -> Result<profile::Profi
     Ok(p)
 }
 
-/// Runs one incremental pull of a configured source into `store`, with the
-/// protocol its adapter speaks. The cursor moves only after committed data.
+/// Runs one incremental pull of a configured source into `store`: its
+/// component builds the puller that speaks its protocol. The cursor moves
+/// only after committed data.
 pub async fn pull_once(
     client: &rest::RestClient,
     source: &config::PullSource,
     store: &crate::store::Store,
-) -> Result<edfi_api::SyncReport, edfi_api::SyncError> {
-    if let Some(settings) = &source.oneroster {
-        return oneroster::sync(client, settings, store, &source.name).await;
-    }
-    if let Some((base_url, profile)) = &source.vendor_rest {
-        return vendor_rest::sync(client, base_url, profile, store, &source.name).await;
-    }
-    match &source.fint {
-        Some((settings, profile)) => fint::sync(client, settings, profile, store, &source.name).await,
-        None => edfi_api::sync(client, &source.edfi, &source.mapping, store, &source.name).await,
-    }
+) -> Result<pull::SyncReport, pull::SyncError> {
+    source.component.build(&source.name).pull(client, store).await
 }

@@ -16,8 +16,8 @@
 //! limit/offset; the `Link: <…>; rel="next"` header is followed when the
 //! server sends one, and `X-Total-Count` is checked.
 
-use super::edfi_api::{SyncError, SyncReport};
 use super::mapping::{json_at, json_text};
+use super::pull::{SyncError, SyncReport};
 use super::rest::RestClient;
 use crate::domain::roster::{Roster, RosterClass, RosterPerson, RosterPupil, RosterSchool};
 use crate::store::Store;

@@ -97,9 +97,14 @@ pub struct RawProfile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCsv {
-    /// One character (default `;`, as Norwegian exports use).
+    /// One character; when absent it is detected from the header line
+    /// (`;` or `,`, `;` when neither is there).
     #[serde(default)]
     pub delimiter: Option<String>,
+    /// `utf-8` (default), `windows-1252` or `iso-8859-1`: Visma-style
+    /// exports from Windows are often Windows-1252.
+    #[serde(default)]
+    pub encoding: Option<String>,
     /// chrono format of dates (default `%Y-%m-%d`).
     #[serde(default)]
     pub date_format: Option<String>,
@@ -139,6 +144,12 @@ pub struct RawColumns {
     /// Version of the record.
     #[serde(default)]
     pub version: Option<String>,
+    /// Subject or course code.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Lesson of the day: a number or a name such as `2. time`.
+    #[serde(default)]
+    pub period: Option<String>,
     /// Columns whose values make the natural key when there is no `id`.
     #[serde(default)]
     pub key: Option<Vec<String>>,
@@ -204,8 +215,10 @@ pub struct Profile {
     pub source: String,
     /// Lessons per day.
     pub lessons_per_day: u32,
-    /// CSV delimiter byte.
-    pub delimiter: u8,
+    /// CSV delimiter byte; `None`: detected from the header line.
+    pub delimiter: Option<u8>,
+    /// The CSV file's character encoding.
+    pub encoding: super::vendor_csv::TextEncoding,
     /// chrono date format.
     pub date_format: String,
     /// Columns.
@@ -374,9 +387,18 @@ impl RawProfile {
             return Err(invalid("lessons_per_day", "må være mellom 1 og 16"));
         }
         let delimiter = match self.csv.delimiter.as_deref() {
-            None => b';',
-            Some(d) if d.len() == 1 => d.as_bytes()[0],
+            None => None,
+            Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
             Some(d) => return Err(invalid("csv.delimiter", format!("«{d}» må være ett ASCII-tegn"))),
+        };
+        let encoding = match self.csv.encoding.as_deref() {
+            None => super::vendor_csv::TextEncoding::Utf8,
+            Some(e) => super::vendor_csv::TextEncoding::parse(e).ok_or_else(|| {
+                invalid(
+                    "csv.encoding",
+                    format!("ukjent verdi «{e}» (gyldige: utf-8, windows-1252, iso-8859-1)"),
+                )
+            })?,
         };
         let (date_format, date_path) = match (self.csv.date_format, self.date_format) {
             (Some(_), Some(_)) => {
@@ -433,6 +455,7 @@ impl RawProfile {
             source: self.source,
             lessons_per_day,
             delimiter,
+            encoding,
             date_format,
             columns: self.columns,
             kinds,

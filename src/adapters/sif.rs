@@ -1,16 +1,18 @@
 //! `sif-xml`: SIF AU 3.4 StudentDailyAttendance, StudentPeriodAttendance and
 //! StudentAttendanceTimeList, streamed through the XML engine.
 //!
-//! AttendanceCode decides what an entry is (present, late, early departure,
-//! absence, not absence); AttendanceStatus (01 approved, 02 unapproved, 99
-//! unknown) decides validity when given. Parent-choice (800–806) and
-//! school-choice (900–905) codes are treated as the settings say.
+//! AttendanceCode (the AU code set) decides what an entry is: present,
+//! late, early departure, absence, or not absence; AttendanceStatus (01
+//! approved, 02 unapproved, 99 unknown, NA not applicable) decides validity
+//! when it says something. Parent-choice (800–805) and school-choice
+//! (900–904) codes are treated as the settings say. The table is in
+//! `adapters/sif-xml/README.md`; a present day is skipped and counted, never
+//! an error.
 
-use super::Parsed;
 use super::xml::{Element, XmlRecords};
-use crate::domain::record::parse_date;
+use super::{Parsed, Rejected, Skip};
+use crate::domain::record::{parse_date, period_from_name};
 use crate::domain::{AbsenceRecord, Kind, Reason, Validity};
-use crate::store::QuarantineEntry;
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
@@ -21,6 +23,9 @@ pub const RECORD_ELEMENTS: &[&str] = &[
     "StudentPeriodAttendance",
     "StudentAttendanceTimeList",
 ];
+
+/// Minutes in one lesson, to count the lessons of an AttendanceTime span.
+const LESSON_MINUTES: i64 = 45;
 
 /// How a range of codes whose meaning varies between schools is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +43,9 @@ pub struct SifMapping {
     pub source: String,
     /// Lessons in a school day (AM/PM and partial days).
     pub lessons_per_day: u32,
-    /// Codes 800–806 (parent choice, e.g. holidays in term time).
+    /// Codes 800–805 (parent choice, e.g. holidays in term time).
     pub parent_choice: Treatment,
-    /// Codes 900–905 (school choice, e.g. suspension).
+    /// Codes 900–904 (school choice, e.g. suspension).
     pub school_choice: Treatment,
 }
 
@@ -60,7 +65,8 @@ impl Default for SifMapping {
 /// What an AttendanceCode means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeMeaning {
-    /// Present, or away for education (excursion, work placement): no record.
+    /// Present, at an educational activity away from school, or exempt:
+    /// no record, counted as presence.
     NotAbsence,
     /// Late arrival.
     Late,
@@ -70,7 +76,8 @@ pub enum CodeMeaning {
     Absence(Validity, Option<Reason>),
 }
 
-/// The meaning of a SIF AU AttendanceCode, `None` if unknown.
+/// The meaning of a SIF AU AttendanceCode, `None` when tilstede's table
+/// has none for it (the entry is then rejected, naming the code).
 pub fn code_meaning(code: &str, m: &SifMapping) -> Option<CodeMeaning> {
     let n: u16 = code.trim().parse().ok()?;
     let treat = |t: Treatment| match t {
@@ -78,25 +85,33 @@ pub fn code_meaning(code: &str, m: &SifMapping) -> Option<CodeMeaning> {
         Treatment::Absence(v, r) => CodeMeaning::Absence(v, r),
     };
     Some(match n {
-        100 => CodeMeaning::NotAbsence,
+        100 | 101 => CodeMeaning::NotAbsence,
         111 | 113 => CodeMeaning::Late,
         112 | 114 => CodeMeaning::EarlyDeparture,
-        200..=214 => CodeMeaning::Absence(Validity::Valid, Some(Reason::Illness)),
-        300 | 500 => CodeMeaning::Absence(Validity::Invalid, None),
-        600..=625 => CodeMeaning::NotAbsence,
-        800..=806 => treat(m.parent_choice),
-        900..=905 => treat(m.school_choice),
+        200 => CodeMeaning::Absence(Validity::Valid, Some(Reason::Illness)),
+        201..=211 => CodeMeaning::Absence(Validity::Valid, None),
+        300 => CodeMeaning::Absence(Validity::Invalid, None),
+        400 | 401 => CodeMeaning::NotAbsence,
+        // Unexplained: not yet classified (the routine counts it as invalid).
+        500 => CodeMeaning::Absence(Validity::Unclassified, None),
+        600..=612 => CodeMeaning::NotAbsence,
+        800..=805 => treat(m.parent_choice),
+        900..=904 => treat(m.school_choice),
         _ => return None,
     })
 }
 
+/// The validity AttendanceStatus gives; `Ok(None)` when it leaves the
+/// code's default (absent, or NA).
 fn status_validity(status: Option<&str>) -> Result<Option<Validity>, String> {
     match status.map(str::trim) {
-        None => Ok(None),
+        None | Some("NA") => Ok(None),
         Some("01") => Ok(Some(Validity::Valid)),
         Some("02") => Ok(Some(Validity::Invalid)),
         Some("99") => Ok(Some(Validity::Unclassified)),
-        Some(other) => Err(format!("AttendanceStatus «{other}» er ukjent (gyldige: 01, 02, 99)")),
+        Some(other) => Err(format!(
+            "AttendanceStatus «{other}» er ukjent (gyldige: 01, 02, 99, NA)"
+        )),
     }
 }
 
@@ -110,11 +125,14 @@ struct Entry<'a> {
     status: Option<&'a str>,
     kind: Kind,
     lessons: u32,
+    subject: Option<&'a str>,
+    period: Option<&'a str>,
 }
 
 fn map_entry(e: Entry<'_>, m: &SifMapping) -> Result<Option<AbsenceRecord>, String> {
     let code = e.code.ok_or("AttendanceCode/Code mangler")?;
-    let meaning = code_meaning(code, m).ok_or_else(|| format!("AttendanceCode «{code}» er ukjent"))?;
+    let meaning = code_meaning(code, m)
+        .ok_or_else(|| format!("AttendanceCode «{code}» er ikke i tilstedes kodetabell for SIF AU 3.4"))?;
     let status = status_validity(e.status)?;
     let (kind, lessons, validity, reason) = match meaning {
         CodeMeaning::NotAbsence => return Ok(None),
@@ -127,6 +145,10 @@ fn map_entry(e: Entry<'_>, m: &SifMapping) -> Result<Option<AbsenceRecord>, Stri
     let date = parse_date(e.date.ok_or("Date mangler")?).map_err(|m| format!("Date: {m}"))?;
     let mut extensions = Map::new();
     extensions.insert("source_code".into(), Value::String(code.to_string()));
+    let period = e.period.and_then(period_from_name);
+    if let (Some(name), None) = (e.period, period) {
+        extensions.insert("period_name".into(), Value::String(name.to_string()));
+    }
     Ok(Some(AbsenceRecord {
         source: m.source.clone(),
         id: e.id,
@@ -140,14 +162,39 @@ fn map_entry(e: Entry<'_>, m: &SifMapping) -> Result<Option<AbsenceRecord>, Stri
         validity,
         reason,
         deleted: false,
+        subject: e.subject.map(str::to_string),
+        period,
         extensions,
     }))
 }
 
-/// Maps one SIF element to zero or more items (sans-IO).
+/// Lessons of an AttendanceTime span: DurationValue (a share of the day)
+/// when given, else the minutes from StartTime to EndTime in whole lessons;
+/// at least one.
+fn span_lessons(t: &Element, lessons_per_day: u32) -> u32 {
+    if let Some(share) = t.text_at("DurationValue").and_then(|v| v.parse::<f64>().ok())
+        && share.is_finite()
+        && share > 0.0
+    {
+        return (share * f64::from(lessons_per_day)).round().max(1.0) as u32;
+    }
+    let time = |name: &str| {
+        t.text_at(name)
+            .and_then(|v| chrono::NaiveTime::parse_from_str(v.get(..8).unwrap_or(v), "%H:%M:%S").ok())
+    };
+    match (time("StartTime"), time("EndTime")) {
+        (Some(a), Some(b)) if b > a => {
+            let minutes = (b - a).num_minutes();
+            ((minutes + LESSON_MINUTES / 2) / LESSON_MINUTES).max(1) as u32
+        }
+        _ => 1,
+    }
+}
+
+/// Maps one SIF element to one or more items (sans-IO).
 pub fn map_element(e: &Element, m: &SifMapping, location: &str) -> Vec<Parsed> {
     let reject = |reason: String| {
-        Parsed::Rejected(QuarantineEntry {
+        Parsed::Rejected(Rejected {
             source: Some(m.source.clone()),
             location: format!("{location}:{}:{}", e.line, e.column),
             reason: format!("{}: {reason}", e.name),
@@ -161,9 +208,9 @@ pub fn map_element(e: &Element, m: &SifMapping, location: &str) -> Vec<Parsed> {
     let school = e.text_at("SchoolInfoRefId");
     let date = e.text_at("Date");
     let one = |result: Result<Option<AbsenceRecord>, String>| match result {
-        Ok(Some(r)) => vec![Parsed::Record(r)],
-        Ok(None) => Vec::new(),
-        Err(reason) => vec![reject(reason)],
+        Ok(Some(r)) => Parsed::Record(r),
+        Ok(None) => Parsed::Skipped(Skip::Presence),
+        Err(reason) => reject(reason),
     };
     match e.name.as_str() {
         "StudentDailyAttendance" => {
@@ -172,12 +219,14 @@ pub fn map_element(e: &Element, m: &SifMapping, location: &str) -> Vec<Parsed> {
                 "AM" | "PM" => (Kind::Lesson, (lpd / 2).max(1)),
                 "Partial" => {
                     let share = e.text_at("AbsenceValue").and_then(|v| v.parse::<f64>().ok());
-                    let lessons = share.map_or(1, |s| (s * f64::from(lpd)).round().max(1.0) as u32);
+                    let lessons = share
+                        .filter(|s| s.is_finite() && *s > 0.0)
+                        .map_or(1, |s| (s * f64::from(lpd)).round().max(1.0) as u32);
                     (Kind::Lesson, lessons)
                 }
                 _ => (Kind::Day, 1),
             };
-            one(map_entry(
+            vec![one(map_entry(
                 Entry {
                     id: ref_id.to_string(),
                     pupil,
@@ -187,11 +236,13 @@ pub fn map_element(e: &Element, m: &SifMapping, location: &str) -> Vec<Parsed> {
                     status: e.text_at("AttendanceStatus"),
                     kind,
                     lessons,
+                    subject: None,
+                    period: None,
                 },
                 m,
-            ))
+            ))]
         }
-        "StudentPeriodAttendance" => one(map_entry(
+        "StudentPeriodAttendance" => vec![one(map_entry(
             Entry {
                 id: ref_id.to_string(),
                 pupil,
@@ -201,33 +252,66 @@ pub fn map_element(e: &Element, m: &SifMapping, location: &str) -> Vec<Parsed> {
                 status: e.text_at("AttendanceStatus"),
                 kind: Kind::Lesson,
                 lessons: 1,
+                subject: e.text_at("TimeTableSubjectRefId"),
+                period: e.text_at("TimetablePeriod"),
             },
             m,
-        )),
+        ))],
         _ => {
-            let Some(list) = e.child("PeriodList") else {
-                return vec![reject("PeriodList mangler".into())];
-            };
-            list.children
+            // StudentAttendanceTimeList: spans of the day, then lessons.
+            let times = e.child("AttendanceTimes").map_or(&[][..], |t| &t.children[..]);
+            let periods = e.child("PeriodAttendances").map_or(&[][..], |p| &p.children[..]);
+            let mut out: Vec<Parsed> = times
                 .iter()
-                .filter(|p| p.name == "Period")
+                .filter(|t| t.name == "AttendanceTime")
                 .enumerate()
-                .flat_map(|(i, p)| {
+                .map(|(i, t)| {
                     one(map_entry(
                         Entry {
-                            id: format!("{ref_id}#{}", i + 1),
+                            id: format!("{ref_id}#t{}", i + 1),
                             pupil,
                             school,
                             date,
-                            code: p.text_at("AttendanceCode/Code"),
-                            status: p.text_at("AttendanceStatus"),
+                            code: t.text_at("AttendanceCode/Code"),
+                            status: t.text_at("AttendanceStatus"),
                             kind: Kind::Lesson,
-                            lessons: 1,
+                            lessons: span_lessons(t, m.lessons_per_day),
+                            subject: t.text_at("TimeTableSubjectRefId"),
+                            period: None,
                         },
                         m,
                     ))
                 })
-                .collect()
+                .collect();
+            out.extend(
+                periods
+                    .iter()
+                    .filter(|p| p.name == "PeriodAttendance")
+                    .enumerate()
+                    .map(|(i, p)| {
+                        one(map_entry(
+                            Entry {
+                                id: format!("{ref_id}#p{}", i + 1),
+                                pupil,
+                                school,
+                                date: p.text_at("Date").or(date),
+                                code: p.text_at("AttendanceCode/Code"),
+                                status: p.text_at("AttendanceStatus"),
+                                kind: Kind::Lesson,
+                                lessons: 1,
+                                subject: p.text_at("TimeTableSubjectRefId"),
+                                period: p.text_at("TimetablePeriod"),
+                            },
+                            m,
+                        ))
+                    }),
+            );
+            if out.is_empty() {
+                out.push(reject(
+                    "verken AttendanceTimes/AttendanceTime eller PeriodAttendances/PeriodAttendance".into(),
+                ));
+            }
+            out
         }
     }
 }
@@ -293,16 +377,25 @@ mod tests {
         items
             .iter()
             .map(|p| match p {
-                Parsed::Record(r) => format!("{} {} {} {}", r.id, r.kind.as_str(), r.lessons, r.validity.as_str()),
+                Parsed::Record(r) => format!(
+                    "{} {} {} {}{}{}",
+                    r.id,
+                    r.kind.as_str(),
+                    r.lessons,
+                    r.validity.as_str(),
+                    r.period.map(|p| format!(" p{p}")).unwrap_or_default(),
+                    r.subject.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
+                ),
                 Parsed::Rejected(q) => format!("rejected {}", q.reason),
+                Parsed::Skipped(s) => format!("skipped {s:?}"),
             })
             .collect()
     }
 
     #[test]
-    fn codes_and_status_map_as_the_issue_says() {
+    fn codes_and_status_map_as_the_table_says() {
         let body = [
-            daily("a", "100", "", "Full"),
+            daily("a", "100", "<AttendanceStatus>NA</AttendanceStatus>", "Full"),
             daily("b", "200", "", "Full"),
             daily("c", "300", "", "AM"),
             daily("d", "500", "<AttendanceStatus>01</AttendanceStatus>", "Full"),
@@ -314,42 +407,53 @@ mod tests {
             daily("j", "210", "<AttendanceStatus>99</AttendanceStatus>", "Full"),
             daily("k", "777", "", "Full"),
             daily("l", "200", "<AttendanceStatus>07</AttendanceStatus>", "Full"),
+            daily("m", "500", "<AttendanceStatus>NA</AttendanceStatus>", "Partial"),
         ]
         .concat();
         assert_eq!(
             summary(&read(&body)),
             [
+                "skipped Presence",
                 "b day 1 valid",
                 "c lesson 3 invalid",
                 "d day 1 valid",
                 "e late 1 unclassified",
                 "f left 1 invalid",
+                "skipped Presence",
                 "h day 1 valid",
+                "skipped Presence",
                 "j day 1 unclassified",
-                "rejected StudentDailyAttendance: AttendanceCode «777» er ukjent",
-                "rejected StudentDailyAttendance: AttendanceStatus «07» er ukjent (gyldige: 01, 02, 99)",
+                "rejected StudentDailyAttendance: AttendanceCode «777» er ikke i tilstedes kodetabell for SIF AU 3.4",
+                "rejected StudentDailyAttendance: AttendanceStatus «07» er ukjent (gyldige: 01, 02, 99, NA)",
+                "m lesson 1 unclassified",
             ]
         );
     }
 
     #[test]
-    fn period_and_time_list_entries_are_lessons() {
+    fn period_and_time_list_entries_are_lessons_with_period_and_subject() {
         let body = "<StudentPeriodAttendance RefId=\"p1\"><StudentPersonalRefId>P1</StudentPersonalRefId><SchoolInfoRefId>S1</SchoolInfoRefId>\
-<Date>2026-03-03</Date><SessionInfoRefId>X</SessionInfoRefId><TimetablePeriod>3</TimetablePeriod>\
+<Date>2026-03-03</Date><SessionInfoRefId>X</SessionInfoRefId><TimetablePeriod>P3</TimetablePeriod>\
 <AttendanceCode><Code>300</Code></AttendanceCode><AttendanceStatus>02</AttendanceStatus></StudentPeriodAttendance>\n\
 <StudentAttendanceTimeList RefId=\"t1\"><StudentPersonalRefId>P1</StudentPersonalRefId><SchoolInfoRefId>S1</SchoolInfoRefId>\
-<Date>2026-03-04</Date><SchoolYear>2026</SchoolYear><PeriodList>\
-<Period><TimeIn>08:30:00</TimeIn><TimeOut>09:15:00</TimeOut><AttendanceCode><Code>100</Code></AttendanceCode><AttendanceStatus>01</AttendanceStatus></Period>\
-<Period><TimeIn>09:20:00</TimeIn><TimeOut>10:05:00</TimeOut><AttendanceCode><Code>203</Code></AttendanceCode><AttendanceStatus>01</AttendanceStatus></Period>\
-<Period><AttendanceCode><Code>113</Code></AttendanceCode></Period>\
-</PeriodList></StudentAttendanceTimeList>\n\
+<Date>2026-03-04</Date><SchoolYear>2026</SchoolYear><AttendanceTimes>\
+<AttendanceTime><AttendanceCode><Code>100</Code></AttendanceCode><AttendanceStatus>NA</AttendanceStatus><StartTime>08:30:00</StartTime><EndTime>10:00:00</EndTime></AttendanceTime>\
+<AttendanceTime><AttendanceCode><Code>203</Code></AttendanceCode><AttendanceStatus>01</AttendanceStatus><StartTime>10:00:00</StartTime><EndTime>11:30:00</EndTime><TimeTableSubjectRefId>SUBJ-MAT</TimeTableSubjectRefId></AttendanceTime>\
+<AttendanceTime><AttendanceCode><Code>500</Code></AttendanceCode><AttendanceStatus>99</AttendanceStatus><StartTime>12:00:00</StartTime><EndTime>15:00:00</EndTime><DurationValue>0.5</DurationValue></AttendanceTime>\
+</AttendanceTimes><PeriodAttendances>\
+<PeriodAttendance><AttendanceCode><Code>300</Code></AttendanceCode><AttendanceStatus>02</AttendanceStatus><Date>2026-03-04</Date><TimetablePeriod>6</TimetablePeriod><TimeTableSubjectRefId>SUBJ-NAT</TimeTableSubjectRefId></PeriodAttendance>\
+<PeriodAttendance><AttendanceCode><Code>113</Code></AttendanceCode><AttendanceStatus>NA</AttendanceStatus><Date>2026-03-04</Date><TimetablePeriod>1</TimetablePeriod></PeriodAttendance>\
+</PeriodAttendances></StudentAttendanceTimeList>\n\
 <StudentPeriodAttendance><Date>2026-03-03</Date></StudentPeriodAttendance>\n";
         assert_eq!(
             summary(&read(body)),
             [
-                "p1 lesson 1 invalid",
-                "t1#2 lesson 1 valid",
-                "t1#3 late 1 unclassified",
+                "p1 lesson 1 invalid p3",
+                "skipped Presence",
+                "t1#t2 lesson 2 valid SUBJ-MAT",
+                "t1#t3 lesson 3 unclassified",
+                "t1#p1 lesson 1 invalid p6 SUBJ-NAT",
+                "t1#p2 late 1 unclassified p1",
                 "rejected StudentPeriodAttendance: attributtet RefId mangler",
             ]
         );

@@ -10,9 +10,9 @@
 //! previous run; that mark is saved only after every page is committed.
 
 use super::Parsed;
-use super::edfi_api::{SyncError, SyncReport, commit, timed_run};
 use super::mapping::{JsonFields, json_at, json_text, map_fields};
 use super::profile::{Profile, ProfileError, invalid};
+use super::pull::{SyncError, SyncReport, commit, timed_run};
 use super::rest::RestClient;
 use crate::store::Store;
 use serde::Deserialize;
@@ -467,10 +467,11 @@ mod tests {
         let p = Profile::load("vis-rest").unwrap();
         let item = |code: &str, time: u32| json!({"elevnr": "e1", "skolenr": "s1", "dato": "2026-03-03", "time": time, "omfang": "time", "kode": code});
         let got = map_page(&json!([item("M", 2), item("!", 3), item("§", 2)]), &p, "", "u").unwrap();
-        assert_eq!(got.len(), 2);
-        let (Parsed::Record(m), Parsed::Record(del)) = (&got[0], &got[1]) else {
-            panic!()
+        assert_eq!(got.len(), 3);
+        let (Parsed::Record(m), Parsed::Record(del)) = (&got[0], &got[2]) else {
+            panic!("{got:?}")
         };
+        assert_eq!(got[1], Parsed::Skipped(crate::adapters::Skip::Presence));
         assert_eq!(m.validity, Validity::Unclassified);
         assert!(del.deleted && del.id == m.id);
     }

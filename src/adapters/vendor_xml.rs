@@ -7,10 +7,10 @@
 //! `[kinds]`, `[validity]` and `[codes]` tables are vendor-csv's.
 
 use super::Parsed;
+use super::Rejected;
 use super::mapping::{Fields, map_fields};
 use super::profile::{Profile, ProfileError, invalid};
 use super::xml::{Element, XmlRecords};
-use crate::store::QuarantineEntry;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::io::{self, BufRead};
@@ -96,25 +96,21 @@ impl<R: BufRead> Iterator for VendorXmlReader<R> {
     type Item = io::Result<Parsed>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let e = match self.inner.next()? {
-                Ok(e) => e,
-                // The records before the fault have been delivered.
-                Err(e) => return Some(Err(io::Error::from(e))),
-            };
-            match map_fields(&self.profile, &ElementFields(&e), "feltet") {
-                Ok(None) => continue,
-                Ok(Some(r)) => return Some(Ok(Parsed::Record(r))),
-                Err(reason) => {
-                    return Some(Ok(Parsed::Rejected(QuarantineEntry {
-                        source: Some(self.profile.source.clone()),
-                        location: format!("{}:{}:{}", self.inner.location(), e.line, e.column),
-                        reason,
-                        raw: e.to_xml(),
-                    })));
-                }
-            }
-        }
+        let e = match self.inner.next()? {
+            Ok(e) => e,
+            // The records before the fault have been delivered.
+            Err(e) => return Some(Err(io::Error::from(e))),
+        };
+        Some(Ok(match map_fields(&self.profile, &ElementFields(&e), "feltet") {
+            Ok(None) => Parsed::Skipped(super::Skip::Presence),
+            Ok(Some(r)) => Parsed::Record(r),
+            Err(reason) => Parsed::Rejected(Rejected {
+                source: Some(self.profile.source.clone()),
+                location: format!("{}:{}:{}", self.inner.location(), e.line, e.column),
+                reason,
+                raw: e.to_xml(),
+            }),
+        }))
     }
 }
 
@@ -125,7 +121,10 @@ mod tests {
 
     fn read(profile: &str, xml: &str) -> Vec<io::Result<Parsed>> {
         let p = Profile::load(profile).unwrap();
-        VendorXmlReader::new(xml.as_bytes(), "f.xml", p).unwrap().collect()
+        VendorXmlReader::new(xml.as_bytes(), "f.xml", p)
+            .unwrap()
+            .filter(|p| !matches!(p, Ok(Parsed::Skipped(_))))
+            .collect()
     }
 
     #[test]

@@ -821,12 +821,14 @@ fn start_element<'s, R, V: RecordVisitor>(
     }
     for a in s.attributes() {
         let a = a.map_err(|e| error_at(reader, location, at, XmlFault::Malformed(e.to_string())))?;
-        let value = a.unescape_value().map_err(|e| match e {
-            quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(_, name)) => {
-                error_at(reader, location, at, XmlFault::Entity(name))
-            }
-            other => error_at(reader, location, at, XmlFault::Malformed(other.to_string())),
-        })?;
+        let value = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| match e {
+                quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(_, name)) => {
+                    error_at(reader, location, at, XmlFault::Entity(name))
+                }
+                other => error_at(reader, location, at, XmlFault::Malformed(other.to_string())),
+            })?;
         v.attribute(a.key.local_name().as_ref(), &value);
     }
     Ok(name)
@@ -1164,6 +1166,48 @@ mod tests {
         assert_eq!((r.line, r.column), want[1]);
         let e = got[2].as_ref().unwrap_err();
         assert_eq!((e.line, e.column), (want[2].0, want[2].1 + 6), "{e}");
+    }
+
+    /// A record whose start tag holds `n` attributes, and the time the
+    /// engine takes to read it (the best of a few runs, so a busy machine
+    /// adds as little as possible).
+    fn time_attributes(n: usize) -> (usize, std::time::Duration) {
+        let mut xml = String::from("<Root><Rec");
+        for i in 0..n {
+            xml.push_str(&format!(" a{i:06}=\"v\""));
+        }
+        xml.push_str("/></Root>");
+        let best = (0..5)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let mut log = RecordLog::default();
+                let mut records = XmlRecords::new(xml.as_bytes(), "t.xml", &["Rec"]);
+                records.next_with(&mut log).unwrap().unwrap();
+                assert_eq!(log.element().attributes.len(), n);
+                t.elapsed()
+            })
+            .min()
+            .unwrap_or_default();
+        (xml.len(), best)
+    }
+
+    #[test]
+    fn many_attributes_cost_time_in_proportion_to_their_size() {
+        // quick-xml before 0.41 checked attribute names for duplicates in
+        // quadratic time (RUSTSEC-2026-0194): one 1 MiB start tag took 25 s.
+        // Compared by ratio, not by a fixed time, so a slow machine cannot
+        // make the test fail: 8× the attributes may take 8× the time (with
+        // generous slack for noise), never the 64× a quadratic check takes.
+        let (small_bytes, small) = time_attributes(10_000);
+        let large_n = (MAX_RECORD_BYTES - 64) / 13;
+        let (large_bytes, large) = time_attributes(large_n);
+        assert!(large_bytes <= MAX_RECORD_BYTES && large_bytes > MAX_RECORD_BYTES * 9 / 10);
+        let size_ratio = large_bytes as f64 / small_bytes as f64;
+        let time_ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        assert!(
+            time_ratio < size_ratio * 4.0,
+            "{large_n} attributes ({large_bytes} bytes) took {large:?}, 10000 ({small_bytes} bytes) took {small:?}: {time_ratio:.1}× the time for {size_ratio:.1}× the size"
+        );
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! bot parses Norwegian chat into it; the CLI builds it from flags.
 
 use super::model::{
-    Agency, Channel, CircleBox, CloseReason, ContactOutcome, Contacted, EvaluationOutcome, MeetingKind, Phase,
-    SpecialOutcome,
+    Agency, Channel, CircleBox, CloseReason, ContactOutcome, Contacted, EvaluationOutcome, GoalRating, MeasureRating,
+    MeetingKind, Participant, Phase, PlanBUse, Rated, SpecialOutcome, Stage,
 };
+use super::numbers::Comparison;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -21,15 +22,16 @@ pub struct SubGoalInput {
 }
 
 /// One step a person takes in a case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum Command {
     /// A contact with parents and/or pupil was made (or tried).
     LogContact {
         /// Whom.
         with: Contacted,
-        /// When.
-        at: DateTime<Utc>,
+        /// When (default: now).
+        #[serde(default)]
+        at: Option<DateTime<Utc>>,
         /// How.
         channel: Channel,
         /// What came of it; in phase 2 "no concern"/"concern" decide the way on.
@@ -42,7 +44,30 @@ pub enum Command {
         /// When.
         at: DateTime<Utc>,
         /// Whether leadership will be present.
+        #[serde(default)]
         leadership_present: bool,
+        /// Where.
+        #[serde(default)]
+        place: Option<String>,
+        /// Who is called.
+        #[serde(default)]
+        participants: Vec<Participant>,
+    },
+    /// Someone is (or was) present at a meeting.
+    AddParticipants {
+        /// The meeting's number (default: the current meeting).
+        #[serde(default)]
+        meeting: Option<u32>,
+        /// Who, each with a role.
+        participants: Vec<Participant>,
+    },
+    /// Something was decided at a meeting.
+    RecordDecision {
+        /// The meeting's number (default: the current meeting).
+        #[serde(default)]
+        meeting: Option<u32>,
+        /// The decision.
+        text: String,
     },
     /// A meeting was held.
     MeetingHeld {
@@ -55,7 +80,27 @@ pub enum Command {
         /// Whether the mapping is complete after it.
         mapping_complete: bool,
         /// The next meeting (required in phase 4).
+        #[serde(default)]
         next_meeting: Option<DateTime<Utc>>,
+    },
+    /// A copy of a meeting's referat went to the parents.
+    MinutesSent {
+        /// The meeting's number (default: the latest held).
+        #[serde(default)]
+        meeting: Option<u32>,
+        /// When (default: today).
+        #[serde(default)]
+        date: Option<NaiveDate>,
+    },
+    /// The pupil's own view and wishes, in their words.
+    NotePupilView {
+        /// Where in the work.
+        stage: Stage,
+        /// What the pupil said.
+        text: String,
+        /// Whether the pupil took part in person.
+        #[serde(default)]
+        took_part: Option<bool>,
     },
     /// Resources and risks noted in a Tiltakssirkel box.
     MapBox {
@@ -83,8 +128,9 @@ pub enum Command {
     CreateAgreement {
         /// Where.
         place: String,
-        /// Who is present.
-        present: Vec<String>,
+        /// Who is present (default: who is recorded at the current meeting).
+        #[serde(default)]
+        present: Vec<Participant>,
         /// The goal.
         goal: String,
         /// Sub-goals with duration.
@@ -96,12 +142,47 @@ pub enum Command {
         /// Valid this many days (default from the configuration, usually 21).
         valid_days: Option<u32>,
         /// The evaluation date (default: three weeks on).
+        #[serde(default)]
         evaluation_date: Option<NaiveDate>,
+        /// What the pupil said they want.
+        #[serde(default)]
+        pupil_view: Option<String>,
     },
-    /// The newest agreement was evaluated.
+    /// The newest agreement was evaluated (Vedlegg 4).
     Evaluate {
         /// The decision.
         outcome: EvaluationOutcome,
+        /// Where.
+        #[serde(default)]
+        place: Option<String>,
+        /// Who is present (default: who is recorded at the current meeting).
+        #[serde(default)]
+        present: Vec<Participant>,
+        /// How far the goal was reached.
+        #[serde(default)]
+        goal: Option<GoalRating>,
+        /// Each sub-goal.
+        #[serde(default)]
+        sub_goals: Vec<Rated<GoalRating>>,
+        /// Each measure.
+        #[serde(default)]
+        measures: Vec<Rated<MeasureRating>>,
+        /// How Plan B went.
+        #[serde(default)]
+        plan_b: Option<PlanBUse>,
+        /// Referrals considered.
+        #[serde(default)]
+        referrals_considered: Vec<Agency>,
+        /// What the pupil said.
+        #[serde(default)]
+        pupil_view: Option<String>,
+        /// «Løst» stands although attendance got worse.
+        #[serde(default)]
+        confirm: bool,
+        /// The numbers, frozen by the workflow from the records (any value
+        /// a caller sends is replaced).
+        #[serde(default)]
+        numbers: Option<Comparison>,
     },
     /// Move to another phase (forward only).
     ChangePhase {
@@ -149,11 +230,32 @@ pub enum Command {
 }
 
 impl Command {
+    /// An evaluation with only its decision (the rest as not recorded).
+    pub fn evaluate(outcome: EvaluationOutcome) -> Command {
+        Command::Evaluate {
+            outcome,
+            place: None,
+            present: Vec::new(),
+            goal: None,
+            sub_goals: Vec::new(),
+            measures: Vec::new(),
+            plan_b: None,
+            referrals_considered: Vec::new(),
+            pupil_view: None,
+            confirm: false,
+            numbers: None,
+        }
+    }
+
     /// A short kebab-case name, for the audit log.
     pub fn name(&self) -> &'static str {
         match self {
             Command::LogContact { .. } => "log-contact",
             Command::SetMeeting { .. } => "set-meeting",
+            Command::AddParticipants { .. } => "add-participants",
+            Command::RecordDecision { .. } => "record-decision",
+            Command::MinutesSent { .. } => "minutes-sent",
+            Command::NotePupilView { .. } => "note-pupil-view",
             Command::MeetingHeld { .. } => "meeting-held",
             Command::MapBox { .. } => "map-box",
             Command::AddMeasure { .. } => "add-measure",
@@ -176,6 +278,10 @@ impl Command {
         match self {
             Command::LogContact { .. } => "logge kontakt",
             Command::SetMeeting { .. } => "sette møte",
+            Command::AddParticipants { .. } => "registrere hvem som er til stede",
+            Command::RecordDecision { .. } => "registrere et vedtak fra møtet",
+            Command::MinutesSent { .. } => "registrere at referatet er sendt foresatte",
+            Command::NotePupilView { .. } => "notere elevens syn",
             Command::MeetingHeld { .. } => "registrere holdt møte",
             Command::MapBox { .. } => "kartlegge i tiltakssirkelen",
             Command::AddMeasure { .. } => "legge til tiltak",

@@ -1,8 +1,9 @@
 //! Case workflow settings per municipality: TOML → [`RawCaseConfig`] →
 //! [`RawCaseConfig::validate`] → [`CaseConfig`]. Every error names its TOML path.
 
+use super::calendar::{Break, SchoolCalendar, SchoolYear};
 use crate::config::toml::parse_toml;
-use chrono::NaiveTime;
+use chrono::{NaiveDate, NaiveTime};
 use serde::Deserialize;
 
 /// Why a case configuration was rejected.
@@ -51,6 +52,64 @@ pub struct RawCaseConfig {
     /// messages about it redacted (default 365).
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// The school years: holidays and planning days.
+    #[serde(default)]
+    pub calendar: Option<RawCalendar>,
+    /// How old absence may be before a new case opens for triage instead
+    /// of with same-day deadlines.
+    #[serde(default)]
+    pub backlog: Option<RawBacklog>,
+}
+
+/// The school years, in TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCalendar {
+    /// One entry per school year.
+    #[serde(default)]
+    pub years: Vec<RawSchoolYear>,
+}
+
+/// One school year, in TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchoolYear {
+    /// E.g. `2026–27`.
+    pub name: String,
+    /// The first school day (`YYYY-MM-DD`).
+    pub first_day: String,
+    /// The last school day.
+    pub last_day: String,
+    /// Holidays.
+    #[serde(default)]
+    pub holidays: Vec<RawBreak>,
+    /// Planning days (`YYYY-MM-DD`): no pupils at school.
+    #[serde(default)]
+    pub planning_days: Vec<String>,
+}
+
+/// A holiday, in TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreak {
+    /// Its name.
+    pub name: String,
+    /// First day.
+    pub from: String,
+    /// Last day (default: `from`).
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// The backlog rule, in TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBacklog {
+    /// School days after which absence is old news: a case for it opens for
+    /// leadership to triage, without the same-day deadlines.
+    pub horizon_school_days: u32,
+    /// Days leadership has to triage such a case.
+    pub triage_days: u32,
 }
 
 /// School hours in Europe/Oslo, `HH:MM`.
@@ -89,14 +148,19 @@ pub struct RawDeadlines {
     pub monitoring_review_days: u32,
 }
 
-/// The long-term (langvarig) marking rule: any condition that holds marks the case.
+/// The long-term (langvarig) marking rule. The routine calls serious
+/// absence that lasts over time long-term and names no duration, so the
+/// duration is the municipality's decision; phase 4 is something else.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLongTerm {
-    /// Open for at least this many weeks (0 turns the condition off).
+    /// Serious absence has lasted this many weeks (a criterion still holds
+    /// after the case has been open so long); 0 leaves the marking to people.
     pub open_weeks: u32,
-    /// Reaching phase 4 marks the case.
-    pub phase4: bool,
+    /// Kept so that old files give a clear answer: phase 4 does not make a
+    /// case long-term (the routine keeps the two apart).
+    #[serde(default)]
+    pub phase4: Option<bool>,
 }
 
 /// Who holds which role at a school (staff ids from the roster).
@@ -146,14 +210,22 @@ pub struct CaseConfig {
     pub handoff_accept_days: u32,
     /// See [`RawDeadlines::monitoring_review_days`].
     pub monitoring_review_days: u32,
-    /// Long-term after this many weeks open (0 = off).
+    /// Long-term after this many weeks of lasting serious absence (0 = by hand only).
     pub long_term_weeks: u32,
-    /// Long-term on reaching phase 4.
-    pub long_term_phase4: bool,
     /// Days a closed case is kept before the purge.
     pub retention_days: u32,
     /// Staff roles per school.
     pub schools: std::collections::BTreeMap<String, SchoolStaff>,
+    /// The school years with their holidays and planning days.
+    pub calendar: SchoolCalendar,
+    /// School days after which absence is backlog: see [`RawBacklog`].
+    pub backlog_horizon_school_days: u32,
+    /// Days leadership has to triage a backlog case.
+    pub triage_days: u32,
+    /// The criterion codes the rule set declares with the role
+    /// `ugyldig-fravær`: parents are told at once, leadership informed.
+    /// Set from the rule set ([`CaseConfig::use_rules`]).
+    pub invalid_absence_criteria: std::collections::BTreeSet<String>,
 }
 
 /// Validated staff roles of one school.
@@ -185,6 +257,68 @@ fn days(path: &str, n: u32, max: u32) -> Result<u32, CaseConfigError> {
     Ok(n)
 }
 
+fn date(path: &str, s: &str) -> Result<NaiveDate, CaseConfigError> {
+    crate::domain::record::parse_date(s).map_err(|m| invalid(path, m))
+}
+
+fn calendar(raw: Option<RawCalendar>) -> Result<SchoolCalendar, CaseConfigError> {
+    let mut years: Vec<SchoolYear> = Vec::new();
+    for (i, y) in raw.map(|c| c.years).unwrap_or_default().into_iter().enumerate() {
+        let path = format!("calendar.years[{i}]");
+        if y.name.trim().is_empty() {
+            return Err(invalid(&format!("{path}.name"), "kan ikke være tomt"));
+        }
+        let first_day = date(&format!("{path}.first_day"), &y.first_day)?;
+        let last_day = date(&format!("{path}.last_day"), &y.last_day)?;
+        if last_day <= first_day {
+            return Err(invalid(&format!("{path}.last_day"), "må være etter first_day"));
+        }
+        if let Some(prev) = years.last()
+            && first_day <= prev.last_day
+        {
+            return Err(invalid(
+                &format!("{path}.first_day"),
+                format!("må være etter forrige skoleårs siste dag ({})", prev.last_day),
+            ));
+        }
+        let mut breaks = Vec::new();
+        for (j, h) in y.holidays.iter().enumerate() {
+            let hp = format!("{path}.holidays[{j}]");
+            let from = date(&format!("{hp}.from"), &h.from)?;
+            let to = match &h.to {
+                Some(t) => date(&format!("{hp}.to"), t)?,
+                None => from,
+            };
+            if to < from {
+                return Err(invalid(&format!("{hp}.to"), "slutter før den starter"));
+            }
+            if from < first_day || to > last_day {
+                return Err(invalid(&hp, "ligger utenfor skoleåret"));
+            }
+            breaks.push(Break {
+                name: h.name.clone(),
+                from,
+                to,
+            });
+        }
+        for (j, p) in y.planning_days.iter().enumerate() {
+            let d = date(&format!("{path}.planning_days[{j}]"), p)?;
+            breaks.push(Break {
+                name: "Planleggingsdag".into(),
+                from: d,
+                to: d,
+            });
+        }
+        years.push(SchoolYear {
+            name: y.name,
+            first_day,
+            last_day,
+            breaks,
+        });
+    }
+    Ok(SchoolCalendar { years })
+}
+
 impl RawCaseConfig {
     /// Checks every setting and returns the valid form.
     pub fn validate(self) -> Result<CaseConfig, CaseConfigError> {
@@ -201,6 +335,12 @@ impl RawCaseConfig {
             return Err(invalid(
                 "school_day.first_lesson_minutes",
                 "må være over 0 og ikke lenger enn skoledagen",
+            ));
+        }
+        if self.long_term.phase4 == Some(true) {
+            return Err(invalid(
+                "long_term.phase4",
+                "fase 4 gjør ikke saken langvarig: rutinen skiller de to. Fjern innstillingen, og sett open_weeks om kommunen har bestemt en varighet",
             ));
         }
         let d = &self.deadlines;
@@ -247,9 +387,18 @@ impl RawCaseConfig {
             handoff_accept_days: days("deadlines.handoff_accept_days", d.handoff_accept_days, 60)?,
             monitoring_review_days: days("deadlines.monitoring_review_days", d.monitoring_review_days, 365)?,
             long_term_weeks: self.long_term.open_weeks,
-            long_term_phase4: self.long_term.phase4,
             retention_days: days("retention_days", self.retention_days.unwrap_or(365), 3650)?,
             schools,
+            calendar: calendar(self.calendar)?,
+            backlog_horizon_school_days: match &self.backlog {
+                Some(b) => days("backlog.horizon_school_days", b.horizon_school_days, 60)?,
+                None => 3,
+            },
+            triage_days: match &self.backlog {
+                Some(b) => days("backlog.triage_days", b.triage_days, 60)?,
+                None => 7,
+            },
+            invalid_absence_criteria: Default::default(),
         })
     }
 }
@@ -284,9 +433,26 @@ impl CaseConfig {
         })
     }
 
-    /// Bærum's defaults.
+    /// Bærum's defaults, with the criterion roles of Bærum's rule set.
     pub fn baerum() -> CaseConfig {
-        CaseConfig::from_toml(PRESETS[0].1).expect("the shipped preset is valid")
+        let mut c = CaseConfig::from_toml(PRESETS[0].1).expect("the shipped preset is valid");
+        if let Some(rules) = crate::rules::RuleSet::preset("baerum") {
+            c.use_rules(&rules);
+        }
+        c
+    }
+
+    /// Takes what the rule set decides: how many lessons a day counts as,
+    /// and which criteria mean invalid absence (by the role the rule set
+    /// declares, not by their codes).
+    pub fn use_rules(&mut self, rules: &crate::rules::RuleSet) {
+        self.lessons_per_day = rules.lessons_per_day;
+        self.invalid_absence_criteria = rules.criteria_with_role(crate::rules::CriterionRole::InvalidAbsence);
+    }
+
+    /// Whether a criterion code means invalid absence.
+    pub fn is_invalid_absence(&self, criterion: &str) -> bool {
+        self.invalid_absence_criteria.contains(criterion)
     }
 
     /// The staff roles of a school (empty when not configured).

@@ -10,6 +10,7 @@
 //! run of them while the school next door registers is worth a question.
 //! It is a prompt to check, never a conclusion.
 
+use super::config::CaseConfig;
 use super::model::Case;
 use super::numbers::{PeriodNumbers, period};
 use crate::domain::AbsenceRecord;
@@ -153,7 +154,7 @@ pub fn teacher_digest(
     cases: &[Case],
     from: NaiveDate,
     to: NaiveDate,
-    lessons_per_day: u32,
+    config: &CaseConfig,
 ) -> TeacherDigest {
     let mine: BTreeMap<&str, &RosterClass> = classes
         .iter()
@@ -170,9 +171,10 @@ pub fn teacher_digest(
         total += 1;
         let numbers = period(
             records.get(p.id.as_str()).map(Vec::as_slice).unwrap_or(&[]),
+            &config.calendar,
             from,
             to,
-            lessons_per_day,
+            config.lessons_per_day,
         );
         let case = cases
             .iter()
@@ -210,17 +212,19 @@ fn group(
     cases: &[Case],
     from: NaiveDate,
     to: NaiveDate,
-    lessons_per_day: u32,
+    config: &CaseConfig,
 ) -> GroupLine {
-    let len = (to - from).num_days() + 1;
-    let (pfrom, pto) = (from - Duration::days(len), from - Duration::days(1));
+    // The period before holds as many school days, holidays left out.
+    let calendar = &config.calendar;
+    let days = calendar.school_days(from, to);
+    let (pfrom, pto) = (calendar.school_days_back(from, days), from - Duration::days(1));
     let (mut now, mut before, mut lates) = (0.0, 0.0, 0);
     for p in pupils {
         let recs = records.get(p.id.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-        let n = period(recs, from, to, lessons_per_day);
+        let n = period(recs, calendar, from, to, config.lessons_per_day);
         now += n.attendance_percent;
         lates += n.lates;
-        before += period(recs, pfrom, pto, lessons_per_day).attendance_percent;
+        before += period(recs, calendar, pfrom.min(pto), pto, config.lessons_per_day).attendance_percent;
     }
     let count = pupils.len().max(1) as f64;
     let round = |x: f64| (x * 10.0).round() / 10.0;
@@ -251,7 +255,7 @@ pub fn school_digest(
     cases: &[Case],
     from: NaiveDate,
     to: NaiveDate,
-    lessons_per_day: u32,
+    config: &CaseConfig,
 ) -> SchoolDigest {
     let pupils: Vec<&RosterPupil> = pupils.iter().filter(|p| p.school == school).collect();
     let records = by_pupil(records);
@@ -268,12 +272,12 @@ pub fn school_digest(
         school_name: school_name.to_string(),
         from,
         to,
-        total: group(0, &pupils, &records, &cases, from, to, lessons_per_day),
+        total: group(0, &pupils, &records, &cases, from, to, config),
         grades: grades
             .into_iter()
             .map(|g| {
                 let of: Vec<&RosterPupil> = pupils.iter().copied().filter(|p| p.grade == g).collect();
-                group(g, &of, &records, &cases, from, to, lessons_per_day)
+                group(g, &of, &records, &cases, from, to, config)
             })
             .collect(),
         open_by_phase,
@@ -337,6 +341,13 @@ mod tests {
     use super::*;
     use crate::domain::{Kind, Validity};
 
+    /// Bærum's settings with weekdays as school days, as the numbers below assume.
+    fn weekdays() -> CaseConfig {
+        let mut c = CaseConfig::baerum();
+        c.calendar = Default::default();
+        c
+    }
+
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
@@ -355,6 +366,8 @@ mod tests {
             validity: Validity::Invalid,
             reason: None,
             deleted: false,
+            subject: None,
+            period: None,
             extensions: Default::default(),
         }
     }
@@ -420,13 +433,22 @@ mod tests {
             &[],
             d("2026-03-01"),
             d("2026-03-31"),
-            6,
+            &weekdays(),
         );
         assert_eq!(t.pupils_total, 2);
         assert_eq!(t.pupils.len(), 1, "only pupils with absence or a case");
         assert_eq!(t.pupils[0].numbers.days, 1);
         assert_eq!(t.pupils[0].numbers.lates, 1);
-        let s = school_digest("k", "K", &pupils, &records, &[], d("2026-03-01"), d("2026-03-31"), 6);
+        let s = school_digest(
+            "k",
+            "K",
+            &pupils,
+            &records,
+            &[],
+            d("2026-03-01"),
+            d("2026-03-31"),
+            &weekdays(),
+        );
         assert_eq!(s.total.pupils, 3);
         assert_eq!(s.grades.len(), 2);
         let six = &s.grades[1];

@@ -5,22 +5,22 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-/// A role in the routine. Permission checks go by role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// The pupil's contact teacher.
-    Kontaktlaerer,
-    /// The department head who owns phase 3.
-    Avdelingsleder,
-    /// A member of the school's resource team.
-    Ressursteam,
-    /// The coordinator who took over in phase 4.
-    Fagkoordinator,
-    /// School leadership (rektor and others).
-    Ledelse,
-    /// tilstede itself (findings and the clock).
-    System,
+crate::vocabulary! {
+    /// A role in the routine. Permission checks go by role.
+    pub enum Role("en rolle") {
+        /// The pupil's contact teacher.
+        Kontaktlaerer = "kontaktlærer" | "contact-teacher",
+        /// The department head who owns phase 3.
+        Avdelingsleder = "avdelingsleder" | "department-head",
+        /// A member of the school's resource team.
+        Ressursteam = "ressursteam" | "resource-team",
+        /// The coordinator who took over in phase 4.
+        Fagkoordinator = "fagkoordinator" | "coordinator",
+        /// School leadership (rektor and others).
+        Ledelse = "ledelse" | "ledelsen" | "rektor" | "leadership",
+        /// tilstede itself (findings and the clock).
+        System = "tilstede" | "system",
+    }
 }
 
 impl Role {
@@ -36,16 +36,9 @@ impl Role {
         }
     }
 
-    /// Parses the kebab-case spelling or the Norwegian word.
+    /// Parses a person's role (never [`Role::System`]).
     pub fn parse(s: &str) -> Option<Role> {
-        Some(match s.trim().to_lowercase().as_str() {
-            "kontaktlaerer" | "kontaktlærer" => Role::Kontaktlaerer,
-            "avdelingsleder" => Role::Avdelingsleder,
-            "ressursteam" => Role::Ressursteam,
-            "fagkoordinator" => Role::Fagkoordinator,
-            "ledelse" | "ledelsen" | "rektor" => Role::Ledelse,
-            _ => return None,
-        })
+        s.parse().ok().filter(|r| *r != Role::System)
     }
 }
 
@@ -65,19 +58,19 @@ impl Party {
     }
 }
 
-/// The phase of a case. Phase 1 (prevention) is everyone's normal state; a
-/// case that ended phase 2 with "no concern" is back in [`Phase::Monitoring`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// Followed like everyone else after "no concern"; new evidence prompts again.
-    Monitoring,
-    /// Phase 2: identification and contact.
-    Contact,
-    /// Phase 3: mapping, measures and evaluation.
-    Mapping,
-    /// Phase 4: further measures.
-    Further,
+crate::vocabulary! {
+    /// The phase of a case. Phase 1 (prevention) is everyone's normal state; a
+    /// case that ended phase 2 with "no concern" is back in [`Phase::Monitoring`].
+    pub enum Phase("en fase") {
+        /// Followed like everyone else after "no concern"; new evidence prompts again.
+        Monitoring = "forebygging" | "1" | "fase-1" | "monitoring",
+        /// Phase 2: identification and contact.
+        Contact = "kontakt" | "2" | "fase-2" | "identifisering" | "contact",
+        /// Phase 3: mapping, measures and evaluation.
+        Mapping = "kartlegging" | "3" | "fase-3" | "mapping",
+        /// Phase 4: further measures.
+        Further = "ytterligere-tiltak" | "4" | "fase-4" | "videre" | "further",
+    }
 }
 
 impl Phase {
@@ -135,6 +128,8 @@ pub enum DeadlineKind {
     HandoffAcceptance,
     /// Review a case that ended "no concern".
     Review,
+    /// Go through a case opened for old absence (backlog).
+    Triage,
 }
 
 impl DeadlineKind {
@@ -150,6 +145,7 @@ impl DeadlineKind {
             DeadlineKind::Meeting => "holde samarbeidsmøte",
             DeadlineKind::HandoffAcceptance => "bekrefte overtakelse som fagkoordinator",
             DeadlineKind::Review => "gå gjennom fraværet på nytt",
+            DeadlineKind::Triage => "vurdere saken (eldre fravær): starte kontakt eller avslutte",
         }
     }
 
@@ -165,6 +161,7 @@ impl DeadlineKind {
             DeadlineKind::Meeting => "meeting",
             DeadlineKind::HandoffAcceptance => "handoff-acceptance",
             DeadlineKind::Review => "review",
+            DeadlineKind::Triage => "triage",
         }
     }
 }
@@ -184,83 +181,78 @@ pub struct Deadline {
     pub escalated: bool,
 }
 
-/// Who was contacted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Contacted {
-    /// The parents / guardians.
-    Foresatte,
-    /// The pupil.
-    Elev,
-    /// Both.
-    ForesatteOgElev,
+crate::vocabulary! {
+    /// Who was contacted.
+    pub enum Contacted("hvem kontakten var med") {
+        /// The parents / guardians.
+        Parents = "foresatte" | "foresatt" | "parents",
+        /// The pupil.
+        Pupil = "elev" | "eleven" | "pupil",
+        /// Both.
+        Both = "begge" | "foresatte-og-elev" | "both",
+    }
 }
 
 impl Contacted {
-    /// Norwegian.
+    /// Norwegian, for sentences.
     pub fn norwegian(self) -> &'static str {
         match self {
-            Contacted::Foresatte => "foresatte",
-            Contacted::Elev => "eleven",
-            Contacted::ForesatteOgElev => "foresatte og eleven",
+            Contacted::Parents => "foresatte",
+            Contacted::Pupil => "eleven",
+            Contacted::Both => "foresatte og eleven",
         }
     }
 }
 
-/// How.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Channel {
-    /// Phone call (the routine prefers it).
-    Telefon,
-    /// In a meeting.
-    Mote,
-    /// A message in the school's messaging system.
-    Melding,
-    /// A letter.
-    Brev,
+crate::vocabulary! {
+    /// How.
+    pub enum Channel("en kanal") {
+        /// Phone call (the routine prefers it).
+        Phone = "telefon" | "phone",
+        /// In a meeting.
+        Meeting = "møte" | "meeting",
+        /// A message in the school's messaging system.
+        Message = "melding" | "message" | "sms",
+        /// A letter.
+        Letter = "brev" | "letter",
+    }
 }
 
 impl Channel {
-    /// Norwegian.
+    /// Norwegian, for sentences.
     pub fn norwegian(self) -> &'static str {
-        match self {
-            Channel::Telefon => "telefon",
-            Channel::Mote => "møte",
-            Channel::Melding => "melding",
-            Channel::Brev => "brev",
-        }
+        self.word()
     }
 }
 
-/// What came of a contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ContactOutcome {
-    /// Nobody answered.
-    IkkeNadd,
-    /// Talked; no conclusion yet.
-    Naadd,
-    /// Talked; no concern (phase 2 ends, monitoring).
-    IngenBekymring,
-    /// Talked; concern (phase 3).
-    Bekymring,
+crate::vocabulary! {
+    /// What came of a contact.
+    pub enum ContactOutcome("et utfall av kontakten") {
+        /// Nobody answered.
+        NotReached = "ikke-nådd" | "ikke-naadd" | "not-reached",
+        /// Talked; no conclusion yet.
+        Reached = "nådd" | "naadd" | "reached",
+        /// Talked; no concern (phase 2 ends, monitoring).
+        NoConcern = "ingen-bekymring" | "no-concern",
+        /// Talked; concern (phase 3).
+        Concern = "bekymring" | "concern",
+    }
 }
 
 impl ContactOutcome {
-    /// Norwegian.
+    /// Norwegian, for sentences.
     pub fn norwegian(self) -> &'static str {
         match self {
-            ContactOutcome::IkkeNadd => "ikke nådd",
-            ContactOutcome::Naadd => "nådd",
-            ContactOutcome::IngenBekymring => "ingen bekymring",
-            ContactOutcome::Bekymring => "bekymring",
+            ContactOutcome::NotReached => "ikke nådd",
+            ContactOutcome::Reached => "nådd",
+            ContactOutcome::NoConcern => "ingen bekymring",
+            ContactOutcome::Concern => "bekymring",
         }
     }
 
     /// Whether someone was reached.
     pub fn reached(self) -> bool {
-        !matches!(self, ContactOutcome::IkkeNadd)
+        !matches!(self, ContactOutcome::NotReached)
     }
 }
 
@@ -279,14 +271,14 @@ pub struct ContactEntry {
     pub outcome: ContactOutcome,
 }
 
-/// Kinds of meeting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MeetingKind {
-    /// With pupil and parents (phase 3 and 4 samarbeidsmøte).
-    Samarbeid,
-    /// The school's resource team.
-    Ressursteam,
+crate::vocabulary! {
+    /// Kinds of meeting.
+    pub enum MeetingKind("en møtetype") {
+        /// With pupil and parents (phase 3 and 4 samarbeidsmøte).
+        Samarbeid = "samarbeidsmøte" | "samarbeid" | "cooperation",
+        /// The school's resource team.
+        Ressursteam = "ressursteam" | "ressursteammøte" | "resource-team",
+    }
 }
 
 impl MeetingKind {
@@ -302,53 +294,190 @@ impl MeetingKind {
 /// A meeting, planned or held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meeting {
+    /// 1-based number within the case (0 in cases stored before meetings
+    /// were numbered; read as their position).
+    #[serde(default)]
+    pub number: u32,
     /// Kind.
     pub kind: MeetingKind,
     /// When.
     pub at: DateTime<Utc>,
+    /// Where.
+    #[serde(default)]
+    pub place: Option<String>,
+    /// Who is or was present, each with a role.
+    #[serde(default)]
+    pub participants: Vec<Participant>,
     /// Whether it has been held.
     pub held: bool,
     /// Whether leadership was / will be present.
     pub leadership_present: bool,
     /// Whether the mapping was complete after it (held meetings only).
     pub mapping_complete: Option<bool>,
+    /// What was decided, in the order recorded.
+    #[serde(default)]
+    pub decisions: Vec<String>,
+    /// The next meeting set at this one.
+    #[serde(default)]
+    pub next_at: Option<DateTime<Utc>>,
+    /// Who recorded it as held (the referat's author).
+    #[serde(default)]
+    pub recorded_by: Option<Party>,
+    /// When a copy of the referat went to the parents.
+    #[serde(default)]
+    pub copy_to_parents: Option<NaiveDate>,
 }
 
-/// The eight boxes of the Tiltakssirkel (Otnes 2016).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CircleBox {
-    /// Relasjon til voksne på skolen (a good place to start).
-    RelasjonVoksne,
-    /// Relasjon til medelever.
-    RelasjonMedelever,
-    /// Mestring på skolen.
-    Mestring,
-    /// Struktur på skolen.
-    Struktur,
-    /// Foreldres tillit til skolen.
-    ForeldresTillit,
-    /// Fritidsaktiviteter.
-    Fritid,
-    /// Hjemmeforhold (not a good place to start).
-    Hjemmeforhold,
-    /// Individuelle faktorer (not a good place to start).
-    Individuelle,
+impl Meeting {
+    /// Whether someone from leadership is (or was) there.
+    pub fn has_leadership(&self) -> bool {
+        self.leadership_present || self.participants.iter().any(|p| p.role.is_leadership())
+    }
+
+    /// Whether the pupil is (or was) there.
+    pub fn pupil_present(&self) -> bool {
+        self.participants.iter().any(|p| p.role == ParticipantRole::Elev)
+    }
+}
+
+crate::vocabulary! {
+    /// The role a person has at a meeting or under an agreement.
+    pub enum ParticipantRole("en rolle i møtet") {
+        /// The pupil.
+        Elev = "elev" | "eleven" | "pupil",
+        /// A parent or guardian.
+        Foresatt = "foresatt" | "foresatte" | "mor" | "far" | "parent",
+        /// The contact teacher.
+        Kontaktlaerer = "kontaktlærer" | "contact-teacher",
+        /// The department head.
+        Avdelingsleder = "avdelingsleder" | "department-head",
+        /// The principal or other leadership.
+        Rektor = "rektor" | "ledelse" | "ledelsen",
+        /// The school nurse.
+        Helsesykepleier = "helsesykepleier",
+        /// The school counsellor.
+        Raadgiver = "rådgiver",
+        /// PP-tjenesten.
+        Ppt = "ppt" | "pp-tjenesten",
+        /// The coordinator.
+        Fagkoordinator = "fagkoordinator" | "coordinator",
+        /// Someone else.
+        Annen = "annen" | "andre" | "other",
+    }
+}
+
+impl ParticipantRole {
+    /// Norwegian, as written before a signature line.
+    pub fn norwegian(self) -> &'static str {
+        match self {
+            ParticipantRole::Elev => "Eleven",
+            ParticipantRole::Foresatt => "Foresatt",
+            ParticipantRole::Kontaktlaerer => "Kontaktlærer",
+            ParticipantRole::Avdelingsleder => "Avdelingsleder",
+            ParticipantRole::Rektor => "Ledelsen",
+            ParticipantRole::Helsesykepleier => "Helsesykepleier",
+            ParticipantRole::Raadgiver => "Rådgiver",
+            ParticipantRole::Ppt => "PP-tjenesten",
+            ParticipantRole::Fagkoordinator => "Fagkoordinator",
+            ParticipantRole::Annen => "Annen",
+        }
+    }
+
+    /// Whether the role is the school's leadership.
+    pub fn is_leadership(self) -> bool {
+        matches!(self, ParticipantRole::Avdelingsleder | ParticipantRole::Rektor)
+    }
+}
+
+/// Someone present at a meeting or an agreement: a role, and for staff
+/// perhaps who (a staff or Matrix id, or initials). Pupils and parents are
+/// named by role only: documents go to chat, where names do not belong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Participant {
+    /// The role.
+    pub role: ParticipantRole,
+    /// Who, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
+}
+
+impl Participant {
+    /// A participant.
+    pub fn new(role: ParticipantRole, who: Option<&str>) -> Participant {
+        Participant {
+            role,
+            who: who.map(str::trim).filter(|w| !w.is_empty()).map(str::to_string),
+        }
+    }
+
+    /// `Kontaktlærer (kl-1)` or `Eleven`.
+    pub fn label(&self) -> String {
+        match &self.who {
+            Some(w) => format!("{} ({w})", self.role.norwegian()),
+            None => self.role.norwegian().to_string(),
+        }
+    }
+}
+
+impl std::str::FromStr for Participant {
+    type Err = crate::cases::words::WordError;
+
+    /// `rolle` or `rolle:hvem`; a word that is no role is someone else.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (role, who) = match s.split_once(':') {
+            Some((r, w)) => (r, Some(w)),
+            None => (s, None),
+        };
+        Ok(Participant::new(role.parse()?, who))
+    }
+}
+
+impl<'de> Deserialize<'de> for Participant {
+    /// `{"role": "foresatt", "who": …}`, or the text form agreements used to
+    /// keep (`"eleven"`, `"kontaktlærer"`; anything else is someone else).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Full {
+                role: ParticipantRole,
+                #[serde(default)]
+                who: Option<String>,
+            },
+            Text(String),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Full { role, who } => Participant::new(role, who.as_deref()),
+            Raw::Text(t) => t
+                .parse()
+                .unwrap_or_else(|_| Participant::new(ParticipantRole::Annen, Some(&t))),
+        })
+    }
+}
+
+crate::vocabulary! {
+    /// The eight boxes of the Tiltakssirkel (Otnes 2016), in the model's order.
+    pub enum CircleBox("en boks i tiltakssirkelen (1–8)") {
+        /// Relasjon til voksne på skolen (a good place to start).
+        RelasjonVoksne = "relasjon-voksne" | "1" | "voksne",
+        /// Relasjon til medelever.
+        RelasjonMedelever = "relasjon-medelever" | "2" | "medelever",
+        /// Mestring på skolen.
+        Mestring = "mestring" | "3",
+        /// Struktur på skolen.
+        Struktur = "struktur" | "4",
+        /// Foreldres tillit til skolen.
+        ForeldresTillit = "foreldres-tillit" | "5" | "tillit",
+        /// Fritidsaktiviteter.
+        Fritid = "fritid" | "6" | "fritidsaktiviteter",
+        /// Hjemmeforhold (not a good place to start).
+        Hjemmeforhold = "hjemmeforhold" | "7" | "hjemme",
+        /// Individuelle faktorer (not a good place to start).
+        Individuelle = "individuelle-faktorer" | "8" | "individuelle",
+    }
 }
 
 impl CircleBox {
-    /// All boxes in the model's order.
-    pub const ALL: [CircleBox; 8] = [
-        CircleBox::RelasjonVoksne,
-        CircleBox::RelasjonMedelever,
-        CircleBox::Mestring,
-        CircleBox::Struktur,
-        CircleBox::ForeldresTillit,
-        CircleBox::Fritid,
-        CircleBox::Hjemmeforhold,
-        CircleBox::Individuelle,
-    ];
-
     /// The box's title.
     pub fn norwegian(self) -> &'static str {
         match self {
@@ -402,6 +531,19 @@ pub struct Measure {
     pub due: NaiveDate,
     /// Whether it is at home (otherwise at school).
     pub at_home: bool,
+    /// When it was added.
+    #[serde(default)]
+    pub added_at: Option<DateTime<Utc>>,
+}
+
+crate::vocabulary! {
+    /// Where a measure happens.
+    pub enum Place("et sted for tiltaket") {
+        /// At school.
+        School = "skolen" | "skole" | "school",
+        /// At home.
+        Home = "hjemme" | "hjem" | "home",
+    }
 }
 
 /// A sub-goal (delmål) with its duration.
@@ -424,8 +566,8 @@ pub struct Agreement {
     pub made_at: DateTime<Utc>,
     /// Where.
     pub place: String,
-    /// Who was present (roles or names as written).
-    pub present: Vec<String>,
+    /// Who was present: everyone signs.
+    pub present: Vec<Participant>,
     /// The goal.
     pub goal: String,
     /// Sub-goals.
@@ -440,18 +582,21 @@ pub struct Agreement {
     pub valid_until: NaiveDate,
     /// The evaluation date.
     pub evaluation_date: NaiveDate,
+    /// What the pupil said they want, in their own words (as noted).
+    #[serde(default)]
+    pub pupil_view: Option<String>,
 }
 
-/// The decision of an evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EvaluationOutcome {
-    /// Resolved: no further systematic follow-up.
-    Resolved,
-    /// Better but not there: a new agreement (phase 3 again, or continued phase 4).
-    NewAgreement,
-    /// Unchanged or rising: phase 4.
-    Phase4,
+crate::vocabulary! {
+    /// The decision of an evaluation.
+    pub enum EvaluationOutcome("et utfall av evalueringen") {
+        /// Resolved: no further systematic follow-up.
+        Resolved = "løst" | "resolved",
+        /// Better but not there: a new agreement (phase 3 again, or continued phase 4).
+        NewAgreement = "ny-avtale" | "bedre" | "new-agreement" | "improved",
+        /// Unchanged or rising: phase 4.
+        Phase4 = "fase-4" | "uendret" | "phase4" | "unchanged",
+    }
 }
 
 impl EvaluationOutcome {
@@ -466,7 +611,7 @@ impl EvaluationOutcome {
 }
 
 /// A held evaluation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// The agreement evaluated.
     pub agreement: u32,
@@ -476,46 +621,191 @@ pub struct Evaluation {
     pub by: Party,
     /// The decision.
     pub outcome: EvaluationOutcome,
+    /// Where.
+    #[serde(default)]
+    pub place: Option<String>,
+    /// Who was present.
+    #[serde(default)]
+    pub present: Vec<Participant>,
+    /// How far the goal was reached.
+    #[serde(default)]
+    pub goal: Option<GoalRating>,
+    /// How far each sub-goal was reached, by sub-goal number.
+    #[serde(default)]
+    pub sub_goals: Vec<Rated<GoalRating>>,
+    /// Whether each measure was carried out, by measure number.
+    #[serde(default)]
+    pub measures: Vec<Rated<MeasureRating>>,
+    /// Whether Plan B was used, and whether it worked.
+    #[serde(default)]
+    pub plan_b: Option<PlanBUse>,
+    /// Referrals considered at the evaluation (Vedlegg 4: PPT, BUP, barnevern, others).
+    #[serde(default)]
+    pub referrals_considered: Vec<Agency>,
+    /// What the pupil said, in their own words (as noted).
+    #[serde(default)]
+    pub pupil_view: Option<String>,
+    /// The attendance before and during the agreement, frozen when evaluated.
+    #[serde(default)]
+    pub numbers: Option<crate::cases::numbers::Comparison>,
+    /// «Løst» was kept although attendance got worse, after a confirmation.
+    #[serde(default)]
+    pub confirmed_against_numbers: bool,
 }
 
-/// An agency a case can be referred to or coordinated by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Agency {
-    /// Skolen selv.
-    Skole,
-    /// PP-tjenesten.
-    Ppt,
-    /// Barne- og ungdomspsykiatrisk poliklinikk.
-    Bup,
-    /// Fastlege.
-    Fastlege,
-    /// Barneverntjenesten.
-    Barnevern,
-    /// Familievernkontoret.
-    Familievern,
-    /// Helsesykepleier / skolehelsetjenesten.
-    Helsesykepleier,
-    /// Psykisk helseteam.
-    PsykiskHelse,
-    /// Utekontakten.
-    Utekontakten,
+/// A rating of a numbered sub-goal or measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rated<R> {
+    /// The sub-goal's or measure's number.
+    pub number: u32,
+    /// The rating.
+    pub rating: R,
+}
+
+impl<R: std::str::FromStr<Err = crate::cases::words::WordError>> std::str::FromStr for Rated<R> {
+    type Err = String;
+
+    /// `2:delvis`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (n, r) = s
+            .split_once(':')
+            .ok_or_else(|| format!("«{s}» er ikke på formen NUMMER:VURDERING"))?;
+        let number = n.trim().parse().map_err(|_| format!("«{n}» er ikke et nummer"))?;
+        let rating = r.parse().map_err(|e: crate::cases::words::WordError| e.to_string())?;
+        Ok(Rated { number, rating })
+    }
+}
+
+crate::vocabulary! {
+    /// How far a goal or sub-goal was reached.
+    pub enum GoalRating("en vurdering av målet") {
+        /// Reached.
+        Reached = "nådd" | "reached",
+        /// Partly.
+        Partly = "delvis" | "partly",
+        /// Not reached.
+        NotReached = "ikke-nådd" | "not-reached",
+    }
+}
+
+crate::vocabulary! {
+    /// Whether a measure was carried out.
+    pub enum MeasureRating("en vurdering av tiltaket") {
+        /// Carried out.
+        Done = "gjennomført" | "done",
+        /// Partly.
+        Partly = "delvis" | "partly",
+        /// Not carried out.
+        NotDone = "ikke-gjennomført" | "ikke" | "not-done",
+    }
+}
+
+crate::vocabulary! {
+    /// How Plan B went.
+    pub enum PlanBUse("hvordan plan B gikk") {
+        /// Not needed.
+        NotUsed = "ikke-brukt" | "not-used",
+        /// Used, and it worked.
+        Worked = "brukt-virket" | "virket" | "worked",
+        /// Used, and it did not work.
+        DidNotWork = "brukt-virket-ikke" | "virket-ikke" | "did-not-work",
+    }
+}
+
+impl GoalRating {
+    /// Norwegian, for documents.
+    pub fn norwegian(self) -> &'static str {
+        match self {
+            GoalRating::Reached => "nådd",
+            GoalRating::Partly => "delvis nådd",
+            GoalRating::NotReached => "ikke nådd",
+        }
+    }
+}
+
+impl MeasureRating {
+    /// Norwegian, for documents.
+    pub fn norwegian(self) -> &'static str {
+        match self {
+            MeasureRating::Done => "gjennomført",
+            MeasureRating::Partly => "delvis gjennomført",
+            MeasureRating::NotDone => "ikke gjennomført",
+        }
+    }
+}
+
+impl PlanBUse {
+    /// Norwegian, for documents.
+    pub fn norwegian(self) -> &'static str {
+        match self {
+            PlanBUse::NotUsed => "ikke brukt",
+            PlanBUse::Worked => "brukt, og det virket",
+            PlanBUse::DidNotWork => "brukt, men det virket ikke",
+        }
+    }
+}
+
+crate::vocabulary! {
+    /// Where in the work the pupil's own view was heard.
+    pub enum Stage("et trinn i arbeidet") {
+        /// At the mapping.
+        Mapping = "kartlegging" | "mapping",
+        /// When the agreement was made.
+        Agreement = "avtale" | "agreement",
+        /// At the evaluation.
+        Evaluation = "evaluering" | "evaluation",
+    }
+}
+
+/// The pupil's own view and wishes, as noted (Barnekonvensjonen art. 12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PupilView {
+    /// Where in the work.
+    pub stage: Stage,
+    /// When noted.
+    pub at: DateTime<Utc>,
+    /// What the pupil said.
+    pub text: String,
+    /// Whether the pupil took part in person (rather than being told after).
+    #[serde(default)]
+    pub took_part: Option<bool>,
+}
+
+crate::vocabulary! {
+    /// A side of a Tiltakssirkel box.
+    pub enum Side("ressurs eller risiko") {
+        /// Something that helps.
+        Resource = "ressurs" | "ressurser" | "resource",
+        /// Something that stands in the way.
+        Risk = "risiko" | "risk",
+    }
+}
+
+crate::vocabulary! {
+    /// An agency a case can be referred to or coordinated by.
+    pub enum Agency("en instans") {
+        /// Skolen selv.
+        Skole = "skole" | "skolen",
+        /// PP-tjenesten.
+        Ppt = "ppt" | "pp-tjenesten",
+        /// Barne- og ungdomspsykiatrisk poliklinikk.
+        Bup = "bup",
+        /// Fastlege.
+        Fastlege = "fastlege",
+        /// Barneverntjenesten.
+        Barnevern = "barnevern" | "barneverntjenesten" | "barnevernet",
+        /// Familievernkontoret.
+        Familievern = "familievern" | "familievernkontoret",
+        /// Helsesykepleier / skolehelsetjenesten.
+        Helsesykepleier = "helsesykepleier" | "skolehelsetjenesten",
+        /// Psykisk helseteam.
+        PsykiskHelse = "psykisk-helse" | "psykisk-helseteam",
+        /// Utekontakten.
+        Utekontakten = "utekontakten",
+    }
 }
 
 impl Agency {
-    /// All agencies.
-    pub const ALL: [Agency; 9] = [
-        Agency::Skole,
-        Agency::Ppt,
-        Agency::Bup,
-        Agency::Fastlege,
-        Agency::Barnevern,
-        Agency::Familievern,
-        Agency::Helsesykepleier,
-        Agency::PsykiskHelse,
-        Agency::Utekontakten,
-    ];
-
     /// Norwegian name.
     pub fn norwegian(self) -> &'static str {
         match self {
@@ -531,27 +821,14 @@ impl Agency {
         }
     }
 
-    /// The kebab-case code.
+    /// The code kept in the store's referral rows (the canonical word).
     pub fn code(self) -> &'static str {
-        match self {
-            Agency::Skole => "skole",
-            Agency::Ppt => "ppt",
-            Agency::Bup => "bup",
-            Agency::Fastlege => "fastlege",
-            Agency::Barnevern => "barnevern",
-            Agency::Familievern => "familievern",
-            Agency::Helsesykepleier => "helsesykepleier",
-            Agency::PsykiskHelse => "psykisk-helse",
-            Agency::Utekontakten => "utekontakten",
-        }
+        self.word()
     }
 
-    /// From the code.
+    /// From a word or an alias.
     pub fn parse(s: &str) -> Option<Agency> {
-        let s = s.trim().to_lowercase();
-        Agency::ALL
-            .into_iter()
-            .find(|a| a.code() == s || a.norwegian().to_lowercase() == s)
+        s.parse().ok()
     }
 }
 
@@ -661,31 +938,31 @@ impl SpecialOutcome {
     }
 }
 
-/// Why a case was closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CloseReason {
-    /// The absence is resolved.
-    Lost,
-    /// No concern, and the review found nothing new.
-    IngenBekymring,
-    /// The pupil moved or changed school.
-    Flyttet,
-    /// A special outcome took over (hjemmeundervisning / fritak).
-    SaerskiltUtfall,
-    /// Something else.
-    Annet,
+crate::vocabulary! {
+    /// Why a case was closed.
+    pub enum CloseReason("en grunn til å avslutte") {
+        /// The absence is resolved.
+        Resolved = "løst" | "resolved",
+        /// No concern, and the review found nothing new.
+        NoConcern = "ingen-bekymring" | "no-concern",
+        /// The pupil moved or changed school.
+        Moved = "flyttet" | "moved",
+        /// A special outcome took over (hjemmeundervisning / fritak).
+        SpecialOutcome = "særskilt-utfall" | "særskilt" | "special",
+        /// Something else.
+        Other = "annet" | "other",
+    }
 }
 
 impl CloseReason {
     /// Norwegian.
     pub fn norwegian(self) -> &'static str {
         match self {
-            CloseReason::Lost => "fraværet er løst",
-            CloseReason::IngenBekymring => "ingen bekymring, og ikke nytt fravær",
-            CloseReason::Flyttet => "eleven har flyttet eller byttet skole",
-            CloseReason::SaerskiltUtfall => "særskilt utfall (hjemmeundervisning eller fritak)",
-            CloseReason::Annet => "annen grunn",
+            CloseReason::Resolved => "fraværet er løst",
+            CloseReason::NoConcern => "ingen bekymring, og ikke nytt fravær",
+            CloseReason::Moved => "eleven har flyttet eller byttet skole",
+            CloseReason::SpecialOutcome => "særskilt utfall (hjemmeundervisning eller fritak)",
+            CloseReason::Other => "annen grunn",
         }
     }
 }
@@ -769,6 +1046,15 @@ pub struct Case {
     pub reported_to_ressursteam: bool,
     /// Number of measures ever added (for numbering).
     pub measure_count: u32,
+    /// The pupil's own view, noted at mapping, agreement and evaluation.
+    #[serde(default)]
+    pub pupil_views: Vec<PupilView>,
+    /// Opened for old absence: waiting for leadership to triage.
+    #[serde(default)]
+    pub triage: bool,
+    /// The newest invalid absence the case has acted on.
+    #[serde(default)]
+    pub invalid_seen: Option<NaiveDate>,
     /// Changes applied (also the idempotency counter for notifications).
     pub revision: u64,
 }
@@ -787,6 +1073,62 @@ impl Case {
     /// The agreement in force (the newest), if any.
     pub fn current_agreement(&self) -> Option<&Agreement> {
         self.agreements.last()
+    }
+
+    /// Every measure ever added: those agreed (newest agreement last) and
+    /// those waiting for an agreement, by number.
+    pub fn all_measures(&self) -> Vec<&Measure> {
+        let mut all: Vec<&Measure> = self
+            .agreements
+            .iter()
+            .flat_map(|a| a.measures.iter())
+            .chain(self.measures.iter())
+            .collect();
+        all.sort_by_key(|m| m.number);
+        all.dedup_by_key(|m| m.number);
+        all
+    }
+
+    /// The meeting with `number`, or the current one: one going on (not
+    /// yet recorded as held, started within the last twelve hours or about
+    /// to), one held earlier today, else the next planned. An old meeting is
+    /// never the current one, so what is said at a later meeting does not
+    /// end up in an earlier referat.
+    pub fn meeting_index(&self, number: Option<u32>, now: DateTime<Utc>) -> Option<usize> {
+        if let Some(n) = number {
+            return self.meetings.iter().position(|m| m.number == n);
+        }
+        let today = crate::domain::dates::school_date_utc(now);
+        let going_on = |m: &Meeting| {
+            !m.held && m.at <= now + chrono::Duration::hours(1) && m.at >= now - chrono::Duration::hours(12)
+        };
+        let held_today = |m: &Meeting| m.held && crate::domain::dates::school_date_utc(m.at) == today;
+        let pick = |f: &dyn Fn(&Meeting) -> bool| {
+            self.meetings
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| f(m))
+                .max_by_key(|(_, m)| m.at)
+                .map(|(i, _)| i)
+        };
+        pick(&going_on).or_else(|| pick(&held_today)).or_else(|| {
+            self.meetings
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| !m.held && m.at > now)
+                .min_by_key(|(_, m)| m.at)
+                .map(|(i, _)| i)
+        })
+    }
+
+    /// The next planned meeting, if any.
+    pub fn next_meeting(&self) -> Option<&Meeting> {
+        self.meetings.iter().filter(|m| !m.held).min_by_key(|m| m.at)
+    }
+
+    /// The latest held meeting, if any.
+    pub fn last_held_meeting(&self) -> Option<&Meeting> {
+        self.meetings.iter().filter(|m| m.held).max_by_key(|m| m.at)
     }
 
     /// Whether the newest agreement has been evaluated.

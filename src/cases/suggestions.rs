@@ -1,7 +1,7 @@
 //! Example measures per Tiltakssirkel box, offered as suggestions in chat.
 //! Written for tilstede; small and concrete, as the model asks.
 
-use super::model::CircleBox;
+use super::model::{Case, CircleBox};
 
 /// Suggested measures for a box.
 pub fn for_box(b: CircleBox) -> &'static [&'static str] {
@@ -54,6 +54,32 @@ pub fn for_box(b: CircleBox) -> &'static [&'static str] {
     }
 }
 
+/// Suggestions for one box, as a chat line.
+pub fn for_box_text(b: CircleBox) -> String {
+    format!(
+        "Forslag til små tiltak i «{}»: {}.",
+        b.norwegian(),
+        for_box(b).join("; ")
+    )
+}
+
+/// Suggestions for every box of `case` where a risk is noted, as chat text.
+pub fn for_risks(case: &Case) -> String {
+    let lines: Vec<String> = CircleBox::ALL
+        .iter()
+        .zip(&case.mapping)
+        .filter(|(_, m)| !m.risks.is_empty())
+        .map(|(b, m)| format!("{} (risiko: {})", for_box_text(*b), m.risks.join("; ")))
+        .collect();
+    if lines.is_empty() {
+        return format!(
+            "Ingen risiko er notert i tiltakssirkelen for sak {} ennå. Noter med !kartlegg {} BOKS risiko TEKST.",
+            case.number, case.number
+        );
+    }
+    format!("Sak {}:\n{}", case.number, lines.join("\n"))
+}
+
 /// Whether the routine advises starting the mapping in this box.
 pub fn good_place_to_start(b: CircleBox) -> bool {
     !matches!(b, CircleBox::Hjemmeforhold | CircleBox::Individuelle)
@@ -66,7 +92,7 @@ mod tests {
     #[test]
     fn every_box_has_suggestions() {
         for b in CircleBox::ALL {
-            assert!(for_box(b).len() >= 3, "{b:?}");
+            assert!(for_box(*b).len() >= 3, "{b:?}");
         }
         assert!(good_place_to_start(CircleBox::RelasjonVoksne));
         assert!(!good_place_to_start(CircleBox::Hjemmeforhold));

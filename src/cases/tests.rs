@@ -29,6 +29,7 @@ fn finding(criterion: &str) -> FindingEvent {
         change: FindingChangeKind::Opened,
         criterion: criterion.into(),
         tentative: false,
+        latest: None,
     }
 }
 
@@ -53,9 +54,9 @@ fn new_case(criterion: &str, level: Level, now: DateTime<Utc>) -> (Case, Actions
 
 fn contact(outcome: ContactOutcome, at: DateTime<Utc>) -> Command {
     Command::LogContact {
-        with: Contacted::Foresatte,
-        at,
-        channel: Channel::Telefon,
+        with: Contacted::Parents,
+        at: Some(at),
+        channel: Channel::Phone,
         outcome,
     }
 }
@@ -82,7 +83,10 @@ fn measure(home: bool, due: NaiveDate) -> Command {
 fn agreement() -> Command {
     Command::CreateAgreement {
         place: "Skolen".into(),
-        present: vec!["kontaktlærer".into(), "foresatte".into(), "eleven".into()],
+        present: ["kontaktlærer", "foresatte", "eleven"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect(),
         goal: "Eleven er på skolen hver dag".into(),
         sub_goals: vec![SubGoalInput {
             text: "Møte til første time".into(),
@@ -93,6 +97,7 @@ fn agreement() -> Command {
         plan_b_responsible: "kontaktlærer".into(),
         valid_days: None,
         evaluation_date: None,
+        pupil_view: None,
     }
 }
 
@@ -151,9 +156,219 @@ fn invalid_absence_deadline_depends_on_level() {
 
 #[test]
 fn deadlines_follow_summer_time() {
-    // Monday 30.3.2026 is CEST: 15:00 Oslo = 13:00 UTC.
-    let (case, _) = new_case("repeated-lateness", Level::Barneskole, t("2026-03-30T07:00:00Z"));
+    // Monday 13.4.2026 is CEST: 15:00 Oslo = 13:00 UTC.
+    let (case, _) = new_case("repeated-lateness", Level::Barneskole, t("2026-04-13T07:00:00Z"));
+    assert_eq!(case.next_deadline().unwrap().due, t("2026-04-13T13:00:00Z"));
+}
+
+#[test]
+fn holidays_are_no_school_days_for_deadlines() {
+    // Friday evening before the Easter holiday (30.3.–6.4.2026 in the
+    // Bærum example): the next school day is Tuesday 7.4.
+    let (case, _) = new_case("invalid-absence", Level::Ungdomsskole, t("2026-03-27T17:00:00Z"));
+    assert_eq!(case.next_deadline().unwrap().due, t("2026-04-07T13:00:00Z"));
+    // Without a calendar only weekends are known.
+    let mut plain = cfg();
+    plain.calendar = Default::default();
+    let (case, _) = open_case(
+        "S-2026-0001",
+        pupil(Level::Ungdomsskole),
+        Some("kl-1".into()),
+        leader(),
+        &finding("invalid-absence"),
+        t("2026-03-27T17:00:00Z"),
+        &plain,
+    );
     assert_eq!(case.next_deadline().unwrap().due, t("2026-03-30T13:00:00Z"));
+}
+
+fn finding_on(criterion: &str, change: FindingChangeKind, date: &str) -> FindingEvent {
+    FindingEvent {
+        change,
+        criterion: criterion.into(),
+        tentative: false,
+        latest: Some(date.parse().unwrap()),
+    }
+}
+
+#[test]
+fn deadlines_count_from_the_absence_not_from_when_tilstede_learns_of_it() {
+    // A barneskole lesson missed on Tuesday 3.3., learned Wednesday 4.3. at
+    // 12:00: the parents should have heard within Tuesday's first lesson.
+    let (mut case, _) = open_case(
+        "S-2026-0001",
+        pupil(Level::Barneskole),
+        Some("kl-1".into()),
+        leader(),
+        &finding_on("invalid-absence", FindingChangeKind::Opened, "2026-03-03"),
+        t("2026-03-04T11:00:00Z"),
+        &cfg(),
+    );
+    let notify = case
+        .deadlines
+        .iter()
+        .find(|d| d.kind == DeadlineKind::NotifyInvalidAbsence)
+        .unwrap();
+    assert_eq!(notify.due, t("2026-03-03T08:15:00Z"), "08:30 + 45 min on 3.3.");
+    // It is already late: the next tick escalates.
+    let acts = tick(&mut case, t("2026-03-04T11:01:00Z"), &cfg());
+    assert!(acts.iter().any(|a| matches!(
+        a.kind,
+        NoticeKind::Escalation {
+            deadline: DeadlineKind::NotifyInvalidAbsence,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn old_absence_found_late_opens_for_triage_without_same_day_deadlines() {
+    // A lesson missed 7.1., first seen 2.3.: not «within 45 minutes» now.
+    let now = t("2026-03-02T09:00:00Z");
+    let (case, acts) = open_case(
+        "S-2026-0001",
+        pupil(Level::Barneskole),
+        Some("kl-1".into()),
+        leader(),
+        &finding_on("invalid-absence", FindingChangeKind::Opened, "2026-01-07"),
+        now,
+        &cfg(),
+    );
+    assert!(case.triage);
+    assert_eq!(case.responsible, leader());
+    assert_eq!(case.deadlines.len(), 1);
+    assert_eq!(case.deadlines[0].kind, DeadlineKind::Triage);
+    assert!(case.deadlines[0].due > now + Duration::days(6));
+    assert_eq!(acts.len(), 1);
+    assert!(matches!(acts[0].kind, NoticeKind::Triage { .. }));
+    assert!(matches!(acts[0].recipient, Recipient::Ressursteam { .. }));
+    // Leadership starts contact: phase 2 deadlines count from now.
+    let mut c2 = case.clone();
+    apply(
+        &mut c2,
+        &leader(),
+        &Command::ChangePhase { to: Phase::Contact },
+        now,
+        &cfg(),
+    )
+    .unwrap();
+    assert!(!c2.triage);
+    assert_eq!(c2.responsible, teacher());
+    assert_eq!(c2.next_deadline().unwrap().kind, DeadlineKind::NotifyInvalidAbsence);
+    // Or closes it as nothing to follow up.
+    let mut c3 = case;
+    apply(
+        &mut c3,
+        &leader(),
+        &Command::Close {
+            reason: CloseReason::NoConcern,
+        },
+        now,
+        &cfg(),
+    )
+    .unwrap();
+    assert!(!c3.is_open());
+}
+
+#[test]
+fn new_invalid_absence_on_a_case_in_phase_3_says_call_home_at_once() {
+    let now = t("2026-03-02T09:00:00Z");
+    let mut case = through_phase3(now);
+    assert!(
+        case.deadlines
+            .iter()
+            .all(|d| d.kind != DeadlineKind::NotifyInvalidAbsence)
+    );
+    let later = t("2026-03-10T09:30:00Z");
+    let acts = on_finding(
+        &mut case,
+        &finding_on("invalid-absence", FindingChangeKind::Updated, "2026-03-10"),
+        later,
+        &cfg(),
+    );
+    assert_eq!(case.phase, Phase::Mapping);
+    let d = case
+        .deadlines
+        .iter()
+        .find(|d| d.kind == DeadlineKind::NotifyInvalidAbsence)
+        .expect("a deadline to tell the parents");
+    assert_eq!(d.owner, teacher());
+    assert_eq!(d.due, t("2026-03-10T14:00:00Z"), "ungdomsskole: by the end of the day");
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a.kind, NoticeKind::InvalidAbsenceAgain { .. })
+                && a.recipient == Recipient::person(&teacher()))
+    );
+    assert!(acts.iter().any(|a| a.kind == NoticeKind::InvalidAbsenceToLeadership));
+    // The same evidence again raises nothing new.
+    let again = on_finding(
+        &mut case,
+        &finding_on("invalid-absence", FindingChangeKind::Updated, "2026-03-10"),
+        later,
+        &cfg(),
+    );
+    assert!(again.is_empty(), "{again:?}");
+    // Other criteria do not carry the role, whatever their code.
+    let other = on_finding(
+        &mut case,
+        &finding_on("repeated-lateness", FindingChangeKind::Opened, "2026-03-11"),
+        later,
+        &cfg(),
+    );
+    assert!(
+        other
+            .iter()
+            .all(|a| !matches!(a.kind, NoticeKind::InvalidAbsenceAgain { .. }))
+    );
+}
+
+#[test]
+fn the_workflow_knows_invalid_absence_by_the_role_the_rule_set_declares() {
+    // The Oslo rule set calls its criteria differently; the role decides.
+    let mut c = cfg();
+    c.use_rules(&crate::rules::RuleSet::preset("oslo").unwrap());
+    assert!(c.is_invalid_absence("invalid-absence"));
+    let mut none = cfg();
+    none.invalid_absence_criteria.clear();
+    let (case, acts) = open_case(
+        "S-2026-0001",
+        pupil(Level::Barneskole),
+        Some("kl-1".into()),
+        leader(),
+        &finding("invalid-absence"),
+        t("2026-03-02T06:00:00Z"),
+        &none,
+    );
+    assert!(
+        case.deadlines
+            .iter()
+            .all(|d| d.kind != DeadlineKind::NotifyInvalidAbsence)
+    );
+    assert!(acts.iter().all(|a| a.kind != NoticeKind::InvalidAbsenceToLeadership));
+}
+
+#[test]
+fn long_term_follows_the_configured_duration_not_phase_4() {
+    let now = t("2026-03-02T09:00:00Z");
+    let mut c = cfg();
+    assert_eq!(c.long_term_weeks, 0, "Bærum's routine names no duration");
+    let (mut case, _) = new_case("repeated-lateness", Level::Barneskole, now);
+    assert!(
+        tick(&mut case, now + Duration::weeks(20), &c)
+            .iter()
+            .all(|a| a.kind != NoticeKind::LongTerm)
+    );
+    assert!(!case.long_term);
+    c.long_term_weeks = 8;
+    let acts = tick(&mut case, now + Duration::weeks(21), &c);
+    assert!(case.long_term);
+    assert!(acts.iter().any(|a| a.kind == NoticeKind::LongTerm));
+    // An old setting asking for phase 4 to mean long-term is refused.
+    let text = crate::cases::config::PRESETS[0]
+        .1
+        .replace("open_weeks = 0", "open_weeks = 0\nphase4 = true");
+    let e = CaseConfig::from_toml(&text).unwrap_err();
+    assert!(e.to_string().starts_with("long_term.phase4:"), "{e}");
 }
 
 #[test]
@@ -163,7 +378,7 @@ fn no_concern_goes_to_monitoring_and_new_evidence_prompts_again() {
     apply(
         &mut case,
         &teacher(),
-        &contact(ContactOutcome::IngenBekymring, now),
+        &contact(ContactOutcome::NoConcern, now),
         now,
         &cfg(),
     )
@@ -178,6 +393,7 @@ fn no_concern_goes_to_monitoring_and_new_evidence_prompts_again() {
             change: FindingChangeKind::Updated,
             criterion: "repeated-lateness".into(),
             tentative: false,
+            latest: None,
         },
         later,
         &cfg(),
@@ -193,7 +409,7 @@ fn refusals_say_why_in_norwegian() {
     let (mut case, _) = new_case("repeated-lateness", Level::Barneskole, now);
     let before = case.clone();
     let other = Party::new("kl-9", Role::Kontaktlaerer);
-    let e = apply(&mut case, &other, &contact(ContactOutcome::Bekymring, now), now, &cfg()).unwrap_err();
+    let e = apply(&mut case, &other, &contact(ContactOutcome::Concern, now), now, &cfg()).unwrap_err();
     assert_eq!(
         e.to_string(),
         "kontaktlærer kan ikke logge kontakt: du er ikke kontaktlærer for denne eleven"
@@ -201,9 +417,7 @@ fn refusals_say_why_in_norwegian() {
     let e = apply(
         &mut case,
         &teacher(),
-        &Command::Evaluate {
-            outcome: EvaluationOutcome::Resolved,
-        },
+        &Command::evaluate(EvaluationOutcome::Resolved),
         now,
         &cfg(),
     )
@@ -224,7 +438,7 @@ fn refusals_say_why_in_norwegian() {
 fn through_phase3(now: DateTime<Utc>) -> Case {
     let (mut case, _) = new_case("invalid-absence", Level::Ungdomsskole, now);
     let c = cfg();
-    let acts = apply(&mut case, &teacher(), &contact(ContactOutcome::Bekymring, now), now, &c).unwrap();
+    let acts = apply(&mut case, &teacher(), &contact(ContactOutcome::Concern, now), now, &c).unwrap();
     assert_eq!(case.phase, Phase::Mapping);
     assert_eq!(case.responsible, leader(), "the avdelingsleder takes over");
     assert!(acts.iter().any(|a| a.kind == NoticeKind::TakeOver));
@@ -278,7 +492,7 @@ fn incomplete_mapping_needs_a_new_meeting_with_leadership_within_a_week() {
     let now = t("2026-03-02T09:00:00Z");
     let (mut case, _) = new_case("repeated-lateness", Level::Barneskole, now);
     let c = cfg();
-    apply(&mut case, &teacher(), &contact(ContactOutcome::Bekymring, now), now, &c).unwrap();
+    apply(&mut case, &teacher(), &contact(ContactOutcome::Concern, now), now, &c).unwrap();
     let held = |leadership| Command::MeetingHeld {
         kind: MeetingKind::Samarbeid,
         at: now,
@@ -310,15 +524,16 @@ fn phase4_handoff_moves_responsibility_only_on_acceptance() {
     apply(
         &mut case,
         &leader(),
-        &Command::Evaluate {
-            outcome: EvaluationOutcome::Phase4,
-        },
+        &Command::evaluate(EvaluationOutcome::Phase4),
         later,
         &c,
     )
     .unwrap();
     assert_eq!(case.phase, Phase::Further);
-    assert!(case.long_term, "phase 4 marks long-term in Bærum");
+    assert!(
+        !case.long_term,
+        "phase 4 is not long-term: the routine keeps the two apart"
+    );
     let propose = Command::ProposeHandoff {
         agency: Agency::Helsesykepleier,
         person: "@hsp:kommune.no".into(),
@@ -345,6 +560,14 @@ fn phase4_handoff_moves_responsibility_only_on_acceptance() {
     let hsp = Party::new("@hsp:kommune.no", Role::Ressursteam);
     apply(&mut case, &hsp, &Command::AcceptHandoff, later, &c).unwrap();
     assert_eq!(case.responsible, Party::new("@hsp:kommune.no", Role::Fagkoordinator));
+    // Calling the phase 4 meeting stays with the school.
+    assert!(
+        case.deadlines
+            .iter()
+            .any(|d| d.kind == DeadlineKind::Meeting && d.owner == leader()),
+        "{:?}",
+        case.deadlines
+    );
     // PPT needs a pedagogisk rapport.
     let refer = |rapport| Command::Refer {
         agency: Agency::Ppt,
@@ -384,14 +607,24 @@ fn phase4_handoff_moves_responsibility_only_on_acceptance() {
         mapping_complete: true,
         next_meeting: next,
     };
-    assert!(apply(&mut case, &coord, &held(None), later, &c).is_err());
-    apply(&mut case, &coord, &held(Some(later + Duration::days(14))), later, &c).unwrap();
-    assert!(case.deadlines.iter().any(|d| d.kind == DeadlineKind::Agreement));
+    // The seed: the school calls and chairs the meetings, also now.
+    let e = apply(&mut case, &coord, &held(Some(later + Duration::days(14))), later, &c).unwrap_err();
+    assert!(e.to_string().contains("skolen"), "{e}");
+    assert!(apply(&mut case, &leader(), &held(None), later, &c).is_err());
+    apply(&mut case, &leader(), &held(Some(later + Duration::days(14))), later, &c).unwrap();
+    let meeting = case.deadlines.iter().find(|d| d.kind == DeadlineKind::Meeting).unwrap();
+    assert_eq!(meeting.owner, leader(), "the next meeting is the school's to call");
+    let agreement = case
+        .deadlines
+        .iter()
+        .find(|d| d.kind == DeadlineKind::Agreement)
+        .unwrap();
+    assert_eq!(agreement.owner, coord, "the agreement is the coordinator's to see to");
     apply(
         &mut case,
         &coord,
         &Command::Close {
-            reason: CloseReason::Lost,
+            reason: CloseReason::Resolved,
         },
         later,
         &c,
@@ -401,6 +634,211 @@ fn phase4_handoff_moves_responsibility_only_on_acceptance() {
     assert!(case.deadlines.is_empty());
 }
 
+fn worse() -> crate::cases::numbers::Comparison {
+    let p = |att: f64| crate::cases::numbers::PeriodNumbers {
+        from: "2026-03-02".parse().unwrap(),
+        to: "2026-03-20".parse().unwrap(),
+        school_days: 15,
+        days: 0,
+        lessons: 0,
+        lates: 0,
+        left: 0,
+        attendance_percent: att,
+    };
+    crate::cases::numbers::Comparison {
+        before: p(92.0),
+        during: p(85.0),
+    }
+}
+
+#[test]
+fn resolved_against_worse_attendance_needs_a_confirmation() {
+    let now = t("2026-03-02T09:00:00Z");
+    let mut case = through_phase3(now);
+    let later = t("2026-03-23T09:00:00Z");
+    let mut resolved = Command::evaluate(EvaluationOutcome::Resolved);
+    if let Command::Evaluate { numbers, .. } = &mut resolved {
+        *numbers = Some(worse());
+    }
+    let e = apply(&mut case, &leader(), &resolved, later, &cfg()).unwrap_err();
+    assert!(e.to_string().contains("85 % under avtalen mot 92 % før"), "{e}");
+    assert!(e.to_string().contains("bekreft"), "{e}");
+    assert!(case.is_open());
+    if let Command::Evaluate { confirm, .. } = &mut resolved {
+        *confirm = true;
+    }
+    apply(&mut case, &leader(), &resolved, later, &cfg()).unwrap();
+    assert!(!case.is_open());
+    let e = case.evaluations.last().unwrap();
+    assert!(e.confirmed_against_numbers);
+    assert_eq!(e.numbers, Some(worse()), "the numbers are kept with the evaluation");
+}
+
+#[test]
+fn an_evaluation_records_vedlegg_4() {
+    let now = t("2026-03-02T09:00:00Z");
+    let mut case = through_phase3(now);
+    let later = t("2026-03-23T09:00:00Z");
+    let mut e = Command::evaluate(EvaluationOutcome::NewAgreement);
+    if let Command::Evaluate {
+        goal,
+        sub_goals,
+        measures,
+        plan_b,
+        referrals_considered,
+        pupil_view,
+        ..
+    } = &mut e
+    {
+        *goal = Some(GoalRating::Partly);
+        sub_goals.push(Rated {
+            number: 1,
+            rating: GoalRating::Reached,
+        });
+        measures.push(Rated {
+            number: 2,
+            rating: MeasureRating::NotDone,
+        });
+        *plan_b = Some(PlanBUse::Worked);
+        referrals_considered.push(Agency::Ppt);
+        *pupil_view = Some("Vil ha samme voksne i døra".into());
+    }
+    // A rating of something the agreement does not hold is refused.
+    let mut wrong = e.clone();
+    if let Command::Evaluate { sub_goals, .. } = &mut wrong {
+        sub_goals.push(Rated {
+            number: 4,
+            rating: GoalRating::Reached,
+        });
+    }
+    assert!(apply(&mut case.clone(), &leader(), &wrong, later, &cfg()).is_err());
+    apply(&mut case, &leader(), &e, later, &cfg()).unwrap();
+    let ev = case.evaluations.last().unwrap();
+    assert_eq!(ev.goal, Some(GoalRating::Partly));
+    assert_eq!(ev.measures[0].rating, MeasureRating::NotDone);
+    assert_eq!(ev.plan_b, Some(PlanBUse::Worked));
+    assert_eq!(ev.referrals_considered, vec![Agency::Ppt]);
+    assert_eq!(case.pupil_views.last().unwrap().stage, Stage::Evaluation);
+}
+
+#[test]
+fn meetings_record_who_was_there_what_was_decided_and_the_copy_home() {
+    let now = t("2026-03-02T09:00:00Z");
+    let c = cfg();
+    let (mut case, _) = new_case("repeated-lateness", Level::Barneskole, now);
+    apply(&mut case, &teacher(), &contact(ContactOutcome::Concern, now), now, &c).unwrap();
+    let at = t("2026-03-04T11:00:00Z");
+    let acts = apply(
+        &mut case,
+        &teacher(),
+        &Command::SetMeeting {
+            kind: MeetingKind::Samarbeid,
+            at,
+            leadership_present: false,
+            place: Some("Møterom 2".into()),
+            participants: vec!["elev".parse().unwrap()],
+        },
+        now,
+        &c,
+    )
+    .unwrap();
+    assert!(acts.iter().any(|a| a.kind == NoticeKind::MeetingSet { meeting: 1 }));
+    // Nothing about a meeting before one is set is refused elsewhere; here
+    // the meeting is going on.
+    let during = t("2026-03-04T11:20:00Z");
+    apply(
+        &mut case,
+        &teacher(),
+        &Command::AddParticipants {
+            meeting: None,
+            participants: vec!["foresatt".parse().unwrap(), "avdelingsleder:al-1".parse().unwrap()],
+        },
+        during,
+        &c,
+    )
+    .unwrap();
+    apply(
+        &mut case,
+        &teacher(),
+        &Command::RecordDecision {
+            meeting: None,
+            text: "Redusert timeplan i to uker".into(),
+        },
+        during,
+        &c,
+    )
+    .unwrap();
+    let e = apply(
+        &mut case.clone(),
+        &teacher(),
+        &Command::MinutesSent {
+            meeting: None,
+            date: None,
+        },
+        during,
+        &c,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("ingen møter er holdt"), "{e}");
+    let acts = apply(
+        &mut case,
+        &teacher(),
+        &Command::MeetingHeld {
+            kind: MeetingKind::Samarbeid,
+            at,
+            leadership_present: false,
+            mapping_complete: true,
+            next_meeting: None,
+        },
+        t("2026-03-04T12:30:00Z"),
+        &c,
+    )
+    .unwrap();
+    assert!(acts.iter().any(|a| a.kind == NoticeKind::MeetingHeld { meeting: 1 }));
+    apply(
+        &mut case,
+        &teacher(),
+        &Command::MinutesSent {
+            meeting: None,
+            date: None,
+        },
+        t("2026-03-05T09:00:00Z"),
+        &c,
+    )
+    .unwrap();
+    let m = &case.meetings[0];
+    assert!(m.held && m.has_leadership() && m.pupil_present());
+    assert_eq!(m.participants.len(), 3);
+    assert_eq!(m.decisions, vec!["Redusert timeplan i to uker"]);
+    assert_eq!(m.recorded_by, Some(teacher()));
+    assert_eq!(m.copy_to_parents, Some("2026-03-05".parse().unwrap()));
+    // The agreement written up right after the meeting has everyone who
+    // was there by default.
+    let due = NaiveDate::from_ymd_opt(2026, 3, 20).unwrap();
+    let written = t("2026-03-04T13:00:00Z");
+    apply(&mut case, &teacher(), &measure(false, due), written, &c).unwrap();
+    apply(&mut case, &teacher(), &measure(true, due), written, &c).unwrap();
+    let mut a = agreement();
+    if let Command::CreateAgreement { present, .. } = &mut a {
+        present.clear();
+    }
+    apply(&mut case, &teacher(), &a, written, &c).unwrap();
+    assert_eq!(case.current_agreement().unwrap().present.len(), 3);
+    // A decision a week later belongs to no meeting until one is set.
+    let e = apply(
+        &mut case.clone(),
+        &teacher(),
+        &Command::RecordDecision {
+            meeting: None,
+            text: "Noe senere".into(),
+        },
+        t("2026-03-11T09:00:00Z"),
+        &c,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("sett et møte først"), "{e}");
+}
+
 #[test]
 fn monitoring_review_closes_when_findings_cleared() {
     let now = t("2026-03-02T09:00:00Z");
@@ -408,7 +846,7 @@ fn monitoring_review_closes_when_findings_cleared() {
     apply(
         &mut case,
         &teacher(),
-        &contact(ContactOutcome::IngenBekymring, now),
+        &contact(ContactOutcome::NoConcern, now),
         now,
         &cfg(),
     )
@@ -419,6 +857,7 @@ fn monitoring_review_closes_when_findings_cleared() {
             change: FindingChangeKind::Cleared,
             criterion: "repeated-lateness".into(),
             tentative: false,
+            latest: None,
         },
         now,
         &cfg(),
@@ -428,7 +867,7 @@ fn monitoring_review_closes_when_findings_cleared() {
     assert!(acts.iter().any(|a| matches!(
         a.kind,
         NoticeKind::Closed {
-            reason: CloseReason::IngenBekymring
+            reason: CloseReason::NoConcern
         }
     )));
 }
@@ -439,7 +878,7 @@ fn monitoring_review_closes_when_findings_cleared() {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Cmd(usize, Command),
+    Cmd(usize, Box<Command>),
     Finding(FindingChangeKind, usize),
     Tick,
 }
@@ -467,14 +906,14 @@ fn arb_command() -> impl Strategy<Value = Command> {
     let due = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
     prop_oneof![
         (0..4usize, 0..4usize).prop_map(move |(w, o)| Command::LogContact {
-            with: [Contacted::Foresatte, Contacted::Elev, Contacted::ForesatteOgElev][w % 3],
-            at: now,
-            channel: Channel::Telefon,
+            with: [Contacted::Parents, Contacted::Pupil, Contacted::Both][w % 3],
+            at: Some(now),
+            channel: Channel::Phone,
             outcome: [
-                ContactOutcome::IkkeNadd,
-                ContactOutcome::Naadd,
-                ContactOutcome::IngenBekymring,
-                ContactOutcome::Bekymring
+                ContactOutcome::NotReached,
+                ContactOutcome::Reached,
+                ContactOutcome::NoConcern,
+                ContactOutcome::Concern
             ][o],
         }),
         (
@@ -496,13 +935,13 @@ fn arb_command() -> impl Strategy<Value = Command> {
             }),
         any::<bool>().prop_map(move |home| measure(home, due)),
         Just(agreement()),
-        (0..3usize).prop_map(|o| Command::Evaluate {
-            outcome: [
+        (0..3usize).prop_map(|o| Command::evaluate(
+            [
                 EvaluationOutcome::Resolved,
                 EvaluationOutcome::NewAgreement,
                 EvaluationOutcome::Phase4
             ][o]
-        }),
+        )),
         (1..=4u8).prop_map(|n| Command::ChangePhase {
             to: Phase::from_number(n).unwrap()
         }),
@@ -523,11 +962,11 @@ fn arb_command() -> impl Strategy<Value = Command> {
         }),
         (0..5usize).prop_map(|r| Command::Close {
             reason: [
-                CloseReason::Lost,
-                CloseReason::IngenBekymring,
-                CloseReason::Flyttet,
-                CloseReason::SaerskiltUtfall,
-                CloseReason::Annet
+                CloseReason::Resolved,
+                CloseReason::NoConcern,
+                CloseReason::Moved,
+                CloseReason::SpecialOutcome,
+                CloseReason::Other
             ][r]
         }),
     ]
@@ -535,7 +974,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
 
 fn arb_step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        6 => (0..6usize, arb_command()).prop_map(|(a, c)| Step::Cmd(a, c)),
+        6 => (0..6usize, arb_command()).prop_map(|(a, c)| Step::Cmd(a, Box::new(c))),
         2 => (0..3usize, 0..4usize).prop_map(|(k, c)| Step::Finding(
             [FindingChangeKind::Opened, FindingChangeKind::Updated, FindingChangeKind::Cleared][k], c)),
         2 => Just(Step::Tick),
@@ -568,9 +1007,10 @@ proptest! {
         for (step, hours) in steps {
             now += Duration::hours(hours);
             let acts = match step {
-                Step::Cmd(a, mut cmd) => {
+                Step::Cmd(a, cmd) => {
+                    let mut cmd = *cmd;
                     // Contacts happen "now".
-                    if let Command::LogContact { at, .. } = &mut cmd { *at = now; }
+                    if let Command::LogContact { at, .. } = &mut cmd { *at = Some(now); }
                     if let Command::MeetingHeld { at, next_meeting, .. } = &mut cmd {
                         let gap = next_meeting.map(|n| n - *at);
                         *at = now;
@@ -584,7 +1024,7 @@ proptest! {
                 }
                 Step::Finding(kind, i) => on_finding(
                     &mut case,
-                    &FindingEvent { change: kind, criterion: CRITERIA[i].into(), tentative: false },
+                    &FindingEvent { change: kind, criterion: CRITERIA[i].into(), tentative: false, latest: None },
                     now,
                     &c,
                 ),
@@ -603,4 +1043,36 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn fresh_absence_on_a_triaged_case_starts_the_first_contact() {
+    let now = t("2026-03-02T09:00:00Z");
+    let (mut case, _) = open_case(
+        "S-2026-0001",
+        pupil(Level::Ungdomsskole),
+        Some("kl-1".into()),
+        leader(),
+        &finding_on("repeated-lateness", FindingChangeKind::Opened, "2026-01-07"),
+        now,
+        &cfg(),
+    );
+    assert!(case.triage);
+    // Older evidence changing does not wake it.
+    let acts = on_finding(
+        &mut case,
+        &finding_on("repeated-lateness", FindingChangeKind::Updated, "2026-01-09"),
+        now,
+        &cfg(),
+    );
+    assert!(case.triage && acts.is_empty());
+    let acts = on_finding(
+        &mut case,
+        &finding_on("repeated-lateness", FindingChangeKind::Updated, "2026-03-02"),
+        now,
+        &cfg(),
+    );
+    assert!(!case.triage);
+    assert_eq!(case.responsible, teacher());
+    assert!(matches!(acts[0].kind, NoticeKind::ContactParents { again: false, .. }));
 }

@@ -62,7 +62,7 @@ impl Chat {
     pub async fn digests(&self, now: DateTime<Utc>) -> Result<DigestStats, ChatError> {
         let today = school_date_utc(now);
         let mut stats = DigestStats::default();
-        let lessons = self.inner.cases.lessons_per_day;
+        let config = &self.inner.cases;
         for room in &self.inner.matrix.schools {
             let school = room.school.as_str();
             let classes = self.store().school_classes(school).await?;
@@ -100,7 +100,7 @@ impl Chat {
                     &cases,
                     from,
                     to,
-                    lessons,
+                    config,
                 );
                 let r = self
                     .inner
@@ -128,11 +128,11 @@ impl Chat {
             for gap in registration_gaps(&classes, &pupils, &recent, gap_from, gap_to, GAP_DAYS) {
                 let key = format!("gap:{school}:{}:{week}", gap.class);
                 let plain = format!(
-                    "Mulig hull i fraværsføringen: {} har ingen registreringer {}–{} ({} skoledager), mens resten av skolen har det. Sjekk at fraværet blir ført.",
+                    "Mulig hull i fraværsføringen: {} har ingen registreringer {}–{} ({}), mens resten av skolen har det. Sjekk at fraværet blir ført.",
                     gap.class_name,
                     crate::domain::dates::norwegian(gap.from),
                     crate::domain::dates::norwegian(gap.to),
-                    gap.days
+                    crate::render::count(gap.days, "skoledag", "skoledager")
                 );
                 let post = notice(
                     &school_room(school),
@@ -152,7 +152,7 @@ impl Chat {
                 let key = format!("school:{school}:{start}:{n}");
                 let before = from - (to - from) - Duration::days(1);
                 let records = self.records_of(&pupils, before, to).await?;
-                let d = school_digest(school, &room.name, &pupils, &records, &cases, from, to, lessons);
+                let d = school_digest(school, &room.name, &pupils, &records, &cases, from, to, config);
                 let gaps = registration_gaps(&classes, &pupils, &records, from, to, GAP_DAYS);
                 let r = self
                     .inner

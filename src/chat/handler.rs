@@ -1,15 +1,14 @@
 //! Chat commands → workflow steps, with roles from roster and configuration.
 
-use super::card::{case_of, choose, parties, to_case_command};
 use super::dialogue::{AgreementDialogue, Outcome};
 use super::{Chat, ChatError};
-use crate::cases::model::{Case, Party, Role};
+use crate::cases::model::{Agency, Case, Party, Role};
 use crate::cases::{Command, SubGoalInput};
-use crate::domain::dates::school_date_utc;
 use crate::matrix::commands::{self as chat};
 use crate::matrix::{CommandContext, CommandHandler, Reply, case_room, escape_html, notice};
 use crate::render::{Document, case_context, when};
-use crate::store::{CaseStoreError, RoomPlan};
+use crate::store::RoomPlan;
+use crate::workflow::{self, Person, WorkflowError};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
@@ -57,6 +56,24 @@ fn scope(context: &CommandContext, case: &Case) -> Result<(), String> {
     }
 }
 
+/// The answer to `!saker`: how many, then one line per case.
+pub(super) fn list_text(cases: &[crate::store::CaseSummary]) -> String {
+    if cases.is_empty() {
+        return "Ingen åpne saker her.".into();
+    }
+    let mut out = format!("{}:\n", crate::render::count_len(cases.len(), "åpen sak", "åpne saker"));
+    for c in cases {
+        out.push_str(&format!(
+            "{} – {} – fase {}{}\n",
+            c.number,
+            c.pupil_label,
+            c.phase,
+            if c.long_term { " – langvarig" } else { "" }
+        ));
+    }
+    out.trim_end().to_string()
+}
+
 fn status(case: &Case) -> String {
     let next = case
         .next_deadline()
@@ -70,22 +87,37 @@ fn status(case: &Case) -> String {
 }
 
 impl Chat {
+    /// The person behind a Matrix id, with the ressursteam room members of
+    /// `school` (who count as ressursteam there).
+    async fn person(&self, sender: &str, school: &str) -> Result<Person, ChatError> {
+        let mut person = Person::identify(self.store(), sender).await?;
+        person.room_members = self.room_members(school).to_vec();
+        Ok(person)
+    }
+
     async fn parties_of(&self, case: &Case, sender: &str) -> Result<Vec<Party>, ChatError> {
-        let staff_ids: Vec<String> = self
-            .store()
-            .staff_by_matrix_id(sender)
+        Ok(self
+            .person(sender, &case.pupil.school)
             .await?
-            .into_iter()
-            .map(|p| p.id)
-            .collect();
-        let staff = self.inner.cases.school(&case.pupil.school);
-        Ok(parties(
-            case,
-            sender,
-            &staff_ids,
-            &staff,
-            self.room_members(&case.pupil.school),
-        ))
+            .parties(case, &self.inner.cases))
+    }
+
+    /// Audits a refusal decided here (the room, the server) and says it.
+    async fn refused(
+        &self,
+        case: &Case,
+        sender: &str,
+        action: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Reply, ChatError> {
+        let parties = self.parties_of(case, sender).await?;
+        let (who, role) = match parties.first() {
+            Some(p) => (p.id.clone(), crate::store::role_text(p.role)),
+            None => (sender.to_string(), "ingen".to_string()),
+        };
+        workflow::refuse(self.store(), &case.number, &who, &role, action, why, now).await?;
+        Ok(Reply::text(format!("Nei: {why}.")))
     }
 
     async fn command(
@@ -97,23 +129,29 @@ impl Chat {
         if command == chat::Command::Cases {
             return self.list(context, now).await;
         }
-        let Some(number) = case_of(&command) else {
+        let Some(number) = command.case() else {
             return Ok(Reply::text(chat::help_text()));
         };
         let Some(case) = self.store().case_state(number).await? else {
             return Ok(Reply::text(format!("Fant ingen sak med nummer «{number}».")));
         };
         if let Err(why) = scope(context, &case) {
-            return Ok(Reply::text(format!("Nei: {why}.")));
+            let action = command.to_step(&case, now).map(|s| s.name()).unwrap_or("read");
+            return self.refused(&case, &context.sender, action, &why, now).await;
         }
-        let parties = self.parties_of(&case, &context.sender).await?;
         match &command {
             chat::Command::Case(_) => {
+                let parties = self.parties_of(&case, &context.sender).await?;
                 let Some(reader) = parties.first() else {
-                    return Ok(Reply::text(format!(
-                        "Nei: du har ingen rolle i sak {}, så du får ikke se den.",
-                        case.number
-                    )));
+                    return self
+                        .refused(
+                            &case,
+                            &context.sender,
+                            "read",
+                            &format!("du har ingen rolle i sak {}, så du får ikke se den", case.number),
+                            now,
+                        )
+                        .await;
                 };
                 let case = self.store().read_case(&case.number, reader, now).await?;
                 let responsible = self
@@ -122,7 +160,7 @@ impl Chat {
                     .unwrap_or_else(|| case.responsible.id.clone());
                 Ok(self.show(&case, &responsible))
             }
-            chat::Command::Agreement(_) => {
+            chat::Command::Agreement { terms: None, .. } => {
                 let probe = Command::CreateAgreement {
                     place: String::new(),
                     present: Vec::new(),
@@ -132,9 +170,13 @@ impl Chat {
                     plan_b_responsible: String::new(),
                     valid_days: None,
                     evaluation_date: None,
+                    pupil_view: None,
                 };
-                if let Err(why) = choose(&case, &parties, &probe) {
-                    return Ok(Reply::text(format!("Nei: {why}.")));
+                let person = self.person(&context.sender, &case.pupil.school).await?;
+                if let Err(why) = person.choose(&case, &self.inner.cases, None, &probe) {
+                    return self
+                        .refused(&case, &context.sender, probe.name(), &why.to_string(), now)
+                        .await;
                 }
                 let (dialogue, question) = AgreementDialogue::start(&case.number);
                 self.store()
@@ -147,58 +189,65 @@ impl Chat {
                     .await?;
                 Ok(Reply::text(question))
             }
-            chat::Command::Coordinator { user, role, .. } => {
-                self.handoff(context, &case, &parties, user, *role, now).await
+            chat::Command::Coordinator { user, role, .. } => self.handoff(context, &case, user, *role, now).await,
+            chat::Command::Suggestions(_) => {
+                let parties = self.parties_of(&case, &context.sender).await?;
+                let Some(reader) = parties.first() else {
+                    return self
+                        .refused(
+                            &case,
+                            &context.sender,
+                            "read",
+                            &format!("du har ingen rolle i sak {}, så du får ikke se den", case.number),
+                            now,
+                        )
+                        .await;
+                };
+                let case = self.store().read_case(&case.number, reader, now).await?;
+                Ok(Reply::text(crate::cases::suggestions::for_risks(&case)))
             }
             other => {
-                let today = school_date_utc(now);
-                let Some(step) = to_case_command(other, &case, now, today) else {
+                let Some(step) = other.to_step(&case, now) else {
                     return Ok(Reply::text(chat::help_text()));
                 };
-                self.step(&case, &parties, step, now).await
+                // A risk noted in a box comes back with small measures for it.
+                let extra = match other {
+                    chat::Command::Map {
+                        circle_box,
+                        side: crate::cases::model::Side::Risk,
+                        ..
+                    } => Some(crate::cases::suggestions::for_box_text(*circle_box)),
+                    _ => None,
+                };
+                let mut reply = self.step(&case, &context.sender, step, now).await?;
+                if let Some(extra) = extra
+                    && reply.plain.starts_with("Registrert")
+                {
+                    reply = Reply::text(format!("{}\n{extra}", reply.plain));
+                }
+                Ok(reply)
             }
         }
     }
 
-    /// Applies one workflow step as the strongest role that may take it.
-    async fn step(
-        &self,
-        case: &Case,
-        parties: &[Party],
-        step: Command,
-        now: DateTime<Utc>,
-    ) -> Result<Reply, ChatError> {
-        let actor = match choose(case, parties, &step) {
-            Ok(p) => p,
-            Err(why) => {
-                // The refused attempt goes into the audit log too.
-                if let Some(p) = parties.first() {
-                    let _ = self
-                        .store()
-                        .apply_case_command(&case.number, p, &step, now, &self.inner.cases)
-                        .await;
-                }
-                return Ok(Reply::text(format!("Nei: {why}.")));
-            }
-        };
-        match self
-            .store()
-            .apply_case_command(&case.number, &actor, &step, now, &self.inner.cases)
-            .await
-        {
-            Ok((after, _)) => {
-                self.refresh_card(&after).await?;
+    /// Applies one workflow step as the strongest role the sender holds
+    /// that may take it; a refusal is audited and says why.
+    async fn step(&self, case: &Case, sender: &str, step: Command, now: DateTime<Utc>) -> Result<Reply, ChatError> {
+        let person = self.person(sender, &case.pupil.school).await?;
+        match workflow::act(self.store(), &self.inner.cases, &person, None, &case.number, &step, now).await {
+            Ok(acted) => {
+                self.refresh_card(&acted.case).await?;
                 self.relay(now).await?;
                 Ok(Reply::text(format!(
                     "Registrert i sak {} ({} som {}). {}",
-                    after.number,
+                    acted.case.number,
                     step.norwegian(),
-                    actor.role.norwegian(),
-                    status(&after)
+                    acted.actor.role.norwegian(),
+                    status(&acted.case)
                 )))
             }
-            Err(CaseStoreError::Refused(e)) => Ok(Reply::text(format!("Nei: {e}."))),
-            Err(CaseStoreError::Conflict(_)) => Ok(Reply::text(
+            Err(WorkflowError::Refused(e)) => Ok(Reply::text(format!("Nei: {e}."))),
+            Err(WorkflowError::Conflict(_)) => Ok(Reply::text(
                 "Saken ble endret av noen andre samtidig. Se !sak og prøv igjen.",
             )),
             Err(e) => Err(e.into()),
@@ -209,22 +258,22 @@ impl Chat {
         &self,
         context: &CommandContext,
         case: &Case,
-        parties: &[Party],
         user: &str,
-        role: chat::Agency,
+        role: Agency,
         now: DateTime<Utc>,
     ) -> Result<Reply, ChatError> {
-        if !self.server_allowed(user) {
-            let server = user.split_once(':').map(|(_, s)| s).unwrap_or(user);
-            return Ok(Reply::text(format!(
-                "Nei: tjeneren «{server}» er ikke godkjent for saksrom. IT kan legge den til i matrix.allowed_servers."
-            )));
-        }
         let step = Command::ProposeHandoff {
-            agency: super::card::agency(role),
+            agency: role,
             person: user.to_string(),
         };
-        let reply = self.step(case, parties, step, now).await?;
+        if !self.server_allowed(user) {
+            let server = user.split_once(':').map(|(_, s)| s).unwrap_or(user);
+            let why = format!(
+                "tjeneren «{server}» er ikke godkjent for saksrom. IT kan legge den til i matrix.allowed_servers"
+            );
+            return self.refused(case, &context.sender, step.name(), &why, now).await;
+        }
+        let reply = self.step(case, &context.sender, step, now).await?;
         let Some(after) = self.store().case_state(&case.number).await? else {
             return Ok(reply);
         };
@@ -249,10 +298,7 @@ impl Chat {
                 members,
             })
             .await?;
-        let numbers = self
-            .store()
-            .agreement_numbers(&after, now, self.inner.cases.lessons_per_day)
-            .await?;
+        let numbers = workflow::agreement_numbers(self.store(), &after, now, &self.inner.cases).await?;
         let summary = self
             .inner
             .renderer
@@ -330,20 +376,7 @@ impl Chat {
                 mine
             }
         };
-        if cases.is_empty() {
-            return Ok(Reply::text("Ingen åpne saker her."));
-        }
-        let mut out = format!("{} åpne saker:\n", cases.len());
-        for c in &cases {
-            out.push_str(&format!(
-                "{} – {} – fase {}{}\n",
-                c.number,
-                c.pupil_label,
-                c.phase,
-                if c.long_term { " – langvarig" } else { "" }
-            ));
-        }
-        Ok(Reply::text(out.trim_end().to_string()))
+        Ok(Reply::text(list_text(&cases)))
     }
 
     async fn dialogue(
@@ -385,8 +418,7 @@ impl Chat {
                         dialogue.case
                     ))));
                 };
-                let parties = self.parties_of(&case, &context.sender).await?;
-                self.step(&case, &parties, step, now).await?
+                self.step(&case, &context.sender, *step, now).await?
             }
         }))
     }

@@ -30,6 +30,9 @@ pub enum ChatError {
     /// The case store failed.
     #[error(transparent)]
     Case(#[from] crate::store::CaseStoreError),
+    /// The workflow failed.
+    #[error(transparent)]
+    Workflow(#[from] crate::workflow::WorkflowError),
     /// A template failed.
     #[error(transparent)]
     Render(#[from] RenderError),

@@ -4,12 +4,12 @@
 
 use super::card::card;
 use super::{Chat, ChatError};
-use crate::cases::machine::Recipient;
+use crate::cases::Recipient;
 use crate::cases::model::Case;
 use crate::cases::numbers::Comparison;
 use crate::cases::{Notice, NoticeKind, RessursteamReason};
 use crate::matrix::{case_card, case_card_update, case_room, case_thread, direct_room, notice};
-use crate::render::{Document, Rendered, case_context, notice_context};
+use crate::render::{Document, Rendered, case_context, case_context_for_meeting, notice_context};
 use crate::store::{CardText, Claim, NewPost, QueuedNotification};
 use chrono::{DateTime, Utc};
 
@@ -20,12 +20,18 @@ const BATCH: i64 = 100;
 fn documents(kind: &NoticeKind) -> &'static [Document] {
     match kind {
         NoticeKind::ContactParents { again: false, .. } => &[Document::FirstConversation],
-        NoticeKind::CallMeeting { .. } => &[Document::AgendaPhase3, Document::Referat],
+        NoticeKind::CallMeeting { .. } => &[Document::AgendaPhase3],
+        // The absence persists: the pupil conversation guide goes along.
         NoticeKind::ToRessursteam {
             reason: RessursteamReason::Phase4,
-        } => &[Document::AgendaPhase4, Document::Referat],
+        } => &[Document::AgendaPhase4, Document::PupilConversation],
+        NoticeKind::ToRessursteam {
+            reason: RessursteamReason::Evaluated,
+        } => &[Document::Evaluering],
         NoticeKind::AgreementMade { .. } => &[Document::Samarbeidsavtale],
-        NoticeKind::EvaluationDue { .. } => &[Document::Evaluering],
+        NoticeKind::EvaluationDue { .. } => &[Document::Evaluering, Document::PupilConversation],
+        NoticeKind::MeetingSet { .. } => &[Document::AgendaPhase3],
+        NoticeKind::MeetingHeld { .. } => &[Document::Referat],
         _ => &[],
     }
 }
@@ -100,12 +106,25 @@ impl Chat {
         extra: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<Vec<Rendered>, ChatError> {
-        let docs = documents(kind);
+        let mut docs = documents(kind).to_vec();
+        if case.phase == crate::cases::model::Phase::Further {
+            for d in &mut docs {
+                if *d == Document::AgendaPhase3 {
+                    *d = Document::AgendaPhase4;
+                }
+            }
+        }
         if docs.is_empty() {
             return Ok(Vec::new());
         }
         let numbers: Option<Comparison> = serde_json::from_value(extra["numbers"].clone()).ok();
-        let context = case_context(case, now, numbers.as_ref());
+        // The agenda and the referat are about the meeting the notice names.
+        let context = match kind {
+            NoticeKind::MeetingSet { meeting } | NoticeKind::MeetingHeld { meeting } => {
+                case_context_for_meeting(case, now, numbers.as_ref(), *meeting)
+            }
+            _ => case_context(case, now, numbers.as_ref()),
+        };
         docs.iter()
             .map(|d| Ok(self.inner.renderer.render(*d, &context)?))
             .collect()

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tilstede::adapters::{FILE_ADAPTERS, FileOptions, Parsed, open_file};
+use tilstede::adapters::{FILE_ADAPTERS, FileOptions, ParseCounts, Parsed, open_file};
 use tilstede::store::Store;
 
 /// Adapter commands.
@@ -33,22 +33,25 @@ fn open(path: &Path) -> Result<Box<dyn BufRead + Send>> {
     Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
 }
 
-/// `tilstede convert`: source file in, canonical JSON Lines out.
+/// `tilstede convert`: source file in, canonical JSON Lines out. Exits
+/// non-zero when the file yields no accepted record (a wrong adapter or
+/// shape must not pass in silence) or stops at a fault; the last line on
+/// stderr counts what was accepted, rejected and skipped as presence.
 pub fn convert(adapter: &str, options: &FileOptions, path: &Path) -> Result<ExitCode> {
     let input = open(path)?;
     let items = open_file(adapter, options, input, &path.display().to_string())?;
     let mut out = BufWriter::new(std::io::stdout().lock());
-    let (mut records, mut rejected) = (0u64, 0u64);
+    let mut counts = ParseCounts::default();
     let mut fault = None;
     for item in items {
         match item {
-            Ok(Parsed::Record(r)) => {
-                writeln!(out, "{}", r.to_json_line())?;
-                records += 1;
-            }
-            Ok(Parsed::Rejected(q)) => {
-                rejected += 1;
-                eprintln!("{}: {}", q.location, q.reason);
+            Ok(p) => {
+                counts.add(&p);
+                match p {
+                    Parsed::Record(r) => writeln!(out, "{}", r.to_json_line())?,
+                    Parsed::Rejected(q) => eprintln!("{}: {}", q.location, q.reason),
+                    Parsed::Skipped(_) => {}
+                }
             }
             Err(e) => {
                 fault = Some(e);
@@ -57,33 +60,36 @@ pub fn convert(adapter: &str, options: &FileOptions, path: &Path) -> Result<Exit
         }
     }
     out.flush()?;
-    eprintln!("{records} poster skrevet, {rejected} avvist");
-    match fault {
-        None => Ok(ExitCode::SUCCESS),
-        Some(e) => {
-            // The records before the fault are already written.
-            eprintln!("stoppet: {e}");
-            Ok(ExitCode::FAILURE)
-        }
+    if let Some(e) = &fault {
+        // The records before the fault are already written.
+        eprintln!("stoppet: {e}");
     }
+    eprintln!("{}: {}", path.display(), counts.summary());
+    if fault.is_some() || counts.accepted == 0 {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `tilstede adapters …`.
 pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode> {
     match command {
         AdaptersCommand::List => {
+            let show = |a: &tilstede::adapters::AdapterInfo| {
+                println!("  {:<12} {}", a.name, a.description);
+                println!("  {:<12}   standard: {}", "", a.standard);
+                println!("  {:<12}   kartlegging: {}", "", a.mapping);
+            };
             println!("Filadaptere:");
-            for (name, description) in FILE_ADAPTERS {
-                println!("  {name:<12} {description}");
-            }
+            FILE_ADAPTERS.iter().for_each(show);
             println!(
                 "  {:<12} elevliste: skole, klasse, trinn, kontaktlærer (tilstede adapters roster)",
                 "roster-csv"
             );
+            println!("  {:<12}   standard: tilstedes elevliste-CSV", "");
+            println!("  {:<12}   kartlegging: adapters/README.md", "");
             println!("Kilder som hentes (tilstede sync KILDE, se adapters/README.md):");
-            for (name, description) in tilstede::adapters::PULL_ADAPTERS {
-                println!("  {name:<12} {description}");
-            }
+            tilstede::adapters::PULL_ADAPTERS.iter().for_each(show);
             println!("Profiler (--profile):");
             for (name, _) in tilstede::adapters::profile::SHIPPED {
                 let p = tilstede::adapters::profile::Profile::load(name)?;

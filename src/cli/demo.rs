@@ -15,24 +15,82 @@ use tilstede::domain::AbsenceRecord;
 use tilstede::matrix::synapse::{Limits, Synapse};
 use tilstede::synthetic::Municipality;
 
-/// Options of `tilstede demo`.
+/// Options of `tilstede demo`. The help is in Norwegian: this is where a
+/// newcomer starts.
 #[derive(Debug, Args)]
+#[command(
+    disable_help_flag = true,
+    override_usage = "tilstede demo [VALG]",
+    help_template = "{about-with-newline}\nBruk: {usage}\n\nValg:\n{options}\n"
+)]
 pub struct DemoArgs {
-    /// Pupils in the generated municipality.
+    /// Antall elever i den genererte kommunen.
     #[arg(long, default_value_t = 150)]
     pupils: usize,
-    /// Schools.
+    /// Antall skoler.
     #[arg(long, default_value_t = 2)]
     schools: usize,
-    /// Seed of the generator (the same seed gives the same municipality).
+    /// Frø for generatoren (samme frø gir samme kommune).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Where the store, the config and the transcript go.
+    /// Mappen for lageret, oppsettet og transkriptet.
     #[arg(long, default_value = "demo-data")]
     dir: PathBuf,
-    /// Stop when everything is delivered instead of waiting for Ctrl-C.
+    /// Avslutt når alt er levert, i stedet for å vente på Ctrl-C.
     #[arg(long)]
     exit: bool,
+    /// Ikke vent på at du har logget inn før skolesystemet begynner å sende
+    /// fravær (historikken kan likevel leses av den som logger inn senere).
+    #[arg(long)]
+    no_wait: bool,
+    /// Vis denne hjelpen.
+    #[arg(short, long, action = clap::ArgAction::Help)]
+    #[allow(dead_code)] // clap acts on it
+    help: Option<bool>,
+    /// The demo keeps its store in `--dir`; the global `--store` is shadowed
+    /// here (and hidden) so its help does not offer an option it ignores.
+    #[arg(long, hide = true, default_value = "tilstede.db")]
+    #[allow(dead_code)] // deliberately unused
+    store: String,
+}
+
+/// Waits until `user` has a device with uploaded keys and has joined `rooms`
+/// rooms, reminding every half minute of what is missing.
+async fn wait_for_login(server: &str, token: &str, user: &str, rooms: usize) -> Result<()> {
+    let http = reqwest::Client::new();
+    let mut reminded = Instant::now();
+    loop {
+        let keys: serde_json::Value = http
+            .post(format!("{server}/_matrix/client/v3/keys/query"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "device_keys": { user: [] } }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let devices = keys["device_keys"][user].as_object().map_or(0, |d| d.len());
+        let joined: serde_json::Value = http
+            .get(format!("{server}/_synapse/admin/v1/users/{user}/joined_rooms"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let joined = joined["joined_rooms"].as_array().map_or(0, |r| r.len());
+        if devices > 0 && joined >= rooms {
+            println!(
+                "   Klienten din har lastet opp krypteringsnøkler og er med i {joined} rom. Skolesystemet starter."
+            );
+            return Ok(());
+        }
+        if reminded.elapsed() >= Duration::from_secs(30) {
+            println!(
+                "   venter fortsatt: {devices} enhet(er) med nøkler, med i {joined} av {rooms} rom (Ctrl-C avslutter)"
+            );
+            reminded = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn random_password() -> String {
@@ -55,6 +113,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let demo_password = random_password();
     let bot = server.register("tilstede", &bot_password, false).await?;
     let demo = server.register("ressursteam", &demo_password, false).await?;
+    // The demo's own eyes on the homeserver: whether the demo user has
+    // logged in, uploaded keys and joined (never a Matrix client of its own).
+    let (_, watcher) = server.register_with_token("tilsyn", &random_password(), true).await?;
 
     println!(
         "== Genererer en kommune med {} elever på {} skoler (ingen virkelige personer)",
@@ -112,6 +173,25 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("     bruker:  {demo}");
     println!("     passord: {demo_password}");
     println!();
+    if args.no_wait {
+        println!("   Skolesystemet begynner å sende nå (--no-wait). Logger du inn senere, får");
+        println!("   den nye enheten nøklene og kan lese alt som er postet.");
+    } else {
+        let rooms = m.schools.len() + 1;
+        println!(
+            "== Venter på at du logger inn som {demo} og godtar invitasjonene ({rooms} rom: {} ressursteam og en direktemelding),",
+            m.schools.len()
+        );
+        println!("   før skolesystemet begynner å sende fravær. (--no-wait hopper over ventingen.)");
+        let url = server.url();
+        tokio::select! {
+            waited = wait_for_login(&url, &watcher, &demo, rooms) => waited?,
+            _ = tilstede::service::termination() => {
+                running.shutdown().await?;
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
 
     // The school system: this school year's absence up to yesterday, pushed week by week.
     let today = tilstede::domain::dates::school_date_utc(chrono::Utc::now());
@@ -124,6 +204,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     records.sort_by_key(|r| r.date);
     let http = reqwest::Client::new();
     let weeks = records.chunk_by(|a, b| a.date.iso_week() == b.date.iso_week());
+    println!("== Skolesystemet sender fravær uke for uke …");
     for (i, week) in weeks.enumerate() {
         let body: String = week.iter().map(|r| r.to_json_line() + "\n").collect();
         let answer = http
@@ -167,11 +248,11 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     let store = &running.state.store;
     let cases = store.cases_raw(None, false).await?;
-    println!(
-        "   {} saker er åpne; boten har postet {} meldinger.",
-        cases.len(),
-        last.1
-    );
+    let open = match cases.len() {
+        1 => "1 sak er åpen".to_string(),
+        n => format!("{n} saker er åpne"),
+    };
+    println!("   {open}; boten har postet {} meldinger.", last.1);
     let transcript = dir.join("transkript.md");
     let mut text = String::from("# Det boten postet (demo)\n");
     let mut room = String::new();

@@ -24,10 +24,20 @@ use tilstede::rules::RuleSet;
 #[command(name = "tilstede", version = tilstede::VERSION, about, long_about = None)]
 pub struct Cli {
     /// Where the store lives: a file path, sqlite:STI or postgres://…
-    #[arg(long, global = true, env = "TILSTEDE_STORE", default_value = "tilstede.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "TILSTEDE_STORE",
+        default_value = "tilstede.db",
+        hide_env = true,
+        hide_default_value = true,
+        value_name = "LAGER",
+        help_heading = "Valg",
+        help = "Hvor lageret ligger: en filsti, sqlite:STI eller postgres://… (eller TILSTEDE_STORE). Standard: tilstede.db."
+    )]
     pub store: String,
     /// More log output (repeat for more).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Valg", help = "Mer logg (gjenta for enda mer).")]
     pub verbose: u8,
     /// What to do.
     #[command(subcommand)]

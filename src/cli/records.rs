@@ -9,13 +9,13 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use tilstede::adapters::Parsed;
 use tilstede::adapters::jsonl::JsonlReader;
+use tilstede::adapters::{ParseCounts, Parsed, Rejected};
 use tilstede::domain::Finding;
 use tilstede::domain::dates::norwegian;
 use tilstede::domain::plausibility::printable;
 use tilstede::rules::{RuleSet, evaluate as evaluate_records};
-use tilstede::store::{QuarantineEntry, Store};
+use tilstede::store::Store;
 
 /// Rejected lines shown on the terminal; the rest are only in quarantine.
 const SHOWN_REJECTS: usize = 20;
@@ -29,7 +29,7 @@ fn open(path: &Path) -> Result<(Box<dyn BufRead + Send>, Option<u64>)> {
     Ok((Box::new(BufReader::with_capacity(1 << 16, file)), len))
 }
 
-fn report_reject(q: &QuarantineEntry) {
+fn report_reject(q: &Rejected) {
     eprintln!("{}: {}", printable(&q.location), printable(&q.reason));
 }
 
@@ -45,6 +45,7 @@ pub fn evaluate(path: &Path, as_of: NaiveDate, set: &RuleSet, format: Format) ->
                 rejected += 1;
                 report_reject(&q);
             }
+            Parsed::Skipped(_) => {}
         }
     }
     let findings = evaluate_records(&records, set, as_of);
@@ -180,6 +181,7 @@ pub async fn import(
         lessons_per_day: options.lessons_per_day,
     };
     let store = Store::open(store).await?;
+    let mut empty = Vec::new();
     for path in files {
         let stamp = if own_versions {
             None
@@ -205,9 +207,14 @@ pub async fn import(
         )?;
         let coverage = std::sync::Arc::new(std::sync::Mutex::new(tilstede::ingest::Coverage::default()));
         let seen = coverage.clone();
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(ParseCounts::default()));
+        let counted = counts.clone();
         let shown_bar = bar.clone();
         let mut shown = 0usize;
         let reader = items.map(move |mut item| {
+            if let (Ok(p), Ok(mut c)) = (&item, counted.lock()) {
+                c.add(p);
+            }
             match &mut item {
                 Ok(Parsed::Record(r)) => {
                     if let Some(stamp) = stamp {
@@ -223,7 +230,7 @@ pub async fn import(
                         shown_bar.suspend(|| report_reject(q));
                     }
                 }
-                Err(_) => {}
+                Ok(Parsed::Skipped(_)) | Err(_) => {}
             }
             item
         });
@@ -236,6 +243,7 @@ pub async fn import(
                 stats.quarantined as usize - SHOWN_REJECTS
             );
         }
+        let counts = std::mem::take(&mut *counts.lock().map_err(|_| anyhow::anyhow!("tellingen ble ødelagt"))?);
         println!(
             "{}: {} poster lest, {} nye eller endret, {} uendret, {} i karantene",
             path.display(),
@@ -244,6 +252,10 @@ pub async fn import(
             stats.unchanged,
             stats.quarantined
         );
+        eprintln!("{}: {}", path.display(), counts.summary());
+        if counts.accepted == 0 {
+            empty.push(path.display().to_string());
+        }
         if let (true, Some(stamp)) = (options.snapshot, stamp) {
             let coverage = std::mem::take(&mut *coverage.lock().map_err(|_| anyhow::anyhow!("dekningen ble ødelagt"))?);
             let mut removed = 0;
@@ -272,6 +284,12 @@ pub async fn import(
         refresh.cleared
     );
     store.close().await;
+    if !empty.is_empty() {
+        // A file that gave nothing is a failure even when it was read to
+        // the end: a wrong adapter or shape must not pass in silence.
+        eprintln!("ingen godtatte poster i: {}", empty.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

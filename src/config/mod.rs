@@ -562,7 +562,7 @@ impl RawConfig {
             diags.push("cases", e.to_string());
             crate::cases::config::CaseConfig::load("baerum").expect("the baerum preset")
         });
-        cases.lessons_per_day = rules.lessons_per_day;
+        cases.use_rules(&rules);
         let http = self.http.unwrap_or_default();
         let listen_text = http.listen.as_deref().unwrap_or("127.0.0.1:8080");
         let listen: SocketAddr = listen_text.parse().unwrap_or_else(|_| {

@@ -155,6 +155,14 @@ pub struct AbsenceRecord {
     /// A tombstone that removes the record.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// The subject or course code as the source names it (Ed-Fi
+    /// LocalCourseCode, FINT fag, SIF TimeTableSubjectRefId), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The 1-based lesson of the school day (the first one, for a record of
+    /// several lessons), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<u8>,
     /// Extension fields kept as they came (e.g. `source_code`, `source_label`).
     #[serde(flatten)]
     pub extensions: Map<String, Value>,
@@ -298,6 +306,16 @@ impl AbsenceRecord {
                 )
             })?),
         };
+        let subject = take_string(&mut map, "subject")?;
+        let period = match take_uint(&mut map, "period")? {
+            None => None,
+            Some(n) => Some(
+                u8::try_from(n)
+                    .ok()
+                    .filter(|p| (1..=MAX_PERIOD).contains(p))
+                    .ok_or_else(|| invalid("period", format!("må være en time på dagen, 1–{MAX_PERIOD}, ikke {n}")))?,
+            ),
+        };
         let lessons = if kind == Kind::Lesson { lessons } else { 1 };
         Ok(AbsenceRecord {
             source,
@@ -312,6 +330,8 @@ impl AbsenceRecord {
             validity,
             reason,
             deleted,
+            subject,
+            period,
             extensions: map,
         })
     }
@@ -327,6 +347,30 @@ impl AbsenceRecord {
 /// store can apply the same rule.
 pub fn supersedes(new_version: u64, new_deleted: bool, old_version: u64, old_deleted: bool) -> bool {
     new_version > old_version || (new_version == old_version && new_deleted && !old_deleted)
+}
+
+/// The highest lesson number of a school day a record may name.
+pub const MAX_PERIOD: u8 = 20;
+
+/// The lesson number in a period name as sources write it: `2`, `2. time`,
+/// `Period 2`, `P2`, `3rd period`, `andre time`. `None` when the name holds
+/// no single number in 1..=[`MAX_PERIOD`] (say, `08:15-09:00` or `Blokk A`).
+pub fn period_from_name(name: &str) -> Option<u8> {
+    const ORDINALS: [&str; 10] = [
+        "første", "andre", "tredje", "fjerde", "femte", "sjette", "sjuende", "åttende", "niende", "tiende",
+    ];
+    let mut runs = name.split(|c: char| !c.is_ascii_digit()).filter(|run| !run.is_empty());
+    let n = match (runs.next(), runs.next()) {
+        (Some(run), None) => run.parse::<u8>().ok()?,
+        (None, _) => {
+            let lower = name.to_lowercase();
+            let word = lower.split(|c: char| !c.is_alphanumeric()).find(|w| !w.is_empty())?;
+            let i = ORDINALS.iter().position(|o| *o == word)?;
+            u8::try_from(i + 1).ok()?
+        }
+        _ => return None,
+    };
+    Some(n).filter(|n| (1..=MAX_PERIOD).contains(n))
 }
 
 /// Parses a strict `YYYY-MM-DD` date.
@@ -477,6 +521,51 @@ mod tests {
     fn not_json_is_reported() {
         assert!(matches!(parse("{oops"), Err(RecordError::Json(_))));
         assert_eq!(parse("[1]"), Err(RecordError::NotAnObject));
+    }
+
+    #[test]
+    fn subject_and_period_are_read_and_written_back() {
+        let line = r#"{"source":"s","id":"1","pupil":"p","school":"k","date":"2026-03-02","kind":"lesson","subject":"MAT","period":3}"#;
+        let r = parse(line).unwrap();
+        assert_eq!((r.subject.as_deref(), r.period), (Some("MAT"), Some(3)));
+        assert!(r.extensions.is_empty());
+        assert_eq!(parse(&r.to_json_line()).unwrap(), r);
+        let plain =
+            parse(r#"{"source":"s","id":"1","pupil":"p","school":"k","date":"2026-03-02","kind":"day"}"#).unwrap();
+        assert!(!plain.to_json_line().contains("subject") && !plain.to_json_line().contains("period"));
+        for bad in [
+            r#""period":0"#,
+            r#""period":21"#,
+            r#""period":"2""#,
+            r#""subject":"""#,
+            r#""subject":7"#,
+        ] {
+            let line = format!(
+                r#"{{"source":"s","id":"1","pupil":"p","school":"k","date":"2026-03-02","kind":"lesson",{bad}}}"#
+            );
+            let field = parse(&line).unwrap_err().field();
+            assert!(matches!(field, Some("period" | "subject")), "{line}: {field:?}");
+        }
+    }
+
+    #[test]
+    fn period_names_give_their_lesson_number() {
+        for (name, want) in [
+            ("2", Some(2)),
+            ("2. time", Some(2)),
+            ("Period 2", Some(2)),
+            ("P6", Some(6)),
+            ("3rd period", Some(3)),
+            ("Andre time", Some(2)),
+            ("tiende", Some(10)),
+            ("08:15-09:00", None),
+            ("Blokk A", None),
+            ("0", None),
+            ("99", None),
+            ("", None),
+        ] {
+            assert_eq!(period_from_name(name), want, "{name}");
+        }
     }
 
     #[test]

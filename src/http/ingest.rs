@@ -162,7 +162,7 @@ impl ParseJob {
             let position = i as u64 + 1;
             let item = match item {
                 Ok(p) => p,
-                Err(e) => Parsed::Rejected(QuarantineEntry {
+                Err(e) => Parsed::Rejected(crate::adapters::Rejected {
                     source: Some(source.clone()),
                     location: location.clone(),
                     reason: e.to_string(),
@@ -191,7 +191,12 @@ impl ParseJob {
                         raw: r.to_json_line(),
                     },
                 },
-                Parsed::Rejected(q) => q,
+                Parsed::Rejected(q) => crate::ingest::quarantine_entry(q),
+                // Not absence (a present day): nothing to store.
+                Parsed::Skipped(_) => {
+                    out.skipped_presence += 1;
+                    continue;
+                }
             };
             if out.rejected.len() < LISTED_REJECTS {
                 out.rejected.push(Rejected {

@@ -1,18 +1,26 @@
 //! ALL Matrix IO: the bot's client (login, session and encrypted-state store
-//! kept between runs, cross-signing and recovery), its rooms, the delivery of
-//! the durable outbox, the `sync_once` loop and chat commands.
+//! kept between runs, cross-signing and recovery: `session.rs`), its rooms
+//! and the membership guard (`rooms.rs`), inbound commands (`inbound.rs`),
+//! the delivery of the durable outbox (`delivery.rs`), and the megolm
+//! sessions it encrypts its posts with so that devices arriving later can
+//! read the history (`history.rs`).
 //!
 //! Other modules never talk to Matrix: they enqueue [`NewPost`]s (built with
 //! the helpers here) in the store, and answer commands through a
 //! [`CommandHandler`].
 
-mod bot;
 pub mod commands;
 pub mod config;
+mod delivery;
+mod history;
+mod inbound;
+mod rooms;
+mod session;
 pub mod synapse;
 
-pub use bot::{Bot, BotTasks, CommandContext, CommandHandler, Reply, SendObserver};
 pub use config::{MatrixConfig, RawMatrixConfig, SchoolRoom};
+pub use inbound::{CommandContext, CommandHandler, Reply};
+pub use session::{Bot, BotTasks, SendObserver};
 
 use crate::store::{EventRef, NewPost, PostKind};
 
@@ -57,6 +65,14 @@ pub enum MatrixError {
     /// The password variable is not set.
     #[error("miljøvariabelen {0} med bot-passordet er ikke satt")]
     NoPassword(String),
+    /// The bot's room key store failed.
+    #[error("nøkkellageret {path}: {message}")]
+    Keys {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The room is not encrypted and the configuration does not allow that.
     #[error("rommet {0} er ikke kryptert; boten poster bare i krypterte rom")]
     Unencrypted(String),

@@ -234,6 +234,18 @@ impl Synapse {
     /// Registers a user through the shared-secret admin API and returns the
     /// full user id.
     pub async fn register(&self, localpart: &str, password: &str, admin: bool) -> Result<String, SynapseError> {
+        Ok(self.register_with_token(localpart, password, admin).await?.0)
+    }
+
+    /// Registers a user like [`Synapse::register`] and also returns the
+    /// access token of the session the registration opened (a device
+    /// without keys), for calls to the client or admin API.
+    pub async fn register_with_token(
+        &self,
+        localpart: &str,
+        password: &str,
+        admin: bool,
+    ) -> Result<(String, String), SynapseError> {
         let fail = |detail: String| SynapseError::Register {
             user: localpart.to_string(),
             detail,
@@ -265,8 +277,8 @@ impl Synapse {
             .map_err(|e| fail(e.to_string()))?;
         let status = response.status();
         let answer: serde_json::Value = response.json().await.map_err(|e| fail(e.to_string()))?;
-        match answer["user_id"].as_str() {
-            Some(id) if status.is_success() => Ok(id.to_string()),
+        match (answer["user_id"].as_str(), answer["access_token"].as_str()) {
+            (Some(id), Some(token)) if status.is_success() => Ok((id.to_string(), token.to_string())),
             _ => Err(fail(format!("{status}: {answer}"))),
         }
     }

@@ -12,8 +12,13 @@
 
 mod context;
 mod markdown;
+pub mod plural;
 
-pub use context::{case_context, notice_context, school_digest_context, teacher_digest_context, when};
+pub use context::{
+    case_context, case_context_for_meeting, notice_context, school_digest_context, teacher_digest_context, when,
+    with_patterns,
+};
+pub use plural::{count, count_len, count_text};
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -48,6 +53,8 @@ pub enum RenderError {
 pub enum Document {
     /// Guide for the first conversation with pupil and parents.
     FirstConversation,
+    /// Guide for talking with the pupil when the absence persists.
+    PupilConversation,
     /// Agenda of a phase 3 meeting.
     AgendaPhase3,
     /// Agenda of a phase 4 meeting.
@@ -70,8 +77,9 @@ pub enum Document {
 
 impl Document {
     /// Every document.
-    pub const ALL: [Document; 10] = [
+    pub const ALL: [Document; 11] = [
         Document::FirstConversation,
+        Document::PupilConversation,
         Document::AgendaPhase3,
         Document::AgendaPhase4,
         Document::Referat,
@@ -87,6 +95,7 @@ impl Document {
     pub fn file(self) -> &'static str {
         match self {
             Document::FirstConversation => "forste-samtale.md.j2",
+            Document::PupilConversation => "elevsamtale.md.j2",
             Document::AgendaPhase3 => "dagsorden-fase3.md.j2",
             Document::AgendaPhase4 => "dagsorden-fase4.md.j2",
             Document::Referat => "referat.md.j2",
@@ -112,6 +121,7 @@ impl Document {
     fn builtin(self) -> &'static str {
         match self {
             Document::FirstConversation => include_str!("templates/forste-samtale.md.j2"),
+            Document::PupilConversation => include_str!("templates/elevsamtale.md.j2"),
             Document::AgendaPhase3 => include_str!("templates/dagsorden-fase3.md.j2"),
             Document::AgendaPhase4 => include_str!("templates/dagsorden-fase4.md.j2"),
             Document::Referat => include_str!("templates/referat.md.j2"),
@@ -157,6 +167,7 @@ impl Renderer {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(true);
+        env.add_filter("antall", plural::filter);
         for doc in Document::ALL {
             let mut source = doc.builtin().to_string();
             if let Some(dir) = dir {

@@ -118,6 +118,21 @@ pub struct RawRule {
     pub threshold: f64,
     /// The window.
     pub window: RawWindow,
+    /// What the criterion means for the workflow, when it means something
+    /// special: `ugyldig-fravær` (parents are told at once, leadership is
+    /// informed). The workflow goes by this role, never by the code.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+crate::vocabulary! {
+    /// What a criterion means for the workflow.
+    pub enum CriterionRole("en rolle for kriteriet") {
+        /// Invalid absence: the parents are told at once (barneskole within
+        /// the first lesson, ungdomsskole by the end of the day) and
+        /// leadership is informed.
+        InvalidAbsence = "ugyldig-fravær" | "invalid-absence",
+    }
 }
 
 /// A window before validation.
@@ -207,6 +222,8 @@ pub struct Rule {
     pub threshold: f64,
     /// Window.
     pub window: WindowSpec,
+    /// The criterion's role in the workflow, if any.
+    pub role: Option<CriterionRole>,
 }
 
 /// Scheduled teaching, for percentage rules.
@@ -274,6 +291,15 @@ impl RuleSet {
             },
             other => other,
         })
+    }
+
+    /// The criterion codes of the rules that declare `role`.
+    pub fn criteria_with_role(&self, role: CriterionRole) -> std::collections::BTreeSet<String> {
+        self.rules
+            .iter()
+            .filter(|r| r.role == Some(role))
+            .map(|r| r.criterion.clone())
+            .collect()
     }
 
     /// The earliest date any rule looks at for `as_of`.
@@ -496,6 +522,14 @@ impl RawRule {
             comparison,
             threshold: self.threshold,
             window,
+            role: self
+                .role
+                .as_deref()
+                .map(|r| {
+                    r.parse()
+                        .map_err(|e: crate::cases::words::WordError| err(format!("{path}.role"), e.to_string()))
+                })
+                .transpose()?,
         })
     }
 }

@@ -3,6 +3,7 @@
 use super::config::{Comparison, Rule, Unit};
 use crate::domain::FindingWindow;
 use crate::domain::dates::norwegian;
+use crate::render::{count_len, count_text};
 
 /// A number the Norwegian way: decimal comma, at most one decimal.
 pub(crate) fn number(x: f64) -> String {
@@ -17,11 +18,10 @@ pub(crate) fn number(x: f64) -> String {
 /// `value` with the unit's noun in the right number.
 fn quantity(unit: Unit, value: f64) -> String {
     let n = number(value);
-    let one = n == "1";
     match unit {
-        Unit::Lessons => format!("{n} {}", if one { "time" } else { "timer" }),
-        Unit::Days => format!("{n} {}", if one { "dag" } else { "dager" }),
-        Unit::Occurrences => format!("{n} {}", if one { "gang" } else { "ganger" }),
+        Unit::Lessons => count_text(&n, "time", "timer"),
+        Unit::Days => count_text(&n, "dag", "dager"),
+        Unit::Occurrences => count_text(&n, "gang", "ganger"),
         Unit::Percent => format!("{n} %"),
     }
 }
@@ -46,12 +46,8 @@ pub(crate) fn sentence(
     let mut s = format!("{what}, og grensen er {limit} {}", quantity(rule.unit, rule.threshold));
     if unclassified > 0 {
         s.push_str(&format!(
-            "; {unclassified} av {evidence} {} er ennå ikke vurdert av skolen",
-            if evidence == 1 {
-                "registrering"
-            } else {
-                "registreringer"
-            }
+            "; {unclassified} av {} er ennå ikke vurdert av skolen",
+            count_len(evidence, "registrering", "registreringer")
         ));
     }
     s.push('.');

@@ -7,7 +7,7 @@ pub mod config;
 pub mod engine;
 mod explain;
 
-pub use config::{Comparison, Rule, RuleSet, RulesError, Unit, WindowSpec};
+pub use config::{Comparison, CriterionRole, Rule, RuleSet, RulesError, Unit, WindowSpec};
 pub use engine::{Evaluator, evaluate, resolve_versions};
 
 #[cfg(test)]

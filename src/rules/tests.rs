@@ -28,6 +28,8 @@ fn rec_on(id: &str, date: NaiveDate, kind: Kind, validity: Validity) -> AbsenceR
         validity,
         reason: None,
         deleted: false,
+        subject: None,
+        period: None,
         extensions: Default::default(),
     }
 }
@@ -382,4 +384,57 @@ window = {{ kind = "rolling", months = {months} }}
         rs.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
         prop_assert_eq!(before, evaluate(&rs, &baerum(), d("2026-04-15")));
     }
+}
+
+/// The routine's words and every interpretation are in the preset as
+/// comments (what `rules show` prints) and in docs/rules.md, the same.
+#[test]
+fn every_interpretation_is_documented() {
+    let preset = super::config::preset_text("baerum").unwrap();
+    let docs = include_str!("../../docs/rules.md");
+    let set = RuleSet::preset("baerum").unwrap();
+    // Each rule is preceded by at least one quote from the routine.
+    let mut quotes = 0;
+    let mut interpretations = 0;
+    let mut block: Vec<&str> = Vec::new();
+    for line in preset.lines() {
+        if let Some(note) = line.strip_prefix("# ") {
+            block.push(note);
+            continue;
+        }
+        if line == "[[rules]]" {
+            let q = block.iter().filter(|l| l.starts_with("Rutinen: «")).count();
+            assert!(q > 0, "a rule without a quote from the routine after {block:?}");
+            quotes += q;
+        }
+        if !line.is_empty() {
+            block.clear();
+        }
+    }
+    assert_eq!(
+        quotes,
+        set.rules.len() + 1,
+        "four criteria and the definition of invalid absence"
+    );
+    for note in preset.lines().filter_map(|l| l.strip_prefix("# ")) {
+        if note.starts_with("Rutinen: ") || note.starts_with("Tolkning: ") {
+            assert!(docs.contains(note), "docs/rules.md lacks «{note}»");
+            interpretations += usize::from(note.starts_with("Tolkning: "));
+        }
+    }
+    assert!(interpretations >= 7, "{interpretations}");
+    // The docs show each rule's TOML as shipped.
+    for rule in &set.rules {
+        assert!(docs.contains(&format!("id = \"{}\"", rule.id)), "{}", rule.id);
+    }
+    // And the workflow's role is declared, not inferred from a code.
+    assert_eq!(
+        set.criteria_with_role(super::CriterionRole::InvalidAbsence),
+        ["invalid-absence".to_string()].into_iter().collect()
+    );
+    let oslo = RuleSet::preset("oslo").unwrap();
+    assert_eq!(
+        oslo.criteria_with_role(super::CriterionRole::InvalidAbsence),
+        ["invalid-absence".to_string()].into_iter().collect()
+    );
 }

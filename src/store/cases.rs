@@ -1,29 +1,18 @@
 //! Persisting cases: state, contact log, agreements, referrals, the
-//! append-only audit log and the durable notification queue. The workflow
-//! itself is pure ([`crate::cases`]); this file loads, applies, and saves in
-//! one transaction, so a notice is queued exactly when its change is stored.
+//! append-only audit log and the durable notification queue. The store
+//! persists; it does not run the routine: [`crate::workflow`] loads a case
+//! in a [`CaseTx`], applies the pure state machine, and saves the result,
+//! its audit rows and its notices in the same transaction.
 
 use super::records::{RECORD_SELECT, record_from_row};
 use super::{Store, StoreError};
-use crate::cases::machine::evaluation_prompt;
 use crate::cases::model::Case;
-use crate::cases::numbers::{Comparison, compare};
-use crate::cases::{
-    CaseConfig, CaseError, Command, FindingChangeKind, FindingEvent, Notice, NoticeKind, Party, PupilRef, Role, apply,
-    escalation_party, on_finding, open_case, tick,
-};
-use crate::domain::dates::school_date_utc;
-use crate::domain::roster::Level;
-use crate::store::FindingChange;
-use chrono::{DateTime, Datelike, Duration, Utc};
+use crate::cases::{Notice, Party, Role};
+use crate::domain::AbsenceRecord;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
-
-/// Finding events handled per call of [`Store::sync_cases`].
-const SYNC_BATCH: i64 = 500;
-/// The meta key of the cursor into the finding event log.
-const CURSOR_KEY: &str = "cases_finding_cursor";
 
 /// What went wrong with a case.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +20,6 @@ pub enum CaseStoreError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The workflow refused the step.
-    #[error(transparent)]
-    Refused(#[from] CaseError),
     /// No case has that number.
     #[error("fant ingen sak med nummer «{0}»")]
     NotFound(String),
@@ -105,24 +91,12 @@ pub struct QueuedNotification {
     pub attempts: i64,
 }
 
-/// What a sync did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct SyncStats {
-    /// Finding events read.
-    pub events: u64,
-    /// Cases opened.
-    pub opened: u64,
-    /// Cases changed.
-    pub changed: u64,
-    /// Notifications queued.
-    pub notices: u64,
-}
-
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn role_text(r: Role) -> String {
+/// The kebab-case spelling of a role, as the audit log keeps it.
+pub fn role_text(r: Role) -> String {
     serde_json::to_value(r)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -151,141 +125,153 @@ impl CaseSummary {
     }
 }
 
-async fn audit(
-    tx: &mut Transaction<'static, Any>,
-    case: &str,
-    actor: &Party,
-    action: &str,
-    detail: &serde_json::Value,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO case_audit (case_number, actor, role, action, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(case)
-    .bind(actor.id.as_str())
-    .bind(role_text(actor.role))
-    .bind(action)
-    .bind(detail.to_string())
-    .bind(ts(at))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-fn system() -> Party {
-    Party::new("tilstede", Role::System)
+/// A write transaction over cases: everything the workflow needs to load a
+/// case, change it and persist the change together with its audit rows,
+/// mirror rows and notices, so that either all of it is stored or none.
+pub struct CaseTx {
+    tx: Transaction<'static, Any>,
 }
 
 impl Store {
-    /// Inserts or updates a case row; `expected` is the revision the caller
-    /// loaded (None for a new case). Fails with a conflict if it moved.
-    async fn save_case(
-        tx: &mut Transaction<'static, Any>,
-        case: &Case,
-        expected: Option<u64>,
-        now: DateTime<Utc>,
-    ) -> Result<(), CaseStoreError> {
+    /// Starts a case transaction.
+    pub async fn begin_cases(&self) -> Result<CaseTx, StoreError> {
+        Ok(CaseTx {
+            tx: self.begin_write().await?,
+        })
+    }
+
+    /// The numbers of the open cases, in order.
+    pub async fn open_case_numbers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query("SELECT number FROM cases WHERE open = 1 ORDER BY number")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+impl CaseTx {
+    /// The case with `number`, if any.
+    pub async fn case(&mut self, number: &str) -> Result<Option<Case>, StoreError> {
+        sqlx::query("SELECT number, state FROM cases WHERE number = $1")
+            .bind(number)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .map(|r| case_from_row(&r))
+            .transpose()
+    }
+
+    /// The open case of `pupil`, if any.
+    pub async fn open_case_of(&mut self, pupil: &str) -> Result<Option<Case>, StoreError> {
+        sqlx::query("SELECT number, state FROM cases WHERE pupil = $1 AND open = 1")
+            .bind(pupil)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .map(|r| case_from_row(&r))
+            .transpose()
+    }
+
+    /// Inserts a new case row.
+    pub async fn insert(&mut self, case: &Case, now: DateTime<Utc>) -> Result<(), StoreError> {
         let state = serde_json::to_string(case).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let next_due = case.next_deadline().map(|d| ts(d.due));
-        match expected {
-            None => {
-                sqlx::query(
-                    "INSERT INTO cases (number, pupil, school, open, phase, responsible, next_due, long_term, revision, state, opened_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(case.number.as_str())
-                .bind(case.pupil.id.as_str())
-                .bind(case.pupil.school.as_str())
-                .bind(i64::from(case.is_open()))
-                .bind(i64::from(case.phase.number()))
-                .bind(case.responsible.id.as_str())
-                .bind(next_due)
-                .bind(i64::from(case.long_term))
-                .bind(case.revision as i64)
-                .bind(state)
-                .bind(ts(case.opened_at))
-                .bind(ts(now))
-                .execute(&mut **tx)
-                .await?;
-            }
-            Some(rev) => {
-                let done = sqlx::query(
-                    "UPDATE cases SET open = $1, phase = $2, responsible = $3, next_due = $4, long_term = $5, revision = $6, \
-                     state = $7, updated_at = $8 WHERE number = $9 AND revision = $10",
-                )
-                .bind(i64::from(case.is_open()))
-                .bind(i64::from(case.phase.number()))
-                .bind(case.responsible.id.as_str())
-                .bind(next_due)
-                .bind(i64::from(case.long_term))
-                .bind(case.revision as i64)
-                .bind(state)
-                .bind(ts(now))
-                .bind(case.number.as_str())
-                .bind(rev as i64)
-                .execute(&mut **tx)
-                .await?;
-                if done.rows_affected() != 1 {
-                    return Err(CaseStoreError::Conflict(case.number.clone()));
-                }
-            }
+        sqlx::query(
+            "INSERT INTO cases (number, pupil, school, open, phase, responsible, next_due, long_term, revision, state, opened_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(case.number.as_str())
+        .bind(case.pupil.id.as_str())
+        .bind(case.pupil.school.as_str())
+        .bind(i64::from(case.is_open()))
+        .bind(i64::from(case.phase.number()))
+        .bind(case.responsible.id.as_str())
+        .bind(case.next_deadline().map(|d| ts(d.due)))
+        .bind(i64::from(case.long_term))
+        .bind(case.revision as i64)
+        .bind(state)
+        .bind(ts(case.opened_at))
+        .bind(ts(now))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Updates a case row; `expected` is the revision the caller loaded.
+    /// Fails with a conflict if someone else moved it meanwhile.
+    pub async fn update(&mut self, case: &Case, expected: u64, now: DateTime<Utc>) -> Result<(), CaseStoreError> {
+        let state = serde_json::to_string(case).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let done = sqlx::query(
+            "UPDATE cases SET open = $1, phase = $2, responsible = $3, next_due = $4, long_term = $5, revision = $6, \
+             state = $7, updated_at = $8 WHERE number = $9 AND revision = $10",
+        )
+        .bind(i64::from(case.is_open()))
+        .bind(i64::from(case.phase.number()))
+        .bind(case.responsible.id.as_str())
+        .bind(case.next_deadline().map(|d| ts(d.due)))
+        .bind(i64::from(case.long_term))
+        .bind(case.revision as i64)
+        .bind(state)
+        .bind(ts(now))
+        .bind(case.number.as_str())
+        .bind(expected as i64)
+        .execute(&mut *self.tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(CaseStoreError::Conflict(case.number.clone()));
         }
         Ok(())
     }
 
-    /// Queues notices (a key already queued is skipped), adding facts the
-    /// pure machine cannot know, such as evaluation numbers.
-    async fn queue(
-        tx: &mut Transaction<'static, Any>,
-        case: &Case,
-        notices: &[Notice],
+    /// Appends an audit row: who (and in which role, as text), what, when.
+    pub async fn audit(
+        &mut self,
+        case: &str,
+        actor: &str,
+        role: &str,
+        action: &str,
+        detail: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO case_audit (case_number, actor, role, action, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(case)
+        .bind(actor)
+        .bind(role)
+        .bind(action)
+        .bind(detail.to_string())
+        .bind(ts(at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Queues a notice with the facts the renderer needs besides the case
+    /// (`extra`); a key already queued is skipped. Returns 1 if queued.
+    pub async fn queue(
+        &mut self,
+        notice: &Notice,
+        extra: &serde_json::Value,
         now: DateTime<Utc>,
-        lessons_per_day: u32,
-    ) -> Result<u64, CaseStoreError> {
-        let mut n = 0;
-        for notice in notices {
-            let extra = match &notice.kind {
-                NoticeKind::EvaluationDue {
-                    made, evaluation_date, ..
-                } => {
-                    let to = (*evaluation_date).min(school_date_utc(now)).max(*made);
-                    let from = *made - Duration::days((to - *made).num_days() + 1);
-                    // Read inside the transaction: a one-connection SQLite pool
-                    // would otherwise wait for itself.
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {RECORD_SELECT} FROM records WHERE pupil = $1 AND deleted = 0 AND date >= $2 AND date <= $3 ORDER BY date, source, id"
-                    )))
-                    .bind(case.pupil.id.as_str())
-                    .bind(from.to_string())
-                    .bind(to.to_string())
-                    .fetch_all(&mut **tx)
-                    .await?;
-                    let records: Vec<_> = rows.iter().map(record_from_row).collect::<Result<_, _>>()?;
-                    serde_json::json!({ "numbers": compare(&records, *made, to, lessons_per_day) })
-                }
-                _ => serde_json::json!({}),
-            };
-            let done = sqlx::query(
-                "INSERT INTO notifications (key, case_number, recipient, notice, extra, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(notice.key.as_str())
-            .bind(notice.case.as_str())
-            .bind(serde_json::to_string(&notice.recipient).unwrap_or_default())
-            .bind(serde_json::to_string(&notice.kind).unwrap_or_default())
-            .bind(extra.to_string())
-            .bind(ts(now))
-            .execute(&mut **tx)
-            .await?;
-            n += done.rows_affected();
-        }
-        Ok(n)
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO notifications (key, case_number, recipient, notice, extra, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(notice.key.as_str())
+        .bind(notice.case.as_str())
+        .bind(serde_json::to_string(&notice.recipient).unwrap_or_default())
+        .bind(serde_json::to_string(&notice.kind).unwrap_or_default())
+        .bind(extra.to_string())
+        .bind(ts(now))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Writes the rows that mirror what a command added (contact log,
     /// agreements, referrals), so they can be queried without the JSON.
-    async fn mirror(tx: &mut Transaction<'static, Any>, before: &Case, after: &Case) -> Result<(), sqlx::Error> {
+    pub async fn mirror(&mut self, before: &Case, after: &Case) -> Result<(), StoreError> {
         for c in &after.contacts[before.contacts.len().min(after.contacts.len())..] {
             sqlx::query(
                 "INSERT INTO case_contacts (case_number, by_id, by_role, with_whom, at, channel, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -297,7 +283,7 @@ impl Store {
             .bind(ts(c.at))
             .bind(c.channel.norwegian())
             .bind(c.outcome.norwegian())
-            .execute(&mut **tx)
+            .execute(&mut *self.tx)
             .await?;
         }
         for a in &after.agreements[before.agreements.len().min(after.agreements.len())..] {
@@ -310,7 +296,7 @@ impl Store {
             .bind(a.valid_until.to_string())
             .bind(a.evaluation_date.to_string())
             .bind(serde_json::to_string(a).unwrap_or_default())
-            .execute(&mut **tx)
+            .execute(&mut *self.tx)
             .await?;
         }
         for r in &after.referrals[before.referrals.len().min(after.referrals.len())..] {
@@ -323,221 +309,76 @@ impl Store {
             .bind(r.sent.map(|d| d.to_string()))
             .bind(i64::from(r.pedagogisk_rapport))
             .bind(i64::from(r.legeerklaering_needed))
-            .execute(&mut **tx)
+            .execute(&mut *self.tx)
             .await?;
         }
         Ok(())
     }
 
     /// The next case number for `year`: `S-2026-0042`. Opaque, not personal.
-    async fn next_case_number(tx: &mut Transaction<'static, Any>, year: i32) -> Result<String, sqlx::Error> {
+    pub async fn next_case_number(&mut self, year: i32) -> Result<String, StoreError> {
         sqlx::query(
             "INSERT INTO case_numbers (year, last) VALUES ($1, 1) ON CONFLICT (year) DO UPDATE SET last = case_numbers.last + 1",
         )
         .bind(i64::from(year))
-        .execute(&mut **tx)
+        .execute(&mut *self.tx)
         .await?;
         let last: i64 = sqlx::query("SELECT last FROM case_numbers WHERE year = $1")
             .bind(i64::from(year))
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *self.tx)
             .await?
             .try_get(0)?;
         Ok(format!("S-{year}-{last:04}"))
     }
 
-    async fn open_case_row(tx: &mut Transaction<'static, Any>, pupil: &str) -> Result<Option<Case>, StoreError> {
-        sqlx::query("SELECT number, state FROM cases WHERE pupil = $1 AND open = 1")
-            .bind(pupil)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| case_from_row(&r))
-            .transpose()
+    /// A pupil's live records from `from` to `to`, read inside the
+    /// transaction (a one-connection SQLite pool would otherwise wait for
+    /// itself).
+    pub async fn records(
+        &mut self,
+        pupil: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<AbsenceRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RECORD_SELECT} FROM records WHERE pupil = $1 AND deleted = 0 AND date >= $2 AND date <= $3 ORDER BY date, source, id"
+        )))
+        .bind(pupil)
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(record_from_row).collect()
     }
 
-    /// The pupil as a case sees them, from the roster (a pupil missing from
-    /// the roster still gets a case, with the stricter barneskole deadlines).
-    async fn pupil_ref(&self, pupil: &str, school: &str) -> Result<(PupilRef, Option<String>), StoreError> {
-        Ok(match self.pupil_context(pupil).await? {
-            Some(ctx) => (
-                PupilRef {
-                    id: ctx.pupil.id.clone(),
-                    school: ctx.pupil.school.clone(),
-                    initials: ctx.pupil.initials(),
-                    class_name: ctx.class.as_ref().map(|c| c.name.clone()),
-                    level: ctx.pupil.level(),
-                },
-                ctx.contact_teachers.first().map(|t| t.id.clone()),
-            ),
-            None => (
-                PupilRef {
-                    id: pupil.to_string(),
-                    school: school.to_string(),
-                    initials: "–".into(),
-                    class_name: None,
-                    level: Level::Barneskole,
-                },
-                None,
-            ),
-        })
+    /// Sets a meta value (such as a cursor) in this transaction.
+    pub async fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(super::META_UPSERT)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
-    /// Feeds new finding events into cases: opens a case for a pupil without
-    /// an open one, and updates open cases. Keeps its own cursor; each event
-    /// is handled in one transaction with the cursor, so a crash repeats
-    /// nothing and loses nothing.
-    pub async fn sync_cases(&self, config: &CaseConfig, now: DateTime<Utc>) -> Result<SyncStats, CaseStoreError> {
-        let mut stats = SyncStats::default();
-        loop {
-            let cursor: i64 = self.meta(CURSOR_KEY).await?.and_then(|s| s.parse().ok()).unwrap_or(0);
-            let events = self.finding_events_after(cursor, SYNC_BATCH).await?;
-            if events.is_empty() {
-                return Ok(stats);
-            }
-            for (seq, change) in events {
-                stats.events += 1;
-                let f = change.finding();
-                let event = FindingEvent {
-                    change: match change {
-                        FindingChange::Opened { .. } => FindingChangeKind::Opened,
-                        FindingChange::Updated { .. } => FindingChangeKind::Updated,
-                        FindingChange::Cleared { .. } => FindingChangeKind::Cleared,
-                    },
-                    criterion: f.criterion.clone(),
-                    tentative: f.is_tentative(),
-                };
-                let pupil = self.pupil_ref(&f.pupil, &f.school).await?;
-                let mut tx = self.begin_write().await?;
-                let detail = serde_json::json!({ "criterion": f.criterion, "rule": f.rule, "seq": seq });
-                match Self::open_case_row(&mut tx, &f.pupil).await? {
-                    Some(mut case) => {
-                        let before = case.revision;
-                        let notices = on_finding(&mut case, &event, now, config);
-                        if case.revision != before {
-                            Self::save_case(&mut tx, &case, Some(before), now).await?;
-                            let action = format!("finding:{}", change_name(event.change));
-                            audit(&mut tx, &case.number, &system(), &action, &detail, now).await?;
-                            stats.changed += 1;
-                        }
-                        stats.notices += Self::queue(&mut tx, &case, &notices, now, config.lessons_per_day).await?;
-                    }
-                    None if event.change != FindingChangeKind::Cleared => {
-                        let (pref, teacher) = pupil;
-                        let number = Self::next_case_number(&mut tx, school_date_utc(now).year()).await?;
-                        let escalate = escalation_party(config, &pref.school);
-                        let (case, notices) = open_case(&number, pref, teacher, escalate, &event, now, config);
-                        Self::save_case(&mut tx, &case, None, now).await?;
-                        audit(&mut tx, &number, &system(), "open", &detail, now).await?;
-                        stats.opened += 1;
-                        stats.notices += Self::queue(&mut tx, &case, &notices, now, config.lessons_per_day).await?;
-                    }
-                    None => {}
-                }
-                sqlx::query(super::META_UPSERT)
-                    .bind(CURSOR_KEY)
-                    .bind(seq.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-            }
-        }
+    /// Commits everything.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
     }
+}
 
-    /// Applies a person's step to a case; the refusal, if any, says why.
-    pub async fn apply_case_command(
-        &self,
-        number: &str,
-        actor: &Party,
-        command: &Command,
-        now: DateTime<Utc>,
-        config: &CaseConfig,
-    ) -> Result<(Case, Vec<Notice>), CaseStoreError> {
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT number, state FROM cases WHERE number = $1")
-            .bind(number)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| CaseStoreError::NotFound(number.to_string()))?;
-        let before = case_from_row(&row)?;
-        let mut case = before.clone();
-        let detail = serde_json::to_value(command).unwrap_or_default();
-        let notices = match apply(&mut case, actor, command, now, config) {
-            Ok(n) => n,
-            Err(e) => {
-                // A refused attempt is part of the story too.
-                audit(
-                    &mut tx,
-                    number,
-                    actor,
-                    &format!("refused:{}", command.name()),
-                    &serde_json::json!({ "why": e.to_string() }),
-                    now,
-                )
-                .await?;
-                tx.commit().await?;
-                return Err(e.into());
-            }
-        };
-        Self::save_case(&mut tx, &case, Some(before.revision), now).await?;
-        Self::mirror(&mut tx, &before, &case).await?;
-        audit(&mut tx, number, actor, command.name(), &detail, now).await?;
-        Self::queue(&mut tx, &case, &notices, now, config.lessons_per_day).await?;
-        tx.commit().await?;
-        tracing::info!(case = number, command = command.name(), "case changed");
-        Ok((case, notices))
-    }
-
-    /// Moves the clock for every open case: reminders, escalations,
-    /// reviews, long-term marking. Returns the notices queued.
-    pub async fn tick_cases(&self, config: &CaseConfig, now: DateTime<Utc>) -> Result<Vec<Notice>, CaseStoreError> {
-        let numbers: Vec<String> = sqlx::query("SELECT number FROM cases WHERE open = 1 ORDER BY number")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
-        let mut all = Vec::new();
-        for number in numbers {
-            let mut tx = self.begin_write().await?;
-            let Some(row) = sqlx::query("SELECT number, state FROM cases WHERE number = $1 AND open = 1")
-                .bind(number.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-            else {
-                continue;
-            };
-            let mut case = case_from_row(&row)?;
-            let before = case.revision;
-            let notices = tick(&mut case, now, config);
-            if case.revision != before {
-                Self::save_case(&mut tx, &case, Some(before), now).await?;
-                let keys: Vec<&str> = notices.iter().map(|n| n.key.as_str()).collect();
-                audit(
-                    &mut tx,
-                    &number,
-                    &system(),
-                    "tick",
-                    &serde_json::json!({ "notices": keys }),
-                    now,
-                )
-                .await?;
-                Self::queue(&mut tx, &case, &notices, now, config.lessons_per_day).await?;
-            }
-            tx.commit().await?;
-            all.extend(notices);
-        }
-        Ok(all)
-    }
-
+impl Store {
     /// Reads one case, and logs the read.
     pub async fn read_case(&self, number: &str, reader: &Party, now: DateTime<Utc>) -> Result<Case, CaseStoreError> {
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT number, state FROM cases WHERE number = $1")
-            .bind(number)
-            .fetch_optional(&mut *tx)
+        let mut tx = self.begin_cases().await?;
+        let case = tx
+            .case(number)
             .await?
             .ok_or_else(|| CaseStoreError::NotFound(number.to_string()))?;
-        let case = case_from_row(&row)?;
-        audit(&mut tx, number, reader, "read", &serde_json::json!({}), now).await?;
+        let role = role_text(reader.role);
+        tx.audit(number, &reader.id, &role, "read", &serde_json::json!({}), now)
+            .await?;
         tx.commit().await?;
         Ok(case)
     }
@@ -552,12 +393,25 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<CaseSummary>, CaseStoreError> {
         let cases = self.cases_raw(school, all).await?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_cases().await?;
+        let role = role_text(reader.role);
         for c in &cases {
-            audit(&mut tx, &c.number, reader, "list", &serde_json::json!({}), now).await?;
+            tx.audit(&c.number, &reader.id, &role, "list", &serde_json::json!({}), now)
+                .await?;
         }
         tx.commit().await?;
         Ok(cases.iter().map(CaseSummary::of).collect())
+    }
+
+    /// Logs that `reader` listed `cases` (one `list` row each).
+    pub async fn list_cases_as(&self, cases: &[Case], reader: &Party, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.begin_cases().await?;
+        let role = role_text(reader.role);
+        for c in cases {
+            tx.audit(&c.number, &reader.id, &role, "list", &serde_json::json!({}), now)
+                .await?;
+        }
+        tx.commit().await
     }
 
     /// Cases without audit, for digests computed by tilstede itself.
@@ -693,40 +547,5 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    /// Before/after numbers for a case's newest agreement, up to `today`.
-    pub async fn agreement_numbers(
-        &self,
-        case: &Case,
-        now: DateTime<Utc>,
-        lessons_per_day: u32,
-    ) -> Result<Option<Comparison>, StoreError> {
-        let Some(NoticeKind::EvaluationDue {
-            made, evaluation_date, ..
-        }) = evaluation_prompt(case).or_else(|| {
-            case.current_agreement().map(|a| NoticeKind::EvaluationDue {
-                agreement: a.number,
-                made: school_date_utc(a.made_at),
-                evaluation_date: a.evaluation_date,
-            })
-        })
-        else {
-            return Ok(None);
-        };
-        let to = evaluation_date.min(school_date_utc(now)).max(made);
-        let len = (to - made).num_days() + 1;
-        let records = self
-            .pupil_records(&case.pupil.id, made - Duration::days(len), to)
-            .await?;
-        Ok(Some(compare(&records, made, to, lessons_per_day)))
-    }
-}
-
-fn change_name(c: FindingChangeKind) -> &'static str {
-    match c {
-        FindingChangeKind::Opened => "opened",
-        FindingChangeKind::Updated => "updated",
-        FindingChangeKind::Cleared => "cleared",
     }
 }

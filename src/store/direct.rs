@@ -543,5 +543,7 @@ fn record_values<'a>(
         ToSqlOutput::Owned(Value::Null),
         extensions_ref.map_or(ToSqlOutput::Owned(Value::Null), int),
         text(stamp),
+        opt_text(r.subject.as_deref()),
+        r.period.map_or(ToSqlOutput::Owned(Value::Null), |p| int(i64::from(p))),
     ]
 }

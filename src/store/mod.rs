@@ -4,6 +4,7 @@
 //! Placeholders are always `$N` (SQLite accepts them too), booleans are stored
 //! as integers and dates as `YYYY-MM-DD` text, so both backends decode alike.
 
+mod archive;
 mod cases;
 mod chat;
 mod direct;
@@ -16,7 +17,8 @@ mod retention;
 mod roster;
 mod sync;
 
-pub use cases::{AuditEntry, CaseStoreError, CaseSummary, QueuedNotification, SyncStats};
+pub use archive::{ArchiveCounts, ArchiveEntry, ArchiveProblem, ArchiveState, NewArchiveEntry};
+pub use cases::{AuditEntry, CaseStoreError, CaseSummary, CaseTx, QueuedNotification, role_text};
 pub use chat::{CardText, Claim, RoomPlan};
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
@@ -59,7 +61,7 @@ pub enum StoreError {
     /// The database was written by a newer tilstede.
     #[error("lageret har skjemaversjon {found}, men denne versjonen av tilstede kjenner bare til {known}")]
     TooNew {
-        /// Highest migration in the database.
+        /// A migration in the database that this binary does not know.
         found: i64,
         /// Highest migration this binary has.
         known: i64,
@@ -121,9 +123,19 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/postgres/0010_extension_sets.sql"),
     ),
     (
+        11,
+        include_str!("migrations/sqlite/0011_subject_period.sql"),
+        include_str!("migrations/postgres/0011_subject_period.sql"),
+    ),
+    (
         20,
         include_str!("migrations/sqlite/0020_push_guard.sql"),
         include_str!("migrations/postgres/0020_push_guard.sql"),
+    ),
+    (
+        50,
+        include_str!("migrations/sqlite/0050_archive_outbox.sql"),
+        include_str!("migrations/postgres/0050_archive_outbox.sql"),
     ),
 ];
 
@@ -241,16 +253,20 @@ impl Store {
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
             )
             .await?;
-        let current: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM schema_migrations")
-            .fetch_one(&self.pool)
+        // Every migration this binary has and the database lacks is applied,
+        // not only those above the highest applied: migrations are numbered
+        // in ranges per area and may land out of order.
+        let applied: std::collections::BTreeSet<i64> = sqlx::query("SELECT version FROM schema_migrations")
+            .fetch_all(&self.pool)
             .await?
-            .try_get("v")?;
-        let current = current.unwrap_or(0);
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
         let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-        if current > known {
-            return Err(StoreError::TooNew { found: current, known });
+        if let Some(&found) = applied.iter().find(|v| !MIGRATIONS.iter().any(|m| m.0 == **v)) {
+            return Err(StoreError::TooNew { found, known });
         }
-        for &(version, sqlite, postgres) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        for &(version, sqlite, postgres) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
             let sql = match self.backend {
                 Backend::Sqlite => sqlite,
                 Backend::Postgres => postgres,

@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 /// Columns bound per record in the upsert.
-pub(super) const RECORD_COLUMNS: usize = 15;
+pub(super) const RECORD_COLUMNS: usize = 17;
 /// Records per INSERT statement: far below SQLite's 32766 parameters, large
 /// enough that per-statement overhead vanishes.
 const ROWS_PER_STATEMENT: usize = 400;
@@ -119,12 +119,14 @@ pub(super) fn upsert_sql(backend: Backend, rows: usize, returning: bool) -> Stri
         "reason",
         "extensions",
         "extensions_ref",
+        "subject",
+        "period",
     ]
     .iter()
     .map(|c| keep(c))
     .collect();
     format!(
-        "INSERT INTO records (source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted, extensions, extensions_ref, updated_at) \
+        "INSERT INTO records (source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted, extensions, extensions_ref, updated_at, subject, period) \
          VALUES {} \
          ON CONFLICT (source, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted, \
          updated_at = excluded.updated_at, {} \
@@ -421,7 +423,9 @@ pub(super) async fn write_batch(
                 .bind(i64::from(r.deleted))
                 .bind(extensions)
                 .bind(extensions_ref)
-                .bind(stamp.as_str());
+                .bind(stamp.as_str())
+                .bind(r.subject.as_deref())
+                .bind(r.period.map(i64::from));
         }
         for row in q.fetch_all(&mut **tx).await? {
             changed += 1;
@@ -595,12 +599,14 @@ impl Store {
 }
 
 /// The columns [`record_from_row`] reads (from `records`, unaliased): the
-/// extensions from the row or from the set it refers to.
+/// subject and period, and the extensions from the row or from the set it
+/// refers to.
 pub(super) const RECORD_SELECT: &str = "source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted, \
-     COALESCE(extensions, (SELECT json FROM record_extensions WHERE record_extensions.id = records.extensions_ref))";
+     subject, period, COALESCE(extensions, (SELECT json FROM record_extensions WHERE record_extensions.id = records.extensions_ref))";
 
-/// The columns the rule engine needs: [`RECORD_SELECT`] without the
-/// extensions, which rules never read and which cost a JSON parse per row.
+/// The columns the rule engine needs: [`RECORD_SELECT`] without subject,
+/// period and the extensions, which rules never read (the extensions cost a
+/// JSON parse per row).
 pub(super) const RECORD_EVAL_SELECT: &str =
     "source, id, version, pupil, school, date, kind, lessons, minutes, validity, reason, deleted";
 
@@ -685,8 +691,8 @@ impl Columns for rusqlite::Row<'_> {
     }
 }
 
-/// Reads a record by position in the order of [`RECORD_SELECT`]; the
-/// extensions only when asked for (they are last).
+/// Reads a record by position in the order of [`RECORD_SELECT`]; subject,
+/// period and the extensions only when asked for (they are last).
 pub(super) fn record_from_columns(row: &impl Columns, with_extensions: bool) -> Result<AbsenceRecord, StoreError> {
     // By position: looking columns up by name costs more than the decoding
     // on large reads.
@@ -709,7 +715,18 @@ pub(super) fn record_from_columns(row: &impl Columns, with_extensions: bool) -> 
         r.map(|r| Reason::parse(r).ok_or_else(|| corrupt("reason", r)))
             .transpose()
     })??;
-    let extensions = if with_extensions { row.opt_text(12)? } else { None };
+    let (subject, period, extensions) = if with_extensions {
+        let period = row.opt_int(13)?;
+        (
+            row.opt_text(12)?,
+            period
+                .map(|p| u8::try_from(p).map_err(|_| corrupt("period", &p.to_string())))
+                .transpose()?,
+            row.opt_text(14)?,
+        )
+    } else {
+        (None, None, None)
+    };
     let extensions = match extensions {
         None => Default::default(),
         Some(s) => match serde_json::from_str(&s) {
@@ -734,6 +751,8 @@ pub(super) fn record_from_columns(row: &impl Columns, with_extensions: bool) -> 
         validity,
         reason,
         deleted: deleted != 0,
+        subject,
+        period,
         extensions,
     })
 }

@@ -347,6 +347,26 @@ fn profile(rng: &mut ChaCha8Rng) -> Profile {
     p
 }
 
+/// Subjects of the synthetic timetable.
+const SUBJECTS: [&str; 8] = ["NOR", "MAT", "ENG", "NAT", "SAF", "KRLE", "KHV", "KRO"];
+
+/// Lessons in a synthetic school day.
+const LESSONS_PER_DAY: u32 = 6;
+
+/// Where missed lessons fall in the day: the first lesson (from a digest of
+/// pupil and day, so the random stream of the year is not disturbed) and,
+/// for a single lesson, its subject in a timetable by weekday and lesson.
+fn lesson_slot(pupil: &str, date: NaiveDate, lessons: u32) -> (Option<String>, Option<u8>) {
+    let h = crate::adapters::edfi::fnv1a32(format!("{pupil}{date}").as_bytes());
+    let starts = LESSONS_PER_DAY.saturating_sub(lessons) + 1;
+    let period = 1 + h % starts.max(1);
+    let subject = (lessons == 1).then(|| {
+        let slot = date.weekday().num_days_from_monday() * 3 + period;
+        SUBJECTS[slot as usize % SUBJECTS.len()].to_string()
+    });
+    (subject, u8::try_from(period).ok())
+}
+
 fn pupil_year(rng: &mut ChaCha8Rng, pupil: &Pupil, days: &[NaiveDate], source: &str) -> Vec<AbsenceRecord> {
     let p = profile(rng);
     let mut out = Vec::new();
@@ -365,6 +385,10 @@ fn pupil_year(rng: &mut ChaCha8Rng, pupil: &Pupil, days: &[NaiveDate], source: &
         };
         let mut push =
             |kind: Kind, lessons: u32, minutes: Option<u32>, (validity, reason): (Validity, Option<Reason>)| {
+                let (subject, period) = match kind {
+                    Kind::Lesson => lesson_slot(&pupil.id, date, lessons),
+                    _ => (None, None),
+                };
                 out.push(AbsenceRecord {
                     source: source.to_string(),
                     id: format!("{}-{}-{}", pupil.id, date.format("%Y%m%d"), kind.as_str()),
@@ -378,6 +402,8 @@ fn pupil_year(rng: &mut ChaCha8Rng, pupil: &Pupil, days: &[NaiveDate], source: &
                     validity,
                     reason,
                     deleted: false,
+                    subject,
+                    period,
                     extensions: Default::default(),
                 });
             };

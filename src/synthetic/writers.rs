@@ -9,27 +9,56 @@ use std::io::{self, Write};
 /// Lessons per school day assumed when writing part-day Ed-Fi events.
 pub const EDFI_LESSONS_PER_DAY: u32 = 6;
 
-/// Writes an Ed-Fi 5.x InterchangeStudentAttendance document, streaming.
+/// The Ed-Fi namespace of the interchange written.
+pub const EDFI_NAMESPACE: &str = "http://ed-fi.org/5.2.0";
+
+/// The SchoolId (an `xs:long` in Ed-Fi) a school id is written as: the id
+/// itself when it is a number, else its trailing digits (`skole-03` → `3`),
+/// else a stable number from a digest of it.
+pub fn edfi_school_id(school: &str) -> String {
+    if !school.is_empty() && school.bytes().all(|b| b.is_ascii_digit()) {
+        return school.to_string();
+    }
+    let digits: String = school
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    match digits.parse::<u64>() {
+        Ok(n) => n.to_string(),
+        Err(_) => u64::from(crate::adapters::edfi::fnv1a32(school.as_bytes())).to_string(),
+    }
+}
+
+/// Writes an Ed-Fi Data Standard 5.2 InterchangeStudentAttendance document,
+/// streaming, in the shape `Interchange-StudentAttendance.xsd` defines (a
+/// test validates it with xmllint). A single lesson with a subject is a
+/// StudentSectionAttendanceEvent (the subject is the course, the lesson its
+/// class period); everything else a StudentSchoolAttendanceEvent.
 pub struct EdfiXmlWriter<W: Write> {
     out: W,
-    school_year: i32,
+    /// SchoolYearType, e.g. `2025-2026`.
+    school_year: String,
 }
 
 impl<W: Write> EdfiXmlWriter<W> {
-    /// Starts the document. `school_year` is the Ed-Fi SchoolYear (the
-    /// calendar year the school year ends in).
+    /// Starts the document. `school_year` is the calendar year the school
+    /// year ends in.
     pub fn new(mut out: W, school_year: i32) -> io::Result<EdfiXmlWriter<W>> {
         writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
-        writeln!(
+        writeln!(out, r#"<InterchangeStudentAttendance xmlns="{EDFI_NAMESPACE}">"#)?;
+        Ok(EdfiXmlWriter {
             out,
-            r#"<InterchangeStudentAttendance xmlns="http://ed-fi.org/5.0.0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#
-        )?;
-        Ok(EdfiXmlWriter { out, school_year })
+            school_year: format!("{}-{school_year}", school_year - 1),
+        })
     }
 
-    /// Writes one record as a StudentSchoolAttendanceEvent. Lesson records
-    /// become part-day events (lessons / 6 days), so they read back as the
-    /// same number of lessons.
+    /// Writes one record. Lesson records of several lessons become part-day
+    /// events (lessons / 6 days, two decimals as the schema allows), so they
+    /// read back as the same number of lessons.
     pub fn record(&mut self, r: &AbsenceRecord) -> io::Result<()> {
         let category = match (r.kind, r.validity) {
             (Kind::Late, _) => "Tardy",
@@ -38,51 +67,79 @@ impl<W: Write> EdfiXmlWriter<W> {
             // Ed-Fi has no "not yet classified"; the routine counts it as invalid.
             (_, Validity::Invalid | Validity::Unclassified) => "Unexcused Absence",
         };
-        let w = &mut self.out;
-        writeln!(w, "  <StudentSchoolAttendanceEvent>")?;
-        writeln!(
-            w,
-            "    <AttendanceEventCategoryDescriptor>uri://ed-fi.org/AttendanceEventCategoryDescriptor#{category}</AttendanceEventCategoryDescriptor>"
-        )?;
-        writeln!(w, "    <EventDate>{}</EventDate>", r.date)?;
-        if matches!(r.reason, Some(Reason::Leave)) {
-            writeln!(w, "    <AttendanceEventReason>Permisjon</AttendanceEventReason>")?;
-        }
-        match r.kind {
-            Kind::Day => writeln!(w, "    <EventDuration>1</EventDuration>")?,
-            Kind::Lesson => writeln!(
-                w,
-                "    <EventDuration>{:.4}</EventDuration>",
-                f64::from(r.lessons.min(EDFI_LESSONS_PER_DAY)) / f64::from(EDFI_LESSONS_PER_DAY)
-            )?,
-            Kind::Late => {
-                if let Some(m) = r.minutes {
-                    writeln!(w, "    <SchoolAttendanceDuration>{m}</SchoolAttendanceDuration>")?;
-                }
-            }
-            Kind::Left => {}
-        }
         let pupil = escape(&r.pupil);
-        let school = escape(&r.school);
-        let session = if r.date.format("%m").to_string().as_str() >= "08" {
+        let school_id = edfi_school_id(&r.school);
+        let school = format!(
+            "<SchoolReference><SchoolIdentity><SchoolId>{school_id}</SchoolId></SchoolIdentity></SchoolReference>"
+        );
+        let session_name = if r.date.format("%m").to_string().as_str() >= "08" {
             "Høst"
         } else {
             "Vår"
         };
+        let session = format!(
+            "<SessionReference><SessionIdentity><SessionName>{session_name}</SessionName><SchoolYear>{}</SchoolYear>{school}</SessionIdentity></SessionReference>",
+            self.school_year
+        );
+        let section = match (&r.subject, r.kind, r.lessons) {
+            (Some(subject), Kind::Lesson, 1) => Some(escape(subject)),
+            _ => None,
+        };
+        let w = &mut self.out;
+        let element = if section.is_some() {
+            "StudentSectionAttendanceEvent"
+        } else {
+            "StudentSchoolAttendanceEvent"
+        };
+        writeln!(w, "  <{element}>")?;
+        write!(
+            w,
+            "    <AttendanceEvent><EventDate>{}</EventDate><AttendanceEventCategory>uri://ed-fi.org/AttendanceEventCategoryDescriptor#{category}</AttendanceEventCategory>",
+            r.date
+        )?;
+        if matches!(r.reason, Some(Reason::Leave)) {
+            write!(w, "<AttendanceEventReason>Permisjon</AttendanceEventReason>")?;
+        }
+        match (r.kind, &section) {
+            (Kind::Day, _) => write!(w, "<EventDuration>1</EventDuration>")?,
+            (Kind::Lesson, None) => write!(
+                w,
+                "<EventDuration>{:.2}</EventDuration>",
+                f64::from(r.lessons.min(EDFI_LESSONS_PER_DAY)) / f64::from(EDFI_LESSONS_PER_DAY)
+            )?,
+            _ => {}
+        }
+        writeln!(w, "</AttendanceEvent>")?;
         writeln!(
             w,
             "    <StudentReference><StudentIdentity><StudentUniqueId>{pupil}</StudentUniqueId></StudentIdentity></StudentReference>"
         )?;
-        writeln!(
-            w,
-            "    <SchoolReference><SchoolIdentity><SchoolId>{school}</SchoolId></SchoolIdentity></SchoolReference>"
-        )?;
-        writeln!(
-            w,
-            "    <SessionReference><SessionIdentity><SchoolYear>{}</SchoolYear><SessionName>{session}</SessionName><SchoolReference><SchoolIdentity><SchoolId>{school}</SchoolId></SchoolIdentity></SchoolReference></SessionIdentity></SessionReference>",
-            self.school_year
-        )?;
-        writeln!(w, "  </StudentSchoolAttendanceEvent>")
+        match &section {
+            Some(subject) => {
+                writeln!(
+                    w,
+                    "    <SectionReference><SectionIdentity><SectionIdentifier>{subject}-{school_id}</SectionIdentifier><CourseOfferingReference><CourseOfferingIdentity><LocalCourseCode>{subject}</LocalCourseCode>{school}{session}</CourseOfferingIdentity></CourseOfferingReference></SectionIdentity></SectionReference>"
+                )?;
+                if let Some(p) = r.period {
+                    writeln!(
+                        w,
+                        "    <ClassPeriodReference><ClassPeriodIdentity>{school}<ClassPeriodName>{p}. time</ClassPeriodName></ClassPeriodIdentity></ClassPeriodReference>"
+                    )?;
+                }
+            }
+            None => {
+                writeln!(w, "    {school}")?;
+                writeln!(w, "    {session}")?;
+                if let (Kind::Late, Some(m)) = (r.kind, r.minutes) {
+                    writeln!(
+                        w,
+                        "    <SchoolAttendanceDuration>{}</SchoolAttendanceDuration>",
+                        m.min(1440)
+                    )?;
+                }
+            }
+        }
+        writeln!(w, "  </{element}>")
     }
 
     /// Ends the document and returns the writer.
@@ -153,7 +210,7 @@ impl<W: Write> SifXmlWriter<W> {
         writeln!(w, "    <SchoolInfoRefId>{school}</SchoolInfoRefId>")?;
         writeln!(w, "    <Date>{}</Date>", r.date)?;
         if period {
-            writeln!(w, "    <TimetablePeriod>1</TimetablePeriod>")?;
+            writeln!(w, "    <TimetablePeriod>{}</TimetablePeriod>", r.period.unwrap_or(1))?;
         }
         writeln!(w, "    <AttendanceCode><Code>{code}</Code></AttendanceCode>")?;
         if let Some(s) = status {

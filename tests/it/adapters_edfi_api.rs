@@ -258,11 +258,11 @@ async fn a_pull_replaces_what_an_earlier_file_import_stored() {
     std::fs::write(
         &file,
         r#"<?xml version="1.0" encoding="UTF-8"?>
-<InterchangeStudentAttendance xmlns="http://ed-fi.org/5.0.0">
+<InterchangeStudentAttendance xmlns="http://ed-fi.org/5.2.0">
   <StudentSchoolAttendanceEvent>
-    <AttendanceEventCategoryDescriptor>uri://ed-fi.org/AttendanceEventCategoryDescriptor#Unexcused Absence</AttendanceEventCategoryDescriptor>
-    <EventDate>2026-03-02</EventDate>
-    <EventDuration>1.0</EventDuration>
+    <AttendanceEvent><EventDate>2026-03-02</EventDate>
+    <AttendanceEventCategory>uri://ed-fi.org/AttendanceEventCategoryDescriptor#Unexcused Absence</AttendanceEventCategory>
+    <EventDuration>1.0</EventDuration></AttendanceEvent>
     <StudentReference><StudentIdentity><StudentUniqueId>elev-0</StudentUniqueId></StudentIdentity></StudentReference>
     <SchoolReference><SchoolIdentity><SchoolId>255901001</SchoolId></SchoolIdentity></SchoolReference>
     <SessionReference><SessionIdentity><SchoolYear>2026</SchoolYear><SessionName>2025-2026 Vår</SessionName><SchoolReference><SchoolIdentity><SchoolId>255901001</SchoolId></SchoolIdentity></SchoolReference></SessionIdentity></SessionReference>

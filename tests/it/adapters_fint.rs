@@ -46,7 +46,30 @@ async fn fint_sync_pages_recovers_and_continues_from_its_timestamp() {
     let profile = Profile::load("fint").unwrap();
     let r = sync(&client, &settings, &profile, &store, "fint").await.unwrap();
     assert_eq!((r.pages, r.stats.received, r.stats.changed), (3, 245, 245), "{r:?}");
+    assert_eq!(r.presence, 5, "{r:?}");
     assert_eq!(store.record_count().await.unwrap(), (245, 0));
+    // The pupil comes from Elevfravar → Elevforhold, each fetched once per run:
+    // 25 Elevfravar, 25 Elevforhold and one Faggruppe.
+    {
+        let s = server.state.lock().unwrap();
+        let mut distinct = s.related_served.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(
+            (s.related_served.len(), distinct.len()),
+            (51, 51),
+            "{:?}",
+            s.related_served
+        );
+    }
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 3).unwrap();
+    let stored = store.pupil_records("EF-0", day, day).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(
+        (stored[0].school.as_str(), stored[0].subject.as_deref()),
+        ("4321", Some("MAT"))
+    );
+    assert_eq!(stored[0].extensions["undervisningsgruppe"], "8A");
     let cursor: i64 = store
         .sync_cursor("fint", CURSOR_STREAM)
         .await

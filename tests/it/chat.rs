@@ -134,7 +134,7 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
             ressursteam: Vec::new(),
         },
     );
-    let synced = store.sync_cases(&cases, now).await.unwrap();
+    let synced = tilstede::workflow::sync_cases(&store, &cases, now).await.unwrap();
     assert_eq!(synced.opened, 1);
 
     let config = MatrixConfig {
@@ -220,7 +220,7 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
 
     // Listing and showing are reads, and audited as such.
     let root = Some(card.event_id.as_str());
-    let list = ask(&ola, &bot_user, &room, "!saker", None, "1 åpne saker").await;
+    let list = ask(&ola, &bot_user, &room, "!saker", None, "1 åpen sak:").await;
     assert!(
         list.body.contains(&format!("{number} – E.H. (5B) – fase 3")),
         "{}",
@@ -259,17 +259,63 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
     .await;
     let measure = format!("!tiltak {number} 5 foresatte {due} Følger til skolen");
     ask(&ola, &bot_user, &room, &measure, root, "Registrert").await;
-    ask(&ola, &bot_user, &room, &format!("!avtale {number}"), root, "1/4").await;
-    ask(&ola, &bot_user, &room, "Eleven møter hver dag", root, "2/4").await;
-    ask(&ola, &bot_user, &room, "Første time hver dag; 2", root, "3/4").await;
-    ask(&ola, &bot_user, &room, "Hjemmebesøk med helsesykepleier", root, "4/4").await;
-    ask(&ola, &bot_user, &room, "avdelingsleder", root, "Skriv «ja»").await;
+    // Mapping in chat: a risk comes back with small measures for its box.
+    let risk = format!("!kartlegg {number} voksne risiko Ingen fast voksen om morgenen");
+    ask(
+        &ola,
+        &bot_user,
+        &room,
+        &risk,
+        root,
+        "Forslag til små tiltak i «Relasjon til voksne på skolen»",
+    )
+    .await;
+    let view = format!("!elevsyn {number} deltok=ja Vil ha en fast voksen i døra");
+    ask(&ola, &bot_user, &room, &view, root, "Registrert").await;
+    ask(&ola, &bot_user, &room, &format!("!avtale {number}"), root, "1/5").await;
+    ask(&ola, &bot_user, &room, "Eleven møter hver dag", root, "2/5").await;
+    ask(&ola, &bot_user, &room, "Første time hver dag; 2", root, "3/5").await;
+    ask(&ola, &bot_user, &room, "Hjemmebesøk med helsesykepleier", root, "4/5").await;
+    ask(&ola, &bot_user, &room, "avdelingsleder", root, "5/5").await;
+    ask(
+        &ola,
+        &bot_user,
+        &room,
+        "Vil ha en fast voksen å gå til",
+        root,
+        "Skriv «ja»",
+    )
+    .await;
     let saved = format!("Registrert i sak {number} (lage samarbeidsavtale");
     ask(&ola, &bot_user, &room, "ja", root, &saved).await;
     ola.wait_for("the samarbeidsavtale in the thread", |m| {
         m.thread_root.as_deref() == root
             && m.body.starts_with("SAMARBEIDSAVTALE")
             && m.body.contains("Første time hver dag")
+            && m.body.contains("Ingen fast voksen om morgenen")
+    })
+    .await;
+    // The meeting is recorded as held: the referat, filled from what was
+    // recorded, goes in the thread.
+    let local = Utc::now().with_timezone(&chrono_tz::Europe::Oslo);
+    let meeting = format!(
+        "!møte {number} {} {} sted=«Møterom 2»",
+        local.format("%Y-%m-%d"),
+        local.format("%H:%M")
+    );
+    ask(&ola, &bot_user, &room, &meeting, root, "Registrert").await;
+    ola.wait_for("the agenda with the set date", |m| {
+        m.thread_root.as_deref() == root && m.body.starts_with("DAGSORDEN") && m.body.contains("Møterom 2")
+    })
+    .await;
+    let present = format!("!deltakere {number} elev foresatt avdelingsleder");
+    ask(&ola, &bot_user, &room, &present, root, "Registrert").await;
+    ask(&ola, &bot_user, &room, &format!("!holdt {number}"), root, "Registrert").await;
+    ola.wait_for("the referat in the thread", |m| {
+        m.thread_root.as_deref() == root
+            && m.body.starts_with("REFERAT")
+            && m.body.contains("Vil ha en fast voksen i døra")
+            && m.body.contains("Følger til skolen")
     })
     .await;
 
@@ -277,6 +323,14 @@ async fn a_case_runs_in_chat_from_the_card_to_the_coordinator_accepting() {
     ask(&ola, &bot_user, &room, &format!("!fase {number} 4"), root, "Fase 4").await;
     let evil = format!("!koordinator {number} @x:evil.example bup");
     ask(&ola, &bot_user, &room, &evil, root, "«evil.example» er ikke godkjent").await;
+    // A refused command is audited like an accepted one.
+    let audit = store.case_audit(&number).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "refused:propose-handoff" && a.actor == "al-1" && a.detail.contains("evil.example")),
+        "{audit:?}"
+    );
     let handoff = format!("!koordinator {number} {} bup", bup.user_id);
     ask(&ola, &bot_user, &room, &handoff, root, "kryptert saksrom").await;
     let before = store.case_state(&number).await.unwrap().unwrap();
@@ -374,7 +428,16 @@ fn the_demo_runs_and_writes_a_transcript() {
     let python = crate::synapse::python();
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
-        .args(["demo", "--exit", "--pupils", "60", "--schools", "1", "--dir"])
+        .args([
+            "demo",
+            "--exit",
+            "--no-wait",
+            "--pupils",
+            "60",
+            "--schools",
+            "1",
+            "--dir",
+        ])
         .arg(dir.path())
         .env("TILSTEDE_SYNAPSE_PYTHON", python)
         .output()
@@ -440,7 +503,7 @@ async fn relay_outbox_and_digests_on_both_backends() {
                 ressursteam: Vec::new(),
             },
         );
-        store.sync_cases(&cases, now).await.unwrap();
+        tilstede::workflow::sync_cases(&store, &cases, now).await.unwrap();
         let config = MatrixConfig {
             homeserver: "http://127.0.0.1:1".into(),
             user: "@tilstede:kommune.test".into(),
@@ -482,7 +545,7 @@ async fn relay_outbox_and_digests_on_both_backends() {
             };
             store.ingest(&[record], &[]).await.unwrap();
             store.refresh_findings(&rules, today).await.unwrap();
-            store.sync_cases(&cases, now).await.unwrap();
+            tilstede::workflow::sync_cases(&store, &cases, now).await.unwrap();
             chat.relay(now).await.unwrap();
         }
         let alerts: Vec<_> = store

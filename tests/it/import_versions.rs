@@ -12,11 +12,11 @@ use tilstede::store::{FindingChange, Store};
 fn event(pupil: &str, school: &str, date: &str, category: &str, duration: Option<&str>) -> String {
     format!(
         "<StudentSchoolAttendanceEvent>\
-<AttendanceEventCategoryDescriptor>uri://ed-fi.org/AttendanceEventCategoryDescriptor#{category}</AttendanceEventCategoryDescriptor>\
-<EventDate>{date}</EventDate>{}\
+<AttendanceEvent><EventDate>{date}</EventDate>\
+<AttendanceEventCategory>uri://ed-fi.org/AttendanceEventCategoryDescriptor#{category}</AttendanceEventCategory>{}</AttendanceEvent>\
 <StudentReference><StudentIdentity><StudentUniqueId>{pupil}</StudentUniqueId></StudentIdentity></StudentReference>\
 <SchoolReference><SchoolIdentity><SchoolId>{school}</SchoolId></SchoolIdentity></SchoolReference>\
-<SessionReference><SessionIdentity><SchoolYear>2026</SchoolYear><SessionName>Vår</SessionName></SessionIdentity></SessionReference>\
+<SessionReference><SessionIdentity><SessionName>Vår</SessionName><SchoolYear>2025-2026</SchoolYear></SessionIdentity></SessionReference>\
 </StudentSchoolAttendanceEvent>\n",
         duration
             .map(|d| format!("<EventDuration>{d}</EventDuration>"))

@@ -556,3 +556,149 @@ async fn stock_rate_limits_are_honoured() {
             .unwrap();
     assert!(limited > 0, "no 429 was seen under stock limits");
 }
+
+/// Issue 15: history readable by people who arrive later. The member has no
+/// device while ten cases open; then logs in on a new device with an
+/// independent client (matrix-nio) and must decrypt every card, thread
+/// message and card edit posted before. With matrix-sdk encrypting the posts
+/// every one of them was undecryptable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_on_a_new_device_reads_every_card_and_thread_posted_before_it_existed() {
+    let server = shared();
+    let (member, password) = register(server, "nykommer").await;
+    let t = start_bot(server, std::slice::from_ref(&member), &[]).await;
+    t.bot.ensure_rooms().await.unwrap();
+    let key = school_room("sk-01");
+    for n in 1..=10 {
+        let case = format!("2026-{n:04}");
+        let card = format!("Sak {case} · E.N. 5A · fase 1");
+        let prompt = format!("Sak {case}: kontakt foresatte innen fredag.");
+        let edit = format!("Sak {case} · E.N. 5A · fase 2");
+        t.bot.enqueue(&case_card(&key, &case, &card, &card, &[])).await.unwrap();
+        t.bot
+            .enqueue(&case_thread(&key, &case, &prompt, &prompt, &[]))
+            .await
+            .unwrap();
+        t.bot
+            .enqueue(&case_card_update(&key, &case, &edit, &edit, &[]))
+            .await
+            .unwrap();
+    }
+    t.bot.flush(Duration::from_secs(120)).await.unwrap();
+    assert_eq!(t.store.outbox_counts().await.unwrap().pending, 0);
+    // The bot syncs (and so notices the new device) while the reader reads.
+    let _tasks = t.bot.spawn();
+    let report = crate::synapse::nio_read(&server.url(), &member, &password, 30, Duration::from_secs(90)).await;
+    assert_eq!(report.undecryptable(), 0, "{}", report.summary());
+    let from_bot = |rel: Option<&str>| {
+        report
+            .messages_with(rel)
+            .into_iter()
+            .filter(|e| e.sender == t.config.user)
+            .count()
+    };
+    assert_eq!(from_bot(None), 10, "cards: {}", report.summary());
+    assert_eq!(from_bot(Some("m.thread")), 10, "thread messages: {}", report.summary());
+    assert_eq!(from_bot(Some("m.replace")), 10, "card edits: {}", report.summary());
+    // Each thread message hangs on its own case's card.
+    let cards: std::collections::HashMap<&str, &str> = report
+        .messages_with(None)
+        .into_iter()
+        .map(|e| (e.event_id.as_str(), e.body.as_deref().unwrap_or_default()))
+        .collect();
+    for e in report.messages_with(Some("m.thread")) {
+        let root = cards[e.relates_to.as_deref().unwrap()];
+        let case = &e.body.as_deref().unwrap()[4..13];
+        assert!(root.contains(case), "{case} in the thread of «{root}»");
+    }
+    // All of it is the bot's notices in the one ressursteam room.
+    let room = room_id(&t.store, &key).await;
+    assert!(
+        report.decrypted().iter().all(|e| e.room == room),
+        "{}",
+        report.summary()
+    );
+    assert!(
+        report
+            .messages_with(None)
+            .iter()
+            .all(|e| e.msgtype.as_deref() == Some("m.notice"))
+    );
+    assert!(t.bot.room_key_sessions().unwrap() >= 1);
+}
+
+/// Issue 15, the newcomer path: the demo runs with `--exit --no-wait`; after
+/// the first cases opened, the printed user logs in on a new device with the
+/// independent client, and reads cards and threads with nothing
+/// undecryptable. Document types are counted by the first line of the thread
+/// messages, so later demos (the whole routine) can assert on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_user_logging_in_after_the_first_cases_reads_everything() {
+    use std::io::BufRead;
+    let python = crate::synapse::python();
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
+        .args(["demo", "--exit", "--no-wait", "--dir"])
+        .arg(dir.path())
+        .env("TILSTEDE_SYNAPSE_PYTHON", python)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = demo.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push(line);
+        }
+        all
+    });
+    let field = |line: &str, name: &str| line.trim().strip_prefix(name).map(|v| v.trim().to_string());
+    let (mut server, mut user, mut password) = (None, None, None);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the demo opened no case in time");
+        server = server.or(field(&line, "tjener:"));
+        user = user.or(field(&line, "bruker:"));
+        password = password.or(field(&line, "passord:"));
+        let open = line
+            .rsplit_once("åpne saker: ")
+            .and_then(|(_, n)| n.trim().parse::<usize>().ok());
+        if open.is_some_and(|n| n > 0) {
+            break;
+        }
+    }
+    let (server, user, password) = (server.unwrap(), user.unwrap(), password.unwrap());
+    let report = crate::synapse::nio_read(&server, &user, &password, 1, Duration::from_secs(120)).await;
+    let status = tokio::task::spawn_blocking(move || demo.wait()).await.unwrap().unwrap();
+    let output = reader.join().unwrap();
+    assert!(status.success(), "the demo failed: {}", output.join("\n"));
+    assert_eq!(report.undecryptable(), 0, "{}", report.summary());
+    let cards = report.messages_with(None);
+    let thread = report.messages_with(Some("m.thread"));
+    assert!(!cards.is_empty(), "no card: {}", report.summary());
+    assert!(!thread.is_empty(), "no thread message: {}", report.summary());
+    let mut kinds: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for e in &thread {
+        let first = e.body.as_deref().unwrap_or_default().lines().next().unwrap_or_default();
+        let kind: String = first
+            .split([':', '(', '·'])
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        *kinds.entry(kind).or_default() += 1;
+    }
+    // The closing note of issue 15 asks for these numbers.
+    println!(
+        "nykommer (matrix-nio): {} dekryptert, {} ikke dekrypterbare; {} saksinfo, {} i tråder, {} endringer; typer i trådene: {kinds:?}",
+        report.decrypted().len(),
+        report.undecryptable(),
+        cards.len(),
+        thread.len(),
+        report.messages_with(Some("m.replace")).len(),
+    );
+}

@@ -309,3 +309,140 @@ impl Person {
         seen.into_iter().find(|s| pred(s)).unwrap()
     }
 }
+
+/// The interpreter of the matrix-nio virtualenv, the independent client the
+/// tests read with: `TILSTEDE_NIO_PYTHON`, else what `scripts/nio` installs
+/// (it is idempotent). Under CI a missing client is a failure, not a skip.
+pub fn nio_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("TILSTEDE_NIO_PYTHON").map(PathBuf::from)
+        && p.exists()
+    {
+        return p;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/nio");
+    let out = std::process::Command::new(script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run scripts/nio");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !out.status.success() || !path.exists() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!(
+                "matrix-nio is missing: CI must read the rooms with an independent client (scripts/test installs it)"
+            );
+        }
+        panic!("scripts/nio failed: {}", out.status);
+    }
+    path
+}
+
+/// What the independent client saw: every encrypted event in the rooms the
+/// user is in, decrypted or not (see tests/nio/reader.py).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct NioReport {
+    /// The new device the reader logged in as.
+    pub device_id: String,
+    /// The rooms it read.
+    pub rooms: Vec<String>,
+    /// The encrypted events, oldest first per room.
+    pub events: Vec<NioEvent>,
+}
+
+/// One encrypted event as the independent client saw it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct NioEvent {
+    /// Room id.
+    pub room: String,
+    /// Event id.
+    pub event_id: String,
+    /// Sender.
+    pub sender: String,
+    /// Whether this device could decrypt it.
+    pub decrypted: bool,
+    /// The decrypted event type.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// The message type.
+    #[serde(default)]
+    pub msgtype: Option<String>,
+    /// The relation type (`m.thread`, `m.replace`, `m.annotation`).
+    #[serde(default)]
+    pub rel: Option<String>,
+    /// The event it relates to.
+    #[serde(default)]
+    pub relates_to: Option<String>,
+    /// The plain body.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+impl NioReport {
+    /// Events the reader decrypted.
+    pub fn decrypted(&self) -> Vec<&NioEvent> {
+        self.events.iter().filter(|e| e.decrypted).collect()
+    }
+
+    /// How many events it could not decrypt.
+    pub fn undecryptable(&self) -> usize {
+        self.events.iter().filter(|e| !e.decrypted).count()
+    }
+
+    /// Decrypted messages with relation `rel` (`None`: top-level messages).
+    pub fn messages_with(&self, rel: Option<&str>) -> Vec<&NioEvent> {
+        self.decrypted()
+            .into_iter()
+            .filter(|e| e.kind.as_deref() == Some("m.room.message") && e.rel.as_deref() == rel)
+            .collect()
+    }
+
+    /// A one-line summary for failure messages and notes.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} dekryptert, {} ikke dekrypterbare, i {} rom (enhet {})",
+            self.decrypted().len(),
+            self.undecryptable(),
+            self.rooms.len(),
+            self.device_id
+        )
+    }
+}
+
+/// Logs in as `user` on a NEW device with matrix-nio, joins what it is
+/// invited to and reads every room's history, retrying until nothing is
+/// undecryptable and at least `min_decrypted` events decrypted, or `wait`.
+pub async fn nio_read(server_url: &str, user: &str, password: &str, min_decrypted: usize, wait: Duration) -> NioReport {
+    let python = nio_python();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nio/reader.py");
+    let args = vec![
+        script.to_string(),
+        server_url.to_string(),
+        user.to_string(),
+        "-".to_string(),
+        "--wait".to_string(),
+        wait.as_secs().to_string(),
+        "--min-decrypted".to_string(),
+        min_decrypted.to_string(),
+    ];
+    let password = password.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(&args)
+            .env("NIO_PASSWORD", password)
+            .output()
+            .expect("run tests/nio/reader.py")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "reader.py failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "reader.py printed no report ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}

@@ -1,8 +1,15 @@
 //! A fake FINT API on 127.0.0.1:0: OAuth2 password grant at `/oauth/token`
 //! and `utdanning/vurdering/fravarsregistrering` as HAL JSON with size/offset
 //! paging and `sinceTimeStamp`. 500s and 429s are queued by the test.
+//!
+//! The resources have the shape of FINT's information model 3.21: a
+//! Fravarsregistrering links `elevfravar`, `faggruppe`,
+//! `undervisningsgruppe`, `registrertAv` and `fravarstype` (not the pupil);
+//! `Elevfravar` links `elevforhold`, `Elevforhold` links `skole`, and
+//! `Faggruppe` links `fag`. Elevfravar `EFR-{x}` belongs to Elevforhold `{x}`
+//! at school 4321; Faggruppe `{fag}-{group}` teaches fag `{fag}`.
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,6 +30,8 @@ pub struct FintState {
     pub tokens_issued: u32,
     /// Query strings of answered data requests.
     pub served: Vec<String>,
+    /// Paths of the related resources served (Elevfravar, Elevforhold, Faggruppe).
+    pub related_served: Vec<String>,
 }
 
 /// A running fake.
@@ -81,27 +90,77 @@ async fn registrations(
     .into_response()
 }
 
+/// The host FINT names in its links (the client follows them on its own server).
+const HOST: &str = "https://api.felleskomponent.no";
+
+fn link(path: String) -> Value {
+    json!([{"href": format!("{HOST}{path}")}])
+}
+
+/// One related resource: `kind` is its collection, `id` its systemId.
+async fn related(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((area, kind, id)): Path<(String, String, String)>,
+) -> Response {
+    let mut s = s.lock().unwrap();
+    if !super::bearer_starts_with(&headers, "fint-") {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    s.related_served.push(format!("/utdanning/{area}/{kind}/systemid/{id}"));
+    let system_id = json!({"identifikatorverdi": id});
+    let body = match (area.as_str(), kind.as_str()) {
+        ("vurdering", "elevfravar") => match id.strip_prefix("EFR-") {
+            Some(elevforhold) => json!({"systemId": system_id, "_links": {
+                "self": link(format!("/utdanning/vurdering/elevfravar/systemid/{id}")),
+                "elevforhold": link(format!("/utdanning/elev/elevforhold/systemid/{elevforhold}")),
+            }}),
+            None => return StatusCode::NOT_FOUND.into_response(),
+        },
+        ("elev", "elevforhold") => json!({"systemId": system_id, "hovedskole": true, "_links": {
+            "self": link(format!("/utdanning/elev/elevforhold/systemid/{id}")),
+            "skole": link("/utdanning/utdanningsprogram/skole/skolenummer/4321".into()),
+            "elevfravar": link(format!("/utdanning/vurdering/elevfravar/systemid/EFR-{id}")),
+        }}),
+        ("timeplan", "faggruppe") => {
+            let fag = id.split('-').next().unwrap_or_default();
+            json!({"systemId": system_id, "navn": format!("{fag} {id}"), "_links": {
+                "self": link(format!("/utdanning/timeplan/faggruppe/systemid/{id}")),
+                "fag": link(format!("/utdanning/timeplan/fag/systemid/{fag}")),
+            }})
+        }
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    Json(body).into_response()
+}
+
 /// Starts the fake.
 pub async fn start(state: FintState) -> FakeFint {
     let shared: Shared = Arc::new(Mutex::new(state));
     let app = Router::new()
         .route("/oauth/token", post(token))
         .route("/utdanning/vurdering/fravarsregistrering", get(registrations))
+        .route("/utdanning/{area}/{kind}/systemid/{id}", get(related))
         .with_state(shared.clone());
     let addr = super::serve(app).await;
     FakeFint { addr, state: shared }
 }
 
-/// A fravarsregistrering as FINT serves it.
+/// A fravarsregistrering as FINT serves it, for the pupil whose
+/// Elevforhold is `pupil`, in the MAT lesson of group 8A.
 pub fn registration(id: &str, pupil: &str, day: u32, code: &str, on_diploma: bool) -> Value {
     json!({
         "systemId": {"identifikatorverdi": id},
         "periode": {"start": format!("2026-03-{day:02}T08:15:00+01:00"), "slutt": format!("2026-03-{day:02}T09:45:00+01:00")},
         "foresPaVitnemal": on_diploma,
+        "kommentar": "Fritekst som aldri skal leses",
         "_links": {
-            "elevforhold": [{"href": format!("https://fint.example/utdanning/elev/elevforhold/systemid/{pupil}")}],
-            "skole": [{"href": "https://fint.example/utdanning/utdanningsprogram/skole/skolenummer/4321"}],
-            "fravarstype": [{"href": format!("https://fint.example/utdanning/kodeverk/fravarstype/systemid/{code}")}]
+            "self": link(format!("/utdanning/vurdering/fravarsregistrering/systemid/{id}")),
+            "elevfravar": link(format!("/utdanning/vurdering/elevfravar/systemid/EFR-{pupil}")),
+            "faggruppe": link("/utdanning/timeplan/faggruppe/systemid/MAT-8A".into()),
+            "undervisningsgruppe": link("/utdanning/timeplan/undervisningsgruppe/systemid/8A".into()),
+            "registrertAv": link("/utdanning/elev/skoleressurs/systemid/L-1".into()),
+            "fravarstype": link(format!("/utdanning/kodeverk/fravarstype/systemid/{code}"))
         }
     })
 }

@@ -1,5 +1,7 @@
 //! Fake source servers speaking the real protocols over loopback.
 
+pub mod archive;
+
 pub mod edfi;
 
 pub mod fint;
