@@ -6,7 +6,32 @@
 
 use crate::adapters::{Parsed, Rejected};
 use crate::domain::AbsenceRecord;
+use crate::domain::plausibility::{self, Bounds};
 use crate::store::{IngestStats, QuarantineEntry, Store, StoreError};
+
+/// The plausibility hook of the ingest path: a record outside `bounds` on
+/// the school day `today` goes to quarantine with its field named (located
+/// by its source and id), never to the store.
+pub fn screen(r: AbsenceRecord, bounds: &Bounds, today: chrono::NaiveDate) -> Parsed {
+    match plausibility::check(&r, bounds, today) {
+        Ok(()) => Parsed::Record(r),
+        Err(e) => Parsed::Rejected(Rejected {
+            source: Some(r.source.clone()),
+            location: format!(
+                "{}/{}",
+                plausibility::printable(&r.source),
+                plausibility::printable(&r.id)
+            ),
+            reason: e.to_string(),
+            raw: r.to_json_line(),
+        }),
+    }
+}
+
+/// Today's school day, for [`screen`].
+fn today() -> chrono::NaiveDate {
+    crate::domain::dates::school_date_utc(chrono::Utc::now())
+}
 
 /// Items per transaction.
 pub const BATCH: usize = 10_000;
@@ -58,8 +83,12 @@ where
     let mut totals = IngestStats::default();
     let mut records = Vec::with_capacity(BATCH);
     let mut rejected: Vec<QuarantineEntry> = Vec::new();
+    let (bounds, today) = (Bounds::default(), today());
     for item in items {
-        match item {
+        match item.map(|p| match p {
+            Parsed::Record(r) => screen(r, &bounds, today),
+            other => other,
+        }) {
             Ok(Parsed::Record(r)) => records.push(r),
             Ok(Parsed::Rejected(q)) => rejected.push(quarantine_entry(q)),
             Ok(Parsed::Skipped(_)) => continue,
@@ -116,8 +145,12 @@ where
     let parser = tokio::task::spawn_blocking(move || {
         let mut records = Vec::with_capacity(PARALLEL_BATCH);
         let mut rejected = Vec::new();
+        let (bounds, today) = (Bounds::default(), today());
         for item in items {
-            match item {
+            match item.map(|p| match p {
+                Parsed::Record(r) => screen(r, &bounds, today),
+                other => other,
+            }) {
                 Ok(Parsed::Record(r)) => records.push(r),
                 Ok(Parsed::Rejected(q)) => rejected.push(quarantine_entry(q)),
                 Ok(Parsed::Skipped(_)) => continue,
@@ -262,6 +295,38 @@ mod tests {
             r#"{{"source":"{source}","id":"x","version":1,"pupil":"p","school":"{school}","date":"{date}","kind":"day","validity":"invalid"}}"#
         ))
         .unwrap()
+    }
+
+    /// File imports pass through the same plausibility bounds as pushes.
+    #[tokio::test]
+    async fn implausible_records_are_quarantined_on_import() {
+        let store = Store::open(":memory:").await.unwrap();
+        let day = today();
+        let lines = [
+            format!(r#"{{"source":"a","id":"ok","pupil":"p","school":"s","date":"{day}","kind":"day"}}"#),
+            format!(
+                r#"{{"source":"a","id":"many","pupil":"p","school":"s","date":"{day}","kind":"lesson","lessons":4294967295}}"#
+            ),
+            r#"{"source":"a","id":"far","pupil":"p","school":"s","date":"9999-12-31","kind":"day"}"#.to_string(),
+        ]
+        .join("\n");
+        let items = crate::adapters::jsonl::JsonlReader::new(lines.as_bytes(), "f.jsonl");
+        let stats = ingest(&store, items, |_| {}).await.unwrap();
+        assert_eq!((stats.received, stats.quarantined), (1, 2));
+        let q = store.quarantined(10).await.unwrap();
+        let mut reasons: Vec<(&str, &str)> = q
+            .iter()
+            .map(|r| (r.entry.location.as_str(), r.entry.reason.as_str()))
+            .collect();
+        reasons.sort();
+        assert_eq!(reasons[0].0, "a/far");
+        assert!(reasons[0].1.contains("«date»"), "{reasons:?}");
+        assert_eq!(reasons[1].0, "a/many");
+        assert!(reasons[1].1.contains("«lessons»"), "{reasons:?}");
+        let lines = lines.into_bytes();
+        let items = crate::adapters::jsonl::JsonlReader::new(std::io::Cursor::new(lines), "f.jsonl");
+        let stats = ingest_parallel(&store, items, |_| {}).await.unwrap();
+        assert_eq!((stats.received, stats.quarantined), (1, 2));
     }
 
     #[test]

@@ -96,7 +96,14 @@ pub async fn start(config: Config, listen: Option<std::net::SocketAddr>) -> Resu
     })
 }
 
-/// Refreshes findings whenever records change, and every minute.
+/// The shortest time from one refresh to the next. While pushes keep
+/// arriving, a refresh after every one of them would hold the store's
+/// writer most of the time; a moment's wait lets one refresh take every
+/// pupil changed meanwhile.
+const REFRESH_GAP: Duration = Duration::from_millis(500);
+
+/// Refreshes findings whenever records change (at most every
+/// [`REFRESH_GAP`]), and every minute.
 async fn evaluate_loop(state: AppState, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(REFRESH_EVERY);
     loop {
@@ -120,6 +127,10 @@ async fn evaluate_loop(state: AppState, mut stopped: watch::Receiver<bool>) {
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "refreshing findings failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(REFRESH_GAP) => {}
+            _ = stopped.wait_for(|s| *s) => break,
         }
     }
 }

@@ -162,8 +162,7 @@ fn secret(path: &str, env: Option<&str>, file: Option<&str>) -> Result<String, C
     match crate::config::secret(path, &env, &file, std::path::Path::new(""), true) {
         Ok(Some(s)) => Ok(s.expose().to_string()),
         Ok(None) => Err(invalid(path, "mangler")),
-        Err(crate::config::ConfigError::Invalid { path, message }) => Err(invalid(path, message)),
-        Err(other) => Err(invalid(path, other.to_string())),
+        Err(d) => Err(invalid(d.path, d.message)),
     }
 }
 

@@ -113,9 +113,12 @@ pub fn deleted_event_from_json(v: &Value, scope: EventScope) -> Option<EdfiEvent
 /// (see `run_version`): later runs carry newer data, so it must rise.
 pub fn map_page(items: &[Value], scope: EventScope, m: &EdfiMapping, location: &str, version: u32) -> Vec<Parsed> {
     super::map_json_items(items, &m.source, location, |v| {
-        event_from_json(v, scope)
-            .to_record(m)
-            .map(|r| r.map(|r| AbsenceRecord { version, ..r }))
+        event_from_json(v, scope).to_record(m).map(|r| {
+            r.map(|r| AbsenceRecord {
+                version: version.into(),
+                ..r
+            })
+        })
     })
 }
 
@@ -128,7 +131,7 @@ pub fn map_deletes(items: &[Value], scope: EventScope, m: &EdfiMapping, location
             Some(e) if e.student.is_some() && e.date.is_some() => Parsed::Record(AbsenceRecord {
                 source: m.source.clone(),
                 id: e.record_id(),
-                version,
+                version: version.into(),
                 pupil: String::new(),
                 school: String::new(),
                 date: chrono::NaiveDate::MIN,

@@ -50,7 +50,7 @@ pub fn parse_line(text: &str, location: String, default_source: Option<&str>) ->
             raw: text.to_string(),
         })
     };
-    let mut value: serde_json::Value = match serde_json::from_str(text) {
+    let mut value: serde_json::Value = match crate::domain::plausibility::json_without_duplicate_keys(text) {
         Ok(v) => v,
         Err(e) => return reject(RecordError::Json(e.to_string()).to_string(), None),
     };

@@ -93,7 +93,7 @@ pub fn map_fields(p: &Profile, f: &dyn Fields, noun: &str) -> Result<Option<Abse
     let removed = AbsenceRecord {
         source: p.source.clone(),
         id,
-        version,
+        version: version.into(),
         pupil: need(&c.pupil)?.into_owned(),
         school: need(&c.school)?.into_owned(),
         date,

@@ -67,7 +67,10 @@ pub(crate) async fn commit(
             Parsed::Record(r) => {
                 report.deleted += u64::from(r.deleted);
                 records.push(match version {
-                    Some(version) => AbsenceRecord { version, ..r },
+                    Some(version) => AbsenceRecord {
+                        version: version.into(),
+                        ..r
+                    },
                     None => r,
                 });
             }

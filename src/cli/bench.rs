@@ -39,6 +39,9 @@ pub enum BenchCommand {
         /// Records per request.
         #[arg(long, default_value_t = 500)]
         per_request: usize,
+        /// Slow clients holding connections while `/healthz` is measured.
+        #[arg(long, default_value_t = 1000)]
+        slow_clients: usize,
     },
     /// Ed-Fi XML ende til ende (les → normaliser → lagre → vurder) ved siden av en ren XML-skanning.
     Ingest(super::bench_ingest::IngestArgs),
@@ -101,7 +104,8 @@ pub async fn run(what: BenchCommand) -> Result<ExitCode> {
             clients,
             records,
             per_request,
-        } => super::bench_http::run(clients, records, per_request).await,
+            slow_clients,
+        } => super::bench_http::run(clients, records, per_request, slow_clients).await,
         BenchCommand::Ingest(args) => super::bench_ingest::run(args).await,
         BenchCommand::Matrix { messages } => super::bench_matrix::run(messages).await,
         BenchCommand::MatrixLoad { prompts, rooms, limits } => {

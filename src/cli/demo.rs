@@ -136,7 +136,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         store.close().await;
     }
     std::fs::write(dir.join("bot.passord"), &bot_password)?;
-    std::fs::write(dir.join("skolesystem.token"), "demo-token")?;
+    // A fresh token each run: the config check refuses short ones.
+    let push_token = hex::encode(rand::random::<[u8; 32]>());
+    std::fs::write(dir.join("skolesystem.token"), &push_token)?;
     // The demo user leads every school, so every case is theirs to follow.
     let mut cases = tilstede::cases::config::PRESETS
         .iter()
@@ -157,7 +159,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     std::fs::write(dir.join("saker.toml"), cases)?;
     let config_text = format!(
-        "# Laget av `tilstede demo`.\nstore = \"tilstede.db\"\nrules = \"baerum\"\ncases = \"saker.toml\"\n\n[sources.skolesystem]\ntoken_file = \"skolesystem.token\"\n\n{matrix}"
+        "# Laget av `tilstede demo`.\nstore = \"tilstede.db\"\nrules = \"baerum\"\ncases = \"saker.toml\"\n\n[sources.skolesystem]\nschools = [\"*\"]\ntoken_file = \"skolesystem.token\"\n\n{matrix}"
     );
     let config_path = dir.join("tilstede.toml");
     std::fs::write(&config_path, &config_text)?;
@@ -207,7 +209,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         let body: String = week.iter().map(|r| r.to_json_line() + "\n").collect();
         let answer = http
             .post(format!("{url}/api/v1/sources/skolesystem/records"))
-            .bearer_auth("demo-token")
+            .bearer_auth(&push_token)
             .header("content-type", "application/x-ndjson")
             .body(body)
             .send()

@@ -409,6 +409,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 );
                 Ok(ExitCode::SUCCESS)
             }
+            Err(tilstede::config::ConfigError::Invalid(problems)) => {
+                // Every problem, one per line, so all can be fixed at once.
+                for d in problems.iter() {
+                    eprintln!(
+                        "{}: {}",
+                        path.display(),
+                        tilstede::domain::plausibility::printable_text(&d.to_string())
+                    );
+                }
+                eprintln!("{} feil i {}", problems.len(), path.display());
+                Ok(ExitCode::from(2))
+            }
             Err(e) => {
                 eprintln!("{}: {e}", path.display());
                 Ok(ExitCode::from(2))

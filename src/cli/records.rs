@@ -1,5 +1,6 @@
 //! `evaluate`, `import`, `findings`, `quarantine` and `gen`.
 
+// Ids come from outside: control characters are shown, never obeyed.
 use super::{Format, GenFormat};
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
@@ -12,6 +13,7 @@ use tilstede::adapters::jsonl::JsonlReader;
 use tilstede::adapters::{ParseCounts, Parsed, Rejected};
 use tilstede::domain::Finding;
 use tilstede::domain::dates::norwegian;
+use tilstede::domain::plausibility::printable;
 use tilstede::rules::{RuleSet, evaluate as evaluate_records};
 use tilstede::store::Store;
 
@@ -28,7 +30,7 @@ fn open(path: &Path) -> Result<(Box<dyn BufRead + Send>, Option<u64>)> {
 }
 
 fn report_reject(q: &Rejected) {
-    eprintln!("{}: {}", q.location, q.reason);
+    eprintln!("{}: {}", printable(&q.location), printable(&q.reason));
 }
 
 /// `tilstede evaluate`: pure, no store.
@@ -69,12 +71,12 @@ fn print_findings(findings: &[Finding], format: Format) -> Result<()> {
                 writeln!(
                     out,
                     "{} ({})  {}  {}–{}\n  {}\n  grunnlag: {}{}",
-                    f.pupil,
-                    f.school,
+                    printable(&f.pupil),
+                    printable(&f.school),
                     f.criterion,
                     norwegian(f.window.from),
                     norwegian(f.window.to),
-                    f.explanation,
+                    printable(&f.explanation),
                     shorten(&f.evidence),
                     if f.unclassified.is_empty() {
                         String::new()
@@ -88,12 +90,13 @@ fn print_findings(findings: &[Finding], format: Format) -> Result<()> {
     Ok(())
 }
 
-/// At most five ids, then how many there are.
+/// At most five ids, then how many there are; safe for a terminal.
 fn shorten(ids: &[String]) -> String {
+    let shown: Vec<_> = ids.iter().take(5).map(|id| printable(id)).collect();
     if ids.len() <= 5 {
-        ids.join(", ")
+        shown.join(", ")
     } else {
-        format!("{} … ({} i alt)", ids[..5].join(", "), ids.len())
+        format!("{} … ({} i alt)", shown.join(", "), ids.len())
     }
 }
 
@@ -215,7 +218,7 @@ pub async fn import(
             match &mut item {
                 Ok(Parsed::Record(r)) => {
                     if let Some(stamp) = stamp {
-                        r.version = stamp;
+                        r.version = stamp.into();
                     }
                     if let Ok(mut c) = seen.lock() {
                         c.add(r);
@@ -315,7 +318,13 @@ pub async fn quarantine(store: &str, limit: i64, format: Format) -> Result<ExitC
         Format::Text => {
             println!("{} i karantene totalt", store.quarantine_count().await?);
             for r in rows {
-                println!("#{} {}  {}: {}", r.seq, r.received_at, r.entry.location, r.entry.reason);
+                println!(
+                    "#{} {}  {}: {}",
+                    r.seq,
+                    r.received_at,
+                    printable(&r.entry.location),
+                    printable(&r.entry.reason)
+                );
             }
         }
     }

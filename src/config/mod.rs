@@ -4,14 +4,27 @@
 //! Secrets never live in the TOML: it names environment variables or files
 //! that hold them (`token_env = "…"` or `token_file = "…"`).
 
+pub mod diagnostic;
 pub mod toml;
 
-use crate::rules::{RuleSet, RulesError};
+pub use diagnostic::{Diagnostic, Diagnostics};
+
+use crate::domain::plausibility::{Bounds, MAX_VERSION};
+use crate::rules::RuleSet;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The shortest bearer token or HMAC key accepted, in bytes: 256 bits, so
+/// that guessing is hopeless (`openssl rand -hex 32` makes one).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The tables whose entries are read one by one, so that a typo in one
+/// source or user does not hide the errors of the others.
+const SECTIONS: &[&str] = &["sources", "http.users"];
 
 /// Why a configuration was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -25,38 +38,38 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The TOML does not fit the expected shape.
-    #[error(transparent)]
-    Toml(#[from] toml::TomlError),
-    /// A setting has an impossible value.
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The TOML path.
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The rule set could not be used.
-    #[error("rules: {0}")]
-    Rules(#[from] RulesError),
+    /// One or more settings are wrong: all of them, each with its TOML path.
+    #[error("{0}")]
+    Invalid(Diagnostics),
 }
 
 impl ConfigError {
-    /// The TOML path at fault, when there is one.
+    /// The TOML path of the first problem, when there is one.
     pub fn path(&self) -> Option<&str> {
         match self {
-            ConfigError::Toml(e) => Some(&e.path),
-            ConfigError::Invalid { path, .. } => Some(path),
-            ConfigError::Rules(_) => Some("rules"),
+            ConfigError::Invalid(d) => d.iter().next().map(|d| d.path.as_str()),
             ConfigError::Read { .. } => None,
+        }
+    }
+
+    /// Every problem found (empty when the file could not be read).
+    pub fn diagnostics(&self) -> Vec<&Diagnostic> {
+        match self {
+            ConfigError::Invalid(d) => d.iter().collect(),
+            ConfigError::Read { .. } => Vec::new(),
         }
     }
 }
 
-fn invalid(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        path: path.into(),
-        message: message.into(),
+impl From<Diagnostics> for ConfigError {
+    fn from(d: Diagnostics) -> ConfigError {
+        ConfigError::Invalid(d)
+    }
+}
+
+impl From<toml::TomlError> for ConfigError {
+    fn from(e: toml::TomlError) -> ConfigError {
+        ConfigError::Invalid(Diagnostic::from(e).into())
     }
 }
 
@@ -82,6 +95,9 @@ pub struct RawConfig {
     /// Sources that push or are pulled, by id.
     #[serde(default)]
     pub sources: BTreeMap<String, RawSource>,
+    /// Bounds a record must stay within to be accepted.
+    #[serde(default)]
+    pub plausibility: Option<RawPlausibility>,
     /// A directory of template overrides (files named like the built-in
     /// templates, e.g. `samarbeidsavtale.md.j2`).
     #[serde(default)]
@@ -98,9 +114,26 @@ pub struct RawHttp {
     /// Address to listen on (default `127.0.0.1:8080`).
     #[serde(default)]
     pub listen: Option<String>,
-    /// Largest accepted request body in bytes (default 16 MiB).
+    /// Largest accepted push body in bytes (default 16 MiB); a source may
+    /// set its own.
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
+    /// Most open connections (default 4096); more are closed at once.
+    #[serde(default)]
+    pub max_connections: Option<u64>,
+    /// Seconds a client has to send a request's headers, and the longest a
+    /// kept-alive connection may sit idle (default 10).
+    #[serde(default)]
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds a client has to send a request's body (default 60).
+    #[serde(default)]
+    pub body_timeout_seconds: Option<u64>,
+    /// Seconds a whole request may take, body and storing included (default 120).
+    #[serde(default)]
+    pub request_timeout_seconds: Option<u64>,
+    /// Threads that parse pushed bodies at once (default: the number of CPU cores).
+    #[serde(default)]
+    pub parse_workers: Option<u64>,
     /// Users of the read API, by name.
     #[serde(default)]
     pub users: BTreeMap<String, RawUser>,
@@ -116,9 +149,10 @@ pub struct RawUser {
     /// File holding the user's bearer token.
     #[serde(default)]
     pub token_file: Option<String>,
-    /// Schools the user may read; empty means every school.
+    /// Schools the user may read (required): school ids, or `["*"]` for
+    /// every school.
     #[serde(default)]
-    pub schools: Vec<String>,
+    pub schools: Option<Vec<String>>,
 }
 
 /// A source of absence data.
@@ -128,6 +162,10 @@ pub struct RawSource {
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
+    /// Schools the source may write (required): school ids, or `["*"]` for
+    /// every school.
+    #[serde(default)]
+    pub schools: Option<Vec<String>>,
     /// Environment variable holding the bearer token for pushes.
     #[serde(default)]
     pub token_env: Option<String>,
@@ -140,6 +178,13 @@ pub struct RawSource {
     /// File holding the HMAC-SHA256 key for signed pushes.
     #[serde(default)]
     pub hmac_secret_file: Option<String>,
+    /// Largest push body from this source, in bytes (default `http.max_body_bytes`).
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+    /// Pushes from this source handled at once (default 4); more are
+    /// answered 429 with Retry-After.
+    #[serde(default)]
+    pub max_concurrent: Option<u64>,
     /// The vendor profile for CSV pushes (`text/csv`), e.g. `flyt` or `vis`.
     #[serde(default)]
     pub profile: Option<String>,
@@ -149,6 +194,27 @@ pub struct RawSource {
     /// Seconds between pulls (default 300).
     #[serde(default)]
     pub pull_every_seconds: Option<u64>,
+}
+
+/// Plausibility bounds (see [`Bounds`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlausibility {
+    /// Most lessons in one record (default 16).
+    #[serde(default)]
+    pub max_lessons: Option<u32>,
+    /// Most minutes of one late arrival (default 600).
+    #[serde(default)]
+    pub max_minutes: Option<u32>,
+    /// Oldest date accepted, in days before today (default 1098).
+    #[serde(default)]
+    pub days_back: Option<u32>,
+    /// Latest date accepted, in days after today (default 366).
+    #[serde(default)]
+    pub days_ahead: Option<u32>,
+    /// Highest version accepted (default and at most 2^53).
+    #[serde(default)]
+    pub max_version: Option<u64>,
 }
 
 /// A secret value; never printed.
@@ -173,6 +239,65 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Which schools a read user may read or a source may write. There is no
+/// "empty means all": every list is given, and "all" is said explicitly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schools {
+    /// Every school (`schools = ["*"]`).
+    All,
+    /// Only these.
+    Only(BTreeSet<String>),
+}
+
+impl Schools {
+    /// Whether `school` is among them.
+    pub fn allows(&self, school: &str) -> bool {
+        match self {
+            Schools::All => true,
+            Schools::Only(list) => list.contains(school),
+        }
+    }
+
+    /// The listed schools (`None` for all).
+    pub fn listed(&self) -> Option<&BTreeSet<String>> {
+        match self {
+            Schools::All => None,
+            Schools::Only(list) => Some(list),
+        }
+    }
+
+    /// Reads a `schools` setting at `path`.
+    fn parse(path: &str, list: Option<&[String]>) -> Result<Schools, Diagnostic> {
+        let hint = "list skolene (skole-id-er), eller [\"*\"] for alle skoler";
+        let Some(list) = list else {
+            return Err(Diagnostic::new(path, format!("mangler: {hint}")));
+        };
+        if list.is_empty() {
+            return Err(Diagnostic::new(
+                path,
+                format!("en tom liste gir ingen tilgang og er trolig en feil: {hint}"),
+            ));
+        }
+        if list.iter().any(|s| s == "*") {
+            return if list.len() == 1 {
+                Ok(Schools::All)
+            } else {
+                Err(Diagnostic::new(path, "«*» betyr alle skoler og står alene i listen"))
+            };
+        }
+        if let Some(bad) = list
+            .iter()
+            .find(|s| s.trim().is_empty() || s.chars().any(char::is_control))
+        {
+            return Err(Diagnostic::new(
+                path,
+                format!("«{}» er ingen skole-id", crate::domain::plausibility::printable(bad)),
+            ));
+        }
+        Ok(Schools::Only(list.iter().cloned().collect()))
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -188,6 +313,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Sources by id.
     pub sources: BTreeMap<String, SourceConfig>,
+    /// Bounds every pushed record must stay within.
+    pub plausibility: Bounds,
     /// Template override directory.
     pub templates: Option<PathBuf>,
     /// The Matrix bot, when configured.
@@ -208,8 +335,18 @@ pub struct MatrixService {
 pub struct HttpConfig {
     /// Listen address.
     pub listen: SocketAddr,
-    /// Largest body in bytes.
+    /// Largest push body in bytes, unless a source sets its own.
     pub max_body_bytes: usize,
+    /// Most open connections.
+    pub max_connections: usize,
+    /// Time to send a request's headers (and the idle keep-alive limit).
+    pub header_timeout: Duration,
+    /// Time to send a request's body.
+    pub body_timeout: Duration,
+    /// Time for a whole request.
+    pub request_timeout: Duration,
+    /// Bodies parsed at once.
+    pub parse_workers: usize,
     /// Read-API users.
     pub users: Vec<ApiUser>,
 }
@@ -221,14 +358,14 @@ pub struct ApiUser {
     pub name: String,
     /// Bearer token.
     pub token: Secret,
-    /// Readable schools; empty = all.
-    pub schools: Vec<String>,
+    /// Readable schools.
+    pub schools: Schools,
 }
 
 impl ApiUser {
     /// Whether the user may read `school`'s findings and cases.
     pub fn may_read(&self, school: &str) -> bool {
-        self.schools.is_empty() || self.schools.iter().any(|s| s == school)
+        self.schools.allows(school)
     }
 }
 
@@ -237,10 +374,16 @@ impl ApiUser {
 pub struct SourceConfig {
     /// Display name.
     pub name: String,
+    /// Schools the source may write records for.
+    pub schools: Schools,
     /// Bearer token for pushes, when pushes are allowed by token.
     pub token: Option<Secret>,
     /// HMAC key for signed pushes.
     pub hmac_secret: Option<Secret>,
+    /// Largest push body in bytes.
+    pub max_body_bytes: usize,
+    /// Pushes handled at once.
+    pub max_concurrent: usize,
     /// Vendor profile for CSV pushes.
     pub profile: Option<String>,
     /// The scheduled pull, when configured.
@@ -265,12 +408,12 @@ pub(crate) fn secret(
     file: &Option<String>,
     base: &Path,
     required: bool,
-) -> Result<Option<Secret>, ConfigError> {
+) -> Result<Option<Secret>, Diagnostic> {
     match (env, file) {
-        (Some(_), Some(_)) => Err(invalid(path, "bruk enten _env eller _file, ikke begge")),
+        (Some(_), Some(_)) => Err(Diagnostic::new(path, "bruk enten _env eller _file, ikke begge")),
         (Some(var), None) => match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Ok(Some(Secret(v.trim().to_string()))),
-            _ => Err(invalid(
+            _ => Err(Diagnostic::new(
                 format!("{path}_env"),
                 format!("miljøvariabelen {var} er ikke satt"),
             )),
@@ -279,14 +422,17 @@ pub(crate) fn secret(
             let p = base.join(f);
             match std::fs::read_to_string(&p) {
                 Ok(v) if !v.trim().is_empty() => Ok(Some(Secret(v.trim().to_string()))),
-                Ok(_) => Err(invalid(format!("{path}_file"), format!("{} er tom", p.display()))),
-                Err(e) => Err(invalid(
+                Ok(_) => Err(Diagnostic::new(
+                    format!("{path}_file"),
+                    format!("{} er tom", p.display()),
+                )),
+                Err(e) => Err(Diagnostic::new(
                     format!("{path}_file"),
                     format!("kan ikke lese {}: {e}", p.display()),
                 )),
             }
         }
-        (None, None) if required => Err(invalid(
+        (None, None) if required => Err(Diagnostic::new(
             path,
             "mangler: oppgi en miljøvariabel (_env) eller en fil (_file)",
         )),
@@ -294,27 +440,106 @@ pub(crate) fn secret(
     }
 }
 
+/// A credential read for authentication, remembered with where it was set
+/// so that short and shared ones can be named.
+struct Credential {
+    /// `http.users.kari.token`, `sources.vis.hmac_secret`, …
+    path: String,
+    /// Whether it came from an environment variable (names `_env`) or a file.
+    from_env: bool,
+    value: Secret,
+}
+
+impl Credential {
+    fn setting(&self) -> String {
+        format!("{}{}", self.path, if self.from_env { "_env" } else { "_file" })
+    }
+}
+
+/// Every token and HMAC key must be long, and no two may be equal: a
+/// token shared by two users or sources makes them indistinguishable, and
+/// the broader one's access goes to both.
+fn check_credentials(credentials: &[Credential], diags: &mut Diagnostics) {
+    for c in credentials {
+        let len = c.value.expose().len();
+        if len < MIN_SECRET_BYTES {
+            diags.push(
+                c.setting(),
+                format!("for kort: {len} byte, minst {MIN_SECRET_BYTES} kreves (lag en med `openssl rand -hex 32`)"),
+            );
+        }
+    }
+    for (i, a) in credentials.iter().enumerate() {
+        if let Some(b) = credentials[..i].iter().find(|b| b.value == a.value) {
+            diags.push(
+                a.setting(),
+                format!(
+                    "samme hemmelighet som {}: hver bruker og kilde må ha sin egen",
+                    b.setting()
+                ),
+            );
+        }
+    }
+}
+
 fn is_id(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `value` (or `default`) when it lies in `range`, else a diagnostic at `path`.
+fn bounded(
+    diags: &mut Diagnostics,
+    path: &str,
+    value: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> u64 {
+    let v = value.unwrap_or(default);
+    if range.contains(&v) {
+        v
+    } else {
+        diags.push(
+            path,
+            format!("må være mellom {} og {}, ikke {v}", range.start(), range.end()),
+        );
+        default
+    }
 }
 
 impl RawConfig {
     /// Checks every setting. Relative paths are taken from `base` (the
     /// config file's folder); secrets are read from the environment or files.
+    /// Every problem is reported, not only the first.
     pub fn validate(self, base: &Path) -> Result<Config, ConfigError> {
+        let mut diags = Diagnostics::new();
+        let config = self.validate_into(base, &mut diags);
+        Ok(diags.finish(config)?)
+    }
+
+    /// Checks every setting, noting each problem in `diags`; what it returns
+    /// is usable only when `diags` stays empty.
+    pub fn validate_into(self, base: &Path, diags: &mut Diagnostics) -> Config {
         let store = match (&self.store, &self.store_env) {
-            (Some(_), Some(_)) => return Err(invalid("store", "bruk enten store eller store_env, ikke begge")),
-            (_, Some(var)) => {
-                std::env::var(var).map_err(|_| invalid("store_env", format!("miljøvariabelen {var} er ikke satt")))?
+            (Some(_), Some(_)) => {
+                diags.push("store", "bruk enten store eller store_env, ikke begge");
+                String::new()
             }
+            (_, Some(var)) => std::env::var(var).unwrap_or_else(|_| {
+                diags.push("store_env", format!("miljøvariabelen {var} er ikke satt"));
+                String::new()
+            }),
             (Some(s), None) => s.clone(),
             (None, None) => "tilstede.db".into(),
         };
         if store.contains("://") && !store.starts_with("postgres") && !store.starts_with("sqlite") {
-            return Err(invalid("store", "bruk en filsti, sqlite:STI eller postgres://…"));
+            diags.push("store", "bruk en filsti, sqlite:STI eller postgres://…");
         }
         // Relative SQLite paths are relative to the config file.
-        let store = if !store.contains("://") && !store.starts_with("sqlite:") && Path::new(&store).is_relative() {
+        let store = if !store.is_empty()
+            && !store.contains("://")
+            && !store.starts_with("sqlite:")
+            && Path::new(&store).is_relative()
+        {
             base.join(&store).display().to_string()
         } else {
             store
@@ -322,7 +547,9 @@ impl RawConfig {
         let rules_name = self.rules.unwrap_or_else(|| "baerum".into());
         let rules = match RuleSet::preset(&rules_name) {
             Some(r) => r,
-            None => RuleSet::load(&base.join(&rules_name).display().to_string())?,
+            None => diags
+                .check(RuleSet::load(&base.join(&rules_name).display().to_string()))
+                .unwrap_or_else(|| RuleSet::preset("baerum").expect("the baerum preset")),
         };
         let cases_name = self.cases.unwrap_or_else(|| "baerum".into());
         let is_preset = crate::cases::config::PRESETS.iter().any(|(n, _)| *n == cases_name);
@@ -331,116 +558,248 @@ impl RawConfig {
         } else {
             base.join(&cases_name).display().to_string()
         };
-        let mut cases =
-            crate::cases::config::CaseConfig::load(&cases_location).map_err(|e| invalid("cases", e.to_string()))?;
+        let mut cases = crate::cases::config::CaseConfig::load(&cases_location).unwrap_or_else(|e| {
+            diags.push("cases", e.to_string());
+            crate::cases::config::CaseConfig::load("baerum").expect("the baerum preset")
+        });
         cases.use_rules(&rules);
         let http = self.http.unwrap_or_default();
-        let listen = http.listen.as_deref().unwrap_or("127.0.0.1:8080");
-        let listen: SocketAddr = listen.parse().map_err(|_| {
-            invalid(
+        let listen_text = http.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen: SocketAddr = listen_text.parse().unwrap_or_else(|_| {
+            diags.push(
                 "http.listen",
-                format!("«{listen}» er ikke en adresse som 127.0.0.1:8080"),
-            )
-        })?;
-        let max_body_bytes = http.max_body_bytes.unwrap_or(16 * 1024 * 1024);
-        if !(1024..=1024 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(invalid("http.max_body_bytes", "må være mellom 1 KiB og 1 GiB"));
+                format!("«{listen_text}» er ikke en adresse som 127.0.0.1:8080"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        const BODY_RANGE: std::ops::RangeInclusive<u64> = 1024..=1024 * 1024 * 1024;
+        let max_body_bytes = bounded(
+            diags,
+            "http.max_body_bytes",
+            http.max_body_bytes,
+            16 * 1024 * 1024,
+            BODY_RANGE,
+        );
+        let max_connections = bounded(
+            diags,
+            "http.max_connections",
+            http.max_connections,
+            4096,
+            16..=1_000_000,
+        );
+        let header_timeout = bounded(
+            diags,
+            "http.header_timeout_seconds",
+            http.header_timeout_seconds,
+            10,
+            1..=300,
+        );
+        let body_timeout = bounded(
+            diags,
+            "http.body_timeout_seconds",
+            http.body_timeout_seconds,
+            60,
+            1..=3600,
+        );
+        let request_timeout = bounded(
+            diags,
+            "http.request_timeout_seconds",
+            http.request_timeout_seconds,
+            120,
+            1..=7200,
+        );
+        if request_timeout < body_timeout {
+            diags.push(
+                "http.request_timeout_seconds",
+                format!("må være minst like lang som http.body_timeout_seconds ({body_timeout})"),
+            );
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        let parse_workers = bounded(diags, "http.parse_workers", http.parse_workers, cores, 1..=256);
+        let mut credentials = Vec::new();
         let mut users = Vec::new();
         for (name, u) in &http.users {
-            let path = format!("http.users.{name}.token");
-            let token =
-                secret(&path, &u.token_env, &u.token_file, base, true)?.ok_or_else(|| invalid(&path, "mangler"))?;
-            users.push(ApiUser {
-                name: name.clone(),
-                token,
-                schools: u.schools.clone(),
-            });
+            let path = format!("http.users.{name}");
+            let token = diags
+                .check(secret(
+                    &format!("{path}.token"),
+                    &u.token_env,
+                    &u.token_file,
+                    base,
+                    true,
+                ))
+                .flatten();
+            let schools = diags.check(Schools::parse(&format!("{path}.schools"), u.schools.as_deref()));
+            if let Some(token) = &token {
+                credentials.push(Credential {
+                    path: format!("{path}.token"),
+                    from_env: u.token_env.is_some(),
+                    value: token.clone(),
+                });
+            }
+            if let (Some(token), Some(schools)) = (token, schools) {
+                users.push(ApiUser {
+                    name: name.clone(),
+                    token,
+                    schools,
+                });
+            }
         }
         let mut sources = BTreeMap::new();
         for (id, s) in self.sources {
+            let path = format!("sources.{id}");
             if !is_id(&id) {
-                return Err(invalid(
-                    format!("sources.{id}"),
-                    "id kan bare ha bokstaver, tall, - og _",
-                ));
+                diags.push(&path, "id kan bare ha bokstaver, tall, - og _");
+                continue;
             }
-            let token = secret(&format!("sources.{id}.token"), &s.token_env, &s.token_file, base, false)?;
-            let hmac_secret = secret(
-                &format!("sources.{id}.hmac_secret"),
-                &s.hmac_secret_env,
-                &s.hmac_secret_file,
-                base,
-                false,
-            )?;
-            if let Some(p) = &s.profile {
-                crate::adapters::profile::Profile::load(p)
-                    .map_err(|e| invalid(format!("sources.{id}.profile"), e.to_string()))?;
+            let schools = diags.check(Schools::parse(&format!("{path}.schools"), s.schools.as_deref()));
+            let token = diags
+                .check(secret(
+                    &format!("{path}.token"),
+                    &s.token_env,
+                    &s.token_file,
+                    base,
+                    false,
+                ))
+                .flatten();
+            let hmac_secret = diags
+                .check(secret(
+                    &format!("{path}.hmac_secret"),
+                    &s.hmac_secret_env,
+                    &s.hmac_secret_file,
+                    base,
+                    false,
+                ))
+                .flatten();
+            for (name, value, from_env) in [
+                ("token", &token, s.token_env.is_some()),
+                ("hmac_secret", &hmac_secret, s.hmac_secret_env.is_some()),
+            ] {
+                if let Some(v) = value {
+                    credentials.push(Credential {
+                        path: format!("{path}.{name}"),
+                        from_env,
+                        value: v.clone(),
+                    });
+                }
+            }
+            let source_body = bounded(
+                diags,
+                &format!("{path}.max_body_bytes"),
+                s.max_body_bytes,
+                max_body_bytes,
+                BODY_RANGE,
+            );
+            let max_concurrent = bounded(diags, &format!("{path}.max_concurrent"), s.max_concurrent, 4, 1..=1024);
+            if let Some(p) = &s.profile
+                && let Err(e) = crate::adapters::profile::Profile::load(p)
+            {
+                diags.push(format!("{path}.profile"), e.to_string());
             }
             let pull = match s.pull {
                 None => None,
                 Some(raw) => {
-                    let source = raw.validate(&id, &format!("sources.{id}.pull")).map_err(|e| match e {
-                        crate::adapters::config::ConfigError::Invalid { path, message } => {
-                            ConfigError::Invalid { path, message }
-                        }
-                        other => invalid(format!("sources.{id}.pull"), other.to_string()),
-                    })?;
-                    let every = s.pull_every_seconds.unwrap_or(300);
-                    if !(1..=86_400).contains(&every) {
-                        return Err(invalid(
-                            format!("sources.{id}.pull_every_seconds"),
-                            "må være mellom 1 og 86400",
-                        ));
-                    }
-                    Some(PullConfig {
-                        source,
-                        every: std::time::Duration::from_secs(every),
-                    })
+                    let every = bounded(
+                        diags,
+                        &format!("{path}.pull_every_seconds"),
+                        s.pull_every_seconds,
+                        300,
+                        1..=86_400,
+                    );
+                    diags
+                        .check(raw.validate(&id, &format!("{path}.pull")))
+                        .map(|source| PullConfig {
+                            source,
+                            every: Duration::from_secs(every),
+                        })
                 }
             };
+            let Some(schools) = schools else { continue };
             sources.insert(
                 id.clone(),
                 SourceConfig {
                     name: s.name.unwrap_or_else(|| id.clone()),
+                    schools,
                     token,
                     hmac_secret,
+                    max_body_bytes: source_body as usize,
+                    max_concurrent: max_concurrent as usize,
                     profile: s.profile,
                     pull,
                 },
             );
         }
-        let templates = self.templates.map(|t| base.join(t));
-        if let Some(dir) = &templates {
-            crate::render::Renderer::with_overrides(Some(dir)).map_err(|e| invalid("templates", e.to_string()))?;
-        }
-        let matrix = match self.matrix {
-            None => None,
-            Some(raw) => {
-                let (env, file) = match &raw.password_file {
-                    Some(f) => (None, Some(f.clone())),
-                    None => (
-                        Some(
-                            raw.password_env
-                                .clone()
-                                .unwrap_or_else(|| "TILSTEDE_MATRIX_PASSWORD".into()),
-                        ),
-                        None,
-                    ),
-                };
-                let password = secret("matrix.password", &env, &file, base, true)?
-                    .ok_or_else(|| invalid("matrix.password", "mangler"))?;
-                let mut config = raw.validate().map_err(|e| match e {
-                    crate::matrix::config::ConfigError::Invalid { path, message }
-                    | crate::matrix::config::ConfigError::Parse { path, message } => invalid(path, message),
-                })?;
-                if config.store_dir.is_relative() {
-                    config.store_dir = base.join(&config.store_dir);
-                }
-                Some(MatrixService { config, password })
-            }
+        check_credentials(&credentials, diags);
+        let p = self.plausibility.unwrap_or_default();
+        let defaults = Bounds::default();
+        let plausibility = Bounds {
+            max_lessons: bounded(
+                diags,
+                "plausibility.max_lessons",
+                p.max_lessons.map(u64::from),
+                u64::from(defaults.max_lessons),
+                1..=100,
+            ) as u32,
+            max_minutes: bounded(
+                diags,
+                "plausibility.max_minutes",
+                p.max_minutes.map(u64::from),
+                u64::from(defaults.max_minutes),
+                1..=1440,
+            ) as u32,
+            days_back: bounded(
+                diags,
+                "plausibility.days_back",
+                p.days_back.map(u64::from),
+                u64::from(defaults.days_back),
+                1..=3660,
+            ) as u32,
+            days_ahead: bounded(
+                diags,
+                "plausibility.days_ahead",
+                p.days_ahead.map(u64::from),
+                u64::from(defaults.days_ahead),
+                0..=3660,
+            ) as u32,
+            max_version: bounded(
+                diags,
+                "plausibility.max_version",
+                p.max_version,
+                defaults.max_version,
+                1..=MAX_VERSION,
+            ),
         };
-        Ok(Config {
+        let templates = self.templates.map(|t| base.join(t));
+        if let Some(dir) = &templates
+            && let Err(e) = crate::render::Renderer::with_overrides(Some(dir))
+        {
+            diags.push("templates", e.to_string());
+        }
+        let matrix = self.matrix.and_then(|raw| {
+            let (env, file) = match &raw.password_file {
+                Some(f) => (None, Some(f.clone())),
+                None => (
+                    Some(
+                        raw.password_env
+                            .clone()
+                            .unwrap_or_else(|| "TILSTEDE_MATRIX_PASSWORD".into()),
+                    ),
+                    None,
+                ),
+            };
+            let password = diags
+                .check(secret("matrix.password", &env, &file, base, true))
+                .flatten();
+            let mut config = diags.check(raw.validate())?;
+            if config.store_dir.is_relative() {
+                config.store_dir = base.join(&config.store_dir);
+            }
+            Some(MatrixService {
+                config,
+                password: password?,
+            })
+        });
+        Config {
             store,
             rules_name,
             rules,
@@ -450,36 +809,74 @@ impl RawConfig {
             http: HttpConfig {
                 listen,
                 max_body_bytes: max_body_bytes as usize,
+                max_connections: max_connections as usize,
+                header_timeout: Duration::from_secs(header_timeout),
+                body_timeout: Duration::from_secs(body_timeout),
+                request_timeout: Duration::from_secs(request_timeout),
+                parse_workers: parse_workers as usize,
                 users,
             },
             sources,
-        })
+            plausibility,
+        }
     }
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file, reporting every problem in it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let raw: RawConfig = toml::parse_toml(&text)?;
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        raw.validate(base)
+        Ok(parse_and_validate(&text, base)?)
     }
+}
+
+/// Reads the TOML section by section and validates what fits, collecting
+/// every problem of both steps.
+pub fn parse_and_validate(text: &str, base: &Path) -> Result<Config, Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let (raw, errors): (RawConfig, _) = match toml::parse_toml_sections(text, SECTIONS) {
+        Ok(parsed) => parsed,
+        Err(e) => return Err(Diagnostic::from(e).into()),
+    };
+    for e in errors {
+        diags.add(e);
+    }
+    let config = raw.validate_into(base, &mut diags);
+    diags.finish(config)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn check(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::parse_toml(text)?;
-        raw.validate(Path::new("/tmp"))
+    fn check(text: &str) -> Result<Config, Diagnostics> {
+        parse_and_validate(text, Path::new("/tmp"))
+    }
+
+    fn first_path(text: &str) -> String {
+        check(text).unwrap_err().iter().next().unwrap().path.clone()
+    }
+
+    /// A directory with secret files: `long-a`, `long-b`, `long-c` of 32+
+    /// bytes, and `short` of 8.
+    fn secrets() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, value) in [
+            ("long-a", "a".repeat(40)),
+            ("long-b", "b".repeat(40)),
+            ("long-c", "c".repeat(32)),
+            ("short", "kort1234".into()),
+        ] {
+            std::fs::write(dir.path().join(name), value).unwrap();
+        }
+        dir
     }
 
     #[test]
@@ -488,6 +885,8 @@ mod tests {
         assert_eq!(c.store, "/tmp/tilstede.db");
         assert_eq!(c.rules.name, "baerum");
         assert_eq!(c.http.listen.port(), 8080);
+        assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.plausibility, Bounds::default());
     }
 
     #[test]
@@ -497,8 +896,7 @@ mod tests {
             .unwrap()
             .replace("lessons_per_day = 6", "lessons_per_day = 5");
         std::fs::write(dir.path().join("rules.toml"), rules).unwrap();
-        let raw: RawConfig = toml::parse_toml("rules = \"rules.toml\"\n").unwrap();
-        let c = raw.validate(dir.path()).unwrap();
+        let c = parse_and_validate("rules = \"rules.toml\"\n", dir.path()).unwrap();
         assert_eq!(c.rules.lessons_per_day, 5);
         assert_eq!(c.cases.lessons_per_day, 5);
     }
@@ -506,12 +904,17 @@ mod tests {
     #[test]
     fn secrets_come_from_env_or_files() {
         // SAFETY: tests in this module are the only readers of this variable.
-        unsafe { std::env::set_var("TILSTEDE_TEST_SECRET_A", "s3cret") };
-        let c = check("[sources.vis]\ntoken_env = \"TILSTEDE_TEST_SECRET_A\"\n").unwrap();
-        assert_eq!(c.sources["vis"].token.as_ref().unwrap().expose(), "s3cret");
+        unsafe { std::env::set_var("TILSTEDE_TEST_SECRET_A", "s3cret-s3cret-s3cret-s3cret-s3cret") };
+        let c = check("[sources.vis]\nschools = [\"*\"]\ntoken_env = \"TILSTEDE_TEST_SECRET_A\"\n").unwrap();
+        assert_eq!(
+            c.sources["vis"].token.as_ref().unwrap().expose(),
+            "s3cret-s3cret-s3cret-s3cret-s3cret"
+        );
         assert_eq!(format!("{:?}", c.sources["vis"].token), "Some(Secret(***))");
-        let e = check("[sources.vis]\ntoken_env = \"TILSTEDE_TEST_SECRET_MISSING\"\n").unwrap_err();
-        assert_eq!(e.path(), Some("sources.vis.token_env"));
+        assert_eq!(
+            first_path("[sources.vis]\nschools = [\"*\"]\ntoken_env = \"TILSTEDE_TEST_SECRET_MISSING\"\n"),
+            "sources.vis.token_env"
+        );
     }
 
     #[test]
@@ -520,19 +923,114 @@ mod tests {
             ("[http]\nlisten = \"nowhere\"\n", "http.listen"),
             ("[http]\nlisten = 8080\n", "http.listen"),
             ("[http]\nmax_body_bytes = 1\n", "http.max_body_bytes"),
-            ("[sources.\"bad id\"]\n", "sources.bad id"),
+            ("[http]\nheader_timeout_seconds = 0\n", "http.header_timeout_seconds"),
+            ("[sources.\"bad id\"]\nschools = [\"*\"]\n", "sources.bad id"),
             (
-                "[sources.vis]\ntoken = \"inline secrets are refused\"\n",
+                "[sources.vis]\nschools = [\"*\"]\ntoken = \"inline secrets are refused\"\n",
                 "sources.vis.token",
             ),
             ("store = \"mysql://x\"\n", "store"),
             ("rules = \"no-such-rules\"\n", "rules"),
             ("cases = \"no-such-routine\"\n", "cases"),
-            ("[http.users.kari]\nschools = []\n", "http.users.kari.token"),
+            ("[http.users.kari]\nschools = [\"s1\"]\n", "http.users.kari.token"),
+            (
+                "[plausibility]\nmax_version = 9007199254740993\n",
+                "plausibility.max_version",
+            ),
+            ("[plausibility]\nmax_lessons = 0\n", "plausibility.max_lessons"),
         ];
         for (text, path) in cases {
-            let e = check(text).unwrap_err();
-            assert_eq!(e.path(), Some(path), "{text}: {e}");
+            assert_eq!(first_path(text), path, "{text}");
         }
+    }
+
+    /// Read users and sources say which schools they cover: there is no
+    /// "empty means all" to fail open, and "all" is `["*"]`.
+    #[test]
+    fn schools_are_listed_or_explicitly_all() {
+        let dir = secrets();
+        let check = |text: &str| parse_and_validate(text, dir.path());
+        let c = check(
+            "[http.users.alle]\ntoken_file = \"long-a\"\nschools = [\"*\"]\n\
+             [http.users.en]\ntoken_file = \"long-b\"\nschools = [\"skole-02\"]\n\
+             [sources.vis]\ntoken_file = \"long-c\"\nschools = [\"skole-01\", \"skole-02\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.http.users[0].schools, Schools::All);
+        assert!(c.http.users[1].may_read("skole-02"));
+        assert!(!c.http.users[1].may_read("skole-01"));
+        assert!(c.sources["vis"].schools.allows("skole-01"));
+        assert!(!c.sources["vis"].schools.allows("skole-03"));
+        assert_eq!(c.sources["vis"].max_concurrent, 4);
+        for (text, path) in [
+            ("[http.users.u]\ntoken_file = \"long-a\"\n", "http.users.u.schools"),
+            (
+                "[http.users.u]\ntoken_file = \"long-a\"\nschools = []\n",
+                "http.users.u.schools",
+            ),
+            ("[sources.s]\ntoken_file = \"long-a\"\n", "sources.s.schools"),
+            (
+                "[sources.s]\ntoken_file = \"long-a\"\nschools = []\n",
+                "sources.s.schools",
+            ),
+            (
+                "[sources.s]\ntoken_file = \"long-a\"\nschools = [\"*\", \"k\"]\n",
+                "sources.s.schools",
+            ),
+        ] {
+            let e = check(text).unwrap_err();
+            assert_eq!(e.iter().next().unwrap().path, path, "{text}: {e}");
+        }
+    }
+
+    /// Shared and short credentials fail the check, and every problem of
+    /// the file is listed at once, not only the first.
+    #[test]
+    fn duplicate_and_short_tokens_fail_listing_every_error() {
+        let dir = secrets();
+        let text = "\
+[http]
+listen = \"nowhere\"
+[http.users.alle]
+token_file = \"long-a\"
+schools = [\"*\"]
+[http.users.skole2]
+token_file = \"long-a\"
+schools = [\"skole-02\"]
+[http.users.kort]
+token_file = \"short\"
+schools = [\"skole-01\"]
+[sources.vis]
+schools = [\"*\"]
+token_file = \"long-b\"
+hmac_secret_file = \"short\"
+[sources.annen]
+schools = [\"skole-01\"]
+token_file = \"long-b\"
+tokn = \"typo\"
+[sources.tredje]
+token_file = \"long-c\"
+[plausibility]
+max_lessons = 0
+";
+        let e = parse_and_validate(text, dir.path()).unwrap_err();
+        let got: Vec<(&str, bool)> = e
+            .iter()
+            .map(|d| (d.path.as_str(), d.message.contains("samme hemmelighet")))
+            .collect();
+        let expected = [
+            ("sources.annen.tokn", false),
+            ("http.listen", false),
+            ("sources.tredje.schools", false),
+            ("http.users.kort.token_file", false),
+            ("sources.vis.hmac_secret_file", false),
+            ("http.users.skole2.token_file", true),
+            ("sources.vis.hmac_secret_file", true),
+            ("plausibility.max_lessons", false),
+        ];
+        assert_eq!(got, expected, "{e}");
+        // No secret's value is ever printed.
+        let text = e.to_string();
+        assert!(!text.contains("aaaa") && !text.contains("kort1234"), "{text}");
     }
 }

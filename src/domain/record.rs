@@ -129,8 +129,11 @@ pub struct AbsenceRecord {
     pub source: String,
     /// Record id, unique within `source`.
     pub id: String,
-    /// Version; the highest version of (source, id) wins.
-    pub version: u32,
+    /// Version; the highest version of (source, id) wins. Wider than any
+    /// stamp needs, so that no version a source sends (such as 2^32 − 1)
+    /// pins a record beyond the reach of a later correction; plausibility
+    /// bounds it (see [`super::plausibility::MAX_VERSION`]).
+    pub version: u64,
     /// Pupil id as known to the sources (never a national identity number).
     pub pupil: String,
     /// School id.
@@ -236,7 +239,8 @@ impl AbsenceRecord {
 
     /// Reads one JSON line.
     pub fn from_json_str(line: &str) -> Result<AbsenceRecord, RecordError> {
-        let value: Value = serde_json::from_str(line).map_err(|e| RecordError::Json(e.to_string()))?;
+        let value =
+            super::plausibility::json_without_duplicate_keys(line).map_err(|e| RecordError::Json(e.to_string()))?;
         AbsenceRecord::from_json(value)
     }
 
@@ -247,7 +251,7 @@ impl AbsenceRecord {
         };
         let source = take_string(&mut map, "source")?.ok_or(RecordError::Missing("source"))?;
         let id = take_string(&mut map, "id")?.ok_or(RecordError::Missing("id"))?;
-        let version = match take_uint(&mut map, "version")? {
+        let version = match take_version(&mut map)? {
             None => 1,
             Some(0) => return Err(invalid("version", "må være 1 eller høyere")),
             Some(v) => v,
@@ -341,7 +345,7 @@ impl AbsenceRecord {
 
 /// The version rule of [`AbsenceRecord::supersedes`] on bare values, so the
 /// store can apply the same rule.
-pub fn supersedes(new_version: u32, new_deleted: bool, old_version: u32, old_deleted: bool) -> bool {
+pub fn supersedes(new_version: u64, new_deleted: bool, old_version: u64, old_deleted: bool) -> bool {
     new_version > old_version || (new_version == old_version && new_deleted && !old_deleted)
 }
 
@@ -405,6 +409,21 @@ fn take_uint(map: &mut Map<String, Value>, field: &'static str) -> Result<Option
         },
         Some(other) => Err(invalid(
             field,
+            format!("må være et heltall, ikke {}", json_type(&other)),
+        )),
+    }
+}
+
+/// The version: a whole number the store can hold (a signed 64-bit column).
+fn take_version(map: &mut Map<String, Value>) -> Result<Option<u64>, RecordError> {
+    match map.remove("version") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64().filter(|v| i64::try_from(*v).is_ok()) {
+            Some(n) => Ok(Some(n)),
+            None => Err(invalid("version", format!("må være et heltall ≥ 0, ikke {n}"))),
+        },
+        Some(other) => Err(invalid(
+            "version",
             format!("må være et heltall, ikke {}", json_type(&other)),
         )),
     }

@@ -60,6 +60,12 @@ pub struct Metrics {
     pub matrix_send_latency: Histogram,
     /// HTTP ingest requests answered.
     pub ingest_requests: AtomicU64,
+    /// Connections closed at once because `http.max_connections` were open.
+    pub connections_refused: AtomicU64,
+    /// Pushes answered 429 because their source had no free slot.
+    pub pushes_throttled: AtomicU64,
+    /// Pushes refused as replays (a request id seen before).
+    pub pushes_replayed: AtomicU64,
 }
 
 /// Values read from the store at scrape time.
@@ -141,6 +147,29 @@ impl Metrics {
             "# HELP tilstede_ingest_requests_total Ingest requests answered.\n# TYPE tilstede_ingest_requests_total counter\ntilstede_ingest_requests_total {}",
             self.ingest_requests.load(Ordering::Relaxed)
         );
+        for (name, help, counter) in [
+            (
+                "tilstede_connections_refused_total",
+                "Connections closed at once because the connection cap was reached.",
+                &self.connections_refused,
+            ),
+            (
+                "tilstede_pushes_throttled_total",
+                "Pushes answered 429 because their source had no free slot.",
+                &self.pushes_throttled,
+            ),
+            (
+                "tilstede_pushes_replayed_total",
+                "Pushes refused because their request id was used before.",
+                &self.pushes_replayed,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
         self.matrix_send_latency.render(
             &mut out,
             "tilstede_matrix_send_seconds",

@@ -9,19 +9,23 @@ pub mod metrics;
 pub use error::ApiError;
 pub use ingest::IngestResponse;
 
-use crate::config::Config;
+use crate::config::{Config, HttpConfig};
 use crate::store::Store;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics::{Gauges, Metrics};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 /// The OpenAPI document, also kept in `schemas/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
@@ -41,6 +45,32 @@ pub struct AppState {
     pub findings_changed: Arc<Notify>,
     /// Reads live gauges (cases, outbox) at scrape time; set by the service.
     pub gauges: Arc<dyn Fn() -> futures::future::BoxFuture<'static, Gauges> + Send + Sync>,
+    /// The push slots of each source and the parsing pool.
+    pub limits: Arc<Limits>,
+}
+
+/// What bounds the work pushes can cause at once.
+#[derive(Debug)]
+pub struct Limits {
+    /// Push slots per source (`sources.X.max_concurrent`); a push that finds
+    /// none free is answered 429.
+    pub pushes: HashMap<String, Arc<Semaphore>>,
+    /// Bodies parsed at once (`http.parse_workers`), on blocking threads.
+    pub parsers: Arc<Semaphore>,
+}
+
+impl Limits {
+    /// Limits for `config`.
+    pub fn new(config: &Config) -> Limits {
+        Limits {
+            pushes: config
+                .sources
+                .iter()
+                .map(|(id, s)| (id.clone(), Arc::new(Semaphore::new(s.max_concurrent))))
+                .collect(),
+            parsers: Arc::new(Semaphore::new(config.http.parse_workers)),
+        }
+    }
 }
 
 impl AppState {
@@ -48,6 +78,7 @@ impl AppState {
     pub fn new(store: Store, config: Arc<Config>) -> AppState {
         let gauge_store = store.clone();
         AppState {
+            limits: Arc::new(Limits::new(&config)),
             store,
             config,
             metrics: Arc::new(Metrics::default()),
@@ -71,9 +102,11 @@ impl AppState {
     }
 }
 
-/// The routes.
+/// The routes. Every request is bounded by `http.request_timeout_seconds`
+/// as a whole; a push's body is read by its handler, after authentication,
+/// within its source's limit ([`ingest`]).
 pub fn router(state: AppState) -> Router {
-    let limit = state.config.http.max_body_bytes;
+    let timeout = state.config.http.request_timeout;
     Router::new()
         .route("/api/v1/sources/{source}/records", post(ingest::post_records))
         .route("/api/v1/findings", get(findings))
@@ -83,8 +116,18 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(timeout, whole_request_timeout))
         .with_state(state)
+}
+
+/// Answers 503 (with Retry-After) when a request takes longer than the
+/// configured limit; what it was doing is dropped (a store transaction rolls
+/// back).
+async fn whole_request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout.into_response(),
+    }
 }
 
 /// Binds `addr` (port 0 picks a free one) and returns the bound address and
@@ -96,9 +139,108 @@ pub async fn spawn(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    raise_open_file_limit(state.config.http.max_connections);
+    let http = state.config.http.clone();
+    let metrics = state.metrics.clone();
     let app = router(state);
-    let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
+    let task = tokio::spawn(serve(listener, app, http, metrics, shutdown));
     Ok((local, task))
+}
+
+/// Accepts connections up to `http.max_connections` (more are closed at
+/// once, so they cost nothing while they wait) and serves HTTP/1.1 on each
+/// with a deadline for the request headers, which also ends idle kept-alive
+/// connections: a slow or silent client cannot hold a connection for long.
+/// On shutdown, stops accepting, lets requests in progress finish and waits
+/// for every connection to close.
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    http: HttpConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let connections = Arc::new(Semaphore::new(http.max_connections));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before it
+                    // was accepted: wait a moment instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let header_timeout = http.header_timeout;
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let stopping = tokio::select! {
+                _ = conn.as_mut() => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if stopping {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every connection holds a permit until it is closed.
+    let all = u32::try_from(http.max_connections).unwrap_or(u32::MAX);
+    let _ = connections.acquire_many(all).await;
+    Ok(())
+}
+
+/// Raises the soft limit of open files to the hard limit when the
+/// connection cap needs more than it allows (the soft limit is often 1,024;
+/// every connection is a file descriptor).
+fn raise_open_file_limit(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct given.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return;
+            }
+            let wanted = (max_connections as libc::rlim_t).saturating_add(256);
+            if limit.rlim_cur < wanted && limit.rlim_cur < limit.rlim_max {
+                limit.rlim_cur = wanted.min(limit.rlim_max);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < wanted {
+                tracing::warn!(
+                    open_files = limit.rlim_cur,
+                    max_connections,
+                    "the open-file limit is below http.max_connections; raise LimitNOFILE"
+                );
+            }
+        }
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -199,10 +341,10 @@ async fn cases(
     {
         return Err(ApiError::Forbidden(format!("skolen «{school}»")));
     }
-    let schools: Vec<Option<String>> = match (&q.school, user.schools.is_empty()) {
+    let schools: Vec<Option<String>> = match (&q.school, user.schools.listed()) {
         (Some(s), _) => vec![Some(s.clone())],
-        (None, true) => vec![None],
-        (None, false) => user.schools.iter().cloned().map(Some).collect(),
+        (None, None) => vec![None],
+        (None, Some(list)) => list.iter().cloned().map(Some).collect(),
     };
     let mut list = Vec::new();
     for school in schools {
@@ -216,7 +358,9 @@ async fn cases(
     Ok(Json(list))
 }
 
-/// One case, audited as read.
+/// One case, audited as read. A case of a school the user may not read
+/// answers exactly like a case that does not exist, so case numbers cannot
+/// be probed.
 async fn case(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -224,6 +368,7 @@ async fn case(
 ) -> Result<impl IntoResponse, ApiError> {
     let user = auth::read_user(&app.config.http.users, &headers)?;
     // Check the school before the read is logged as one.
+    let not_found = || ApiError::NotFound(format!("saken «{}»", crate::domain::plausibility::printable(&number)));
     let school = app
         .store
         .cases_raw(None, true)
@@ -231,9 +376,9 @@ async fn case(
         .into_iter()
         .find(|c| c.number == number)
         .map(|c| c.pupil.school)
-        .ok_or_else(|| ApiError::NotFound(format!("saken «{number}»")))?;
+        .ok_or_else(not_found)?;
     if !user.may_read(&school) {
-        return Err(ApiError::Forbidden(format!("saken «{number}»")));
+        return Err(not_found());
     }
     let case = app
         .store

@@ -48,12 +48,21 @@ pub(super) fn connect(path: &str) -> Result<Connection, StoreError> {
 ///
 /// The connection does not checkpoint inside its commits (each such
 /// checkpoint syncs the file); the store's next writer does.
-pub(super) fn refresh(path: &str, evaluator: &Evaluator<'_>, mut refresh: Refresh) -> Result<Refresh, StoreError> {
+///
+/// Each batch takes the store's write `lane` (when given) for its
+/// transaction, so a push waiting for the lane gets in between batches.
+pub(super) fn refresh(
+    path: &str,
+    evaluator: &Evaluator<'_>,
+    mut refresh: Refresh,
+    lane: Option<&tokio::sync::Mutex<()>>,
+) -> Result<Refresh, StoreError> {
     let conn = connect(path)?;
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
     let mut readers = Readers::new(path.to_string());
     let (from, to) = (day_text(evaluator.earliest()), day_text(evaluator.as_of()));
     loop {
+        let _turn = lane.map(|l| l.blocking_lock());
         conn.execute_batch("BEGIN IMMEDIATE")?;
         match refresh_batch(&conn, &mut readers, evaluator, &from, &to) {
             Ok((claimed, evaluated, batch)) => {
@@ -520,7 +529,7 @@ fn record_values<'a>(
     [
         text(&r.source),
         text(&r.id),
-        int(i64::from(r.version)),
+        int(i64::try_from(r.version).unwrap_or(i64::MAX)),
         text(&r.pupil),
         text(&r.school),
         text(date),

@@ -144,9 +144,12 @@ impl Store {
             // A SQLite file is refreshed on direct connections (see
             // [`direct::refresh`]), on a blocking thread.
             let set = set.clone();
-            return tokio::task::spawn_blocking(move || direct::refresh(&path, &Evaluator::new(&set, as_of), refresh))
-                .await
-                .map_err(|e| StoreError::Worker(e.to_string()))?;
+            let lane = self.lane.clone();
+            return tokio::task::spawn_blocking(move || {
+                direct::refresh(&path, &Evaluator::new(&set, as_of), refresh, Some(&lane))
+            })
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?;
         }
         let evaluator = Evaluator::new(set, as_of);
         loop {

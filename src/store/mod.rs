@@ -11,6 +11,7 @@ mod direct;
 mod findings;
 mod leader;
 mod outbox;
+mod pushes;
 mod records;
 mod retention;
 mod roster;
@@ -22,6 +23,7 @@ pub use chat::{CardText, Claim, RoomPlan};
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
 pub use outbox::{EventRef, MatrixRoom, NewPost, OutboxCounts, OutboxEntry, PostKind};
+pub use pushes::{Push, PushOutcome};
 pub use records::{BULK_COMMIT, BulkWriter, IngestStats, QuarantineEntry, QuarantinedRow};
 pub use retention::{Purged, REDACTION_REASON};
 
@@ -126,6 +128,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/postgres/0011_subject_period.sql"),
     ),
     (
+        20,
+        include_str!("migrations/sqlite/0020_push_guard.sql"),
+        include_str!("migrations/postgres/0020_push_guard.sql"),
+    ),
+    (
         50,
         include_str!("migrations/sqlite/0050_archive_outbox.sql"),
         include_str!("migrations/postgres/0050_archive_outbox.sql"),
@@ -142,6 +149,13 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// Taken by SQLite writers that must not wait behind each other for
+    /// long: the push writer per group, the findings refresh per batch. A
+    /// fair queue, unlike SQLite's busy handler, which polls with sleeps of
+    /// up to 100 ms and lets a writer that just committed take the lock again.
+    lane: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The group-commit writer of pushes ([`Store::ingest_push`]).
+    pushes: std::sync::Arc<pushes::PushWriter>,
 }
 
 /// Turns a user-facing store location into a sqlx URL.
@@ -198,6 +212,8 @@ impl Store {
             pool,
             backend,
             url: location.to_string(),
+            lane: Default::default(),
+            pushes: Default::default(),
         };
         store.migrate().await?;
         Ok(store)

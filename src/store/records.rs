@@ -372,7 +372,7 @@ pub(super) async fn mark_dirty(
 }
 
 /// Writes one batch inside `tx` (see [`Store::ingest`]).
-async fn write_batch(
+pub(super) async fn write_batch(
     backend: Backend,
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     records: &[AbsenceRecord],
@@ -411,7 +411,7 @@ async fn write_batch(
             q = q
                 .bind(r.source.as_str())
                 .bind(r.id.as_str())
-                .bind(i64::from(r.version))
+                .bind(i64::try_from(r.version).unwrap_or(i64::MAX))
                 .bind(r.pupil.as_str())
                 .bind(r.school.as_str())
                 .bind(date_text(r))
@@ -741,7 +741,7 @@ pub(super) fn record_from_columns(row: &impl Columns, with_extensions: bool) -> 
     Ok(AbsenceRecord {
         source: row.text(0)?,
         id: row.text(1)?,
-        version: u32::try_from(version).map_err(|_| corrupt("version", &version.to_string()))?,
+        version: u64::try_from(version).map_err(|_| corrupt("version", &version.to_string()))?,
         pupil: row.text(3)?,
         school: row.text(4)?,
         date,

@@ -169,6 +169,86 @@ fn config_check_names_the_toml_path() {
     assert!(err.contains("http.max_body_bytes"), "{err}");
 }
 
+/// Shared and short tokens fail `config check`, which lists every problem
+/// of the file at once rather than stopping at the first.
+#[test]
+fn config_check_lists_every_error_and_refuses_shared_or_short_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shared.token"), "a".repeat(40)).unwrap();
+    std::fs::write(dir.path().join("short.token"), "hemmelig").unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[http]\nmax_body_bytes = 5\n\
+         [http.users.alle]\ntoken_file = \"shared.token\"\nschools = [\"*\"]\n\
+         [http.users.skole2]\ntoken_file = \"shared.token\"\nschools = [\"skole-02\"]\n\
+         [http.users.tom]\ntoken_file = \"short.token\"\nschools = []\n\
+         [sources.annen]\ntoken_file = \"short.token\"\n",
+    )
+    .unwrap();
+    let out = tilstede(&dir.path().join("x.db"), &["config", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for path in [
+        "http.max_body_bytes",
+        "http.users.skole2.token_file: samme hemmelighet som http.users.alle.token_file",
+        "http.users.tom.schools",
+        "sources.annen.schools",
+        "sources.annen.token_file: for kort",
+    ] {
+        assert!(err.contains(path), "{path} missing in:\n{err}");
+    }
+    assert!(err.contains("feil i"), "{err}");
+    assert!(
+        !err.contains("hemmelig\n") && !err.contains("aaaa"),
+        "no secret printed: {err}"
+    );
+}
+
+/// Terminal escape sequences in ids never reach the terminal: `evaluate`
+/// shows them escaped, and an import quarantines such records, whose
+/// listing is escaped too.
+#[test]
+fn control_characters_in_ids_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t.db");
+    let day = tilstede::domain::dates::school_date_utc(chrono::Utc::now()) - chrono::Days::new(1);
+    let file = dir.path().join("esc.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"source\":\"s\",\"id\":\"r1\\u001b[2J\",\"pupil\":\"p\\u001b]0;x\\u0007\",\"school\":\"k\\r\",\"date\":\"{day}\",\"kind\":\"left\",\"validity\":\"invalid\"}}\n\
+             {{\"source\":\"s\",\"id\":\"r2\",\"pupil\":\"p2\",\"school\":\"k\",\"date\":\"{day}\",\"kind\":\"bad\\u001b[31m\"}}\n"
+        ),
+    )
+    .unwrap();
+    let out = tilstede(
+        &store,
+        &[
+            "evaluate",
+            "--records",
+            file.to_str().unwrap(),
+            "--as-of",
+            &day.to_string(),
+            "--format",
+            "text",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("p\\u{1b}]0;x\\u{7}"),
+        "the finding is shown, escaped: {stdout}"
+    );
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\r']), "{text:?}");
+    }
+    tilstede_ok(&store, &["import", file.to_str().unwrap()]);
+    let (listing, _) = tilstede_ok(&store, &["quarantine", "--format", "text"]);
+    assert!(listing.contains("2 i karantene"), "{listing}");
+    assert!(!listing.contains(['\u{1b}', '\u{7}', '\r']), "{listing:?}");
+}
+
 #[tokio::test]
 async fn serve_answers_and_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,21 +274,22 @@ fn the_example_config_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let example =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/tilstede.example.toml")).unwrap();
-    // Point the secret files at real ones; everything else as shipped.
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, "x").unwrap();
-    let text = example
-        .replace(
-            "/etc/tilstede/secrets/fravaerskoordinator.token",
-            secret.to_str().unwrap(),
-        )
-        .replace("/etc/tilstede/secrets/skoleadm.hmac", secret.to_str().unwrap())
-        .replace("/etc/tilstede/secrets/matrix.password", secret.to_str().unwrap());
+    // Point the secret files at real ones (each its own, long enough);
+    // everything else as shipped.
+    let mut text = example;
+    for (i, name) in ["fravaerskoordinator.token", "skoleadm.hmac", "matrix.password"]
+        .iter()
+        .enumerate()
+    {
+        let secret = dir.path().join(name);
+        std::fs::write(&secret, format!("{i}-{}", "s".repeat(40))).unwrap();
+        text = text.replace(&format!("/etc/tilstede/secrets/{name}"), secret.to_str().unwrap());
+    }
     let path = dir.path().join("t.toml");
     std::fs::write(&path, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
         .args(["config", "check", path.to_str().unwrap()])
-        .env("TILSTEDE_SKOLEADM_TOKEN", "t")
+        .env("TILSTEDE_SKOLEADM_TOKEN", "t".repeat(40))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -56,7 +56,7 @@ fn d(s: &str) -> NaiveDate {
 }
 
 /// (pupil, date, kind, lessons, version) of a pupil's live records.
-async fn live(store: &Store, pupil: &str) -> Vec<(String, String, u32, u32)> {
+async fn live(store: &Store, pupil: &str) -> Vec<(String, String, u32, u64)> {
     store
         .pupil_records(pupil, d("2026-01-01"), d("2026-12-31"))
         .await

@@ -38,6 +38,7 @@ async fn scheduled_pull_survives_500s_and_429s_and_catches_up() {
         r#"
 store = "serve.db"
 [sources.edfi]
+schools = ["*"]
 pull_every_seconds = 1
 [sources.edfi.pull]
 adapter = "edfi-api"
@@ -109,7 +110,8 @@ async fn serve_runs_the_bot_and_a_kill_mid_delivery_loses_and_doubles_nothing() 
     let leder = Person::new(server, "leder").await;
     let (bot_user, password) = register(server, "tilstede").await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("push.token"), "push-token-1").unwrap();
+    const PUSH: &str = "push-token-1-0123456789abcdef0123456789";
+    std::fs::write(dir.path().join("push.token"), PUSH).unwrap();
     std::fs::write(dir.path().join("bot.password"), &password).unwrap();
     let config = dir.path().join("tilstede.toml");
     std::fs::write(
@@ -118,6 +120,7 @@ async fn serve_runs_the_bot_and_a_kill_mid_delivery_loses_and_doubles_nothing() 
             r#"
 store = "serve.db"
 [sources.vis]
+schools = ["sk-01"]
 token_file = "push.token"
 [matrix]
 homeserver = "{url}"
@@ -211,7 +214,7 @@ members = ["{leder}"]
         .collect();
     let answer = http
         .post(format!("{url}/api/v1/sources/vis/records"))
-        .bearer_auth("push-token-1")
+        .bearer_auth(PUSH)
         .header("content-type", "application/x-ndjson")
         .body(body)
         .send()

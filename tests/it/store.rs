@@ -11,7 +11,7 @@ fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
-fn rec(id: &str, pupil: &str, date: &str, kind: Kind, validity: Validity, version: u32) -> AbsenceRecord {
+fn rec(id: &str, pupil: &str, date: &str, kind: Kind, validity: Validity, version: u64) -> AbsenceRecord {
     AbsenceRecord {
         source: "s".into(),
         id: id.into(),
