@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tilstede::adapters::{FILE_ADAPTERS, FileOptions, ParseCounts, Parsed, open_file};
+use tilstede::render::{count, count_len};
 use tilstede::store::Store;
 
 /// Adapter commands.
@@ -111,13 +112,13 @@ pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode>
             store.upsert_roster(&roster).await?;
             store.close().await;
             println!(
-                "{}: {} skoler, {} klasser, {} elever, {} ansatte; {} linjer avvist",
+                "{}: {}, {}, {}, {}; {} avvist",
                 file.display(),
-                roster.schools.len(),
-                roster.classes.len(),
-                roster.pupils.len(),
-                roster.staff.len(),
-                rejects.len()
+                count_len(roster.schools.len(), "skole", "skoler"),
+                count_len(roster.classes.len(), "klasse", "klasser"),
+                count_len(roster.pupils.len(), "elev", "elever"),
+                count_len(roster.staff.len(), "ansatt", "ansatte"),
+                count_len(rejects.len(), "linje", "linjer")
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -180,10 +181,11 @@ pub fn generate(
         }
     }
     eprintln!(
-        "{} elever, {} skoler, {} klasser, {n} poster",
-        m.pupils.len(),
-        m.schools.len(),
-        m.classes.len()
+        "{}, {}, {}, {}",
+        count_len(m.pupils.len(), "elev", "elever"),
+        count_len(m.schools.len(), "skole", "skoler"),
+        count_len(m.classes.len(), "klasse", "klasser"),
+        count(n as i64, "post", "poster")
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -203,23 +205,23 @@ pub async fn sync(store: &str, config: &Path, source: &str) -> Result<ExitCode> 
             eprintln!("utelatt: {s}");
         }
         println!(
-            "{source}: elevliste hentet på {} sider: {} skoler, {} klasser, {} elever, {} ansatte; {} utelatt",
-            report.pages,
-            r.schools,
-            r.classes,
-            r.pupils,
-            r.staff,
+            "{source}: elevliste hentet på {}: {}, {}, {}, {}; {} utelatt",
+            count(report.pages as i64, "side", "sider"),
+            count(r.schools as i64, "skole", "skoler"),
+            count(r.classes as i64, "klasse", "klasser"),
+            count(r.pupils as i64, "elev", "elever"),
+            count(r.staff as i64, "ansatt", "ansatte"),
             r.skipped.len()
         );
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{source}: markør {} → {}; {} sider, {} poster ({} slettinger), {} nye eller endret, {} uendret, {} i karantene",
+        "{source}: markør {} → {}; {}, {} ({}), {} nye eller endret, {} uendret, {} i karantene",
         report.from.map_or("start".to_string(), |v| v.to_string()),
         report.to,
-        report.pages,
-        report.stats.received,
-        report.deleted,
+        count(report.pages as i64, "side", "sider"),
+        count(report.stats.received as i64, "post", "poster"),
+        count(report.deleted as i64, "sletting", "slettinger"),
         report.stats.changed,
         report.stats.unchanged,
         report.stats.quarantined

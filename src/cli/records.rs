@@ -14,6 +14,7 @@ use tilstede::adapters::{ParseCounts, Parsed, Rejected};
 use tilstede::domain::Finding;
 use tilstede::domain::dates::norwegian;
 use tilstede::domain::plausibility::printable;
+use tilstede::render::{count, count_len};
 use tilstede::rules::{RuleSet, evaluate as evaluate_records};
 use tilstede::store::Store;
 
@@ -51,7 +52,10 @@ pub fn evaluate(path: &Path, as_of: NaiveDate, set: &RuleSet, format: Format) ->
     let findings = evaluate_records(&records, set, as_of);
     print_findings(&findings, format)?;
     if rejected > 0 {
-        eprintln!("{rejected} linjer ble avvist og er ikke med i vurderingen.");
+        eprintln!(
+            "{} ble avvist og er ikke med i vurderingen.",
+            count_len(rejected, "linje", "linjer")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -239,15 +243,19 @@ pub async fn import(
         let stats = stats.with_context(|| format!("import av {} stoppet", path.display()))?;
         if stats.quarantined as usize > SHOWN_REJECTS {
             eprintln!(
-                "… og {} avviste linjer til (se `tilstede quarantine`).",
-                stats.quarantined as usize - SHOWN_REJECTS
+                "… og {} til (se `tilstede quarantine`).",
+                count_len(
+                    stats.quarantined as usize - SHOWN_REJECTS,
+                    "avvist linje",
+                    "avviste linjer"
+                )
             );
         }
         let counts = std::mem::take(&mut *counts.lock().map_err(|_| anyhow::anyhow!("tellingen ble ødelagt"))?);
         println!(
-            "{}: {} poster lest, {} nye eller endret, {} uendret, {} i karantene",
+            "{}: {} lest, {} nye eller endret, {} uendret, {} i karantene",
             path.display(),
-            stats.received,
+            count(stats.received as i64, "post", "poster"),
             stats.changed,
             stats.unchanged,
             stats.quarantined
@@ -264,22 +272,23 @@ pub async fn import(
                 removed += store.tombstone_absent(source, &schools, c.from, c.to, stamp).await?;
             }
             println!(
-                "{}: øyeblikksbilde for {} skoler {}: {removed} poster som mangler i filen, er slettet",
+                "{}: øyeblikksbilde for {} {}: {} som mangler i filen, er slettet",
                 path.display(),
-                coverage.school_count(),
+                count_len(coverage.school_count(), "skole", "skoler"),
                 coverage
                     .dates()
                     .map(|(from, to)| format!("{}–{}", norwegian(from), norwegian(to)))
-                    .unwrap_or_else(|| "(ingen poster)".into())
+                    .unwrap_or_else(|| "(ingen poster)".into()),
+                count(removed as i64, "post", "poster")
             );
         }
     }
     let refresh = store.refresh_findings(set, as_of).await?;
     println!(
-        "Funn per {}: {} elever vurdert på nytt, {} nye funn, {} endrede, {} borte",
+        "Funn per {}: {} vurdert på nytt, {}, {} endret, {} borte",
         norwegian(as_of),
-        refresh.pupils,
-        refresh.opened,
+        count(refresh.pupils as i64, "elev", "elever"),
+        count(refresh.opened as i64, "nytt funn", "nye funn"),
         refresh.updated,
         refresh.cleared
     );
@@ -361,10 +370,11 @@ pub fn generate(
     }
     w.flush()?;
     eprintln!(
-        "{} elever, {} skoler, {} klasser, {n} poster",
-        m.pupils.len(),
-        m.schools.len(),
-        m.classes.len()
+        "{}, {}, {}, {}",
+        count_len(m.pupils.len(), "elev", "elever"),
+        count_len(m.schools.len(), "skole", "skoler"),
+        count_len(m.classes.len(), "klasse", "klasser"),
+        count(n as i64, "post", "poster")
     );
     Ok(ExitCode::SUCCESS)
 }

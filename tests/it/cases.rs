@@ -598,7 +598,10 @@ async fn a_full_walk_through_every_phase_with_typed_commands() {
         all.extend_from_slice(args);
         tilstede(&store, &all)
     };
+    // `-- --nocapture` prints the walk: every command, and at the end the
+    // rendered referat, avtale and evaluering.
     let ok = |now: &str, who: &str, args: &[&str]| {
+        println!("$ tilstede cases --now {now} --as {who} {}", args.join(" "));
         let out = run(now, who, args);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
@@ -950,6 +953,13 @@ async fn a_full_walk_through_every_phase_with_typed_commands() {
     };
     assert_eq!(numbers(&evaluering), numbers(&later));
     assert_eq!(numbers(&evaluering).len(), 2, "{evaluering}");
+    for (name, doc) in [
+        ("referat", &referat),
+        ("samarbeidsavtale", &avtale),
+        ("evaluering", &evaluering),
+    ] {
+        println!("\n===== {name} =====\n{doc}");
+    }
 
     // In phase 4 every meeting sets the next.
     ok(
