@@ -401,7 +401,7 @@ async fn roster_csv_goes_into_the_store() {
         ],
     );
     assert!(
-        out.contains("2 skoler, 2 klasser, 3 elever, 3 ansatte; 1 linjer avvist"),
+        out.contains("2 skoler, 2 klasser, 3 elever, 3 ansatte; 1 linje avvist"),
         "{out}"
     );
     assert!(err.contains("roster.csv:5: trinn «11»"), "{err}");

@@ -85,7 +85,7 @@ async fn findings_follow_new_versions_and_tombstones() {
     .unwrap();
     let (out, _) = tilstede_ok(&store, &["import", change.to_str().unwrap(), "--as-of", "2026-03-31"]);
     assert!(
-        out.contains("1 elever vurdert på nytt, 0 nye funn, 0 endrede, 1 borte"),
+        out.contains("1 elev vurdert på nytt, 0 nye funn, 0 endret, 1 borte"),
         "{out}"
     );
     let (json, _) = tilstede_ok(&store, &["findings", "--as-of", "2026-03-31", "--format", "json"]);

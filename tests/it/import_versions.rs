@@ -161,7 +161,7 @@ async fn snapshot_tombstones_what_the_export_no_longer_has() {
         ];
         let snap = write(dir.path(), "b.xml", &second, 2_000_000);
         let out = import(&store, &snap, &["--snapshot"]);
-        assert!(out.contains("1 skoler"), "{out}");
+        assert!(out.contains("1 skole "), "{out}");
         assert!(out.contains("3 poster som mangler i filen, er slettet"), "{out}");
         // p1's two unexcused days and p2's day are tombstones; p3 (other
         // school) and p4 (before the export's first date) are untouched.
