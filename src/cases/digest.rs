@@ -30,6 +30,19 @@ pub struct PupilLine {
     pub numbers: PeriodNumbers,
     /// The open case and its phase number, if any.
     pub case: Option<(String, u8)>,
+    /// The absence patterns that stand out over the last
+    /// [`PATTERN_WEEKS`] weeks, e.g. «6 av 9 fraværsdager er mandager».
+    #[serde(default)]
+    pub patterns: Vec<String>,
+}
+
+/// Weeks the patterns in a teacher's review look back over: one month holds
+/// four or five of each weekday, too few to tell a habit from chance.
+pub const PATTERN_WEEKS: i64 = 12;
+
+/// The first day the patterns of a review ending `to` look at.
+pub fn pattern_from(to: NaiveDate) -> NaiveDate {
+    to - Duration::weeks(PATTERN_WEEKS) + Duration::days(1)
 }
 
 /// A contact teacher's monthly review.
@@ -45,6 +58,12 @@ pub struct TeacherDigest {
     pub pupils: Vec<PupilLine>,
     /// Pupils in the teacher's classes.
     pub pupils_total: u32,
+    /// Weeks the patterns look back over.
+    #[serde(default)]
+    pub pattern_weeks: i64,
+    /// What the pattern analysis lacked (subject, lesson number), once each.
+    #[serde(default)]
+    pub pattern_notes: Vec<String>,
 }
 
 /// The direction of a change.
@@ -146,6 +165,8 @@ fn by_pupil(records: &[AbsenceRecord]) -> HashMap<&str, Vec<AbsenceRecord>> {
 #[allow(clippy::too_many_arguments)]
 /// The monthly review for one contact teacher. `classes` are the teacher's
 /// classes, `pupils` and `records` may hold more (they are filtered).
+/// Records from [`pattern_from`]`(to)` on feed the patterns; the numbers
+/// count `from..=to` only.
 pub fn teacher_digest(
     teacher: &str,
     classes: &[RosterClass],
@@ -164,6 +185,8 @@ pub fn teacher_digest(
     let records = by_pupil(records);
     let mut lines = Vec::new();
     let mut total = 0;
+    let mut notes: Vec<String> = Vec::new();
+    let window = crate::insight::Window::new(pattern_from(to), to);
     for p in pupils {
         let Some(class) = p.class.as_deref().and_then(|c| mine.get(c)) else {
             continue;
@@ -181,11 +204,29 @@ pub fn teacher_digest(
             .find(|c| c.is_open() && c.pupil.id == p.id)
             .map(|c| (c.number.clone(), c.phase.number()));
         if numbers.lessons + numbers.lates + numbers.left > 0 || case.is_some() {
+            let insight = crate::insight::of_records(
+                records.get(p.id.as_str()).map(Vec::as_slice).unwrap_or(&[]),
+                window,
+                &config.calendar,
+                config.lessons_per_day,
+            );
+            for gap in &insight.gaps {
+                // Per-pupil counts would say little here; what kind of data
+                // is missing is said once.
+                if matches!(
+                    gap,
+                    crate::insight::DataGap::NoSubject | crate::insight::DataGap::NoPeriod
+                ) && !notes.contains(&gap.sentence())
+                {
+                    notes.push(gap.sentence());
+                }
+            }
             lines.push(PupilLine {
                 initials: p.initials(),
                 class_name: class.name.clone(),
                 numbers,
                 case,
+                patterns: insight.patterns.iter().map(|x| x.sentence.clone()).collect(),
             });
         }
     }
@@ -202,6 +243,8 @@ pub fn teacher_digest(
         to,
         pupils: lines,
         pupils_total: total,
+        pattern_weeks: PATTERN_WEEKS,
+        pattern_notes: notes,
     }
 }
 

@@ -90,7 +90,9 @@ impl Chat {
                     continue;
                 };
                 if records.is_none() {
-                    records = Some(self.records_of(&pupils, from, to).await?);
+                    // Further back than the month: the patterns need weeks.
+                    let since = crate::cases::digest::pattern_from(to).min(from);
+                    records = Some(self.records_of(&pupils, since, to).await?);
                 }
                 let d = teacher_digest(
                     teacher,

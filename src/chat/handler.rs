@@ -299,10 +299,9 @@ impl Chat {
             })
             .await?;
         let numbers = workflow::agreement_numbers(self.store(), &after, now, &self.inner.cases).await?;
-        let summary = self
-            .inner
-            .renderer
-            .render(Document::Overforing, &case_context(&after, now, numbers.as_ref()))?;
+        let patterns = self.pattern_lines(&after, None, now).await?;
+        let context = crate::render::with_patterns(case_context(&after, now, numbers.as_ref()), &patterns);
+        let summary = self.inner.renderer.render(Document::Overforing, &context)?;
         let ask = format!(
             "{user}: du er foreslått som fagkoordinator i sak {}. Skriv «!aksepter {}» her for å overta ansvaret.",
             after.number, after.number

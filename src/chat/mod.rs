@@ -11,6 +11,7 @@ pub mod card;
 pub mod dialogue;
 mod digests;
 mod handler;
+mod patterns;
 mod relay;
 
 use crate::cases::CaseConfig;

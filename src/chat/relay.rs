@@ -99,7 +99,7 @@ impl Chat {
         Ok(self.store().matrix_room_plan(&key).await?.map(|p| (key, p.members)))
     }
 
-    fn render_documents(
+    async fn render_documents(
         &self,
         kind: &NoticeKind,
         case: &Case,
@@ -125,6 +125,17 @@ impl Chat {
             }
             _ => case_context(case, now, numbers.as_ref()),
         };
+        // An evaluation looks at the agreement period (frozen when made);
+        // the other documents at the last weeks.
+        let frozen = case
+            .evaluations
+            .last()
+            .filter(|_| docs.contains(&Document::Evaluering) && numbers.is_none())
+            .and_then(|e| e.numbers);
+        let lines = self
+            .pattern_lines(case, numbers.as_ref().or(frozen.as_ref()), now)
+            .await?;
+        let context = crate::render::with_patterns(context, &lines);
         docs.iter()
             .map(|d| Ok(self.inner.renderer.render(*d, &context)?))
             .collect()
@@ -141,7 +152,7 @@ impl Chat {
             .inner
             .renderer
             .render(Document::Notice, &notice_context(n, &case, &q.extra))?;
-        let docs = self.render_documents(&n.kind, &case, &q.extra, now)?;
+        let docs = self.render_documents(&n.kind, &case, &q.extra, now).await?;
         let person = match &n.recipient {
             Recipient::Person { id, .. } => Some(self.matrix_id(id).await?),
             Recipient::Ressursteam { .. } => None,

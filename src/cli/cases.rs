@@ -832,8 +832,9 @@ async fn run_with(s: &Store, config: &CaseConfig, now: DateTime<Utc>, args: &Cas
             let classes = s.school_classes(school).await?;
             let pupils = s.school_pupils(school).await?;
             let mut records = Vec::new();
+            let since = tilstede::cases::digest::pattern_from(*to).min(*from);
             for p in &pupils {
-                records.extend(s.pupil_records(&p.id, *from, *to).await?);
+                records.extend(s.pupil_records(&p.id, since, *to).await?);
             }
             let cases = s.cases_raw(Some(school), false).await?;
             let d = teacher_digest(teacher, &classes, &pupils, &records, &cases, *from, *to, config);

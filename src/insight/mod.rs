@@ -187,6 +187,29 @@ impl Window {
     }
 }
 
+impl SchoolCalendar for crate::cases::calendar::SchoolCalendar {
+    fn is_school_day(&self, date: NaiveDate) -> bool {
+        crate::cases::calendar::SchoolCalendar::is_school_day(self, date)
+    }
+}
+
+/// [`analyse`] of one pupil's canonical records over `window`, with the
+/// municipality's school calendar and default tests: what the case texts
+/// and digests show.
+pub fn of_records(
+    records: &[AbsenceRecord],
+    window: Window,
+    calendar: &dyn SchoolCalendar,
+    lessons_per_day: u32,
+) -> Insight {
+    let events: Vec<AbsenceEvent> = records.iter().filter_map(AbsenceEvent::from_record).collect();
+    let settings = PatternSettings {
+        lessons_per_day: lessons_per_day.max(1),
+        ..PatternSettings::default()
+    };
+    analyse(&events, window, calendar, None, &settings)
+}
+
 /// The Norwegian plural of a weekday («mandager»).
 pub fn weekday_plural(day: Weekday) -> &'static str {
     match day {

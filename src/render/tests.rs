@@ -437,15 +437,19 @@ fn digests() {
                 class_name: "9B".into(),
                 numbers: period(89.4),
                 case: Some(("S-2026-0042".into(), 3)),
+                patterns: vec!["6 av 9 fraværsdager er mandager".into()],
             },
             PupilLine {
                 initials: "O.N.".into(),
                 class_name: "9B".into(),
                 numbers: period(97.0),
                 case: None,
+                patterns: vec![],
             },
         ],
         pupils_total: 24,
+        pattern_weeks: 12,
+        pattern_notes: vec!["Fag er ikke oppgitt for timefraværet, så fravær per fag kan ikke vurderes.".into()],
     };
     snapshot(
         "oversikt-kontaktlaerer",
@@ -630,9 +634,12 @@ fn every_template_says_1_dag_and_2_dager() {
                     class_name: "9B".into(),
                     numbers: period,
                     case: None,
+                    patterns: vec![],
                 })
                 .collect(),
             pupils_total: n,
+            pattern_weeks: 12,
+            pattern_notes: vec![],
         };
         rendered.push((
             "oversikt-kontaktlaerer".into(),
