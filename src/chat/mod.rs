@@ -7,6 +7,7 @@
 //! and [`handler`] read and write the store. Nothing here talks to Matrix:
 //! posts go through the durable outbox that [`crate::matrix::Bot`] delivers.
 
+mod attachments;
 pub mod card;
 pub mod dialogue;
 mod digests;
@@ -54,6 +55,7 @@ struct Inner {
     matrix: MatrixConfig,
     renderer: Renderer,
     term_starts: ((u32, u32), (u32, u32)),
+    archive: Option<crate::archive::ArchiveConfig>,
 }
 
 impl std::fmt::Debug for Chat {
@@ -73,6 +75,7 @@ impl Chat {
                 matrix,
                 renderer,
                 term_starts: ((8, 1), (1, 1)),
+                archive: None,
             }),
         }
     }
@@ -86,12 +89,28 @@ impl Chat {
             matrix: shared.matrix.clone(),
             renderer: shared.renderer.clone(),
             term_starts: shared.term_starts,
+            archive: shared.archive.clone(),
         });
         Chat {
             inner: Arc::new(Inner {
                 term_starts: (autumn, spring),
                 ..inner
             }),
+        }
+    }
+
+    /// Queues final documents for the municipal archive (`[archive]`).
+    pub fn with_archive(self, archive: Option<crate::archive::ArchiveConfig>) -> Chat {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            store: shared.store.clone(),
+            cases: shared.cases.clone(),
+            matrix: shared.matrix.clone(),
+            renderer: shared.renderer.clone(),
+            term_starts: shared.term_starts,
+            archive: shared.archive.clone(),
+        });
+        Chat {
+            inner: Arc::new(Inner { archive, ..inner }),
         }
     }
 

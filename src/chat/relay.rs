@@ -105,7 +105,7 @@ impl Chat {
         case: &Case,
         extra: &serde_json::Value,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Rendered>, ChatError> {
+    ) -> Result<(Vec<(Document, Rendered)>, Option<Comparison>), ChatError> {
         let mut docs = documents(kind).to_vec();
         if case.phase == crate::cases::model::Phase::Further {
             for d in &mut docs {
@@ -115,7 +115,7 @@ impl Chat {
             }
         }
         if docs.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let numbers: Option<Comparison> = serde_json::from_value(extra["numbers"].clone()).ok();
         // The agenda and the referat are about the meeting the notice names.
@@ -132,13 +132,14 @@ impl Chat {
             .last()
             .filter(|_| docs.contains(&Document::Evaluering) && numbers.is_none())
             .and_then(|e| e.numbers);
-        let lines = self
-            .pattern_lines(case, numbers.as_ref().or(frozen.as_ref()), now)
-            .await?;
+        let numbers = numbers.or(frozen);
+        let lines = self.pattern_lines(case, numbers.as_ref(), now).await?;
         let context = crate::render::with_patterns(context, &lines);
-        docs.iter()
-            .map(|d| Ok(self.inner.renderer.render(*d, &context)?))
-            .collect()
+        let rendered = docs
+            .iter()
+            .map(|d| Ok((*d, self.inner.renderer.render(*d, &context)?)))
+            .collect::<Result<Vec<_>, ChatError>>()?;
+        Ok((rendered, numbers))
     }
 
     async fn relay_one(&self, q: &QueuedNotification, now: DateTime<Utc>) -> Result<usize, ChatError> {
@@ -152,7 +153,18 @@ impl Chat {
             .inner
             .renderer
             .render(Document::Notice, &notice_context(n, &case, &q.extra))?;
-        let docs = self.render_documents(&n.kind, &case, &q.extra, now).await?;
+        let (docs, numbers) = self.render_documents(&n.kind, &case, &q.extra, now).await?;
+        let school_room = self.school_room(&case.pupil.school);
+        let attached = self
+            .attachments(school_room.as_deref(), &n.kind, &case, &docs, numbers.as_ref(), now)
+            .await?;
+        // Queued for the archive before the notice is claimed: a crash in
+        // between replays the notice, and the archive outbox takes each
+        // document once.
+        for entry in &attached.archive {
+            self.store().archive_enqueue(entry, now).await?;
+        }
+        let docs: Vec<Rendered> = docs.into_iter().map(|(_, r)| r).collect();
         let person = match &n.recipient {
             Recipient::Person { id, .. } => Some(self.matrix_id(id).await?),
             Recipient::Ressursteam { .. } => None,
@@ -171,6 +183,7 @@ impl Chat {
             for d in &docs {
                 posts.push(case_thread(&room, &case.number, &d.plain, &d.html, &[]));
             }
+            posts.extend(attached.posts);
         }
         let in_case_room = |user: &str| case_room.as_ref().is_some_and(|(_, m)| m.iter().any(|x| x == user));
         match person {

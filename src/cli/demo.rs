@@ -267,6 +267,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             tilstede::store::PostKind::Notice if e.post.anchor.is_some() => "saksinfo",
             tilstede::store::PostKind::Notice if e.post.thread.is_some() => "i tråden",
             tilstede::store::PostKind::Notice => "melding",
+            tilstede::store::PostKind::Image => "bilde i tråden",
+            tilstede::store::PostKind::File => "fil i tråden",
         };
         writeln!(text, "- **{what}**: {}", e.post.body.replace('\n', "\n  "))?;
     }

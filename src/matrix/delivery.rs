@@ -6,6 +6,7 @@ use super::session::event;
 use super::{Bot, MatrixError, SendObserver, escape_html};
 use crate::store::{EventRef, NewPost, OutboxEntry, PostKind};
 use matrix_sdk::config::RequestConfig;
+use matrix_sdk::ruma::UInt;
 use matrix_sdk::ruma::api::client::message::send_message_event::v3::Request as SendMessageEvent;
 use matrix_sdk::ruma::api::error::{ErrorKind, RetryAfter};
 use matrix_sdk::ruma::events::AnyMessageLikeEventContent;
@@ -13,8 +14,10 @@ use matrix_sdk::ruma::events::Mentions;
 use matrix_sdk::ruma::events::reaction::ReactionEventContent;
 use matrix_sdk::ruma::events::relation::{Annotation, Thread};
 use matrix_sdk::ruma::events::room::message::{
-    Relation, ReplacementMetadata, RoomMessageEventContent, RoomMessageEventContentWithoutRelation,
+    FileInfo, FileMessageEventContent, ImageMessageEventContent, MessageType, Relation, ReplacementMetadata,
+    RoomMessageEventContent, RoomMessageEventContentWithoutRelation,
 };
+use matrix_sdk::ruma::events::room::{ImageInfo, MediaSource};
 use matrix_sdk::ruma::serde::Raw;
 use matrix_sdk::ruma::{OwnedEventId, OwnedTransactionId, UserId};
 use matrix_sdk::{Room, RoomMemberships};
@@ -356,6 +359,14 @@ impl Bot {
                     .make_replacement(ReplacementMetadata::new(target, None));
                 ("m.room.message", json(&content))
             }
+            (PostKind::Image | PostKind::File, _) => {
+                let Some(mut content) = self.media_content(room, entry).await? else {
+                    // The bytes are gone (the case was purged): nothing to post.
+                    return Ok(String::new());
+                };
+                content.relates_to = self.thread_relation(post).await;
+                ("m.room.message", json(&content))
+            }
             (kind, _) => {
                 if kind != PostKind::Notice {
                     // The target was never delivered: post the text rather
@@ -363,24 +374,84 @@ impl Bot {
                     tracing::warn!(txn = %entry.txn_id, "relation target unknown; sending as a plain notice");
                 }
                 let mut content = RoomMessageEventContent::notice_html(&post.body, &post.html).add_mentions(mentions());
-                if let Some(thread) = &post.thread
-                    && let Some(root) = self.resolve(&post.room_key, thread).await
-                {
-                    let latest = self
-                        .inner
-                        .store
-                        .outbox_last_in_thread(&post.room_key, thread)
-                        .await
-                        .ok()
-                        .flatten()
-                        .and_then(|e| event(&e).ok())
-                        .unwrap_or_else(|| root.clone());
-                    content.relates_to = Some(Relation::Thread(Thread::plain(root, latest)));
-                }
+                content.relates_to = self.thread_relation(post).await;
                 ("m.room.message", json(&content))
             }
         };
         self.send_event(room, event_type, content, txn, once).await
+    }
+
+    /// The thread relation of a post in a thread whose root has gone out.
+    async fn thread_relation(&self, post: &NewPost) -> Option<Relation<RoomMessageEventContentWithoutRelation>> {
+        let thread = post.thread.as_ref()?;
+        let root = self.resolve(&post.room_key, thread).await?;
+        let latest = self
+            .inner
+            .store
+            .outbox_last_in_thread(&post.room_key, thread)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|e| event(&e).ok())
+            .unwrap_or_else(|| root.clone());
+        Some(Relation::Thread(Thread::plain(root, latest)))
+    }
+
+    /// Uploads the bytes of an image or file post — encrypted with a fresh
+    /// key in an encrypted room, so the homeserver holds only ciphertext —
+    /// and returns the `m.image` / `m.file` content; `None` when the bytes
+    /// are no longer stored. A retry uploads again (the event itself keeps
+    /// its transaction id, so it is still sent once).
+    async fn media_content(
+        &self,
+        room: &Room,
+        entry: &OutboxEntry,
+    ) -> Result<Option<RoomMessageEventContent>, matrix_sdk::Error> {
+        let media = self
+            .inner
+            .store
+            .outbox_media(entry.id)
+            .await
+            .map_err(|e| matrix_sdk::Error::UnknownError(Box::new(e)))?;
+        let Some(media) = media else {
+            return Ok(None);
+        };
+        let size = UInt::new(media.data.len() as u64);
+        let source = if room.latest_encryption_state().await?.is_encrypted() {
+            let mut reader = std::io::Cursor::new(media.data);
+            MediaSource::Encrypted(Box::new(self.inner.client.upload_encrypted_file(&mut reader).await?))
+        } else {
+            let mut request = matrix_sdk::ruma::api::client::media::create_content::v3::Request::new(media.data);
+            request.content_type = Some(media.mime.clone());
+            let response = self.inner.client.send(request).await?;
+            MediaSource::Plain(response.content_uri)
+        };
+        let msgtype = if entry.post.kind == PostKind::Image {
+            let mut info = ImageInfo::new();
+            info.mimetype = Some(media.mime.clone());
+            info.size = size;
+            info.width = media.width.map(UInt::from);
+            info.height = media.height.map(UInt::from);
+            let mut content = match source {
+                MediaSource::Encrypted(file) => ImageMessageEventContent::encrypted(entry.post.body.clone(), *file),
+                MediaSource::Plain(uri) => ImageMessageEventContent::plain(entry.post.body.clone(), uri),
+            }
+            .info(Box::new(info));
+            content.filename = Some(media.file_name.clone());
+            MessageType::Image(content)
+        } else {
+            let mut info = FileInfo::new();
+            info.mimetype = Some(media.mime.clone());
+            info.size = size;
+            let mut content = match source {
+                MediaSource::Encrypted(file) => FileMessageEventContent::encrypted(entry.post.body.clone(), *file),
+                MediaSource::Plain(uri) => FileMessageEventContent::plain(entry.post.body.clone(), uri),
+            }
+            .info(Box::new(info));
+            content.filename = Some(media.file_name.clone());
+            MessageType::File(content)
+        };
+        Ok(Some(RoomMessageEventContent::new(msgtype)))
     }
 
     /// Sends one room event, encrypted by the bot itself in an encrypted

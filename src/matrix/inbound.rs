@@ -155,6 +155,7 @@ impl Bot {
             body: ACK_REACTION.into(),
             html: String::new(),
             mentions: Vec::new(),
+            media: None,
         })
         .await?;
         let mut mentions = reply.mentions.clone();
@@ -170,6 +171,7 @@ impl Bot {
             body: reply.plain,
             html: reply.html,
             mentions,
+            media: None,
         })
         .await?;
         Ok(())

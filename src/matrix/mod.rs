@@ -128,6 +128,7 @@ pub fn notice(room_key: &str, plain: &str, html: &str, mentions: &[String]) -> N
         body: plain.to_string(),
         html: html.to_string(),
         mentions: mentions.to_vec(),
+        media: None,
     }
 }
 
@@ -154,6 +155,23 @@ pub fn case_thread(room_key: &str, case: &str, plain: &str, html: &str, mentions
     NewPost {
         thread: Some(EventRef::Anchor(card_anchor(case))),
         ..notice(room_key, plain, html, mentions)
+    }
+}
+
+/// An encrypted image (`m.image`) or file (`m.file`) in the case's thread:
+/// a chart, or a final document as PDF. `body` describes it (an image's
+/// alt text, a file's name); neither carries more than initials and class.
+pub fn case_thread_media(room_key: &str, case: &str, body: &str, media: crate::store::Media) -> NewPost {
+    let kind = if media.mime.starts_with("image/") {
+        PostKind::Image
+    } else {
+        PostKind::File
+    };
+    NewPost {
+        kind,
+        thread: Some(EventRef::Anchor(card_anchor(case))),
+        media: Some(media),
+        ..notice(room_key, body, &escape_html(body), &[])
     }
 }
 

@@ -22,7 +22,7 @@ pub use cases::{AuditEntry, CaseStoreError, CaseSummary, CaseTx, QueuedNotificat
 pub use chat::{CardText, Claim, RoomPlan};
 pub use findings::{FindingChange, Refresh};
 pub use leader::Leadership;
-pub use outbox::{EventRef, MatrixRoom, NewPost, OutboxCounts, OutboxEntry, PostKind};
+pub use outbox::{EventRef, MatrixRoom, Media, NewPost, OutboxCounts, OutboxEntry, PostKind};
 pub use pushes::{Push, PushOutcome};
 pub use records::{BULK_COMMIT, BulkWriter, IngestStats, QuarantineEntry, QuarantinedRow};
 pub use retention::{Purged, REDACTION_REASON};
@@ -136,6 +136,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         50,
         include_str!("migrations/sqlite/0050_archive_outbox.sql"),
         include_str!("migrations/postgres/0050_archive_outbox.sql"),
+    ),
+    (
+        51,
+        include_str!("migrations/sqlite/0051_outbox_media.sql"),
+        include_str!("migrations/postgres/0051_outbox_media.sql"),
     ),
 ];
 

@@ -20,6 +20,11 @@ pub enum PostKind {
     Reaction,
     /// A redaction of `target` (the retention purge); its body is the reason.
     Redaction,
+    /// An encrypted `m.image` (a chart); its body is the description, the
+    /// bytes are in [`NewPost::media`].
+    Image,
+    /// An encrypted `m.file` (a PDF document); its body is the file name.
+    File,
 }
 
 impl PostKind {
@@ -29,6 +34,8 @@ impl PostKind {
             PostKind::Edit => "edit",
             PostKind::Reaction => "reaction",
             PostKind::Redaction => "redaction",
+            PostKind::Image => "image",
+            PostKind::File => "file",
         }
     }
 
@@ -38,6 +45,8 @@ impl PostKind {
             "edit" => PostKind::Edit,
             "reaction" => PostKind::Reaction,
             "redaction" => PostKind::Redaction,
+            "image" => PostKind::Image,
+            "file" => PostKind::File,
             other => return Err(StoreError::Corrupt(format!("ukjent utboks-type «{other}»"))),
         })
     }
@@ -92,6 +101,25 @@ pub struct NewPost {
     pub html: String,
     /// Users to mention (`m.mentions`).
     pub mentions: Vec<String>,
+    /// The image or file of an [`PostKind::Image`] or [`PostKind::File`]
+    /// post. Stored apart: entries read back from the outbox have `None`
+    /// here, and delivery reads the bytes with [`Store::outbox_media`].
+    pub media: Option<Media>,
+}
+
+/// The bytes of an image or file post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    /// MIME type (`image/png`, `application/pdf`).
+    pub mime: String,
+    /// The file name shown to readers (no personal data).
+    pub file_name: String,
+    /// Width in pixels, for images.
+    pub width: Option<u32>,
+    /// Height in pixels, for images.
+    pub height: Option<u32>,
+    /// The content.
+    pub data: Vec<u8>,
 }
 
 /// A post as stored.
@@ -164,6 +192,7 @@ fn entry_from_row(row: &AnyRow) -> Result<OutboxEntry, StoreError> {
             html: row.try_get("html")?,
             mentions: serde_json::from_str(&mentions)
                 .map_err(|e| StoreError::Corrupt(format!("utboksens mentions: {e}")))?,
+            media: None,
         },
     })
 }
@@ -238,6 +267,19 @@ impl Store {
         .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
+        if let Some(m) = &post.media {
+            sqlx::query(
+                "INSERT INTO matrix_outbox_media (outbox_id, mime, file_name, width, height, data) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(m.mime.as_str())
+            .bind(m.file_name.as_str())
+            .bind(m.width.map(i64::from))
+            .bind(m.height.map(i64::from))
+            .bind(m.data.as_slice())
+            .execute(&mut **tx)
+            .await?;
+        }
         Ok(OutboxEntry {
             id,
             batch: None,
@@ -247,6 +289,29 @@ impl Store {
             last_error: None,
             event_id: None,
         })
+    }
+
+    /// The image or file of outbox post `id`, if it has one (and the
+    /// retention purge has not deleted it).
+    pub async fn outbox_media(&self, id: i64) -> Result<Option<Media>, StoreError> {
+        let Some(row) =
+            sqlx::query("SELECT mime, file_name, width, height, data FROM matrix_outbox_media WHERE outbox_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let size = |col: &str| -> Result<Option<u32>, StoreError> {
+            Ok(row.try_get::<Option<i64>, _>(col)?.and_then(|v| u32::try_from(v).ok()))
+        };
+        Ok(Some(Media {
+            mime: row.try_get("mime")?,
+            file_name: row.try_get("file_name")?,
+            width: size("width")?,
+            height: size("height")?,
+            data: row.try_get("data")?,
+        }))
     }
 
     /// The entry that holds `anchor` in `room_key`.

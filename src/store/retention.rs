@@ -61,6 +61,13 @@ impl Store {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, StoreError>>()?;
             sqlx::query(
+                "DELETE FROM matrix_outbox_media WHERE outbox_id IN (SELECT id FROM matrix_outbox WHERE case_number = $1 OR body LIKE $2)",
+            )
+            .bind(number.as_str())
+            .bind(named.as_str())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
                 "DELETE FROM matrix_outbox WHERE (case_number = $1 OR body LIKE $2) AND delivered_at IS NULL AND kind <> 'redaction'",
             )
             .bind(number.as_str())
@@ -84,6 +91,7 @@ impl Store {
                     body: REDACTION_REASON.into(),
                     html: String::new(),
                     mentions: Vec::new(),
+                    media: None,
                 };
                 Self::enqueue_post_in(&mut tx, &post, Some(&number)).await?;
             }

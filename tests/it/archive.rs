@@ -22,12 +22,12 @@ use tilstede::render::{Document, Renderer, case_context};
 use tilstede::rules::RuleSet;
 use tilstede::store::{ArchiveState, NewArchiveEntry, Store};
 
-fn t(s: &str) -> DateTime<Utc> {
+pub(crate) fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
 /// Runs a poppler tool on `pdf`; a missing tool fails under CI.
-fn poppler(tool: &str, args: &[&str], pdf: &Path) -> Option<String> {
+pub(crate) fn poppler(tool: &str, args: &[&str], pdf: &Path) -> Option<String> {
     match Command::new(tool).args(args).arg(pdf).arg("-").output() {
         Ok(out) => {
             assert!(out.status.success(), "{tool}: {}", String::from_utf8_lossy(&out.stderr));
@@ -44,7 +44,7 @@ fn poppler(tool: &str, args: &[&str], pdf: &Path) -> Option<String> {
     }
 }
 
-fn poppler_plain(tool: &str, args: &[&str], pdf: &Path) -> Option<String> {
+pub(crate) fn poppler_plain(tool: &str, args: &[&str], pdf: &Path) -> Option<String> {
     match Command::new(tool).args(args).arg(pdf).output() {
         Ok(out) => {
             assert!(out.status.success(), "{tool}: {}", String::from_utf8_lossy(&out.stderr));
@@ -115,7 +115,7 @@ fn roster() -> Roster {
 }
 
 /// Gives the store one case (S-2026-0001) that has an agreement.
-async fn with_case(s: Store) -> (Store, CaseConfig) {
+pub(crate) async fn with_case(s: Store) -> (Store, CaseConfig) {
     s.upsert_roster(&roster()).await.unwrap();
     let records: Vec<_> = [
         ("r1", "2026-02-23", "day"),

@@ -18,6 +18,7 @@ mod http;
 mod import_versions;
 mod insight;
 mod matrix;
+mod media;
 mod serve;
 mod store;
 mod support;

@@ -90,6 +90,8 @@ pub struct Seen {
     pub replaces: Option<String>,
     /// Mentioned users.
     pub mentions: Vec<String>,
+    /// The image or file, for an `m.image` or `m.file`.
+    pub media: Option<MessageType>,
 }
 
 /// A reaction a person saw.
@@ -195,6 +197,8 @@ impl Person {
                             in_reply_to,
                             replaces,
                             mentions,
+                            media: matches!(msgtype, MessageType::Image(_) | MessageType::File(_))
+                                .then(|| msgtype.clone()),
                         });
                     }
                 },

@@ -1,0 +1,236 @@
+//! What goes into a case thread besides text: the weekly attendance chart
+//! (an encrypted `m.image`) when a case reaches its evaluation, and each
+//! final document as PDF/A (an encrypted `m.file`), which is also queued
+//! for the municipal archive when `[archive]` is configured.
+//!
+//! Everything here carries the case number, initials and class, nothing
+//! more: the chart's title and alt text, the file names, the PDF's title.
+
+use super::{Chat, ChatError};
+use crate::archive::DocumentKind;
+use crate::archive::arkivmelding::{self, ArchiveDocument};
+use crate::archive::pdf::{NamedImage, PdfInput, render_pdf};
+use crate::cases::model::Case;
+use crate::cases::numbers::Comparison;
+use crate::cases::{NoticeKind, RessursteamReason};
+use crate::insight::Window;
+use crate::insight::charts::{CaseChart, Chart, weekly_attendance};
+use crate::matrix::case_thread_media;
+use crate::render::{Document, Rendered};
+use crate::store::{Media, NewArchiveEntry, NewPost};
+use chrono::{DateTime, Duration, Utc};
+
+/// The chart's name in the PDF (`![…](oppmote-per-uke)`).
+const CHART_NAME: &str = "oppmote-per-uke";
+
+/// Weeks shown after the agreement period, when there are any.
+const WEEKS_AFTER: i64 = 4;
+
+/// What a notice adds to the thread and the archive.
+#[derive(Debug, Default)]
+pub(super) struct Attachments {
+    /// Image and file posts for the case thread.
+    pub posts: Vec<NewPost>,
+    /// Final documents for the archive outbox.
+    pub archive: Vec<NewArchiveEntry>,
+}
+
+/// The final document a notice carries, with its sequence in the case.
+fn final_document(kind: &NoticeKind, case: &Case) -> Option<(Document, u32)> {
+    match kind {
+        NoticeKind::MeetingHeld { meeting } => Some((Document::Referat, *meeting)),
+        NoticeKind::AgreementMade { agreement, .. } => Some((Document::Samarbeidsavtale, *agreement)),
+        NoticeKind::ToRessursteam {
+            reason: RessursteamReason::Evaluated,
+        } => case.evaluations.last().map(|e| (Document::Evaluering, e.agreement)),
+        _ => None,
+    }
+}
+
+/// Whether the notice brings the case to its evaluation (the chart goes along).
+fn at_evaluation(kind: &NoticeKind) -> bool {
+    matches!(
+        kind,
+        NoticeKind::EvaluationDue { .. }
+            | NoticeKind::ToRessursteam {
+                reason: RessursteamReason::Evaluated
+            }
+    )
+}
+
+/// An ASCII-only file name stem for the case (`S-2026-0001`).
+fn stem(case: &Case) -> String {
+    case.number
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect()
+}
+
+impl Chat {
+    /// The weekly attendance chart of `case`: with agreement numbers, from
+    /// the period before the agreement to a few weeks after it (the
+    /// agreement shaded); otherwise the last weeks up to `now`.
+    pub(super) async fn case_chart(
+        &self,
+        case: &Case,
+        numbers: Option<&Comparison>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Chart>, ChatError> {
+        let today = crate::domain::dates::school_date_utc(now);
+        let (window, agreement) = match numbers {
+            Some(n) => (
+                Window::new(
+                    n.before.from.min(n.during.from),
+                    (n.during.to + Duration::weeks(WEEKS_AFTER)).min(today).max(n.during.to),
+                ),
+                Some((n.during.from, n.during.to)),
+            ),
+            None => (
+                Window::new(
+                    today - Duration::weeks(super::patterns::CASE_PATTERN_WEEKS) + Duration::days(1),
+                    today,
+                ),
+                None,
+            ),
+        };
+        let records = self
+            .store()
+            .pupil_records(&case.pupil.id, window.from, window.to)
+            .await?;
+        let insight = crate::insight::of_records(
+            &records,
+            window,
+            &self.inner.cases.calendar,
+            self.inner.cases.lessons_per_day,
+        );
+        let label = format!("{} · {}", case.number, case.pupil_label());
+        match weekly_attendance(&CaseChart {
+            label: &label,
+            weeks: &insight.weeks,
+            agreement,
+        }) {
+            Ok(chart) => Ok(Some(chart)),
+            Err(e) => {
+                tracing::warn!(case = %case.number, error = %e, "no attendance chart");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The chart and PDF posts for a notice's thread, and the documents to
+    /// archive. `docs` are the documents rendered for the notice; `numbers`
+    /// the agreement numbers they were rendered with.
+    pub(super) async fn attachments(
+        &self,
+        room: Option<&str>,
+        kind: &NoticeKind,
+        case: &Case,
+        docs: &[(Document, Rendered)],
+        numbers: Option<&Comparison>,
+        now: DateTime<Utc>,
+    ) -> Result<Attachments, ChatError> {
+        let mut out = Attachments::default();
+        let chart = if at_evaluation(kind) {
+            self.case_chart(case, numbers, now).await?
+        } else {
+            None
+        };
+        if let (Some(room), Some(chart)) = (room, &chart) {
+            out.posts.push(case_thread_media(
+                room,
+                &case.number,
+                &chart.alt,
+                Media {
+                    mime: "image/png".into(),
+                    file_name: format!("oppmote-{}.png", stem(case)),
+                    width: Some(chart.width),
+                    height: Some(chart.height),
+                    data: chart.png.clone(),
+                },
+            ));
+        }
+        let Some((document, sequence)) = final_document(kind, case) else {
+            return Ok(out);
+        };
+        let Some((_, rendered)) = docs.iter().find(|(d, _)| *d == document) else {
+            return Ok(out);
+        };
+        let Some(archive_kind) = DocumentKind::of(document) else {
+            return Ok(out);
+        };
+        let title = format!("{}, sak {}", archive_kind.title(), case.number);
+        let mut markdown = rendered.markdown.clone();
+        let images: Vec<NamedImage<'_>> = chart
+            .iter()
+            .map(|c| NamedImage {
+                name: CHART_NAME,
+                caption: &c.alt,
+                png: &c.png,
+            })
+            .collect();
+        if let Some(c) = &chart {
+            markdown.push_str(&format!("\n\n## Oppmøte per uke\n\n![{}]({CHART_NAME})\n", c.alt));
+        }
+        let pdf = match render_pdf(&PdfInput {
+            title: &title,
+            markdown: &markdown,
+            images: &images,
+            created: now,
+        }) {
+            Ok(pdf) => pdf,
+            Err(e) => {
+                tracing::error!(case = %case.number, error = %e, "PDF not rendered");
+                return Ok(out);
+            }
+        };
+        let file_name = format!("{}-{}-{sequence}.pdf", archive_kind.name(), stem(case));
+        if let Some(room) = room {
+            out.posts.push(case_thread_media(
+                room,
+                &case.number,
+                &file_name,
+                Media {
+                    mime: "application/pdf".into(),
+                    file_name: file_name.clone(),
+                    width: None,
+                    height: None,
+                    data: pdf.clone(),
+                },
+            ));
+        }
+        if let Some(config) = self.inner.archive.as_ref().filter(|c| c.enabled) {
+            let school_name = self
+                .store()
+                .schools()
+                .await?
+                .into_iter()
+                .find(|s| s.id == case.pupil.school)
+                .map(|s| s.name)
+                .unwrap_or_else(|| case.pupil.school.clone());
+            let folder_title = format!("Elevmappe {}", case.pupil_label());
+            let doc = ArchiveDocument {
+                kind: archive_kind,
+                case_number: &case.number,
+                sequence,
+                document_date: crate::domain::dates::school_date_utc(now),
+                pupil_id: &case.pupil.id,
+                folder_title: &folder_title,
+                school_name: &school_name,
+                pdf: &pdf,
+                created: now,
+            };
+            let m = arkivmelding::build(&doc, config);
+            out.archive.push(NewArchiveEntry {
+                document_key: m.document_key.clone(),
+                case_number: case.number.clone(),
+                school: case.pupil.school.clone(),
+                document_kind: archive_kind.name().into(),
+                title: m.title.clone(),
+                file_reference: m.file_reference.clone(),
+                arkivmelding: m.xml,
+                document: pdf,
+            });
+        }
+        Ok(out)
+    }
+}
