@@ -76,6 +76,14 @@ pub async fn start(config: Config, listen: Option<std::net::SocketAddr>) -> Resu
             stopped.clone(),
         )));
     }
+    if let Some(archive) = state.config.archive.clone().filter(|a| a.enabled) {
+        tasks.push(tokio::spawn(archive_loop(
+            state.clone(),
+            archive,
+            leader.clone(),
+            stopped.clone(),
+        )));
+    }
     for (id, source) in &state.config.sources {
         if let Some(pull) = &source.pull {
             tasks.push(tokio::spawn(pull_loop(
@@ -217,7 +225,8 @@ async fn bot_loop(
         matrix.config.clone(),
         renderer,
     )
-    .with_term_starts(state.config.rules.autumn_start, state.config.rules.spring_start);
+    .with_term_starts(state.config.rules.autumn_start, state.config.rules.spring_start)
+    .with_archive(state.config.archive.clone());
     let mut failures = 0u32;
     loop {
         if *stopped.borrow() {
@@ -271,6 +280,14 @@ async fn bot_loop(
                         Ok(_) => {}
                         Err(e) => tracing::error!(error = %e, "relaying case notices failed"),
                     }
+                    match chat.archive_alerts().await {
+                        Ok(n) if n > 0 => {
+                            tracing::warn!(documents = n, "archive failures told to leadership");
+                            bot.wake();
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "archive alerts failed"),
+                    }
                 }
                 _ = digest.tick() => {
                     match chat.digests(chrono::Utc::now()).await {
@@ -295,6 +312,46 @@ async fn bot_loop(
             }
         }
         drop(tasks);
+    }
+}
+
+/// How often the archive outbox is delivered.
+const ARCHIVE_EVERY: Duration = Duration::from_secs(5);
+
+/// Delivers the archive outbox on the leader (`archive::delivery`): one
+/// sender, so a document is sent at most once at a time.
+async fn archive_loop(
+    state: AppState,
+    config: crate::archive::ArchiveConfig,
+    leader: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let transport = match crate::archive::transport::Transport::from_config(&config.transport) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "the archive transport could not be set up; nothing is archived");
+            return;
+        }
+    };
+    let delivery = crate::archive::delivery::Delivery::new(state.store.clone(), transport, config);
+    loop {
+        if *leader.borrow() {
+            match delivery.run_once(chrono::Utc::now()).await {
+                Ok(r) if r.received + r.archived + r.retried + r.failed > 0 => tracing::info!(
+                    received = r.received,
+                    archived = r.archived,
+                    retried = r.retried,
+                    failed = r.failed,
+                    "archive delivery ran"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "archive delivery failed"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ARCHIVE_EVERY) => {}
+            _ = until_stopped(&mut stopped) => return,
+        }
     }
 }
 

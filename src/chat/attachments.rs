@@ -234,3 +234,50 @@ impl Chat {
         Ok(out)
     }
 }
+
+impl Chat {
+    /// Tells each school's leadership, in its ressursteam room, about
+    /// documents the archive refused or never took (once per document);
+    /// returns how many documents were reported.
+    pub async fn archive_alerts(&self) -> Result<usize, ChatError> {
+        let mut told = 0;
+        for room in &self.inner.matrix.schools {
+            let problems = self.store().archive_problems(Some(&room.school)).await?;
+            if problems.is_empty() {
+                continue;
+            }
+            let staff = self.inner.cases.school(&room.school);
+            let mut leaders = Vec::new();
+            for id in staff.avdelingsleder.iter().chain(staff.ledelse.iter()) {
+                if let Some(m) = self.matrix_id(id).await? {
+                    leaders.push(m);
+                }
+            }
+            let mut plain = format!(
+                "Arkivet tok ikke imot {}. IT må se på feilen; dokumentet ligger trygt hos oss til det er arkivert.",
+                crate::render::count_len(problems.len(), "dokument", "dokumenter")
+            );
+            for p in &problems {
+                plain.push_str(&format!("\n- {}: {}", p.title, p.error));
+            }
+            let post = crate::matrix::notice(
+                &crate::matrix::school_room(&room.school),
+                &plain,
+                &crate::matrix::escape_html(&plain).replace('\n', "<br>"),
+                &leaders,
+            );
+            let ids: Vec<i64> = problems.iter().map(|p| p.id).collect();
+            let key = format!(
+                "archive:{}:{}",
+                room.school,
+                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            );
+            self.store()
+                .relay_posts(Some(crate::store::Claim::Digest(&key)), None, &[post], &[])
+                .await?;
+            self.store().archive_mark_notified(&ids).await?;
+            told += ids.len();
+        }
+        Ok(told)
+    }
+}

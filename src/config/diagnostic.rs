@@ -141,6 +141,15 @@ impl From<crate::matrix::config::ConfigError> for Diagnostic {
     }
 }
 
+impl From<crate::archive::config::ConfigError> for Diagnostic {
+    fn from(e: crate::archive::config::ConfigError) -> Diagnostic {
+        match e {
+            crate::archive::config::ConfigError::Invalid { path, message }
+            | crate::archive::config::ConfigError::Parse { path, message } => Diagnostic::new(path, message),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,6 +105,9 @@ pub struct RawConfig {
     /// The Matrix bot; without it tilstede runs as a gateway only.
     #[serde(default)]
     pub matrix: Option<crate::matrix::RawMatrixConfig>,
+    /// The municipal archive (Fiks Arkiv); without it nothing is archived.
+    #[serde(default)]
+    pub archive: Option<crate::archive::RawArchiveConfig>,
 }
 
 /// HTTP settings.
@@ -319,6 +322,8 @@ pub struct Config {
     pub templates: Option<PathBuf>,
     /// The Matrix bot, when configured.
     pub matrix: Option<MatrixService>,
+    /// The archive, when configured.
+    pub archive: Option<crate::archive::ArchiveConfig>,
 }
 
 /// The Matrix bot's validated settings and its password.
@@ -799,6 +804,15 @@ impl RawConfig {
                 password: password?,
             })
         });
+        let archive = self.archive.and_then(|raw| {
+            let mut config = diags.check(raw.validate())?;
+            if let crate::archive::config::TransportConfig::Directory { outbox_dir, reply_dir } = &mut config.transport
+            {
+                *outbox_dir = base.join(&*outbox_dir);
+                *reply_dir = base.join(&*reply_dir);
+            }
+            Some(config)
+        });
         Config {
             store,
             rules_name,
@@ -806,6 +820,7 @@ impl RawConfig {
             cases,
             templates,
             matrix,
+            archive,
             http: HttpConfig {
                 listen,
                 max_body_bytes: max_body_bytes as usize,

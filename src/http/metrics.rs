@@ -77,6 +77,8 @@ pub struct Gauges {
     pub cases_per_phase: BTreeMap<String, u64>,
     /// Messages waiting in the outbox.
     pub outbox_depth: u64,
+    /// The archive outbox, when `[archive]` is configured.
+    pub archive: Option<crate::store::ArchiveCounts>,
 }
 
 impl Metrics {
@@ -142,6 +144,25 @@ impl Metrics {
             "# HELP tilstede_outbox_depth Messages waiting for delivery.\n# TYPE tilstede_outbox_depth gauge\ntilstede_outbox_depth {}",
             gauges.outbox_depth
         );
+        if let Some(a) = &gauges.archive {
+            let _ = writeln!(
+                out,
+                "# HELP tilstede_archive_documents Documents in the archive outbox, per state.\n# TYPE tilstede_archive_documents gauge"
+            );
+            for (state, n) in [
+                ("queued", a.queued),
+                ("received", a.received),
+                ("archived", a.archived),
+                ("failed", a.failed),
+            ] {
+                let _ = writeln!(out, "tilstede_archive_documents{{state=\"{state}\"}} {n}");
+            }
+            let _ = writeln!(
+                out,
+                "# HELP tilstede_archive_failed_attempts_total Archive deliveries that failed (retried or given up).\n# TYPE tilstede_archive_failed_attempts_total counter\ntilstede_archive_failed_attempts_total {}",
+                a.failed_attempts_total
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP tilstede_ingest_requests_total Ingest requests answered.\n# TYPE tilstede_ingest_requests_total counter\ntilstede_ingest_requests_total {}",

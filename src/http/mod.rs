@@ -77,6 +77,7 @@ impl AppState {
     /// State with default gauges read from the store.
     pub fn new(store: Store, config: Arc<Config>) -> AppState {
         let gauge_store = store.clone();
+        let archived = config.archive.is_some();
         AppState {
             limits: Arc::new(Limits::new(&config)),
             store,
@@ -94,6 +95,11 @@ impl AppState {
                     Gauges {
                         findings: store.finding_count().await.unwrap_or(0),
                         cases_per_phase,
+                        archive: if archived {
+                            store.archive_counts().await.ok()
+                        } else {
+                            None
+                        },
                         ..Gauges::default()
                     }
                 })

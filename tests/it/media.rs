@@ -176,3 +176,101 @@ async fn an_evaluated_case_gets_its_chart_and_pdf_in_the_thread_decrypted_by_a_s
         );
     }
 }
+
+/// The chat relay queues each final document of a walked case (the
+/// samarbeidsavtale, then the evaluation) for the archive; delivery to a
+/// fake archive that validates every message against the Fiks Arkiv XSD
+/// and fails a third of the requests ends with one journalpost per
+/// document, each once.
+#[tokio::test]
+async fn final_documents_reach_the_archive_through_the_chat_relay() {
+    use crate::fake::archive::FakeArchive;
+    use tilstede::archive::ArchiveConfig;
+    use tilstede::archive::config::TransportConfig;
+    use tilstede::archive::delivery::Delivery;
+    use tilstede::archive::transport::Transport;
+    use tilstede::store::PostKind;
+    let fake = FakeArchive::start(0.3, 16).await;
+    let archive = ArchiveConfig {
+        transport: TransportConfig::Http {
+            url: fake.url(),
+            token: None,
+            timeout: Duration::from_secs(10),
+        },
+        retry: Duration::from_secs(1),
+        max_attempts: 50,
+        ..ArchiveConfig::default()
+    };
+    let (store, cases) = with_case(Store::open("sqlite::memory:").await.unwrap()).await;
+    let config = MatrixConfig {
+        homeserver: "http://127.0.0.1:1".into(),
+        user: "@tilstede:kommune.test".into(),
+        password_env: "UNUSED".into(),
+        store_dir: "/nonexistent".into(),
+        admins: Vec::new(),
+        allow_unencrypted: false,
+        allowed_servers: Vec::new(),
+        schools: vec![SchoolRoom {
+            school: "skole-1".into(),
+            name: "Ressursteam".into(),
+            members: vec!["@al-1:kommune.test".into()],
+        }],
+    };
+    let chat = Chat::new(store.clone(), cases.clone(), config, Renderer::builtin().unwrap())
+        .with_archive(Some(archive.clone()));
+    chat.relay(t("2026-03-02T10:00:00Z")).await.unwrap();
+    tilstede::workflow::apply_case_command(
+        &store,
+        "S-2026-0001",
+        &Party::new("al-1", Role::Avdelingsleder),
+        &CaseCommand::evaluate(EvaluationOutcome::NewAgreement),
+        t("2026-03-23T10:00:00Z"),
+        &cases,
+    )
+    .await
+    .unwrap();
+    chat.relay(t("2026-03-23T11:00:00Z")).await.unwrap();
+    assert_eq!(chat.relay(t("2026-03-23T11:00:00Z")).await.unwrap(), 0, "relayed once");
+    let files: Vec<String> = store
+        .outbox_log()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.post.kind == PostKind::File)
+        .map(|e| e.post.body)
+        .collect();
+    assert_eq!(
+        files,
+        ["samarbeidsavtale-S-2026-0001-1.pdf", "evaluering-S-2026-0001-1.pdf"],
+        "each final document attached once"
+    );
+    let queued = store.archive_entries_of_case("S-2026-0001").await.unwrap();
+    assert_eq!(queued.len(), 2, "{queued:?}");
+
+    let delivery = Delivery::new(
+        store.clone(),
+        Transport::from_config(&archive.transport).unwrap(),
+        archive,
+    );
+    let mut now = t("2026-03-23T12:00:00Z");
+    for _ in 0..200 {
+        delivery.run_once(now).await.unwrap();
+        if store.archive_counts().await.unwrap().archived == 2 {
+            break;
+        }
+        now += chrono::Duration::minutes(5);
+    }
+    let counts = store.archive_counts().await.unwrap();
+    assert_eq!((counts.archived, counts.failed), (2, 0), "{counts:?}");
+    let state = fake.state.lock().unwrap().clone();
+    assert_eq!(state.invalid_messages, 0, "every message valid against the XSD");
+    let titles: Vec<&str> = state.journalposts.values().map(|j| j.title.as_str()).collect();
+    assert_eq!(titles.len(), 2, "one journalpost per document: {titles:?}");
+    assert!(titles.iter().any(|t| t.starts_with("Samarbeidsavtale")), "{titles:?}");
+    assert!(titles.iter().any(|t| t.starts_with("Evaluering")), "{titles:?}");
+    for j in state.journalposts.values() {
+        assert!(j.document.starts_with(b"%PDF-"));
+        assert!(!j.arkivmelding.contains("Åse"), "no given name in the message");
+    }
+    println!("faults committed by the fake archive: {}", state.faults_committed.len());
+}
