@@ -53,6 +53,7 @@ struct Inner {
     matrix: MatrixConfig,
     renderer: Renderer,
     term_starts: ((u32, u32), (u32, u32)),
+    clock: crate::clock::SharedClock,
 }
 
 impl std::fmt::Debug for Chat {
@@ -72,6 +73,7 @@ impl Chat {
                 matrix,
                 renderer,
                 term_starts: ((8, 1), (1, 1)),
+                clock: crate::clock::system(),
             }),
         }
     }
@@ -79,19 +81,38 @@ impl Chat {
     /// Sets when the half-years start (month, day), as the rule set says;
     /// leadership's reviews are placed from them.
     pub fn with_term_starts(self, autumn: (u32, u32), spring: (u32, u32)) -> Chat {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            store: shared.store.clone(),
-            cases: shared.cases.clone(),
-            matrix: shared.matrix.clone(),
-            renderer: shared.renderer.clone(),
-            term_starts: shared.term_starts,
-        });
+        let inner = self.unshared();
         Chat {
             inner: Arc::new(Inner {
                 term_starts: (autumn, spring),
                 ..inner
             }),
         }
+    }
+
+    /// Reads "now" for chat commands and dialogues from `clock` (the
+    /// system clock unless set; a demo passes its simulated clock).
+    pub fn with_clock(self, clock: crate::clock::SharedClock) -> Chat {
+        let inner = self.unshared();
+        Chat {
+            inner: Arc::new(Inner { clock, ..inner }),
+        }
+    }
+
+    /// The current instant on the workflow's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
+    }
+
+    fn unshared(self) -> Inner {
+        Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            store: shared.store.clone(),
+            cases: shared.cases.clone(),
+            matrix: shared.matrix.clone(),
+            renderer: shared.renderer.clone(),
+            term_starts: shared.term_starts,
+            clock: shared.clock.clone(),
+        })
     }
 
     fn store(&self) -> &Store {
