@@ -8,6 +8,7 @@ pub mod adapters;
 pub mod archive;
 pub mod cases;
 pub mod chat;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -29,6 +29,8 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     /// The shared state (for tests and tools).
     pub state: AppState,
+    /// The clock the loops and the chat workflow read.
+    pub clock: crate::clock::SharedClock,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -52,6 +54,17 @@ impl Running {
 
 /// Starts the service; `listen` overrides the configured address (tests pass port 0).
 pub async fn start(config: Config, listen: Option<std::net::SocketAddr>) -> Result<Running, ServiceError> {
+    start_with_clock(config, listen, crate::clock::system()).await
+}
+
+/// Starts the service on `clock`: findings, the case clock, relayed notices,
+/// digests and chat commands all read "now" from it (a demo replaying a
+/// school year passes a simulated clock).
+pub async fn start_with_clock(
+    config: Config,
+    listen: Option<std::net::SocketAddr>,
+    clock: crate::clock::SharedClock,
+) -> Result<Running, ServiceError> {
     let config = Arc::new(config);
     let store = Store::open(&config.store).await?;
     let state = AppState::new(store.clone(), config.clone());
@@ -64,13 +77,14 @@ pub async fn start(config: Config, listen: Option<std::net::SocketAddr>) -> Resu
     tracing::info!(%addr, "HTTP server listening");
     let (leader_tx, leader) = watch::channel(false);
     let mut tasks = vec![
-        tokio::spawn(evaluate_loop(state.clone(), stopped.clone())),
+        tokio::spawn(evaluate_loop(state.clone(), clock.clone(), stopped.clone())),
         tokio::spawn(lead_loop(state.store.clone(), leader_tx, stopped.clone())),
-        tokio::spawn(case_loop(state.clone(), leader.clone(), stopped.clone())),
+        tokio::spawn(case_loop(state.clone(), clock.clone(), leader.clone(), stopped.clone())),
     ];
     if let Some(matrix) = state.config.matrix.clone() {
         tasks.push(tokio::spawn(bot_loop(
             state.clone(),
+            clock.clone(),
             matrix,
             leader.clone(),
             stopped.clone(),
@@ -98,6 +112,7 @@ pub async fn start(config: Config, listen: Option<std::net::SocketAddr>) -> Resu
     Ok(Running {
         addr,
         state,
+        clock,
         stop,
         tasks,
         server,
@@ -112,15 +127,17 @@ const REFRESH_GAP: Duration = Duration::from_millis(500);
 
 /// Refreshes findings whenever records change (at most every
 /// [`REFRESH_GAP`]), and every minute.
-async fn evaluate_loop(state: AppState, mut stopped: watch::Receiver<bool>) {
+async fn evaluate_loop(state: AppState, clock: crate::clock::SharedClock, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(REFRESH_EVERY);
+    let mut jumps = clock.jumps();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = state.records_changed.notified() => {}
+            _ = crate::clock::jumped(&mut jumps) => {}
             _ = stopped.wait_for(|s| *s) => break,
         }
-        let today = crate::domain::dates::school_date_utc(chrono::Utc::now());
+        let today = crate::domain::dates::school_date_utc(clock.now());
         match state.store.refresh_findings(&state.config.rules, today).await {
             Ok(r) if r.pupils > 0 => {
                 if r.change_count() > 0 {
@@ -149,19 +166,26 @@ const CASE_TICK: Duration = Duration::from_secs(60);
 /// Opens and updates cases from finding changes, and runs the routine's
 /// clock (reminders, escalations, long-term marking), on the leader only:
 /// case numbers and the finding cursor must have one writer.
-async fn case_loop(state: AppState, mut leader: watch::Receiver<bool>, mut stopped: watch::Receiver<bool>) {
+async fn case_loop(
+    state: AppState,
+    clock: crate::clock::SharedClock,
+    mut leader: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(CASE_TICK);
+    let mut jumps = clock.jumps();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = state.findings_changed.notified() => {}
+            _ = crate::clock::jumped(&mut jumps) => {}
             _ = leader.changed() => {}
             _ = stopped.wait_for(|s| *s) => break,
         }
         if !*leader.borrow_and_update() {
             continue;
         }
-        let now = chrono::Utc::now();
+        let now = clock.now();
         match crate::workflow::sync_cases(&state.store, &state.config.cases, now).await {
             Ok(s) if s.events > 0 => {
                 tracing::info!(
@@ -208,6 +232,7 @@ const DIGEST_EVERY: Duration = Duration::from_secs(600);
 /// with their transaction ids, so nothing is lost or sent twice.
 async fn bot_loop(
     state: AppState,
+    clock: crate::clock::SharedClock,
     matrix: crate::config::MatrixService,
     mut leader: watch::Receiver<bool>,
     mut stopped: watch::Receiver<bool>,
@@ -226,7 +251,8 @@ async fn bot_loop(
         renderer,
     )
     .with_term_starts(state.config.rules.autumn_start, state.config.rules.spring_start)
-    .with_archive(state.config.archive.clone());
+    .with_archive(state.config.archive.clone())
+    .with_clock(clock.clone());
     let mut failures = 0u32;
     loop {
         if *stopped.borrow() {
@@ -269,10 +295,17 @@ async fn bot_loop(
         tracing::info!("Matrix bot running");
         let mut relay = tokio::time::interval(RELAY_EVERY);
         let mut digest = tokio::time::interval(DIGEST_EVERY);
+        // A new school day is checked for due digests at once.
+        let mut digest_day = None;
         loop {
             tokio::select! {
                 _ = relay.tick() => {
-                    match chat.relay(chrono::Utc::now()).await {
+                    let today = crate::domain::dates::school_date_utc(clock.now());
+                    if digest_day.is_some_and(|d| d != today) {
+                        digest.reset_immediately();
+                    }
+                    digest_day = Some(today);
+                    match chat.relay(clock.now()).await {
                         Ok(n) if n > 0 => {
                             tracing::info!(posts = n, "case notices relayed");
                             bot.wake();
@@ -290,7 +323,7 @@ async fn bot_loop(
                     }
                 }
                 _ = digest.tick() => {
-                    match chat.digests(chrono::Utc::now()).await {
+                    match chat.digests(clock.now()).await {
                         Ok(d) if d.teachers + d.schools + d.gaps > 0 => {
                             tracing::info!(teachers = d.teachers, schools = d.schools, gaps = d.gaps, "digests queued");
                             bot.wake();

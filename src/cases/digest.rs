@@ -64,6 +64,9 @@ pub struct TeacherDigest {
     /// What the pattern analysis lacked (subject, lesson number), once each.
     #[serde(default)]
     pub pattern_notes: Vec<String>,
+    /// Whether the school system sent any record of the school for the
+    /// period: without any, «no absence» would be a guess, and is not said.
+    pub registered: bool,
 }
 
 /// The direction of a change.
@@ -108,8 +111,10 @@ pub struct GroupLine {
     pub pupils: u32,
     /// Attendance % this period.
     pub attendance_percent: f64,
-    /// Attendance % the period before.
-    pub previous_percent: f64,
+    /// Attendance % the period before; `None` when the school system sent
+    /// nothing of the school for that period (summer, or before it was
+    /// connected), so there is nothing to compare with.
+    pub previous_percent: Option<f64>,
     /// The trend.
     pub trend: Trend,
     /// Lates this period.
@@ -182,6 +187,7 @@ pub fn teacher_digest(
         .filter(|c| c.contact_teachers.iter().any(|t| t == teacher))
         .map(|c| (c.id.as_str(), c))
         .collect();
+    let registered = records.iter().any(|r| r.date >= from && r.date <= to);
     let records = by_pupil(records);
     let mut lines = Vec::new();
     let mut total = 0;
@@ -245,6 +251,7 @@ pub fn teacher_digest(
         pupils_total: total,
         pattern_weeks: PATTERN_WEEKS,
         pattern_notes: notes,
+        registered,
     }
 }
 
@@ -271,14 +278,21 @@ fn group(
     }
     let count = pupils.len().max(1) as f64;
     let round = |x: f64| (x * 10.0).round() / 10.0;
-    let (attendance_percent, previous_percent) = (round(now / count), round(before / count));
+    let (attendance_percent, previous) = (round(now / count), round(before / count));
+    // Records only tell absence: a period without a single record of the
+    // whole school is a period without data, not one of full attendance.
+    let known = records
+        .values()
+        .flatten()
+        .any(|r| r.date >= pfrom.min(pto) && r.date <= pto);
+    let previous_percent = known.then_some(previous);
     let ids: BTreeSet<&str> = pupils.iter().map(|p| p.id.as_str()).collect();
     GroupLine {
         grade,
         pupils: pupils.len() as u32,
         attendance_percent,
         previous_percent,
-        trend: Trend::of(attendance_percent, previous_percent),
+        trend: Trend::of(attendance_percent, previous_percent.unwrap_or(attendance_percent)),
         lates,
         open_cases: cases
             .iter()
@@ -498,5 +512,28 @@ mod tests {
         // 22 school days in March; one day absent: 95,5 %; February's window had two.
         assert_eq!(six.attendance_percent, 95.5);
         assert_eq!(six.trend, Trend::Better);
+    }
+
+    /// Issue 15: the digests went out before the data arrived and said
+    /// «Ingen av elevene dine har registrert fravær» and «før: 100 %».
+    /// A period without any record of the school is a period without data.
+    #[test]
+    fn a_period_without_data_is_not_full_attendance() {
+        let classes = [class("5a", 5, "t1")];
+        let pupils = [pupil("a", "5a", 5), pupil("b", "5a", 5)];
+        let march = [rec("a", "2026-03-03", Kind::Day)];
+        let (from, to) = (d("2026-03-01"), d("2026-03-31"));
+        let s = school_digest("k", "K", &pupils, &march, &[], from, to, &weekdays());
+        assert_eq!(s.total.previous_percent, None, "nothing was sent for February");
+        assert_eq!(s.grades[0].previous_percent, None);
+        let with_feb = [march[0].clone(), rec("b", "2026-02-10", Kind::Late)];
+        let s = school_digest("k", "K", &pupils, &with_feb, &[], from, to, &weekdays());
+        assert_eq!(s.total.previous_percent, Some(100.0), "a late is attendance");
+        let t = teacher_digest("t1", &classes, &pupils, &[], &[], from, to, &weekdays());
+        assert!(!t.registered && t.pupils.is_empty());
+        let t = teacher_digest("t1", &classes, &pupils, &with_feb[1..], &[], from, to, &weekdays());
+        assert!(!t.registered, "February's record says nothing of March");
+        let t = teacher_digest("t1", &classes, &pupils, &march, &[], from, to, &weekdays());
+        assert!(t.registered && t.pupils.len() == 1);
     }
 }

@@ -18,7 +18,7 @@ const FAILED: &str = "Noe gikk galt hos tilstede, og ingenting ble endret. Prøv
 impl CommandHandler for Chat {
     fn handle<'a>(&'a self, context: &'a CommandContext, command: chat::Command) -> BoxFuture<'a, Reply> {
         Box::pin(async move {
-            match self.command(context, command, Utc::now()).await {
+            match self.command(context, command, self.now()).await {
                 Ok(reply) => reply,
                 Err(e) => {
                     tracing::error!(error = %e, room = %context.room_key, "chat command failed");
@@ -30,7 +30,7 @@ impl CommandHandler for Chat {
 
     fn handle_text<'a>(&'a self, context: &'a CommandContext, text: &'a str) -> BoxFuture<'a, Option<Reply>> {
         Box::pin(async move {
-            match self.dialogue(context, text, Utc::now()).await {
+            match self.dialogue(context, text, self.now()).await {
                 Ok(reply) => reply,
                 Err(e) => {
                     tracing::error!(error = %e, room = %context.room_key, "chat dialogue failed");

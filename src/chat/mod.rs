@@ -56,6 +56,7 @@ struct Inner {
     renderer: Renderer,
     term_starts: ((u32, u32), (u32, u32)),
     archive: Option<crate::archive::ArchiveConfig>,
+    clock: crate::clock::SharedClock,
 }
 
 impl std::fmt::Debug for Chat {
@@ -76,6 +77,7 @@ impl Chat {
                 renderer,
                 term_starts: ((8, 1), (1, 1)),
                 archive: None,
+                clock: crate::clock::system(),
             }),
         }
     }
@@ -83,14 +85,7 @@ impl Chat {
     /// Sets when the half-years start (month, day), as the rule set says;
     /// leadership's reviews are placed from them.
     pub fn with_term_starts(self, autumn: (u32, u32), spring: (u32, u32)) -> Chat {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            store: shared.store.clone(),
-            cases: shared.cases.clone(),
-            matrix: shared.matrix.clone(),
-            renderer: shared.renderer.clone(),
-            term_starts: shared.term_starts,
-            archive: shared.archive.clone(),
-        });
+        let inner = self.unshared();
         Chat {
             inner: Arc::new(Inner {
                 term_starts: (autumn, spring),
@@ -101,17 +96,36 @@ impl Chat {
 
     /// Queues final documents for the municipal archive (`[archive]`).
     pub fn with_archive(self, archive: Option<crate::archive::ArchiveConfig>) -> Chat {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+        let inner = self.unshared();
+        Chat {
+            inner: Arc::new(Inner { archive, ..inner }),
+        }
+    }
+
+    /// Reads "now" for chat commands and dialogues from `clock` (the
+    /// system clock unless set; a demo passes its simulated clock).
+    pub fn with_clock(self, clock: crate::clock::SharedClock) -> Chat {
+        let inner = self.unshared();
+        Chat {
+            inner: Arc::new(Inner { clock, ..inner }),
+        }
+    }
+
+    /// The current instant on the workflow's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
+    }
+
+    fn unshared(self) -> Inner {
+        Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             store: shared.store.clone(),
             cases: shared.cases.clone(),
             matrix: shared.matrix.clone(),
             renderer: shared.renderer.clone(),
             term_starts: shared.term_starts,
             archive: shared.archive.clone(),
-        });
-        Chat {
-            inner: Arc::new(Inner { archive, ..inner }),
-        }
+            clock: shared.clock.clone(),
+        })
     }
 
     fn store(&self) -> &Store {

@@ -9,6 +9,7 @@ mod bench_matrix;
 mod bench_matrix_load;
 mod cases;
 mod demo;
+mod demo_staff;
 mod records;
 
 use anyhow::{Context, Result};

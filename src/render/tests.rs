@@ -450,6 +450,7 @@ fn digests() {
         pupils_total: 24,
         pattern_weeks: 12,
         pattern_notes: vec!["Fag er ikke oppgitt for timefraværet, så fravær per fag kan ikke vurderes.".into()],
+        registered: true,
     };
     snapshot(
         "oversikt-kontaktlaerer",
@@ -459,7 +460,7 @@ fn digests() {
         grade,
         pupils: 50,
         attendance_percent: att,
-        previous_percent: prev,
+        previous_percent: Some(prev),
         trend,
         lates: 12,
         open_cases: 2,
@@ -485,6 +486,50 @@ fn digests() {
         "oversikt-skole",
         &render(Document::DigestSchool, &school_digest_context(&school, &gaps)),
     );
+}
+
+/// Issue 15: without data for a period the digests say so, instead of
+/// «før: 100 %» or «Ingen av elevene dine har registrert fravær».
+#[test]
+fn digests_without_data_say_there_is_none() {
+    let teacher = TeacherDigest {
+        teacher: "kl-1".into(),
+        from: d("2026-08-01"),
+        to: d("2026-08-31"),
+        pupils: Vec::new(),
+        pupils_total: 24,
+        pattern_weeks: 12,
+        pattern_notes: vec![],
+        registered: false,
+    };
+    let plain = render(Document::DigestTeacher, &teacher_digest_context(&teacher)).plain;
+    assert!(!plain.contains("Ingen av elevene dine"), "{plain}");
+    assert!(plain.contains("ikke sendt noe fravær"), "{plain}");
+    let line = GroupLine {
+        grade: 8,
+        pupils: 50,
+        attendance_percent: 96.0,
+        previous_percent: None,
+        trend: Trend::Same,
+        lates: 1,
+        open_cases: 0,
+    };
+    let school = SchoolDigest {
+        school: "skole-1".into(),
+        school_name: "Eikeli skole".into(),
+        from: d("2026-08-17"),
+        to: d("2026-10-23"),
+        total: GroupLine {
+            grade: 0,
+            ..line.clone()
+        },
+        grades: vec![line],
+        open_by_phase: [0; 4],
+        long_term: 0,
+    };
+    let plain = render(Document::DigestSchool, &school_digest_context(&school, &[])).plain;
+    assert!(!plain.contains("100 %") && !plain.contains("før:"), "{plain}");
+    assert_eq!(plain.matches("ingen tall for perioden før").count(), 2, "{plain}");
 }
 
 #[test]
@@ -640,6 +685,7 @@ fn every_template_says_1_dag_and_2_dager() {
             pupils_total: n,
             pattern_weeks: 12,
             pattern_notes: vec![],
+            registered: true,
         };
         rendered.push((
             "oversikt-kontaktlaerer".into(),
@@ -649,7 +695,7 @@ fn every_template_says_1_dag_and_2_dager() {
             grade: 9,
             pupils: n,
             attendance_percent: 90.0,
-            previous_percent: 91.0,
+            previous_percent: Some(91.0),
             trend: Trend::Worse,
             lates: n,
             open_cases: n,

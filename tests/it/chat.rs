@@ -432,6 +432,8 @@ fn the_demo_runs_and_writes_a_transcript() {
             "demo",
             "--exit",
             "--no-wait",
+            "--uker",
+            "4",
             "--pupils",
             "60",
             "--schools",
@@ -451,9 +453,11 @@ fn the_demo_runs_and_writes_a_transcript() {
     assert!(stdout.contains("bruker:  @ressursteam:localhost"), "{stdout}");
     assert!(stdout.contains("passord: demo-"), "{stdout}");
     let transcript = std::fs::read_to_string(dir.path().join("transkript.md")).unwrap();
-    let cards = transcript.matches("- **saksinfo**: Sak S-").count();
+    let cards = transcript.matches("- **saksinfo** (saksinfo): Sak S-").count();
     assert!(cards > 0, "{transcript}");
-    assert!(stdout.contains(&format!("{cards} saker er åpne")), "{stdout}");
+    let all = tilstede::render::count_len(cards, "sak", "saker");
+    assert!(stdout.contains(&format!("({all} i alt)")), "{stdout}");
+    assert!(stdout.contains("for 4 skoleuker"), "{stdout}");
     assert!(
         transcript.contains("SAMTALEGUIDE"),
         "the first-conversation guide goes with the prompt"

@@ -627,18 +627,29 @@ async fn a_member_on_a_new_device_reads_every_card_and_thread_posted_before_it_e
     assert!(t.bot.room_key_sessions().unwrap() >= 1);
 }
 
-/// Issue 15, the newcomer path: the demo runs with `--exit --no-wait`; after
-/// the first cases opened, the printed user logs in on a new device with the
-/// independent client, and reads cards and threads with nothing
-/// undecryptable. Document types are counted by the first line of the thread
-/// messages, so later demos (the whole routine) can assert on them.
+/// Issue 15, the newcomer path: the demo plays the routine with `--exit
+/// --no-wait` on its simulated clock; after the first cases opened, the
+/// printed user logs in on a new device with the independent client and
+/// reads on while the scripted staff work: cards, threads and documents of
+/// several types, with nothing undecryptable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_user_logging_in_after_the_first_cases_reads_everything() {
     use std::io::BufRead;
     let python = crate::synapse::python();
     let dir = tempfile::tempdir().unwrap();
     let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_tilstede"))
-        .args(["demo", "--exit", "--no-wait", "--dir"])
+        .args([
+            "demo",
+            "--exit",
+            "--no-wait",
+            "--uker",
+            "8",
+            "--pupils",
+            "60",
+            "--schools",
+            "1",
+            "--dir",
+        ])
         .arg(dir.path())
         .env("TILSTEDE_SYNAPSE_PYTHON", python)
         .stdout(std::process::Stdio::piped())
@@ -664,41 +675,59 @@ async fn the_demo_user_logging_in_after_the_first_cases_reads_everything() {
         server = server.or(field(&line, "tjener:"));
         user = user.or(field(&line, "bruker:"));
         password = password.or(field(&line, "passord:"));
+        // «uke 36 (mandag 7.9.2026): fravær sendt; 2 åpne saker»
         let open = line
-            .rsplit_once("åpne saker: ")
-            .and_then(|(_, n)| n.trim().parse::<usize>().ok());
+            .strip_prefix("   uke ")
+            .and_then(|l| l.rsplit_once("; "))
+            .and_then(|(_, n)| n.split(' ').next()?.parse::<usize>().ok());
         if open.is_some_and(|n| n > 0) {
             break;
         }
     }
     let (server, user, password) = (server.unwrap(), user.unwrap(), password.unwrap());
-    let report = crate::synapse::nio_read(&server, &user, &password, 1, Duration::from_secs(120)).await;
+    let wanted = ["saksinfo", "samtaleguide", "dagsorden", "referat", "samarbeidsavtale"];
+    let report = crate::synapse::nio_read_until(&server, &user, &password, 1, &wanted, Duration::from_secs(300)).await;
     let status = tokio::task::spawn_blocking(move || demo.wait()).await.unwrap().unwrap();
     let output = reader.join().unwrap();
     assert!(status.success(), "the demo failed: {}", output.join("\n"));
-    assert_eq!(report.undecryptable(), 0, "{}", report.summary());
-    let cards = report.messages_with(None);
-    let thread = report.messages_with(Some("m.thread"));
-    assert!(!cards.is_empty(), "no card: {}", report.summary());
-    assert!(!thread.is_empty(), "no thread message: {}", report.summary());
-    let mut kinds: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
-    for e in &thread {
-        let first = e.body.as_deref().unwrap_or_default().lines().next().unwrap_or_default();
-        let kind: String = first
-            .split([':', '(', '·'])
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        *kinds.entry(kind).or_default() += 1;
-    }
     // The closing note of issue 15 asks for these numbers.
     println!(
-        "nykommer (matrix-nio): {} dekryptert, {} ikke dekrypterbare; {} saksinfo, {} i tråder, {} endringer; typer i trådene: {kinds:?}",
+        "nykommer (matrix-nio): {} dekryptert, {} ikke dekrypterbare; {} saksinfo, {} i tråder, {} endringer; dokumenttyper: {:?}",
         report.decrypted().len(),
         report.undecryptable(),
-        cards.len(),
-        thread.len(),
+        report.messages_with(None).len(),
+        report.messages_with(Some("m.thread")).len(),
         report.messages_with(Some("m.replace")).len(),
+        report.document_types,
     );
+    assert_eq!(report.undecryptable(), 0, "{}", report.summary());
+    for kind in wanted {
+        assert!(
+            report.document_types.get(kind).is_some_and(|n| *n > 0),
+            "no {kind}: {:?} ({})",
+            report.document_types,
+            report.summary()
+        );
+    }
+    // The demo's own summary counts the same kinds in its transcript, and
+    // the staff's commands were all taken.
+    let summary = output
+        .iter()
+        .find(|l| l.contains("Posttyper i transkriptet:"))
+        .expect("summary");
+    for kind in [
+        "dagsorden",
+        "referat",
+        "samarbeidsavtale",
+        "evaluering",
+        "overføring",
+        "samtaleguide",
+    ] {
+        assert!(summary.contains(&format!("{kind}: ")), "{kind} missing: {summary}");
+    }
+    let staff = output
+        .iter()
+        .find(|l| l.contains("De skriptede ansatte skrev"))
+        .expect("staff line");
+    assert!(staff.contains("(0 avvist eller ubesvart)"), "{staff}");
 }

@@ -350,6 +350,10 @@ pub struct NioReport {
     pub rooms: Vec<String>,
     /// The encrypted events, oldest first per room.
     pub events: Vec<NioEvent>,
+    /// Decrypted messages per document type (by the title a document opens
+    /// with; «saksinfo», «endret saksinfo» and «melding» for the rest).
+    #[serde(default)]
+    pub document_types: std::collections::BTreeMap<String, usize>,
 }
 
 /// One encrypted event as the independent client saw it.
@@ -415,6 +419,20 @@ impl NioReport {
 /// invited to and reads every room's history, retrying until nothing is
 /// undecryptable and at least `min_decrypted` events decrypted, or `wait`.
 pub async fn nio_read(server_url: &str, user: &str, password: &str, min_decrypted: usize, wait: Duration) -> NioReport {
+    nio_read_until(server_url, user, password, min_decrypted, &[], wait).await
+}
+
+/// [`nio_read`], reading again until the document `types` were all seen
+/// too (or `wait`); a homeserver that goes away meanwhile ends the reading
+/// with the last full one.
+pub async fn nio_read_until(
+    server_url: &str,
+    user: &str,
+    password: &str,
+    min_decrypted: usize,
+    types: &[&str],
+    wait: Duration,
+) -> NioReport {
     let python = nio_python();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nio/reader.py");
     let args = vec![
@@ -426,6 +444,8 @@ pub async fn nio_read(server_url: &str, user: &str, password: &str, min_decrypte
         wait.as_secs().to_string(),
         "--min-decrypted".to_string(),
         min_decrypted.to_string(),
+        "--types".to_string(),
+        types.join(","),
     ];
     let password = password.to_string();
     let out = tokio::task::spawn_blocking(move || {
