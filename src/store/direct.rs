@@ -259,6 +259,8 @@ pub(super) struct SqliteBulk {
     sets: ExtensionSets,
     /// Checkpoints and frees beside the writer.
     background: Background,
+    /// Pupil keys this transaction looked up or assigned.
+    keys: std::collections::HashMap<(String, String), String>,
 }
 
 impl SqliteBulk {
@@ -273,6 +275,7 @@ impl SqliteBulk {
             progress: BulkProgress::default(),
             sets: ExtensionSets::default(),
             background: Background::start(path)?,
+            keys: Default::default(),
         })
     }
 
@@ -289,7 +292,10 @@ impl SqliteBulk {
             self.progress.opened();
             // A set known from an earlier transaction may have been purged since.
             self.sets = ExtensionSets::default();
+            self.keys.clear();
         }
+        let mut records = records;
+        super::identity::key_pupils_direct(&self.conn, &mut self.keys, &mut records)?;
         let stats = self.write_batch(&records, quarantine)?;
         self.background.free(records);
         if self.progress.add(stats) {

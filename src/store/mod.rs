@@ -9,6 +9,7 @@ mod cases;
 mod chat;
 mod direct;
 mod findings;
+mod identity;
 mod leader;
 mod outbox;
 mod pushes;
@@ -133,6 +134,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/postgres/0020_push_guard.sql"),
     ),
     (
+        30,
+        include_str!("migrations/sqlite/0030_pupil_identity.sql"),
+        include_str!("migrations/postgres/0030_pupil_identity.sql"),
+    ),
+    (
         50,
         include_str!("migrations/sqlite/0050_archive_outbox.sql"),
         include_str!("migrations/postgres/0050_archive_outbox.sql"),
@@ -156,6 +162,8 @@ pub struct Store {
     lane: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The group-commit writer of pushes ([`Store::ingest_push`]).
     pushes: std::sync::Arc<pushes::PushWriter>,
+    /// Pupil keys already looked up ([`identity`]).
+    pupil_keys: std::sync::Arc<identity::KeyCache>,
 }
 
 /// Turns a user-facing store location into a sqlx URL.
@@ -214,6 +222,7 @@ impl Store {
             url: location.to_string(),
             lane: Default::default(),
             pushes: Default::default(),
+            pupil_keys: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
