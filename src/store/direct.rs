@@ -35,7 +35,10 @@ pub(super) fn connect(path: &str) -> Result<Connection, StoreError> {
     // Statement journals stay in memory: a multi-row upsert inside the bulk
     // transaction copies each page it changes to one, and as temporary
     // files they were written as much as the log itself (and held pupil
-    // data outside the store).
+    // data outside the store). synchronous = NORMAL here, unlike the pool's
+    // FULL: this connection writes bulk imports and findings refreshes,
+    // which a power cut can at worst roll back to an earlier commit, and
+    // which a re-import or the next refresh writes again.
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
     Ok(conn)
 }

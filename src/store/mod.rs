@@ -166,6 +166,34 @@ pub struct Store {
     pupil_keys: std::sync::Arc<identity::KeyCache>,
 }
 
+/// Creates the SQLite file of `url` readable by its owner only (0600)
+/// before SQLite opens it, and narrows an existing one and its WAL and
+/// shared-memory files to 0600: the store holds pupil data. SQLite creates
+/// the `-wal` and `-shm` files with the database file's mode.
+fn private_file(url: &str) -> std::io::Result<()> {
+    let Some(path) = url.strip_prefix("sqlite://").and_then(|u| u.strip_suffix("?mode=rwc")) else {
+        return Ok(());
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        for file in [path.to_string(), format!("{path}-wal"), format!("{path}-shm")] {
+            match std::fs::metadata(&file) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Turns a user-facing store location into a sqlx URL.
 fn database_url(location: &str) -> Result<(String, Backend), StoreError> {
     if location.starts_with("postgres://") || location.starts_with("postgresql://") {
@@ -205,8 +233,14 @@ impl Store {
                             // the pages and log frames a bulk import writes.
                             // Temporary tables and statement journals stay in
                             // memory, so no pupil data lands in temporary files.
+                            // synchronous = FULL: every commit through the
+                            // pool (pushes, which are answered 202 only after
+                            // theirs, cases, findings) is on disk before it
+                            // returns, so it survives a power loss, not only a
+                            // crash of the process. The bulk import's own
+                            // connection keeps NORMAL (see direct.rs).
                             "PRAGMA busy_timeout = 30000; PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
                              PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
@@ -215,6 +249,9 @@ impl Store {
                 }),
             Backend::Postgres => options.max_connections(16),
         };
+        if backend == Backend::Sqlite {
+            private_file(&url).map_err(|e| StoreError::Connect(sqlx::Error::Io(e)))?;
+        }
         let pool = options.connect(&url).await.map_err(StoreError::Connect)?;
         let store = Store {
             pool,

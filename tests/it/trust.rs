@@ -407,3 +407,43 @@ async fn upgrading_a_store_splits_merged_children() {
         assert_eq!(store.pupil_records("p1", day, day).await.unwrap().len(), 2);
     }
 }
+
+/// The store file, its WAL and shared-memory files are the owner's only
+/// (0600), also when the file existed with a wider mode, and the pool
+/// commits with `synchronous = FULL` so an answered push survives a power
+/// loss.
+#[cfg(unix)]
+#[tokio::test]
+async fn store_files_are_private_and_commits_are_durable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    let line = format!(
+        r#"{{"source":"vis","id":"r1","pupil":"p1","school":"s","date":"{}","kind":"day"}}"#,
+        today()
+    );
+    let r = tilstede::domain::AbsenceRecord::from_json_str(&line).unwrap();
+    store.ingest(&[r], &[]).await.unwrap();
+    for file in ["t.db", "t.db-wal", "t.db-shm"] {
+        assert_eq!(mode(&dir.path().join(file)), 0o600, "{file}");
+    }
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(sync, 2, "FULL");
+    store.close().await;
+    for file in ["t.db", "t.db-wal", "t.db-shm"] {
+        let f = dir.path().join(file);
+        if f.exists() {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    assert_eq!(mode(&path), 0o600, "an existing store is narrowed");
+    store.close().await;
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/tilstede.service")).unwrap();
+    assert!(unit.contains("\nUMask=0077\n") && unit.contains("\nStateDirectoryMode=0700\n"));
+}
