@@ -5,6 +5,7 @@
 //! input skipped as not absence is not stored.
 
 use crate::adapters::{Parsed, Rejected};
+use crate::config::Schools;
 use crate::domain::AbsenceRecord;
 use crate::domain::plausibility::{self, Bounds};
 use crate::store::{IngestStats, QuarantineEntry, Store, StoreError};
@@ -25,6 +26,73 @@ pub fn screen(r: AbsenceRecord, bounds: &Bounds, today: chrono::NaiveDate) -> Pa
             reason: e.to_string(),
             raw: r.to_json_line(),
         }),
+    }
+}
+
+/// Reason code of a record for a school its source may not write.
+pub const SCHOOL_NOT_ALLOWED: &str = "school-not-allowed";
+/// Reason code of a record that names another source than the one sending it.
+pub const SOURCE_MISMATCH: &str = "source-mismatch";
+
+/// What one source may write: records of its own name, for the schools its
+/// configuration lists. Every way in (push, file import, pull) screens its
+/// records through the sender's scope before they reach the store, so a
+/// record for another school is quarantined, never stored and never
+/// evaluated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The canonical source name the records must carry.
+    pub source: String,
+    /// The schools the source may write.
+    pub schools: Schools,
+}
+
+impl Scope {
+    /// A scope for `source` writing `schools`.
+    pub fn new(source: impl Into<String>, schools: Schools) -> Scope {
+        Scope {
+            source: source.into(),
+            schools,
+        }
+    }
+
+    /// Why `r` is outside the scope (reason code first, then the field),
+    /// or `None` when the source may write it. A tombstone without a
+    /// school only removes the source's own record and is always allowed.
+    pub fn refusal(&self, r: &AbsenceRecord) -> Option<String> {
+        if r.source != self.source {
+            return Some(format!(
+                "{SOURCE_MISMATCH}: feltet «source»: «{}» er ikke kilden «{}» som sendte posten",
+                plausibility::printable(&r.source),
+                plausibility::printable(&self.source)
+            ));
+        }
+        if r.school.is_empty() && r.deleted {
+            return None;
+        }
+        if !self.schools.allows(&r.school) {
+            return Some(format!(
+                "{SCHOOL_NOT_ALLOWED}: feltet «school»: kilden «{}» har ikke lov til å skrive for skolen «{}»",
+                plausibility::printable(&self.source),
+                plausibility::printable(&r.school)
+            ));
+        }
+        None
+    }
+
+    /// `r` itself when the source may write it, else a rejection located
+    /// at `location` that keeps no copy of the record: data the source had
+    /// no right to send is not kept anywhere.
+    pub fn screen(&self, r: AbsenceRecord, location: &str) -> Parsed {
+        match self.refusal(&r) {
+            None => Parsed::Record(r),
+            Some(reason) => Parsed::Rejected(Rejected {
+                source: Some(self.source.clone()),
+                location: format!("{location} ({})", plausibility::printable(&r.id)),
+                reason,
+                raw: String::new(),
+            }),
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use super::vendor_rest::RestAuth;
 
 /// The OAuth2 scope a OneRoster 1.2 client asks for to read rosters.
 pub const ONEROSTER_SCOPE: &str = "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly";
+use crate::config::Schools;
 use crate::config::toml::parse_toml;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -116,6 +117,11 @@ pub struct RawSource {
     /// Canonical `source` of the records (default: the source's name).
     #[serde(default)]
     pub source: Option<String>,
+    /// Schools the source may write (required in `adapters.toml`): school
+    /// ids, or `["*"]` for every school. In the service config the source's
+    /// own `schools` is used, and this must not be set.
+    #[serde(default)]
+    pub schools: Option<Vec<String>>,
     /// Items per page (default 500).
     #[serde(default)]
     pub page_size: Option<u32>,
@@ -153,6 +159,8 @@ pub struct PullSource {
     pub retry: RetryPolicy,
     /// What it pulls, by protocol; builds the run's puller.
     pub component: PullComponent,
+    /// The schools it may write: records for others are quarantined.
+    pub schools: Schools,
 }
 
 /// Reads a secret from the environment variable or file named at `path`,
@@ -167,8 +175,21 @@ fn secret(path: &str, env: Option<&str>, file: Option<&str>) -> Result<String, C
 }
 
 impl RawSource {
-    /// Checks the settings and resolves the secrets; `path` is the TOML path of the source.
-    pub fn validate(self, name: &str, path: &str) -> Result<PullSource, ConfigError> {
+    /// Checks the settings and resolves the secrets; `path` is the TOML
+    /// path of the source. `inherited` is the schools of the service
+    /// config's source the pull belongs to (`None` in `adapters.toml`,
+    /// where the pull lists its own).
+    pub fn validate(self, name: &str, path: &str, inherited: Option<&Schools>) -> Result<PullSource, ConfigError> {
+        let schools = match (inherited, self.schools.as_deref()) {
+            (Some(s), None) => s.clone(),
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    format!("{path}.schools"),
+                    "skolene står på kilden selv (sources.ID.schools), ikke under pull",
+                ));
+            }
+            (None, list) => Schools::parse(&format!("{path}.schools"), list).map_err(|d| invalid(d.path, d.message))?,
+        };
         if self.client_secret.is_some() {
             return Err(invalid(
                 format!("{path}.client_secret"),
@@ -301,6 +322,7 @@ impl RawSource {
         }
         Ok(PullSource {
             name: name.to_string(),
+            schools,
             auth,
             retry: RetryPolicy {
                 attempts,
@@ -371,14 +393,14 @@ pub fn pull_source(text: &str, name: &str) -> Result<PullSource, ConfigError> {
     } else {
         format!("sources.\"{name}\"")
     };
-    source.validate(name, &path)
+    source.validate(name, &path, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const BASE: &str = "[sources.edfi]\nadapter = \"edfi-api\"\nbase_url = \"http://127.0.0.1:9\"\nclient_id = \"c\"\n";
+    const BASE: &str = "[sources.edfi]\nschools = [\"*\"]\nadapter = \"edfi-api\"\nbase_url = \"http://127.0.0.1:9\"\nclient_id = \"c\"\n";
 
     #[test]
     fn secrets_come_from_env_or_file_never_toml() {
@@ -435,7 +457,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("k");
         std::fs::write(&f, "nøkkel\n").unwrap();
-        let base = "[sources.vis]\nadapter = \"vendor-rest\"\nbase_url = \"http://127.0.0.1:9\"\n";
+        let base = "[sources.vis]\nschools = [\"*\"]\nadapter = \"vendor-rest\"\nbase_url = \"http://127.0.0.1:9\"\n";
         let err = pull_source(base, "vis").unwrap_err();
         assert!(err.to_string().starts_with("sources.vis.profile:"), "{err}");
         let err = pull_source(&format!("{base}profile = \"vis\"\n"), "vis").unwrap_err();

@@ -186,7 +186,9 @@ pub async fn sync(
     mapping: &EdfiMapping,
     store: &Store,
     source_name: &str,
+    schools: &crate::config::Schools,
 ) -> Result<SyncReport, SyncError> {
+    let allowed = crate::ingest::Scope::new(mapping.source.clone(), schools.clone());
     let from = match store.sync_cursor(source_name, CURSOR_STREAM).await? {
         None => None,
         Some(c) => Some(
@@ -250,7 +252,7 @@ pub async fn sync(
                 } else {
                     map_page(items, scope, mapping, &location, version)
                 };
-                commit(store, parsed, None, &mut report).await?;
+                commit(store, parsed, None, &allowed, &mut report).await?;
                 offset += n;
                 let done = n == 0 || n < u64::from(settings.page_size) || total.is_some_and(|t| offset >= t);
                 if done {

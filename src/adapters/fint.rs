@@ -298,7 +298,9 @@ pub async fn sync(
     profile: &Profile,
     store: &crate::store::Store,
     source_name: &str,
+    schools: &crate::config::Schools,
 ) -> Result<super::pull::SyncReport, super::pull::SyncError> {
+    let allowed = crate::ingest::Scope::new(profile.source.clone(), schools.clone());
     use super::pull::{SyncError, SyncReport, commit, timed_run};
     let run = timed_run(store, source_name, CURSOR_STREAM).await?;
     let (since, started) = (run.since, run.started);
@@ -336,7 +338,7 @@ pub async fn sync(
         let parsed = map_page(&page, profile, &location, &related).map_err(SyncError::Protocol)?;
         // FINT has no versions; what a later run fetches has changed since
         // the earlier one, so it must win.
-        commit(store, parsed, Some(run.version), &mut report).await?;
+        commit(store, parsed, Some(run.version), &allowed, &mut report).await?;
         offset += n;
         let total = page.get("total_items").and_then(Value::as_u64);
         if n == 0 || n < u64::from(settings.page_size) || total.is_some_and(|t| offset >= t) {

@@ -280,7 +280,11 @@ pub fn open_file(
     location: &str,
 ) -> Result<ParsedStream, AdapterError> {
     match name {
-        "jsonl" => Ok(Box::new(jsonl::JsonlReader::new(input, location))),
+        // Lines without a `source` belong to the named source, as in a push.
+        "jsonl" => Ok(match &options.source {
+            Some(s) => Box::new(jsonl::JsonlReader::new(input, location).with_default_source(s.as_str())),
+            None => Box::new(jsonl::JsonlReader::new(input, location)),
+        }),
         "edfi-xml" => {
             let mut mapping = edfi::EdfiMapping::default();
             if let Some(s) = &options.source {
@@ -368,5 +372,9 @@ pub async fn pull_once(
     source: &config::PullSource,
     store: &crate::store::Store,
 ) -> Result<pull::SyncReport, pull::SyncError> {
-    source.component.build(&source.name).pull(client, store).await
+    source
+        .component
+        .build(&source.name, &source.schools)
+        .pull(client, store)
+        .await
 }

@@ -378,6 +378,7 @@ pub async fn sync(
     settings: &OneRosterSettings,
     store: &Store,
     source_name: &str,
+    schools: &crate::config::Schools,
 ) -> Result<SyncReport, SyncError> {
     let from = store
         .sync_cursor(source_name, CURSOR_STREAM)
@@ -395,7 +396,32 @@ pub async fn sync(
         users: fetch_all(client, settings, "users", &mut report).await?,
         enrollments: fetch_all(client, settings, "enrollments", &mut report).await?,
     };
-    let (roster, skipped) = build_roster(&collections, settings);
+    let (mut roster, mut skipped) = build_roster(&collections, settings);
+    // A roster source writes only its own schools, like an absence source.
+    roster.schools.retain(|s| {
+        let keep = schools.allows(&s.id);
+        if !keep {
+            skipped.push(format!("skole {}: {}", s.id, crate::ingest::SCHOOL_NOT_ALLOWED));
+        }
+        keep
+    });
+    roster.classes.retain(|c| {
+        let keep = schools.allows(&c.school);
+        if !keep {
+            skipped.push(format!("klasse {}: {}", c.id, crate::ingest::SCHOOL_NOT_ALLOWED));
+        }
+        keep
+    });
+    roster.pupils.retain(|p| {
+        let keep = schools.allows(&p.school);
+        if !keep {
+            skipped.push(format!("elev {}: {}", p.id, crate::ingest::SCHOOL_NOT_ALLOWED));
+        }
+        keep
+    });
+    roster
+        .staff
+        .retain(|p| p.school.as_deref().is_none_or(|s| schools.allows(s)));
     store.upsert_roster(&roster).await?;
     store
         .set_sync_cursor(source_name, CURSOR_STREAM, &started.to_string())

@@ -15,7 +15,9 @@ use super::fint::FintSettings;
 use super::oneroster::OneRosterSettings;
 use super::profile::Profile;
 use super::rest::{RestClient, RestError};
+use crate::config::Schools;
 use crate::domain::AbsenceRecord;
+use crate::ingest::Scope;
 use crate::store::{IngestStats, Store, StoreError};
 
 /// What went wrong in a sync.
@@ -53,16 +55,25 @@ pub struct SyncReport {
 
 /// Commits one page of parsed items, the records at `version` when given
 /// (else at their own), and counts them into `report`. Rejected items go
-/// to the quarantine.
+/// to the quarantine, and so do records outside the source's `scope`
+/// (another school): those are never stored.
 pub(crate) async fn commit(
     store: &Store,
     items: Vec<Parsed>,
     version: Option<u32>,
+    scope: &Scope,
     report: &mut SyncReport,
 ) -> Result<(), StoreError> {
     let mut records = Vec::new();
     let mut rejected = Vec::new();
     for p in items {
+        let p = match p {
+            Parsed::Record(r) => {
+                let location = format!("pull:{}", scope.source);
+                scope.screen(r, &location)
+            }
+            other => other,
+        };
         match p {
             Parsed::Record(r) => {
                 report.deleted += u64::from(r.deleted);
@@ -156,9 +167,13 @@ impl PullComponent {
         }
     }
 
-    /// The runtime puller of source `name` for one run.
-    pub fn build<'a>(&'a self, name: &'a str) -> Puller<'a> {
-        Puller { component: self, name }
+    /// The runtime puller of source `name`, writing only `schools`, for one run.
+    pub fn build<'a>(&'a self, name: &'a str, schools: &'a Schools) -> Puller<'a> {
+        Puller {
+            component: self,
+            name,
+            schools,
+        }
     }
 }
 
@@ -167,24 +182,25 @@ impl PullComponent {
 pub struct Puller<'a> {
     component: &'a PullComponent,
     name: &'a str,
+    schools: &'a Schools,
 }
 
 impl Puller<'_> {
     /// Runs one incremental pull into `store`, with the protocol the
     /// component speaks. The cursor moves only after committed data.
     pub async fn pull(&self, client: &RestClient, store: &Store) -> Result<SyncReport, SyncError> {
-        let name = self.name;
+        let (name, schools) = (self.name, self.schools);
         match self.component {
             PullComponent::EdfiApi { settings, mapping } => {
-                super::edfi_api::sync(client, settings, mapping, store, name).await
+                super::edfi_api::sync(client, settings, mapping, store, name, schools).await
             }
             PullComponent::Fint { settings, profile } => {
-                super::fint::sync(client, settings, profile, store, name).await
+                super::fint::sync(client, settings, profile, store, name, schools).await
             }
             PullComponent::VendorRest { base_url, profile } => {
-                super::vendor_rest::sync(client, base_url, profile, store, name).await
+                super::vendor_rest::sync(client, base_url, profile, store, name, schools).await
             }
-            PullComponent::OneRoster(settings) => super::oneroster::sync(client, settings, store, name).await,
+            PullComponent::OneRoster(settings) => super::oneroster::sync(client, settings, store, name, schools).await,
         }
     }
 }

@@ -303,7 +303,9 @@ pub async fn sync(
     profile: &Profile,
     store: &Store,
     source_name: &str,
+    schools: &crate::config::Schools,
 ) -> Result<SyncReport, SyncError> {
+    let allowed = crate::ingest::Scope::new(profile.source.clone(), schools.clone());
     let layout = profile
         .rest
         .as_ref()
@@ -353,7 +355,7 @@ pub async fn sync(
             let n = json_at(&resp.body, &layout.records)
                 .and_then(Value::as_array)
                 .map_or(0, |a| a.len() as u64);
-            commit(store, parsed, version, &mut report).await?;
+            commit(store, parsed, version, &allowed, &mut report).await?;
             // Without a size parameter the server picks the page size, so only
             // an empty page (or the total) ends the listing.
             let more = n > 0 && (layout.size_param.is_none() || n >= u64::from(layout.page_size));

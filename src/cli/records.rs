@@ -137,6 +137,9 @@ pub struct ImportOptions {
     /// Treat each file as a full snapshot: stored records of its source, schools and dates that it lacks are deleted.
     #[arg(long)]
     pub snapshot: bool,
+    /// The service config: records are then held to what their source may write (its `schools`).
+    #[arg(long, env = "TILSTEDE_CONFIG", hide_env = true)]
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// The version stamp of a file import: the flag, or the file's modification time.
@@ -157,6 +160,33 @@ fn version_stamp(path: &Path, flag: Option<u32>) -> Result<u32> {
             path.display()
         )
     })
+}
+
+/// The scopes of the configured sources when a config is given: a file
+/// import then holds every record to what its source may write, like a push.
+fn import_scopes(
+    options: &ImportOptions,
+) -> Result<Option<std::sync::Arc<std::collections::BTreeMap<String, tilstede::ingest::Scope>>>> {
+    let Some(path) = &options.config else {
+        return Ok(None);
+    };
+    let config = tilstede::config::Config::load(path)
+        .with_context(|| format!("konfigurasjonen {} kunne ikke brukes", path.display()))?;
+    if let Some(source) = &options.source {
+        anyhow::ensure!(
+            config.sources.contains_key(source),
+            "kilden «{}» finnes ikke i {}",
+            printable(source),
+            path.display()
+        );
+    }
+    Ok(Some(std::sync::Arc::new(
+        config
+            .sources
+            .iter()
+            .map(|(id, s)| (id.clone(), tilstede::ingest::Scope::new(id.clone(), s.schools.clone())))
+            .collect(),
+    )))
 }
 
 /// `tilstede import`.
@@ -184,6 +214,7 @@ pub async fn import(
         source: options.source.clone(),
         lessons_per_day: options.lessons_per_day,
     };
+    let scopes = import_scopes(options)?;
     let store = Store::open(store).await?;
     let mut empty = Vec::new();
     for path in files {
@@ -215,7 +246,30 @@ pub async fn import(
         let counted = counts.clone();
         let shown_bar = bar.clone();
         let mut shown = 0usize;
+        let scopes = scopes.clone();
+        let fixed_source = options.source.clone();
+        let place = path.display().to_string();
         let reader = items.map(move |mut item| {
+            // A configured source writes only its own schools: what it may
+            // not write is rejected before anything counts it as accepted.
+            if let Some(scopes) = &scopes
+                && let Ok(Parsed::Record(r)) = item
+            {
+                let scope = scopes.get(fixed_source.as_deref().unwrap_or(r.source.as_str()));
+                item = Ok(match scope {
+                    Some(scope) => scope.screen(r, &place),
+                    None => Parsed::Rejected(Rejected {
+                        source: Some(r.source.clone()),
+                        location: format!("{place} ({})", printable(&r.id)),
+                        reason: format!(
+                            "{}: feltet «source»: «{}» er ingen kilde i konfigurasjonen",
+                            tilstede::ingest::SOURCE_MISMATCH,
+                            printable(&r.source)
+                        ),
+                        raw: String::new(),
+                    }),
+                });
+            }
             if let (Ok(p), Ok(mut c)) = (&item, counted.lock()) {
                 c.add(p);
             }

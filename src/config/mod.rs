@@ -270,7 +270,7 @@ impl Schools {
     }
 
     /// Reads a `schools` setting at `path`.
-    fn parse(path: &str, list: Option<&[String]>) -> Result<Schools, Diagnostic> {
+    pub(crate) fn parse(path: &str, list: Option<&[String]>) -> Result<Schools, Diagnostic> {
         let hint = "list skolene (skole-id-er), eller [\"*\"] for alle skoler";
         let Some(list) = list else {
             return Err(Diagnostic::new(path, format!("mangler: {hint}")));
@@ -712,7 +712,13 @@ impl RawConfig {
                         1..=86_400,
                     );
                     diags
-                        .check(raw.validate(&id, &format!("{path}.pull")))
+                        .check(raw.validate(
+                            &id,
+                            &format!("{path}.pull"),
+                            // A wrong list is reported above; the pull is
+                            // dropped with its source then.
+                            Some(schools.as_ref().unwrap_or(&Schools::Only(BTreeSet::new()))),
+                        ))
                         .map(|source| PullConfig {
                             source,
                             every: Duration::from_secs(every),

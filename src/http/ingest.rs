@@ -136,6 +136,8 @@ struct Prepared {
 struct ParseJob {
     adapter: &'static str,
     source: String,
+    /// What the source may write.
+    scope: crate::ingest::Scope,
     options: FileOptions,
     bounds: Bounds,
     today: chrono::NaiveDate,
@@ -169,16 +171,13 @@ impl ParseJob {
                     raw: String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned(),
                 }),
             };
+            // The source's scope first: a record for a school it may not
+            // write (or in another source's name) is not kept at all.
+            let item = match item {
+                Parsed::Record(r) => self.scope.screen(r, &format!("{location}:{position}")),
+                other => other,
+            };
             let rejected = match item {
-                Parsed::Record(r) if r.source != source => QuarantineEntry {
-                    source: Some(source.clone()),
-                    location: format!("{location}:{position}"),
-                    reason: format!(
-                        "feltet «source»: «{}» passer ikke med kilden «{source}» i adressen",
-                        plausibility::printable(&r.source)
-                    ),
-                    raw: r.to_json_line(),
-                },
                 Parsed::Record(r) => match plausibility::check(&r, &self.bounds, self.today) {
                     Ok(()) => {
                         out.records.push(r);
@@ -290,6 +289,7 @@ pub async fn post_records(
     let job = ParseJob {
         adapter,
         source: source.clone(),
+        scope: crate::ingest::Scope::new(source.clone(), config.schools.clone()),
         options: FileOptions {
             profile: config.profile.clone(),
             source: Some(source.clone()),

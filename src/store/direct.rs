@@ -35,7 +35,10 @@ pub(super) fn connect(path: &str) -> Result<Connection, StoreError> {
     // Statement journals stay in memory: a multi-row upsert inside the bulk
     // transaction copies each page it changes to one, and as temporary
     // files they were written as much as the log itself (and held pupil
-    // data outside the store).
+    // data outside the store). synchronous = NORMAL here, unlike the pool's
+    // FULL: this connection writes bulk imports and findings refreshes,
+    // which a power cut can at worst roll back to an earlier commit, and
+    // which a re-import or the next refresh writes again.
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
     Ok(conn)
 }
@@ -259,6 +262,8 @@ pub(super) struct SqliteBulk {
     sets: ExtensionSets,
     /// Checkpoints and frees beside the writer.
     background: Background,
+    /// Pupil keys this transaction looked up or assigned.
+    keys: std::collections::HashMap<(String, String), String>,
 }
 
 impl SqliteBulk {
@@ -273,6 +278,7 @@ impl SqliteBulk {
             progress: BulkProgress::default(),
             sets: ExtensionSets::default(),
             background: Background::start(path)?,
+            keys: Default::default(),
         })
     }
 
@@ -289,7 +295,10 @@ impl SqliteBulk {
             self.progress.opened();
             // A set known from an earlier transaction may have been purged since.
             self.sets = ExtensionSets::default();
+            self.keys.clear();
         }
+        let mut records = records;
+        super::identity::key_pupils_direct(&self.conn, &mut self.keys, &mut records)?;
         let stats = self.write_batch(&records, quarantine)?;
         self.background.free(records);
         if self.progress.add(stats) {

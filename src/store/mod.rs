@@ -9,6 +9,7 @@ mod cases;
 mod chat;
 mod direct;
 mod findings;
+mod identity;
 mod leader;
 mod outbox;
 mod pushes;
@@ -133,6 +134,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/postgres/0020_push_guard.sql"),
     ),
     (
+        30,
+        include_str!("migrations/sqlite/0030_pupil_identity.sql"),
+        include_str!("migrations/postgres/0030_pupil_identity.sql"),
+    ),
+    (
         50,
         include_str!("migrations/sqlite/0050_archive_outbox.sql"),
         include_str!("migrations/postgres/0050_archive_outbox.sql"),
@@ -161,6 +167,36 @@ pub struct Store {
     lane: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The group-commit writer of pushes ([`Store::ingest_push`]).
     pushes: std::sync::Arc<pushes::PushWriter>,
+    /// Pupil keys already looked up ([`identity`]).
+    pupil_keys: std::sync::Arc<identity::KeyCache>,
+}
+
+/// Creates the SQLite file of `url` readable by its owner only (0600)
+/// before SQLite opens it, and narrows an existing one and its WAL and
+/// shared-memory files to 0600: the store holds pupil data. SQLite creates
+/// the `-wal` and `-shm` files with the database file's mode.
+fn private_file(url: &str) -> std::io::Result<()> {
+    let Some(path) = url.strip_prefix("sqlite://").and_then(|u| u.strip_suffix("?mode=rwc")) else {
+        return Ok(());
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        for file in [path.to_string(), format!("{path}-wal"), format!("{path}-shm")] {
+            match std::fs::metadata(&file) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Turns a user-facing store location into a sqlx URL.
@@ -202,8 +238,14 @@ impl Store {
                             // the pages and log frames a bulk import writes.
                             // Temporary tables and statement journals stay in
                             // memory, so no pupil data lands in temporary files.
+                            // synchronous = FULL: every commit through the
+                            // pool (pushes, which are answered 202 only after
+                            // theirs, cases, findings) is on disk before it
+                            // returns, so it survives a power loss, not only a
+                            // crash of the process. The bulk import's own
+                            // connection keeps NORMAL (see direct.rs).
                             "PRAGMA busy_timeout = 30000; PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
                              PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
@@ -212,6 +254,9 @@ impl Store {
                 }),
             Backend::Postgres => options.max_connections(16),
         };
+        if backend == Backend::Sqlite {
+            private_file(&url).map_err(|e| StoreError::Connect(sqlx::Error::Io(e)))?;
+        }
         let pool = options.connect(&url).await.map_err(StoreError::Connect)?;
         let store = Store {
             pool,
@@ -219,6 +264,7 @@ impl Store {
             url: location.to_string(),
             lane: Default::default(),
             pushes: Default::default(),
+            pupil_keys: Default::default(),
         };
         store.migrate().await?;
         Ok(store)

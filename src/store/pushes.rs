@@ -100,12 +100,14 @@ impl Store {
             tokio::spawn(write_pushes(self.pool.clone(), self.backend, self.lane.clone(), rx));
             tx
         });
+        let mut records = push.records;
+        self.key_pupils(&mut records).await?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
             source: push.source.to_string(),
             request_id: push.request_id.map(|(id, exp)| (id.to_string(), exp)),
             stamp_at_least: push.stamp_at_least,
-            records: push.records,
+            records,
             quarantine: push.quarantine.to_vec(),
             reply,
         };

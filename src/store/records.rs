@@ -261,6 +261,8 @@ pub struct BulkWriter<'s> {
     direct: Option<Direct>,
     tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
     progress: BulkProgress,
+    /// Pupil keys looked up or assigned in this writer's transactions.
+    keys: std::collections::HashMap<(String, String), String>,
 }
 
 /// The direct connection of a SQLite file store, opened on first use.
@@ -294,6 +296,8 @@ impl BulkWriter<'_> {
                 self.tx.insert(tx)
             }
         };
+        let mut records = records;
+        super::identity::key_pupils_in(tx, &mut self.keys, &mut records).await?;
         let stats = write_batch(self.store.backend, tx, &records, &quarantine).await?;
         if self.progress.add(stats) {
             return self.commit().await;
@@ -463,8 +467,10 @@ impl Store {
         records: &[AbsenceRecord],
         quarantine: &[QuarantineEntry],
     ) -> Result<IngestStats, StoreError> {
+        let mut records = records.to_vec();
+        self.key_pupils(&mut records).await?;
         let mut tx = self.begin_write().await?;
-        let stats = write_batch(self.backend, &mut tx, records, quarantine).await?;
+        let stats = write_batch(self.backend, &mut tx, &records, quarantine).await?;
         tx.commit().await?;
         Ok(stats)
     }
@@ -478,6 +484,7 @@ impl Store {
             direct: self.sqlite_file().map(|path| Direct { path, conn: None }),
             tx: None,
             progress: BulkProgress::default(),
+            keys: Default::default(),
         }
     }
 

@@ -86,9 +86,16 @@ async fn sync_recovers_from_faults_and_then_runs_incrementally() {
             source: "edfi".into(),
             lessons_per_day: 6,
         };
-        let r = sync(&client, &settings(&server, 200), &m, &store, "edfi")
-            .await
-            .unwrap();
+        let r = sync(
+            &client,
+            &settings(&server, 200),
+            &m,
+            &store,
+            "edfi",
+            &tilstede::config::Schools::All,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.from, None);
         assert_eq!(r.to, 1140);
         assert_eq!(r.stats.received, expected, "{r:?}");
@@ -123,9 +130,16 @@ async fn sync_recovers_from_faults_and_then_runs_incrementally() {
             s.delete(SCHOOL, "s7");
             s.delete(SECTION, "t3");
         }
-        let r = sync(&client, &settings(&server, 200), &m, &store, "edfi")
-            .await
-            .unwrap();
+        let r = sync(
+            &client,
+            &settings(&server, 200),
+            &m,
+            &store,
+            "edfi",
+            &tilstede::config::Schools::All,
+        )
+        .await
+        .unwrap();
         assert_eq!((r.from, r.to), (Some(1140), 1147));
         assert_eq!((r.stats.received, r.deleted), (7, 2), "{r:?}");
         // Live: five new, two removed; the two tombstones are kept.
@@ -140,9 +154,16 @@ async fn sync_recovers_from_faults_and_then_runs_incrementally() {
 
         // Nothing new: nothing fetched but the change versions.
         server.state.lock().unwrap().served.clear();
-        let r = sync(&client, &settings(&server, 200), &m, &store, "edfi")
-            .await
-            .unwrap();
+        let r = sync(
+            &client,
+            &settings(&server, 200),
+            &m,
+            &store,
+            "edfi",
+            &tilstede::config::Schools::All,
+        )
+        .await
+        .unwrap();
         assert_eq!((r.stats.received, r.pages), (0, 0));
         assert!(server.state.lock().unwrap().served.is_empty());
         store.close().await;
@@ -160,18 +181,32 @@ async fn a_failed_sync_leaves_the_cursor_and_the_rerun_completes() {
     server.state.lock().unwrap().faults = std::iter::once(Fault::Pass)
         .chain(std::iter::repeat_n(Fault::ServerError, 4))
         .collect();
-    let err = sync(&client, &settings(&server, 500), &m, &store, "edfi")
-        .await
-        .unwrap_err();
+    let err = sync(
+        &client,
+        &settings(&server, 500),
+        &m,
+        &store,
+        "edfi",
+        &tilstede::config::Schools::All,
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("HTTP 500"), "{err}");
     assert_eq!(store.sync_cursor("edfi", CURSOR_STREAM).await.unwrap(), None);
     let (stored, _) = store.record_count().await.unwrap();
     assert!(stored > 0 && stored < expected, "page one was committed: {stored}");
 
     server.state.lock().unwrap().faults.clear();
-    let r = sync(&client, &settings(&server, 500), &m, &store, "edfi")
-        .await
-        .unwrap();
+    let r = sync(
+        &client,
+        &settings(&server, 500),
+        &m,
+        &store,
+        "edfi",
+        &tilstede::config::Schools::All,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.from, None);
     assert_eq!(store.record_count().await.unwrap(), (expected, 0));
     assert_eq!(
@@ -201,6 +236,7 @@ async fn wrong_secret_is_refused_clearly() {
         &EdfiMapping::default(),
         &store,
         "edfi",
+        &tilstede::config::Schools::All,
     )
     .await
     .unwrap_err();
@@ -222,7 +258,7 @@ async fn sync_command_reads_the_config_and_a_secret_file() {
     std::fs::write(
         &config,
         format!(
-            "[sources.ods]\nadapter = \"edfi-api\"\nbase_url = \"http://{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"{}\"\npage_size = 300\nsource = \"edfi\"\n",
+            "[sources.ods]\nschools = [\"*\"]\nadapter = \"edfi-api\"\nbase_url = \"http://{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"{}\"\npage_size = 300\nsource = \"edfi\"\n",
             server.addr,
             secret.display()
         ),
@@ -308,9 +344,16 @@ async fn a_pull_replaces_what_an_earlier_file_import_stored() {
         source: "edfi".into(),
         lessons_per_day: 6,
     };
-    let r = sync(&client(&server), &settings(&server, 50), &m, &store, "edfi")
-        .await
-        .unwrap();
+    let r = sync(
+        &client(&server),
+        &settings(&server, 50),
+        &m,
+        &store,
+        "edfi",
+        &tilstede::config::Schools::All,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.stats.changed, 1, "{r:?}");
     let after = store.pupil_records("elev-0", day, day).await.unwrap();
     assert_eq!(after.len(), 1, "the same event, not a second one: {after:?}");
@@ -327,9 +370,16 @@ async fn a_pull_replaces_what_an_earlier_file_import_stored() {
         SCHOOL,
         edfi::school_event("s1", "elev-0", "2026-03-03", "Unexcused Absence"),
     );
-    sync(&client(&server), &settings(&server, 50), &m, &store, "edfi")
-        .await
-        .unwrap();
+    sync(
+        &client(&server),
+        &settings(&server, 50),
+        &m,
+        &store,
+        "edfi",
+        &tilstede::config::Schools::All,
+    )
+    .await
+    .unwrap();
     let second = store
         .sync_cursor("edfi", tilstede::adapters::edfi_api::VERSION_STREAM)
         .await

@@ -44,7 +44,16 @@ async fn fint_sync_pages_recovers_and_continues_from_its_timestamp() {
         page_size: 100,
     };
     let profile = Profile::load("fint").unwrap();
-    let r = sync(&client, &settings, &profile, &store, "fint").await.unwrap();
+    let r = sync(
+        &client,
+        &settings,
+        &profile,
+        &store,
+        "fint",
+        &tilstede::config::Schools::All,
+    )
+    .await
+    .unwrap();
     assert_eq!((r.pages, r.stats.received, r.stats.changed), (3, 245, 245), "{r:?}");
     assert_eq!(r.presence, 5, "{r:?}");
     assert_eq!(store.record_count().await.unwrap(), (245, 0));
@@ -88,7 +97,16 @@ async fn fint_sync_pages_recovers_and_continues_from_its_timestamp() {
         s.entries
             .push((later, fint::registration("new", "EF-99", 9, "S", false)));
     }
-    let r = sync(&client, &settings, &profile, &store, "fint").await.unwrap();
+    let r = sync(
+        &client,
+        &settings,
+        &profile,
+        &store,
+        "fint",
+        &tilstede::config::Schools::All,
+    )
+    .await
+    .unwrap();
     assert_eq!((r.stats.received, r.stats.changed), (2, 2), "{r:?}");
     assert_eq!(store.record_count().await.unwrap(), (246, 0));
     let served = server.state.lock().unwrap().served.clone();

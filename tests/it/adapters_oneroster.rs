@@ -101,9 +101,15 @@ async fn the_stored_roster_equals_the_services_with_and_without_link_headers() {
             faults.extend(std::iter::repeat_n(200, orgs_pages + classes_pages + 1));
             faults.push(429);
             server.state.lock().unwrap().faults = faults.into();
-            let r = sync(&client(server.addr), &settings(server.addr, 40), &store, "or")
-                .await
-                .unwrap();
+            let r = sync(
+                &client(server.addr),
+                &settings(server.addr, 40),
+                &store,
+                "or",
+                &tilstede::config::Schools::All,
+            )
+            .await
+            .unwrap();
             let counts = r.roster.clone().unwrap();
             assert_eq!(
                 (counts.schools, counts.classes, counts.pupils),
@@ -139,7 +145,7 @@ async fn sync_command_runs_a_oneroster_source() {
     std::fs::write(
         &config,
         format!(
-            "[sources.flyt-roster]\nadapter = \"oneroster\"\nbase_url = \"http://{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"{}\"\npage_size = 25\nmatrix_template = \"{TEMPLATE}\"\n",
+            "[sources.flyt-roster]\nschools = [\"*\"]\nadapter = \"oneroster\"\nbase_url = \"http://{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"{}\"\npage_size = 25\nmatrix_template = \"{TEMPLATE}\"\n",
             server.addr,
             secret.display()
         ),

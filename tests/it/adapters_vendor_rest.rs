@@ -94,7 +94,9 @@ async fn every_paging_style_recovers_without_losing_or_duplicating() {
             let client = oauth(server.addr);
             let p = profile(style);
             let base = format!("http://{}", server.addr);
-            let r = sync(&client, &base, &p, &store, "flyt").await.unwrap();
+            let r = sync(&client, &base, &p, &store, "flyt", &tilstede::config::Schools::All)
+                .await
+                .unwrap();
             assert_eq!(r.pages, 5, "{style}: {r:?}");
             assert_eq!(
                 (r.stats.received, r.stats.changed),
@@ -128,7 +130,9 @@ async fn every_paging_style_recovers_without_losing_or_duplicating() {
                     vendor::flyt_record("ny", "e99", 9, "Dagsfravær", false, "annet"),
                 ));
             }
-            let r = sync(&client, &base, &p, &store, "flyt").await.unwrap();
+            let r = sync(&client, &base, &p, &store, "flyt", &tilstede::config::Schools::All)
+                .await
+                .unwrap();
             assert_eq!(
                 (r.stats.received, r.stats.changed, r.pages),
                 (2, 2, 1),
@@ -155,7 +159,9 @@ async fn a_run_that_gives_up_keeps_its_mark_and_is_repeated() {
     let p = profile("offset");
     let base = format!("http://{}", server.addr);
     let client = oauth(server.addr);
-    let err = sync(&client, &base, &p, &store, "flyt").await.unwrap_err();
+    let err = sync(&client, &base, &p, &store, "flyt", &tilstede::config::Schools::All)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("4 forsøk"), "{err}");
     assert_eq!(store.sync_cursor("flyt", CURSOR_STREAM).await.unwrap(), None);
     assert_eq!(
@@ -163,7 +169,9 @@ async fn a_run_that_gives_up_keeps_its_mark_and_is_repeated() {
         (100, 0),
         "the committed pages stay"
     );
-    let r = sync(&client, &base, &p, &store, "flyt").await.unwrap();
+    let r = sync(&client, &base, &p, &store, "flyt", &tilstede::config::Schools::All)
+        .await
+        .unwrap();
     assert_eq!(r.stats.received, N as u64);
     assert_eq!(store.record_count().await.unwrap(), (N as u64, 0));
     assert!(store.sync_cursor("flyt", CURSOR_STREAM).await.unwrap().is_some());
@@ -194,7 +202,7 @@ async fn sync_command_runs_a_vendor_rest_source_with_an_api_key_file() {
     std::fs::write(
         &config,
         format!(
-            "[sources.vis]\nadapter = \"vendor-rest\"\nprofile = \"{}\"\nbase_url = \"http://{}\"\napi_key_file = \"{}\"\n",
+            "[sources.vis]\nschools = [\"*\"]\nadapter = \"vendor-rest\"\nprofile = \"{}\"\nbase_url = \"http://{}\"\napi_key_file = \"{}\"\n",
             profile.display(),
             server.addr,
             key.display()
