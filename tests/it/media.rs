@@ -178,7 +178,8 @@ async fn an_evaluated_case_gets_its_chart_and_pdf_in_the_thread_decrypted_by_a_s
 }
 
 /// The chat relay queues each final document of a walked case (the
-/// samarbeidsavtale, then the evaluation) for the archive; delivery to a
+/// samarbeidsavtale, then the evaluation) for the archive, and a handoff
+/// its overføring; delivery to a
 /// fake archive that validates every message against the Fiks Arkiv XSD
 /// and fails a third of the requests ends with one journalpost per
 /// document, each once.
@@ -216,8 +217,10 @@ async fn final_documents_reach_the_archive_through_the_chat_relay() {
             members: vec!["@al-1:kommune.test".into()],
         }],
     };
+    let clock = tilstede::clock::SimulatedClock::new(t("2026-03-24T09:00:00Z"));
     let chat = Chat::new(store.clone(), cases.clone(), config, Renderer::builtin().unwrap())
-        .with_archive(Some(archive.clone()));
+        .with_archive(Some(archive.clone()))
+        .with_clock(clock);
     chat.relay(t("2026-03-02T10:00:00Z")).await.unwrap();
     tilstede::workflow::apply_case_command(
         &store,
@@ -231,41 +234,73 @@ async fn final_documents_reach_the_archive_through_the_chat_relay() {
     .unwrap();
     chat.relay(t("2026-03-23T11:00:00Z")).await.unwrap();
     assert_eq!(chat.relay(t("2026-03-23T11:00:00Z")).await.unwrap(), 0, "relayed once");
-    let files: Vec<String> = store
+    // Phase 4 and a handoff proposed in the ressursteam room: the
+    // overføring is a final document too.
+    tilstede::workflow::apply_case_command(
+        &store,
+        "S-2026-0001",
+        &Party::new("al-1", Role::Avdelingsleder),
+        &serde_json::from_value(serde_json::json!({"command":"change-phase","to":"further"})).unwrap(),
+        t("2026-03-24T08:00:00Z"),
+        &cases,
+    )
+    .await
+    .unwrap();
+    let context = tilstede::matrix::CommandContext {
+        room_key: school_room("skole-1"),
+        room_kind: "ressursteam".into(),
+        sender: "@al-1:kommune.test".into(),
+        event_id: "$handoff".into(),
+        thread_root: "$card".into(),
+    };
+    let command = tilstede::matrix::commands::parse("!koordinator S-2026-0001 @bup:kommune.test bup").unwrap();
+    let reply = tilstede::matrix::CommandHandler::handle(&chat, &context, command).await;
+    assert!(reply.plain.contains("kryptert saksrom"), "{}", reply.plain);
+    chat.relay(t("2026-03-24T09:00:00Z")).await.unwrap();
+    let mut files: Vec<(String, String)> = store
         .outbox_log()
         .await
         .unwrap()
         .into_iter()
         .filter(|e| e.post.kind == PostKind::File)
-        .map(|e| e.post.body)
+        .map(|e| (e.post.room_key, e.post.body))
         .collect();
+    files.sort();
+    let school = school_room("skole-1");
+    let case_room = tilstede::matrix::case_room("S-2026-0001");
     assert_eq!(
         files,
-        ["samarbeidsavtale-S-2026-0001-1.pdf", "evaluering-S-2026-0001-1.pdf"],
-        "each final document attached once"
+        [
+            (case_room, "overforing-S-2026-0001-1.pdf".to_string()),
+            (school.clone(), "evaluering-S-2026-0001-1.pdf".to_string()),
+            (school.clone(), "overforing-S-2026-0001-1.pdf".to_string()),
+            (school, "samarbeidsavtale-S-2026-0001-1.pdf".to_string()),
+        ],
+        "each final document attached once; the overføring in the case room and the case thread"
     );
     let queued = store.archive_entries_of_case("S-2026-0001").await.unwrap();
-    assert_eq!(queued.len(), 2, "{queued:?}");
+    assert_eq!(queued.len(), 3, "{queued:?}");
 
     let delivery = Delivery::new(
         store.clone(),
         Transport::from_config(&archive.transport).unwrap(),
         archive,
     );
-    let mut now = t("2026-03-23T12:00:00Z");
+    let mut now = t("2026-03-24T10:00:00Z");
     for _ in 0..200 {
         delivery.run_once(now).await.unwrap();
-        if store.archive_counts().await.unwrap().archived == 2 {
+        if store.archive_counts().await.unwrap().archived == 3 {
             break;
         }
         now += chrono::Duration::minutes(5);
     }
     let counts = store.archive_counts().await.unwrap();
-    assert_eq!((counts.archived, counts.failed), (2, 0), "{counts:?}");
+    assert_eq!((counts.archived, counts.failed), (3, 0), "{counts:?}");
     let state = fake.state.lock().unwrap().clone();
     assert_eq!(state.invalid_messages, 0, "every message valid against the XSD");
     let titles: Vec<&str> = state.journalposts.values().map(|j| j.title.as_str()).collect();
-    assert_eq!(titles.len(), 2, "one journalpost per document: {titles:?}");
+    assert_eq!(titles.len(), 3, "one journalpost per document: {titles:?}");
+    assert!(titles.iter().any(|t| t.starts_with("Overføring")), "{titles:?}");
     assert!(titles.iter().any(|t| t.starts_with("Samarbeidsavtale")), "{titles:?}");
     assert!(titles.iter().any(|t| t.starts_with("Evaluering")), "{titles:?}");
     for j in state.journalposts.values() {
