@@ -309,3 +309,62 @@ async fn final_documents_reach_the_archive_through_the_chat_relay() {
     }
     println!("faults committed by the fake archive: {}", state.faults_committed.len());
 }
+
+/// Leadership's review brings the school chart: an `m.image` in the
+/// ressursteam room (delivered encrypted like every post there), with the
+/// weeks of the review period and counts only, no pupil.
+#[tokio::test]
+async fn leadership_review_posts_the_school_chart_in_the_ressursteam_room() {
+    use tilstede::store::PostKind;
+    let (store, cases) = with_case(Store::open("sqlite::memory:").await.unwrap()).await;
+    let config = MatrixConfig {
+        homeserver: "http://127.0.0.1:1".into(),
+        user: "@tilstede:kommune.test".into(),
+        password_env: "UNUSED".into(),
+        store_dir: "/nonexistent".into(),
+        admins: Vec::new(),
+        allow_unencrypted: false,
+        allowed_servers: Vec::new(),
+        schools: vec![SchoolRoom {
+            school: "skole-1".into(),
+            name: "Ressursteam Østerås".into(),
+            members: vec!["@al-1:kommune.test".into()],
+        }],
+    };
+    let chat = Chat::new(store.clone(), cases.clone(), config, Renderer::builtin().unwrap());
+    // Ten weeks into the spring half-year: the first review (1 January to 11 March).
+    let now = t("2026-03-23T07:00:00Z");
+    let stats = chat.digests(now).await.unwrap();
+    assert_eq!(stats.schools, 1, "{stats:?}");
+    assert_eq!(chat.digests(now).await.unwrap().schools, 0, "once per review");
+    let images: Vec<_> = store
+        .outbox_log()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.post.kind == PostKind::Image)
+        .collect();
+    assert_eq!(images.len(), 1, "one chart: {images:?}");
+    let image = &images[0];
+    assert_eq!(image.post.room_key, school_room("skole-1"));
+    assert!(image.post.thread.is_none(), "beside the review, not in a case thread");
+    assert!(
+        image
+            .post
+            .body
+            .starts_with("Fravær per uke for Ressursteam Østerås (uke 1–11)"),
+        "{}",
+        image.post.body
+    );
+    for personal in ["Åse", "Bø", "Å.B.", "9B", "S-2026"] {
+        assert!(!image.post.body.contains(personal), "{personal} in {}", image.post.body);
+    }
+    let media = store.outbox_media(image.id).await.unwrap().expect("the PNG");
+    assert_eq!(media.mime, "image/png");
+    let (w, h) = png_size(&media.data);
+    assert_eq!((Some(w), Some(h)), (media.width, media.height));
+    assert!(w >= 600 && h >= 300, "{w}×{h}");
+    if let Ok(out) = std::env::var("TILSTEDE_CHART_DIR") {
+        std::fs::write(std::path::Path::new(&out).join("school-review.png"), &media.data).unwrap();
+    }
+}
