@@ -158,8 +158,63 @@ impl Chat {
         let Some(archive_kind) = DocumentKind::of(document) else {
             return Ok(out);
         };
+        let Some(pdf) = self
+            .final_pdf(case, archive_kind, sequence, &rendered.markdown, chart.as_ref(), now)
+            .await?
+        else {
+            return Ok(out);
+        };
+        if let Some(room) = room {
+            out.posts.push(case_thread_media(
+                room,
+                &case.number,
+                &pdf.file_name,
+                pdf_media(&pdf.file_name, &pdf.pdf),
+            ));
+        }
+        out.archive.extend(pdf.archive);
+        Ok(out)
+    }
+}
+
+/// A final document rendered to PDF/A, with its archive entry when
+/// `[archive]` is on.
+#[derive(Debug)]
+pub(super) struct FinalPdf {
+    /// The file name (`overforing-S-2026-0001-1.pdf`).
+    pub file_name: String,
+    /// The PDF/A.
+    pub pdf: Vec<u8>,
+    /// The archive outbox entry.
+    pub archive: Option<NewArchiveEntry>,
+}
+
+/// The media of a PDF file post.
+pub(super) fn pdf_media(file_name: &str, pdf: &[u8]) -> Media {
+    Media {
+        mime: "application/pdf".into(),
+        file_name: file_name.to_string(),
+        width: None,
+        height: None,
+        data: pdf.to_vec(),
+    }
+}
+
+impl Chat {
+    /// Renders a final document to PDF/A (with the chart, when there is
+    /// one) and builds its arkivmelding when the archive is on; `None` when
+    /// the PDF could not be rendered (logged).
+    pub(super) async fn final_pdf(
+        &self,
+        case: &Case,
+        archive_kind: DocumentKind,
+        sequence: u32,
+        markdown: &str,
+        chart: Option<&Chart>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<FinalPdf>, ChatError> {
         let title = format!("{}, sak {}", archive_kind.title(), case.number);
-        let mut markdown = rendered.markdown.clone();
+        let mut markdown = markdown.to_string();
         let images: Vec<NamedImage<'_>> = chart
             .iter()
             .map(|c| NamedImage {
@@ -168,7 +223,7 @@ impl Chat {
                 png: &c.png,
             })
             .collect();
-        if let Some(c) = &chart {
+        if let Some(c) = chart {
             markdown.push_str(&format!("\n\n## Oppmøte per uke\n\n![{}]({CHART_NAME})\n", c.alt));
         }
         let pdf = match render_pdf(&PdfInput {
@@ -180,24 +235,11 @@ impl Chat {
             Ok(pdf) => pdf,
             Err(e) => {
                 tracing::error!(case = %case.number, error = %e, "PDF not rendered");
-                return Ok(out);
+                return Ok(None);
             }
         };
         let file_name = format!("{}-{}-{sequence}.pdf", archive_kind.name(), stem(case));
-        if let Some(room) = room {
-            out.posts.push(case_thread_media(
-                room,
-                &case.number,
-                &file_name,
-                Media {
-                    mime: "application/pdf".into(),
-                    file_name: file_name.clone(),
-                    width: None,
-                    height: None,
-                    data: pdf.clone(),
-                },
-            ));
-        }
+        let mut archive = None;
         if let Some(config) = self.inner.archive.as_ref().filter(|c| c.enabled) {
             let school_name = self
                 .store()
@@ -220,7 +262,7 @@ impl Chat {
                 created: now,
             };
             let m = arkivmelding::build(&doc, config);
-            out.archive.push(NewArchiveEntry {
+            archive = Some(NewArchiveEntry {
                 document_key: m.document_key.clone(),
                 case_number: case.number.clone(),
                 school: case.pupil.school.clone(),
@@ -228,10 +270,14 @@ impl Chat {
                 title: m.title.clone(),
                 file_reference: m.file_reference.clone(),
                 arkivmelding: m.xml,
-                document: pdf,
+                document: pdf.clone(),
             });
         }
-        Ok(out)
+        Ok(Some(FinalPdf {
+            file_name,
+            pdf,
+            archive,
+        }))
     }
 }
 

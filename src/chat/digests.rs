@@ -44,6 +44,57 @@ pub fn school_review(start: NaiveDate, today: NaiveDate) -> Option<(u8, NaiveDat
 }
 
 impl Chat {
+    /// Leadership's review chart: the school's absence per week from
+    /// `from` to `to`, as an image post for the ressursteam room (counts
+    /// only, no pupil). `None` when there is nothing to draw (logged).
+    fn school_chart(
+        &self,
+        school: &str,
+        label: &str,
+        pupils: &[crate::domain::roster::RosterPupil],
+        records: &[crate::domain::AbsenceRecord],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Option<crate::store::NewPost> {
+        let window = crate::insight::Window::new(from, to);
+        let mut by_pupil: std::collections::BTreeMap<&str, Vec<crate::insight::AbsenceEvent>> =
+            std::collections::BTreeMap::new();
+        for r in records.iter().filter(|r| window.contains(r.date)) {
+            if let Some(e) = crate::insight::AbsenceEvent::from_record(r) {
+                by_pupil.entry(r.pupil.as_str()).or_default().push(e);
+            }
+        }
+        let absence: Vec<Vec<crate::insight::AbsenceEvent>> = by_pupil.into_values().collect();
+        let settings = crate::insight::PatternSettings {
+            lessons_per_day: self.inner.cases.lessons_per_day.max(1),
+            ..crate::insight::PatternSettings::default()
+        };
+        let weeks = crate::insight::school_weeks(
+            &absence,
+            pupils.len() as u32,
+            window,
+            &self.inner.cases.calendar,
+            &settings,
+        );
+        match crate::insight::charts::school_overview(label, &weeks) {
+            Ok(chart) => Some(crate::matrix::media_post(
+                &school_room(school),
+                &chart.alt,
+                crate::store::Media {
+                    mime: "image/png".into(),
+                    file_name: format!("fravaer-per-uke-{from}-{to}.png"),
+                    width: Some(chart.width),
+                    height: Some(chart.height),
+                    data: chart.png,
+                },
+            )),
+            Err(e) => {
+                tracing::warn!(school, error = %e, "no chart for leadership's review");
+                None
+            }
+        }
+    }
+
     /// The records of `pupils` between `from` and `to`.
     async fn records_of(
         &self,
@@ -160,11 +211,13 @@ impl Chat {
                     .inner
                     .renderer
                     .render(Document::DigestSchool, &school_digest_context(&d, &gaps))?;
-                let post = notice(&school_room(school), &r.plain, &r.html, &leaders);
+                let mut posts = vec![notice(&school_room(school), &r.plain, &r.html, &leaders)];
+                posts.extend(self.school_chart(school, &room.name, &pupils, &records, from, to));
                 stats.schools += self
                     .store()
-                    .relay_posts(Some(Claim::Digest(&key)), None, &[post], &[])
-                    .await?;
+                    .relay_posts(Some(Claim::Digest(&key)), None, &posts, &[])
+                    .await?
+                    .min(1);
             }
         }
         Ok(stats)

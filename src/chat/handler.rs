@@ -1,11 +1,14 @@
 //! Chat commands → workflow steps, with roles from roster and configuration.
 
+use super::attachments::pdf_media;
 use super::dialogue::{AgreementDialogue, Outcome};
 use super::{Chat, ChatError};
 use crate::cases::model::{Agency, Case, Party, Role};
 use crate::cases::{Command, SubGoalInput};
 use crate::matrix::commands::{self as chat};
-use crate::matrix::{CommandContext, CommandHandler, Reply, case_room, escape_html, notice};
+use crate::matrix::{
+    CommandContext, CommandHandler, Reply, case_room, case_thread_media, escape_html, media_post, notice,
+};
 use crate::render::{Document, case_context, when};
 use crate::store::RoomPlan;
 use crate::workflow::{self, Person, WorkflowError};
@@ -306,10 +309,43 @@ impl Chat {
             "{user}: du er foreslått som fagkoordinator i sak {}. Skriv «!aksepter {}» her for å overta ansvaret.",
             after.number, after.number
         );
-        let posts = vec![
-            notice(&key, &summary.plain, &summary.html, &[]),
-            notice(&key, &ask, &escape_html(&ask), &[user.to_string()]),
-        ];
+        let mut posts = vec![notice(&key, &summary.plain, &summary.html, &[])];
+        // The overføring is a final document: its PDF/A goes to the case
+        // room and the case thread, and to the archive.
+        let sequence = self
+            .store()
+            .case_audit(&after.number)
+            .await?
+            .iter()
+            .filter(|a| a.action == "propose-handoff")
+            .count()
+            .max(1) as u32;
+        let chart = self.case_chart(&after, numbers.as_ref(), now).await?;
+        if let Some(pdf) = self
+            .final_pdf(
+                &after,
+                crate::archive::DocumentKind::Overforing,
+                sequence,
+                &summary.markdown,
+                chart.as_ref(),
+                now,
+            )
+            .await?
+        {
+            posts.push(media_post(&key, &pdf.file_name, pdf_media(&pdf.file_name, &pdf.pdf)));
+            if let Some(room) = self.school_room(&after.pupil.school) {
+                posts.push(case_thread_media(
+                    &room,
+                    &after.number,
+                    &pdf.file_name,
+                    pdf_media(&pdf.file_name, &pdf.pdf),
+                ));
+            }
+            if let Some(entry) = &pdf.archive {
+                self.store().archive_enqueue(entry, now).await?;
+            }
+        }
+        posts.push(notice(&key, &ask, &escape_html(&ask), &[user.to_string()]));
         self.store().relay_posts(None, Some(&after.number), &posts, &[]).await?;
         Ok(Reply {
             plain: format!(

@@ -385,7 +385,7 @@ impl Paint for SchoolPaint<'_> {
             .caption(title, bold(30))
             .margin(24)
             .x_label_area_size(60)
-            .y_label_area_size(80)
+            .y_label_area_size(110)
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..y_max)
             .map_err(draw_err)?;
         chart

@@ -162,6 +162,15 @@ pub fn case_thread(room_key: &str, case: &str, plain: &str, html: &str, mentions
 /// a chart, or a final document as PDF. `body` describes it (an image's
 /// alt text, a file's name); neither carries more than initials and class.
 pub fn case_thread_media(room_key: &str, case: &str, body: &str, media: crate::store::Media) -> NewPost {
+    NewPost {
+        thread: Some(EventRef::Anchor(card_anchor(case))),
+        ..media_post(room_key, body, media)
+    }
+}
+
+/// An image (`m.image`) or file (`m.file`) post in a room, outside any
+/// thread (as in a case room); `body` is its text for clients without media.
+pub fn media_post(room_key: &str, body: &str, media: crate::store::Media) -> NewPost {
     let kind = if media.mime.starts_with("image/") {
         PostKind::Image
     } else {
@@ -169,7 +178,6 @@ pub fn case_thread_media(room_key: &str, case: &str, body: &str, media: crate::s
     };
     NewPost {
         kind,
-        thread: Some(EventRef::Anchor(card_anchor(case))),
         media: Some(media),
         ..notice(room_key, body, &escape_html(body), &[])
     }

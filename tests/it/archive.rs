@@ -315,7 +315,13 @@ fn document(kind: DocumentKind, sequence: u32, pdf: &[u8]) -> (ArchiveDocument<'
     (doc, kind.name().to_string())
 }
 
-async fn enqueue(store: &Store, config: &ArchiveConfig, kind: DocumentKind, sequence: u32, pdf: &[u8]) -> String {
+pub(crate) async fn enqueue(
+    store: &Store,
+    config: &ArchiveConfig,
+    kind: DocumentKind,
+    sequence: u32,
+    pdf: &[u8],
+) -> String {
     let (doc, _) = document(kind, sequence, pdf);
     let m = arkivmelding::build(&doc, config);
     store
@@ -337,7 +343,7 @@ async fn enqueue(store: &Store, config: &ArchiveConfig, kind: DocumentKind, sequ
     m.document_key
 }
 
-fn sample_pdf(n: u32) -> Vec<u8> {
+pub(crate) fn sample_pdf(n: u32) -> Vec<u8> {
     render_pdf(&PdfInput {
         title: "Prøve",
         markdown: &format!("# Dokument {n}\n\nBlåbærsyltetøy på Ørland.\n"),

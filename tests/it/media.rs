@@ -178,7 +178,8 @@ async fn an_evaluated_case_gets_its_chart_and_pdf_in_the_thread_decrypted_by_a_s
 }
 
 /// The chat relay queues each final document of a walked case (the
-/// samarbeidsavtale, then the evaluation) for the archive; delivery to a
+/// samarbeidsavtale, then the evaluation) for the archive, and a handoff
+/// its overføring; delivery to a
 /// fake archive that validates every message against the Fiks Arkiv XSD
 /// and fails a third of the requests ends with one journalpost per
 /// document, each once.
@@ -216,8 +217,10 @@ async fn final_documents_reach_the_archive_through_the_chat_relay() {
             members: vec!["@al-1:kommune.test".into()],
         }],
     };
+    let clock = tilstede::clock::SimulatedClock::new(t("2026-03-24T09:00:00Z"));
     let chat = Chat::new(store.clone(), cases.clone(), config, Renderer::builtin().unwrap())
-        .with_archive(Some(archive.clone()));
+        .with_archive(Some(archive.clone()))
+        .with_clock(clock);
     chat.relay(t("2026-03-02T10:00:00Z")).await.unwrap();
     tilstede::workflow::apply_case_command(
         &store,
@@ -231,41 +234,73 @@ async fn final_documents_reach_the_archive_through_the_chat_relay() {
     .unwrap();
     chat.relay(t("2026-03-23T11:00:00Z")).await.unwrap();
     assert_eq!(chat.relay(t("2026-03-23T11:00:00Z")).await.unwrap(), 0, "relayed once");
-    let files: Vec<String> = store
+    // Phase 4 and a handoff proposed in the ressursteam room: the
+    // overføring is a final document too.
+    tilstede::workflow::apply_case_command(
+        &store,
+        "S-2026-0001",
+        &Party::new("al-1", Role::Avdelingsleder),
+        &serde_json::from_value(serde_json::json!({"command":"change-phase","to":"further"})).unwrap(),
+        t("2026-03-24T08:00:00Z"),
+        &cases,
+    )
+    .await
+    .unwrap();
+    let context = tilstede::matrix::CommandContext {
+        room_key: school_room("skole-1"),
+        room_kind: "ressursteam".into(),
+        sender: "@al-1:kommune.test".into(),
+        event_id: "$handoff".into(),
+        thread_root: "$card".into(),
+    };
+    let command = tilstede::matrix::commands::parse("!koordinator S-2026-0001 @bup:kommune.test bup").unwrap();
+    let reply = tilstede::matrix::CommandHandler::handle(&chat, &context, command).await;
+    assert!(reply.plain.contains("kryptert saksrom"), "{}", reply.plain);
+    chat.relay(t("2026-03-24T09:00:00Z")).await.unwrap();
+    let mut files: Vec<(String, String)> = store
         .outbox_log()
         .await
         .unwrap()
         .into_iter()
         .filter(|e| e.post.kind == PostKind::File)
-        .map(|e| e.post.body)
+        .map(|e| (e.post.room_key, e.post.body))
         .collect();
+    files.sort();
+    let school = school_room("skole-1");
+    let case_room = tilstede::matrix::case_room("S-2026-0001");
     assert_eq!(
         files,
-        ["samarbeidsavtale-S-2026-0001-1.pdf", "evaluering-S-2026-0001-1.pdf"],
-        "each final document attached once"
+        [
+            (case_room, "overforing-S-2026-0001-1.pdf".to_string()),
+            (school.clone(), "evaluering-S-2026-0001-1.pdf".to_string()),
+            (school.clone(), "overforing-S-2026-0001-1.pdf".to_string()),
+            (school, "samarbeidsavtale-S-2026-0001-1.pdf".to_string()),
+        ],
+        "each final document attached once; the overføring in the case room and the case thread"
     );
     let queued = store.archive_entries_of_case("S-2026-0001").await.unwrap();
-    assert_eq!(queued.len(), 2, "{queued:?}");
+    assert_eq!(queued.len(), 3, "{queued:?}");
 
     let delivery = Delivery::new(
         store.clone(),
         Transport::from_config(&archive.transport).unwrap(),
         archive,
     );
-    let mut now = t("2026-03-23T12:00:00Z");
+    let mut now = t("2026-03-24T10:00:00Z");
     for _ in 0..200 {
         delivery.run_once(now).await.unwrap();
-        if store.archive_counts().await.unwrap().archived == 2 {
+        if store.archive_counts().await.unwrap().archived == 3 {
             break;
         }
         now += chrono::Duration::minutes(5);
     }
     let counts = store.archive_counts().await.unwrap();
-    assert_eq!((counts.archived, counts.failed), (2, 0), "{counts:?}");
+    assert_eq!((counts.archived, counts.failed), (3, 0), "{counts:?}");
     let state = fake.state.lock().unwrap().clone();
     assert_eq!(state.invalid_messages, 0, "every message valid against the XSD");
     let titles: Vec<&str> = state.journalposts.values().map(|j| j.title.as_str()).collect();
-    assert_eq!(titles.len(), 2, "one journalpost per document: {titles:?}");
+    assert_eq!(titles.len(), 3, "one journalpost per document: {titles:?}");
+    assert!(titles.iter().any(|t| t.starts_with("Overføring")), "{titles:?}");
     assert!(titles.iter().any(|t| t.starts_with("Samarbeidsavtale")), "{titles:?}");
     assert!(titles.iter().any(|t| t.starts_with("Evaluering")), "{titles:?}");
     for j in state.journalposts.values() {
@@ -273,4 +308,63 @@ async fn final_documents_reach_the_archive_through_the_chat_relay() {
         assert!(!j.arkivmelding.contains("Åse"), "no given name in the message");
     }
     println!("faults committed by the fake archive: {}", state.faults_committed.len());
+}
+
+/// Leadership's review brings the school chart: an `m.image` in the
+/// ressursteam room (delivered encrypted like every post there), with the
+/// weeks of the review period and counts only, no pupil.
+#[tokio::test]
+async fn leadership_review_posts_the_school_chart_in_the_ressursteam_room() {
+    use tilstede::store::PostKind;
+    let (store, cases) = with_case(Store::open("sqlite::memory:").await.unwrap()).await;
+    let config = MatrixConfig {
+        homeserver: "http://127.0.0.1:1".into(),
+        user: "@tilstede:kommune.test".into(),
+        password_env: "UNUSED".into(),
+        store_dir: "/nonexistent".into(),
+        admins: Vec::new(),
+        allow_unencrypted: false,
+        allowed_servers: Vec::new(),
+        schools: vec![SchoolRoom {
+            school: "skole-1".into(),
+            name: "Ressursteam Østerås".into(),
+            members: vec!["@al-1:kommune.test".into()],
+        }],
+    };
+    let chat = Chat::new(store.clone(), cases.clone(), config, Renderer::builtin().unwrap());
+    // Ten weeks into the spring half-year: the first review (1 January to 11 March).
+    let now = t("2026-03-23T07:00:00Z");
+    let stats = chat.digests(now).await.unwrap();
+    assert_eq!(stats.schools, 1, "{stats:?}");
+    assert_eq!(chat.digests(now).await.unwrap().schools, 0, "once per review");
+    let images: Vec<_> = store
+        .outbox_log()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.post.kind == PostKind::Image)
+        .collect();
+    assert_eq!(images.len(), 1, "one chart: {images:?}");
+    let image = &images[0];
+    assert_eq!(image.post.room_key, school_room("skole-1"));
+    assert!(image.post.thread.is_none(), "beside the review, not in a case thread");
+    assert!(
+        image
+            .post
+            .body
+            .starts_with("Fravær per uke for Ressursteam Østerås (uke 1–11)"),
+        "{}",
+        image.post.body
+    );
+    for personal in ["Åse", "Bø", "Å.B.", "9B", "S-2026"] {
+        assert!(!image.post.body.contains(personal), "{personal} in {}", image.post.body);
+    }
+    let media = store.outbox_media(image.id).await.unwrap().expect("the PNG");
+    assert_eq!(media.mime, "image/png");
+    let (w, h) = png_size(&media.data);
+    assert_eq!((Some(w), Some(h)), (media.width, media.height));
+    assert!(w >= 600 && h >= 300, "{w}×{h}");
+    if let Ok(out) = std::env::var("TILSTEDE_CHART_DIR") {
+        std::fs::write(std::path::Path::new(&out).join("school-review.png"), &media.data).unwrap();
+    }
 }

@@ -286,3 +286,134 @@ members = ["{leder}"]
     assert!(metrics.contains("tilstede_matrix_send_seconds_count"), "{metrics}");
     stop_serve(child);
 }
+
+/// The archive loop runs inside `serve`: of two final documents queued,
+/// the fake archive takes one (an XSD-valid journalpost) and refuses the
+/// other; `/metrics` shows the states move from queued to archived and
+/// failed, with the failed attempt counted, and leadership is told in the
+/// ressursteam room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_delivers_the_archive_outbox_and_tells_leadership_of_a_refusal() {
+    use crate::archive::{enqueue, sample_pdf};
+    use crate::fake::archive::{FakeArchive, Fault};
+    use crate::synapse::{Person, register, shared};
+    use tilstede::archive::DocumentKind;
+
+    let fake = FakeArchive::start(0.0, 7).await;
+    fake.state.lock().unwrap().faults.push_back(Fault::Refuse);
+    let server = shared();
+    let leder = Person::new(server, "arkivleder").await;
+    let (bot_user, password) = register(server, "tilstede").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bot.password"), &password).unwrap();
+    let text = format!(
+        r#"
+store = "serve.db"
+[matrix]
+homeserver = "{url}"
+user = "{bot_user}"
+password_file = "bot.password"
+store_dir = "matrix"
+[[matrix.schools]]
+school = "skole-1"
+name = "Ressursteam"
+members = ["{leder}"]
+[archive]
+retry_seconds = 1
+max_attempts = 3
+[archive.transport]
+kind = "http"
+url = "{archive}"
+timeout_seconds = 5
+"#,
+        url = server.url(),
+        leder = leder.user_id,
+        archive = fake.url(),
+    );
+    let raw: RawConfig = tilstede::config::toml::parse_toml(&text).unwrap();
+    let running = tilstede::service::start(raw.validate(dir.path()).unwrap(), Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let store = running.state.store.clone();
+    let metrics = || async {
+        reqwest::get(format!("http://{}/metrics", running.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = metrics().await;
+    assert!(
+        before.contains("tilstede_archive_documents{state=\"archived\"} 0"),
+        "{before}"
+    );
+    let room = loop {
+        if let Some(r) = store
+            .matrix_room(&tilstede::matrix::school_room("skole-1"))
+            .await
+            .unwrap()
+        {
+            break r.room_id;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    leder.join(&room).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let config = running.state.config.archive.clone().expect("the archive section");
+    let refused = enqueue(&store, &config, DocumentKind::Evaluering, 1, &sample_pdf(1)).await;
+    let taken = enqueue(&store, &config, DocumentKind::Samarbeidsavtale, 1, &sample_pdf(2)).await;
+    let mut scraped = String::new();
+    for _ in 0..300 {
+        scraped = metrics().await;
+        if scraped.contains("tilstede_archive_documents{state=\"archived\"} 1")
+            && scraped.contains("tilstede_archive_documents{state=\"failed\"} 1")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for line in [
+        "tilstede_archive_documents{state=\"queued\"} 0",
+        "tilstede_archive_documents{state=\"archived\"} 1",
+        "tilstede_archive_documents{state=\"failed\"} 1",
+        "tilstede_archive_failed_attempts_total 1",
+    ] {
+        assert!(scraped.contains(line), "{line} in {scraped}");
+    }
+    {
+        let state = fake.state.lock().unwrap();
+        assert_eq!(state.invalid_messages, 0, "every message valid against the XSD");
+        assert_eq!(
+            state.journalposts.keys().collect::<Vec<_>>(),
+            [&taken],
+            "the archive holds the document it took"
+        );
+    }
+    let refused_entry = store.archive_entry(&refused).await.unwrap().unwrap();
+    assert_eq!(refused_entry.state, tilstede::store::ArchiveState::Failed);
+
+    // Leadership hears of the refusal in the ressursteam room, once.
+    let alert = leder
+        .wait_for("the archive alert", |m| {
+            m.room == room && m.sender == bot_user && m.body.starts_with("Arkivet tok ikke imot")
+        })
+        .await;
+    assert!(
+        alert.body.contains("Evaluering av samarbeidsavtale, sak S-2026-0001"),
+        "{}",
+        alert.body
+    );
+    assert!(alert.encrypted, "the alert is encrypted");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let alerts = store
+        .outbox_log()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.post.body.starts_with("Arkivet tok ikke imot"))
+        .count();
+    assert_eq!(alerts, 1, "told once");
+    running.shutdown().await.unwrap();
+}
