@@ -45,6 +45,10 @@ pub struct Scope {
     pub source: String,
     /// The schools the source may write.
     pub schools: Schools,
+    /// The extension fields kept from the source's own payload (the
+    /// source's allow-list), or `None` where an adapter maps the fields
+    /// itself (pulls): every other field is dropped before it is stored.
+    pub extensions: Option<Vec<String>>,
 }
 
 impl Scope {
@@ -53,6 +57,16 @@ impl Scope {
         Scope {
             source: source.into(),
             schools,
+            extensions: None,
+        }
+    }
+
+    /// Keeps only the extension fields `allowed` names (art. 9: a free-text
+    /// field a source adds is not stored unless IT allowed it).
+    pub fn with_extensions(self, allowed: Vec<String>) -> Scope {
+        Scope {
+            extensions: Some(allowed),
+            ..self
         }
     }
 
@@ -85,7 +99,13 @@ impl Scope {
     /// no right to send is not kept anywhere.
     pub fn screen(&self, r: AbsenceRecord, location: &str) -> Parsed {
         match self.refusal(&r) {
-            None => Parsed::Record(r),
+            None => {
+                let mut r = r;
+                if let Some(allowed) = &self.extensions {
+                    r.extensions.retain(|k, _| allowed.iter().any(|a| a == k));
+                }
+                Parsed::Record(r)
+            }
             Some(reason) => Parsed::Rejected(Rejected {
                 source: Some(self.source.clone()),
                 location: format!("{location} ({})", plausibility::printable(&r.id)),

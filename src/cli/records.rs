@@ -184,7 +184,12 @@ fn import_scopes(
         config
             .sources
             .iter()
-            .map(|(id, s)| (id.clone(), tilstede::ingest::Scope::new(id.clone(), s.schools.clone())))
+            .map(|(id, s)| {
+                (
+                    id.clone(),
+                    tilstede::ingest::Scope::new(id.clone(), s.schools.clone()).with_extensions(s.extensions.clone()),
+                )
+            })
             .collect(),
     )))
 }

@@ -191,6 +191,11 @@ pub struct RawSource {
     /// The vendor profile for CSV pushes (`text/csv`), e.g. `flyt` or `vis`.
     #[serde(default)]
     pub profile: Option<String>,
+    /// Extra fields of the source's records that are kept (the allow-list;
+    /// default none). Any other field beyond the canonical record, such as
+    /// a free-text note, is dropped before it is stored.
+    #[serde(default)]
+    pub extensions: Option<Vec<String>>,
     /// A pull adapter to run on a schedule (see `tilstede adapters list`).
     #[serde(default)]
     pub pull: Option<crate::adapters::config::RawSource>,
@@ -391,6 +396,8 @@ pub struct SourceConfig {
     pub max_concurrent: usize,
     /// Vendor profile for CSV pushes.
     pub profile: Option<String>,
+    /// Extension fields kept from the source's records (none by default).
+    pub extensions: Vec<String>,
     /// The scheduled pull, when configured.
     pub pull: Option<PullConfig>,
 }
@@ -725,6 +732,15 @@ impl RawConfig {
                         })
                 }
             };
+            let extensions = s.extensions.unwrap_or_default();
+            for (i, name) in extensions.iter().enumerate() {
+                if name.trim().is_empty() || name.chars().any(char::is_control) {
+                    diags.push(
+                        format!("{path}.extensions[{i}]"),
+                        "et feltnavn kan ikke være tomt eller ha kontrolltegn".to_string(),
+                    );
+                }
+            }
             let Some(schools) = schools else { continue };
             sources.insert(
                 id.clone(),
@@ -736,6 +752,7 @@ impl RawConfig {
                     max_body_bytes: source_body as usize,
                     max_concurrent: max_concurrent as usize,
                     profile: s.profile,
+                    extensions,
                     pull,
                 },
             );

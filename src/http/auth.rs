@@ -185,6 +185,7 @@ mod tests {
             max_body_bytes: 1024,
             max_concurrent: 1,
             profile: None,
+            extensions: Vec::new(),
             pull: None,
         }
     }

@@ -289,7 +289,8 @@ pub async fn post_records(
     let job = ParseJob {
         adapter,
         source: source.clone(),
-        scope: crate::ingest::Scope::new(source.clone(), config.schools.clone()),
+        scope: crate::ingest::Scope::new(source.clone(), config.schools.clone())
+            .with_extensions(config.extensions.clone()),
         options: FileOptions {
             profile: config.profile.clone(),
             source: Some(source.clone()),

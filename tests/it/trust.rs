@@ -41,6 +41,7 @@ token_file = "skole02.token"
 [sources.annen]
 schools = ["skole-01"]
 token_file = "annen.token"
+extensions = ["source_code"]
 "#
     .to_string()
 }
@@ -155,6 +156,57 @@ async fn a_push_for_a_school_the_source_may_not_write_is_quarantined() {
     let theirs = poll(&http, &format!("{base}/api/v1/findings"), READER_02, |_| true).await;
     assert_eq!(theirs, serde_json::json!([]), "skole-02 has no finding from annen");
     assert!(store.findings(Some("skole-02")).await.unwrap().is_empty());
+    running.shutdown().await.unwrap();
+}
+
+/// Art. 9 minimisation: a pushed record keeps only the extension fields its
+/// source's allow-list names. `annen` may send `source_code`; a free-text
+/// note about a diagnosis is dropped before it is stored, and `skole02`,
+/// with no allow-list, keeps none.
+#[tokio::test]
+async fn extension_fields_are_kept_only_when_the_source_allows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tilstede::config::parse_and_validate(&config_text(dir.path()), dir.path()).unwrap();
+    let running = tilstede::service::start(config, Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let day = today() - chrono::Days::new(1);
+    let with_extras = |id: &str, pupil: &str, school: &str| {
+        let l = line(id, pupil, school, day);
+        format!(
+            "{},\"source_code\":\"F2\",\"merknad\":\"diagnose: angst\"}}",
+            l.trim_end_matches('}')
+        )
+    };
+    let v = push(
+        &http,
+        &base,
+        "annen",
+        ANNEN_PUSH,
+        &with_extras("e1", "p-01", "skole-01"),
+    )
+    .await;
+    assert_eq!(v["status"], 202, "{v}");
+    let v = push(
+        &http,
+        &base,
+        "skole02",
+        SKOLE02_PUSH,
+        &with_extras("e2", "p-02", "skole-02"),
+    )
+    .await;
+    assert_eq!(v["status"], 202, "{v}");
+    let store = &running.state.store;
+    let from = day - chrono::Days::new(1);
+    let kept = store.pupil_records("p-01", from, day).await.unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].extensions.get("source_code"), Some(&serde_json::json!("F2")));
+    assert!(kept[0].extensions.get("merknad").is_none(), "{kept:?}");
+    let none = store.pupil_records("p-02", from, day).await.unwrap();
+    assert_eq!(none.len(), 1, "{none:?}");
+    assert!(none[0].extensions.is_empty(), "no allow-list keeps nothing: {none:?}");
     running.shutdown().await.unwrap();
 }
 
