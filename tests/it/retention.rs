@@ -153,9 +153,15 @@ async fn expired_absence_data_goes_but_an_open_case_keeps_its_pupils_data() {
         }
         // Nothing is left to purge; the records kept read back whole.
         assert!(store.purge_expired(cutoff).await.unwrap().is_empty(), "{backend}");
-        let kept = store.pupil_records("p1", d("2000-01-01"), d("2100-01-01")).await.unwrap();
+        let kept = store
+            .pupil_records("p1", d("2000-01-01"), d("2100-01-01"))
+            .await
+            .unwrap();
         assert_eq!(kept.len(), 2, "{backend}");
-        assert!(kept.iter().all(|r| r.extensions.get("source_code") == Some(&"X".into())));
+        assert!(
+            kept.iter()
+                .all(|r| r.extensions.get("source_code") == Some(&"X".into()))
+        );
 
         // Once the case is closed, p2's old data goes at the next purge.
         sqlx::query("UPDATE cases SET open = 0 WHERE number = 'S-2025-0001'")
@@ -276,7 +282,12 @@ async fn a_purged_case_keeps_who_what_when_but_no_free_text_and_no_link_to_the_p
         };
         apply(&teacher, "2026-03-02T10:00:00Z",
             json!({"command":"log-contact","with":"foresatte","at":"2026-03-02T09:55:00Z","channel":"telefon","outcome":"bekymring"})).await;
-        apply(&leader, "2026-03-02T10:05:00Z", json!({"command":"report-to-ressursteam"})).await;
+        apply(
+            &leader,
+            "2026-03-02T10:05:00Z",
+            json!({"command":"report-to-ressursteam"}),
+        )
+        .await;
         apply(&teacher, "2026-03-04T12:00:00Z",
             json!({"command":"map-box","circle_box":"relasjon-voksne","resources":["Trives med gymlæreren"],"risks":[FREE_TEXT[0]]})).await;
         apply(&teacher, "2026-03-04T12:00:00Z",
@@ -285,21 +296,32 @@ async fn a_purged_case_keeps_who_what_when_but_no_free_text_and_no_link_to_the_p
             json!({"command":"add-measure","circle_box":"hjemmeforhold","text":"Foresatte følger til skolen","responsible":"foresatte","due":"2026-03-20","at_home":true})).await;
         apply(&teacher, "2026-03-04T13:00:00Z",
             json!({"command":"meeting-held","kind":"samarbeid","at":"2026-03-04T12:00:00Z","leadership_present":true,"mapping_complete":true,"next_meeting":null})).await;
-        apply(&teacher, "2026-03-04T13:05:00Z",
+        apply(
+            &teacher,
+            "2026-03-04T13:05:00Z",
             json!({"command":"create-agreement","place":"Skolen","present":["eleven","foresatte","kontaktlærer"],
                    "goal":FREE_TEXT[1],"sub_goals":[{"text":"Møte til første time","weeks":3,"measures":[1,2]}],
-                   "plan_b":FREE_TEXT[2],"plan_b_responsible":"kontaktlærer","valid_days":null,"evaluation_date":null})).await;
-        apply(&leader, "2026-03-30T10:00:00Z", json!({"command":"close","reason":"lost"})).await;
+                   "plan_b":FREE_TEXT[2],"plan_b_responsible":"kontaktlærer","valid_days":null,"evaluation_date":null}),
+        )
+        .await;
+        apply(
+            &leader,
+            "2026-03-30T10:00:00Z",
+            json!({"command":"close","reason":"lost"}),
+        )
+        .await;
         s.read_case(number, &leader, t("2026-03-30T11:00:00Z")).await.unwrap();
 
         let before = s.case_audit(number).await.unwrap();
-        let text_of = |rows: &[tilstede::store::AuditEntry]| {
-            rows.iter().map(|a| a.detail.clone()).collect::<Vec<_>>().join("\n")
-        };
+        let text_of =
+            |rows: &[tilstede::store::AuditEntry]| rows.iter().map(|a| a.detail.clone()).collect::<Vec<_>>().join("\n");
         for text in FREE_TEXT {
             assert!(text_of(&before).contains(text), "{backend}: {text} in the audit log");
         }
-        assert!(text_of(&before).contains("\"seq\""), "{backend}: the open row names its finding event");
+        assert!(
+            text_of(&before).contains("\"seq\""),
+            "{backend}: the open row names its finding event"
+        );
 
         // A year on, the purge: who/what/when stays, the details go, and no
         // finding event of the pupil is left.
@@ -319,7 +341,11 @@ async fn a_purged_case_keeps_who_what_when_but_no_free_text_and_no_link_to_the_p
             assert_eq!(a.detail, "{}", "{backend}: {}", b.action);
         }
         assert_eq!(after.last().unwrap().action, "purged");
-        assert!(after.iter().any(|a| a.action == "create-agreement" && a.actor == "kl-1"));
+        assert!(
+            after
+                .iter()
+                .any(|a| a.action == "create-agreement" && a.actor == "kl-1")
+        );
         let everything = format!("{after:?}");
         for text in FREE_TEXT {
             assert!(!everything.contains(text), "{backend}");
@@ -347,14 +373,32 @@ async fn refuses_changes(s: &Store, purged: &str, backend: &str) {
         (purged, "UPDATE case_audit SET actor = 'noen' WHERE case_number = $1"),
         (purged, "UPDATE case_audit SET role = 'ledelse' WHERE case_number = $1"),
         (purged, "UPDATE case_audit SET action = 'read' WHERE case_number = $1"),
-        (purged, "UPDATE case_audit SET at = '2020-01-01T00:00:00Z' WHERE case_number = $1"),
-        (purged, "UPDATE case_audit SET detail = '{\"x\":1}' WHERE case_number = $1"),
-        (purged, "UPDATE case_audit SET case_number = 'S-1' WHERE case_number = $1"),
-        (purged, "UPDATE case_audit SET detail = '{}', actor = 'noen' WHERE case_number = $1"),
+        (
+            purged,
+            "UPDATE case_audit SET at = '2020-01-01T00:00:00Z' WHERE case_number = $1",
+        ),
+        (
+            purged,
+            "UPDATE case_audit SET detail = '{\"x\":1}' WHERE case_number = $1",
+        ),
+        (
+            purged,
+            "UPDATE case_audit SET case_number = 'S-1' WHERE case_number = $1",
+        ),
+        (
+            purged,
+            "UPDATE case_audit SET detail = '{}', actor = 'noen' WHERE case_number = $1",
+        ),
         (purged, "DELETE FROM case_audit WHERE case_number = $1"),
         // A live case's details cannot be scrubbed, nor its rows changed or deleted.
-        ("S-2026-0099", "UPDATE case_audit SET detail = '{}' WHERE case_number = $1"),
-        ("S-2026-0099", "UPDATE case_audit SET actor = 'noen' WHERE case_number = $1"),
+        (
+            "S-2026-0099",
+            "UPDATE case_audit SET detail = '{}' WHERE case_number = $1",
+        ),
+        (
+            "S-2026-0099",
+            "UPDATE case_audit SET actor = 'noen' WHERE case_number = $1",
+        ),
         ("S-2026-0099", "DELETE FROM case_audit WHERE case_number = $1"),
     ] {
         let e = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -410,15 +454,27 @@ fn the_purge_command_prints_counts() {
     assert!(!out.contains("p1"), "counts only: {out}");
     let (out, _) = tilstede_ok(
         &store_path,
-        &["purge", "--config", config.to_str().unwrap(), "--now", "2026-12-06T12:00:00Z"],
+        &[
+            "purge",
+            "--config",
+            config.to_str().unwrap(),
+            "--now",
+            "2026-12-06T12:00:00Z",
+        ],
     );
-    assert!(out.contains("Slettet: 0 fraværsregistreringer, 0 slettemarkeringer"), "{out}");
+    assert!(
+        out.contains("Slettet: 0 fraværsregistreringer, 0 slettemarkeringer"),
+        "{out}"
+    );
 
     std::fs::write(&config, "store = \"t.db\"\n[retention]\nschool_years = 0\n").unwrap();
     let out = crate::support::tilstede(&store_path, &["config", "check", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("retention.school_years: må være mellom 1 og 10, ikke 0"), "{err}");
+    assert!(
+        err.contains("retention.school_years: må være mellom 1 og 10, ikke 0"),
+        "{err}"
+    );
 }
 
 /// `serve` purges expired absence data on its own, soon after it starts.
