@@ -149,16 +149,16 @@ pub enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Slett det som har passert oppbevaringstiden: fravær, slettemarkeringer og
-    /// funnhendelser eldre enn [retention] school_years (unntatt for elever med
-    /// åpen sak), og saker avsluttet for mer enn retention_days siden. Skriver
-    /// bare ut antall.
+    /// Slett det som har passert oppbevaringstiden: fravær, funnhendelser og avsluttede saker.
+    #[command(
+        long_about = "Slett det som har passert oppbevaringstiden: fravær, slettemarkeringer og funnhendelser eldre enn [retention] school_years (unntatt for elever med åpen sak), og saker avsluttet for mer enn retention_days siden. Skriver bare ut antall."
+    )]
     Purge {
         /// The config file.
-        #[arg(long, env = "TILSTEDE_CONFIG")]
+        #[arg(long, env = "TILSTEDE_CONFIG", value_name = "FIL", help = "Konfigurasjonsfilen.")]
         config: PathBuf,
         /// The time to purge as of (RFC 3339); default now.
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = parse_time, value_name = "TID", help = "Tidspunktet å slette per (RFC 3339, f.eks. 2026-12-06T12:00:00Z); standard er nå.")]
         now: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Hele produktet på én maskin: lokal Matrix-tjener, en generert kommune
