@@ -174,6 +174,7 @@ async fn case_loop(
 ) {
     let mut tick = tokio::time::interval(CASE_TICK);
     let mut jumps = clock.jumps();
+    let mut expired_purged_at: Option<chrono::DateTime<chrono::Utc>> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -215,8 +216,23 @@ async fn case_loop(
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "retention purge failed"),
         }
+        if expired_purged_at.is_none_or(|at| now - at >= EXPIRED_PURGE_EVERY || now < at) {
+            expired_purged_at = Some(now);
+            let cutoff = state
+                .config
+                .retention
+                .cutoff(crate::domain::dates::school_date_utc(now));
+            // Counts only are logged (by the store), never what was purged.
+            if let Err(e) = state.store.purge_expired(cutoff).await {
+                tracing::error!(error = %e, "purging expired absence data failed");
+            }
+        }
     }
 }
+
+/// How often absence data past its retention period is purged (by the
+/// service's clock, so a demo's simulated year purges too).
+const EXPIRED_PURGE_EVERY: chrono::Duration = chrono::Duration::hours(1);
 
 /// How often queued case notices are relayed into the outbox and due
 /// digests are sent, while nothing wakes the relay sooner.

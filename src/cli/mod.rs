@@ -10,6 +10,7 @@ mod bench_matrix_load;
 mod cases;
 mod demo;
 mod demo_staff;
+mod purge;
 mod records;
 
 use anyhow::{Context, Result};
@@ -148,6 +149,18 @@ pub enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Slett det som har passert oppbevaringstiden: fravær, funnhendelser og avsluttede saker.
+    #[command(
+        long_about = "Slett det som har passert oppbevaringstiden: fravær, slettemarkeringer og funnhendelser eldre enn [retention] school_years (unntatt for elever med åpen sak), og saker avsluttet for mer enn retention_days siden. Skriver bare ut antall."
+    )]
+    Purge {
+        /// The config file.
+        #[arg(long, env = "TILSTEDE_CONFIG", value_name = "FIL", help = "Konfigurasjonsfilen.")]
+        config: PathBuf,
+        /// The time to purge as of (RFC 3339); default now.
+        #[arg(long, value_parser = parse_time, value_name = "TID", help = "Tidspunktet å slette per (RFC 3339, f.eks. 2026-12-06T12:00:00Z); standard er nå.")]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// Hele produktet på én maskin: lokal Matrix-tjener, en generert kommune
     /// som sender fravær, og tilstede med boten. Skriver ut en Matrix-innlogging.
     Demo(demo::DemoArgs),
@@ -242,6 +255,12 @@ pub enum RulesCommand {
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
     tilstede::domain::record::parse_date(s)
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("«{s}» er ikke et tidspunkt som 2026-03-02T09:00:00Z"))
 }
 
 /// Today's school date in Europe/Oslo.
@@ -428,6 +447,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Command::Cases(args) => cases::run(&cli.store, args).await,
+        Command::Purge { config, now } => purge::run(&config, now).await,
     }
 }
 

@@ -98,6 +98,9 @@ pub struct RawConfig {
     /// Bounds a record must stay within to be accepted.
     #[serde(default)]
     pub plausibility: Option<RawPlausibility>,
+    /// How long absence data is kept.
+    #[serde(default)]
+    pub retention: Option<RawRetention>,
     /// A directory of template overrides (files named like the built-in
     /// templates, e.g. `samarbeidsavtale.md.j2`).
     #[serde(default)]
@@ -225,6 +228,40 @@ pub struct RawPlausibility {
     pub max_version: Option<u64>,
 }
 
+/// How long absence data is kept (`[retention]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// School years of records, tombstones, finding events and extension
+    /// sets kept, the current one included (default 2: the current and the
+    /// previous school year; a school year starts on 1 August).
+    #[serde(default)]
+    pub school_years: Option<u64>,
+}
+
+/// How long absence data is kept: whole school years, the current one
+/// included. Older records, tombstones, finding events and extension sets
+/// are purged, except what an open case still depends on (see
+/// `docs/privacy.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// School years kept (1–10).
+    pub school_years: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention { school_years: 2 }
+    }
+}
+
+impl Retention {
+    /// The oldest date kept on `today` (see [`crate::domain::dates::retention_cutoff`]).
+    pub fn cutoff(&self, today: chrono::NaiveDate) -> chrono::NaiveDate {
+        crate::domain::dates::retention_cutoff(today, self.school_years)
+    }
+}
+
 /// A secret value; never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -323,6 +360,8 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     /// Bounds every pushed record must stay within.
     pub plausibility: Bounds,
+    /// How long absence data is kept.
+    pub retention: Retention,
     /// Template override directory.
     pub templates: Option<PathBuf>,
     /// The Matrix bot, when configured.
@@ -797,6 +836,15 @@ impl RawConfig {
                 1..=MAX_VERSION,
             ),
         };
+        let retention = Retention {
+            school_years: bounded(
+                diags,
+                "retention.school_years",
+                self.retention.and_then(|r| r.school_years),
+                u64::from(Retention::default().school_years),
+                1..=10,
+            ) as u32,
+        };
         let templates = self.templates.map(|t| base.join(t));
         if let Some(dir) = &templates
             && let Err(e) = crate::render::Renderer::with_overrides(Some(dir))
@@ -856,6 +904,7 @@ impl RawConfig {
             },
             sources,
             plausibility,
+            retention,
         }
     }
 }
@@ -925,6 +974,21 @@ mod tests {
         assert_eq!(c.http.listen.port(), 8080);
         assert_eq!(c.http.header_timeout, Duration::from_secs(10));
         assert_eq!(c.plausibility, Bounds::default());
+        assert_eq!(c.retention.school_years, 2, "the current and the previous school year");
+    }
+
+    #[test]
+    fn retention_is_whole_school_years() {
+        let c = check("[retention]\nschool_years = 3\n").unwrap();
+        assert_eq!(c.retention.school_years, 3);
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        assert_eq!(c.retention.cutoff(today).to_string(), "2024-08-01");
+        let e = check("[retention]\nschool_years = 0\n").unwrap_err();
+        assert!(
+            e.to_string().contains("retention.school_years: må være mellom 1 og 10"),
+            "{e}"
+        );
+        assert_eq!(first_path("[retention]\nyears = 2\n"), "retention.years");
     }
 
     #[test]
@@ -976,6 +1040,7 @@ mod tests {
                 "plausibility.max_version",
             ),
             ("[plausibility]\nmax_lessons = 0\n", "plausibility.max_lessons"),
+            ("[retention]\nschool_years = 11\n", "retention.school_years"),
         ];
         for (text, path) in cases {
             assert_eq!(first_path(text), path, "{text}");

@@ -55,6 +55,29 @@ pub fn half_year_start(date: NaiveDate, autumn_start: (u32, u32), spring_start: 
     .unwrap_or(date)
 }
 
+/// The first day of the school year that holds `date`: a Norwegian school
+/// year runs from 1 August to 31 July.
+pub fn school_year_start(date: NaiveDate) -> NaiveDate {
+    let year = if date.month() >= 8 {
+        date.year()
+    } else {
+        date.year() - 1
+    };
+    NaiveDate::from_ymd_opt(year, 8, 1).unwrap_or(NaiveDate::MIN)
+}
+
+/// The oldest date kept when `school_years` school years are kept, the
+/// current one (holding `today`) included: 1 August of the school year
+/// `school_years - 1` before the current one. Data dated before it has
+/// outlived its retention period.
+pub fn retention_cutoff(today: NaiveDate, school_years: u32) -> NaiveDate {
+    let start = school_year_start(today);
+    let back = i32::try_from(school_years.saturating_sub(1)).unwrap_or(i32::MAX);
+    start
+        .with_year(start.year().saturating_sub(back))
+        .unwrap_or(NaiveDate::MIN)
+}
+
 /// Whether `date` is Monday–Friday.
 pub fn is_weekday(date: NaiveDate) -> bool {
     !matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
@@ -72,6 +95,19 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn retention_keeps_whole_school_years() {
+        assert_eq!(school_year_start(d("2026-07-31")), d("2025-08-01"));
+        assert_eq!(school_year_start(d("2026-08-01")), d("2026-08-01"));
+        assert_eq!(school_year_start(d("2026-12-06")), d("2026-08-01"));
+        // The current and the previous school year.
+        assert_eq!(retention_cutoff(d("2026-12-06"), 2), d("2025-08-01"));
+        assert_eq!(retention_cutoff(d("2026-07-31"), 2), d("2024-08-01"));
+        assert_eq!(retention_cutoff(d("2026-08-01"), 2), d("2025-08-01"));
+        assert_eq!(retention_cutoff(d("2026-03-01"), 1), d("2025-08-01"));
+        assert_eq!(retention_cutoff(d("2026-03-01"), 5), d("2021-08-01"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub use leader::Leadership;
 pub use outbox::{EventRef, MatrixRoom, Media, NewPost, OutboxCounts, OutboxEntry, PostKind};
 pub use pushes::{Push, PushOutcome};
 pub use records::{BULK_COMMIT, BulkWriter, IngestStats, QuarantineEntry, QuarantinedRow};
-pub use retention::{Purged, REDACTION_REASON};
+pub use retention::{Expired, FINDING_CURSOR, Purged, REDACTION_REASON};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor, Row};
@@ -137,6 +137,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         30,
         include_str!("migrations/sqlite/0030_pupil_identity.sql"),
         include_str!("migrations/postgres/0030_pupil_identity.sql"),
+    ),
+    (
+        40,
+        include_str!("migrations/sqlite/0040_audit_scrub.sql"),
+        include_str!("migrations/postgres/0040_audit_scrub.sql"),
     ),
     (
         50,

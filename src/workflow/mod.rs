@@ -21,7 +21,7 @@ use serde::Serialize;
 /// Finding events handled per round of [`sync_cases`].
 const SYNC_BATCH: i64 = 500;
 /// The meta key of the cursor into the finding event log.
-const CURSOR_KEY: &str = "cases_finding_cursor";
+const CURSOR_KEY: &str = crate::store::FINDING_CURSOR;
 
 /// What went wrong while running the routine.
 #[derive(Debug, thiserror::Error)]
