@@ -8,6 +8,7 @@ use super::Parsed;
 use super::Rejected;
 use super::mapping::{Fields, map_fields, used_fields};
 use super::profile::Profile;
+use crate::domain::{Fault, RejectCode};
 use std::borrow::Cow;
 use std::io::{self, Read};
 
@@ -236,12 +237,12 @@ impl<R: Read> Iterator for VendorCsvReader<R> {
                     match e.kind() {
                         // A bad byte sequence spoils one row, not the file.
                         csv::ErrorKind::Utf8 { .. } => {
-                            return Some(Ok(Parsed::Rejected(Rejected {
-                                source: Some(self.profile.source.clone()),
-                                location: format!("{}:{line}", self.location),
-                                reason: "ikke gyldig UTF-8 (sett [csv] encoding i profilen)".into(),
-                                raw: String::new(),
-                            })));
+                            return Some(Ok(Parsed::Rejected(Rejected::new(
+                                Some(self.profile.source.clone()),
+                                format!("{}:{line}", self.location),
+                                Fault::whole(RejectCode::BadEncoding).with_limit("sett [csv] encoding i profilen"),
+                                String::new(),
+                            ))));
                         }
                         _ => {
                             self.failed = true;
@@ -259,17 +260,17 @@ impl<R: Read> Iterator for VendorCsvReader<R> {
             let Some(Ok(header)) = &self.header else { return None };
             let line = self.row.position().map(|p| p.line()).unwrap_or(0);
             let row = Row { header, row: &self.row };
-            match map_fields(&self.profile, &row, "kolonnen") {
+            match map_fields(&self.profile, &row) {
                 Ok(None) => return Some(Ok(Parsed::Skipped(super::Skip::Presence))),
                 Ok(Some(r)) => return Some(Ok(Parsed::Record(r))),
-                Err(reason) => {
+                Err(fault) => {
                     let delim = (self.delimiter as char).to_string();
-                    return Some(Ok(Parsed::Rejected(Rejected {
-                        source: Some(self.profile.source.clone()),
-                        location: format!("{}:{line}", self.location),
-                        reason,
-                        raw: self.row.iter().collect::<Vec<_>>().join(&delim),
-                    })));
+                    return Some(Ok(Parsed::Rejected(Rejected::new(
+                        Some(self.profile.source.clone()),
+                        format!("{}:{line}", self.location),
+                        fault,
+                        self.row.iter().collect::<Vec<_>>().join(&delim),
+                    ))));
                 }
             }
         }

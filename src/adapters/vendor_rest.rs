@@ -290,7 +290,7 @@ pub fn map_page(body: &Value, p: &Profile, records_path: &str, location: &str) -
             p => format!("svaret har ingen liste på «{p}» (profilens rest.records)"),
         })?;
     Ok(super::map_json_items(items, &p.source, location, |v| {
-        map_fields(p, &JsonFields(v), "feltet")
+        map_fields(p, &JsonFields(v))
     }))
 }
 

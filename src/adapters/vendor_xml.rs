@@ -101,15 +101,15 @@ impl<R: BufRead> Iterator for VendorXmlReader<R> {
             // The records before the fault have been delivered.
             Err(e) => return Some(Err(io::Error::from(e))),
         };
-        Some(Ok(match map_fields(&self.profile, &ElementFields(&e), "feltet") {
+        Some(Ok(match map_fields(&self.profile, &ElementFields(&e)) {
             Ok(None) => Parsed::Skipped(super::Skip::Presence),
             Ok(Some(r)) => Parsed::Record(r),
-            Err(reason) => Parsed::Rejected(Rejected {
-                source: Some(self.profile.source.clone()),
-                location: format!("{}:{}:{}", self.inner.location(), e.line, e.column),
-                reason,
-                raw: e.to_xml(),
-            }),
+            Err(fault) => Parsed::Rejected(Rejected::new(
+                Some(self.profile.source.clone()),
+                format!("{}:{}:{}", self.inner.location(), e.line, e.column),
+                fault,
+                e.to_xml(),
+            )),
         }))
     }
 }

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use tilstede::adapters::jsonl::JsonlReader;
 use tilstede::adapters::{ParseCounts, Parsed, Rejected};
-use tilstede::domain::Finding;
 use tilstede::domain::dates::norwegian;
 use tilstede::domain::plausibility::printable;
+use tilstede::domain::{Fault, Finding, RejectCode};
 use tilstede::render::{count, count_len};
 use tilstede::rules::{RuleSet, evaluate as evaluate_records};
 use tilstede::store::Store;
@@ -31,7 +31,7 @@ fn open(path: &Path) -> Result<(Box<dyn BufRead + Send>, Option<u64>)> {
 }
 
 fn report_reject(q: &Rejected) {
-    eprintln!("{}: {}", printable(&q.location), printable(&q.reason));
+    eprintln!("{}: {}", printable(&q.location), q.reason());
 }
 
 /// `tilstede evaluate`: pure, no store.
@@ -263,16 +263,12 @@ pub async fn import(
                 let scope = scopes.get(fixed_source.as_deref().unwrap_or(r.source.as_str()));
                 item = Ok(match scope {
                     Some(scope) => scope.screen(r, &place),
-                    None => Parsed::Rejected(Rejected {
-                        source: Some(r.source.clone()),
-                        location: format!("{place} ({})", printable(&r.id)),
-                        reason: format!(
-                            "{}: feltet «source»: «{}» er ingen kilde i konfigurasjonen",
-                            tilstede::ingest::SOURCE_MISMATCH,
-                            printable(&r.source)
-                        ),
-                        raw: String::new(),
-                    }),
+                    None => Parsed::Rejected(Rejected::new(
+                        Some(r.source.clone()),
+                        format!("{place} ({})", printable(&r.id)),
+                        Fault::new(RejectCode::SourceMismatch, "source").with_limit("ingen kilde i konfigurasjonen"),
+                        String::new(),
+                    )),
                 });
             }
             if let (Ok(p), Ok(mut c)) = (&item, counted.lock()) {
