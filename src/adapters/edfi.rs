@@ -1037,10 +1037,13 @@ mod tests {
         let [Parsed::Rejected(q)] = &got[..] else {
             panic!("{got:?}")
         };
-        assert!(
-            q.reason.contains("AttendanceEvent/AttendanceEventCategory mangler"),
-            "{}",
-            q.reason
+        assert_eq!(
+            (q.code, q.field.as_deref()),
+            (
+                RejectCode::MissingField,
+                Some("AttendanceEvent/AttendanceEventCategory")
+            ),
+            "{q:?}"
         );
     }
 
@@ -1060,13 +1063,15 @@ mod tests {
         let reasons: Vec<String> = got
             .iter()
             .filter_map(|p| match p {
-                Parsed::Rejected(q) => Some(format!("{} {}", q.location, q.reason)),
+                Parsed::Rejected(q) => Some(format!("{} {}", q.location, q.reason())),
                 _ => None,
             })
             .collect();
         assert_eq!(reasons.len(), 4);
         assert!(
-            reasons[0].starts_with("a.xml:4:1 ") && reasons[0].contains("«Sick»"),
+            reasons[0].starts_with("a.xml:4:1 unknown_code: ")
+                && reasons[0].contains("AttendanceEventCategory")
+                && !reasons[0].contains("Sick"),
             "{reasons:?}"
         );
         assert!(reasons[1].contains("EventDate"), "{reasons:?}");

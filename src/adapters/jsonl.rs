@@ -113,7 +113,7 @@ not json\n\
         let rejected: Vec<(&str, &str)> = items
             .iter()
             .filter_map(|p| match p {
-                Parsed::Rejected(q) => Some((q.location.as_str(), q.reason.as_str())),
+                Parsed::Rejected(q) => Some((q.location.as_str(), q.field.as_deref().unwrap_or_default())),
                 _ => None,
             })
             .collect();

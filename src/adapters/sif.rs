@@ -391,7 +391,7 @@ mod tests {
                     r.period.map(|p| format!(" p{p}")).unwrap_or_default(),
                     r.subject.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
                 ),
-                Parsed::Rejected(q) => format!("rejected {}", q.reason),
+                Parsed::Rejected(q) => format!("rejected {}", q.reason()),
                 Parsed::Skipped(s) => format!("skipped {s:?}"),
             })
             .collect()
@@ -428,8 +428,9 @@ mod tests {
                 "h day 1 valid",
                 "skipped Presence",
                 "j day 1 unclassified",
-                "rejected StudentDailyAttendance: AttendanceCode «777» er ikke i tilstedes kodetabell for SIF AU 3.4",
-                "rejected StudentDailyAttendance: AttendanceStatus «07» er ukjent (gyldige: 01, 02, 99, NA)",
+                // The codes themselves are not echoed.
+                "rejected unknown_code: feltet «AttendanceCode» har en kode som ikke er i kodetabellen (ikke i tilstedes kodetabell for SIF AU 3.4)",
+                "rejected unknown_code: feltet «AttendanceStatus» har en kode som ikke er i kodetabellen (gyldige: 01, 02, 99, NA)",
                 "m lesson 1 unclassified",
             ]
         );
@@ -459,7 +460,7 @@ mod tests {
                 "t1#t3 lesson 3 unclassified",
                 "t1#p1 lesson 1 invalid p6 SUBJ-NAT",
                 "t1#p2 late 1 unclassified p1",
-                "rejected StudentPeriodAttendance: attributtet RefId mangler",
+                "rejected missing_field: feltet «StudentPeriodAttendance@RefId» mangler eller er tom",
             ]
         );
     }
