@@ -19,6 +19,7 @@ mod import_versions;
 mod insight;
 mod matrix;
 mod media;
+mod quarantine;
 mod serve;
 mod store;
 mod support;
