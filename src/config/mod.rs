@@ -1025,6 +1025,25 @@ mod tests {
         );
     }
 
+    /// The quarantine's retention defaults to 30 days and is bounded;
+    /// `keep_raw` is off unless a source sets it.
+    #[test]
+    fn quarantine_settings() {
+        let c =
+            check("[sources.vis]\nschools = [\"*\"]\n[sources.annen]\nschools = [\"*\"]\nkeep_raw = true\n").unwrap();
+        assert_eq!(c.quarantine.retention_days, 30);
+        assert_eq!(c.raw_kept_sources(), ["annen"]);
+        let c = check("[quarantine]\nretention_days = 7\n").unwrap();
+        assert_eq!(c.quarantine.retention_days, 7);
+        for bad in [
+            "[quarantine]\nretention_days = 0\n",
+            "[quarantine]\nretention_days = 100000\n",
+        ] {
+            assert_eq!(first_path(bad), "quarantine.retention_days", "{bad}");
+        }
+        assert_eq!(first_path("[quarantine]\nkeep = 1\n"), "quarantine.keep");
+    }
+
     #[test]
     fn errors_name_the_path() {
         let cases = [
