@@ -6,8 +6,8 @@
 
 use crate::adapters::{Parsed, Rejected};
 use crate::config::Schools;
-use crate::domain::AbsenceRecord;
 use crate::domain::plausibility::{self, Bounds};
+use crate::domain::{AbsenceRecord, Fault, RejectCode};
 use crate::store::{IngestStats, QuarantineEntry, Store, StoreError};
 
 /// The plausibility hook of the ingest path: a record outside `bounds` on
@@ -16,23 +16,23 @@ use crate::store::{IngestStats, QuarantineEntry, Store, StoreError};
 pub fn screen(r: AbsenceRecord, bounds: &Bounds, today: chrono::NaiveDate) -> Parsed {
     match plausibility::check(&r, bounds, today) {
         Ok(()) => Parsed::Record(r),
-        Err(e) => Parsed::Rejected(Rejected {
-            source: Some(r.source.clone()),
-            location: format!(
+        Err(e) => Parsed::Rejected(Rejected::new(
+            Some(r.source.clone()),
+            format!(
                 "{}/{}",
                 plausibility::printable(&r.source),
                 plausibility::printable(&r.id)
             ),
-            reason: e.to_string(),
-            raw: r.to_json_line(),
-        }),
+            e.fault(),
+            r.to_json_line(),
+        )),
     }
 }
 
 /// Reason code of a record for a school its source may not write.
-pub const SCHOOL_NOT_ALLOWED: &str = "school-not-allowed";
+pub const SCHOOL_NOT_ALLOWED: &str = RejectCode::SchoolNotAllowed.as_str();
 /// Reason code of a record that names another source than the one sending it.
-pub const SOURCE_MISMATCH: &str = "source-mismatch";
+pub const SOURCE_MISMATCH: &str = RejectCode::SourceMismatch.as_str();
 
 /// What one source may write: records of its own name, for the schools its
 /// configuration lists. Every way in (push, file import, pull) screens its
@@ -70,26 +70,18 @@ impl Scope {
         }
     }
 
-    /// Why `r` is outside the scope (reason code first, then the field),
-    /// or `None` when the source may write it. A tombstone without a
-    /// school only removes the source's own record and is always allowed.
-    pub fn refusal(&self, r: &AbsenceRecord) -> Option<String> {
+    /// Why `r` is outside the scope (the reason code and the field), or
+    /// `None` when the source may write it. A tombstone without a school
+    /// only removes the source's own record and is always allowed.
+    pub fn refusal(&self, r: &AbsenceRecord) -> Option<Fault> {
         if r.source != self.source {
-            return Some(format!(
-                "{SOURCE_MISMATCH}: feltet «source»: «{}» er ikke kilden «{}» som sendte posten",
-                plausibility::printable(&r.source),
-                plausibility::printable(&self.source)
-            ));
+            return Some(Fault::new(RejectCode::SourceMismatch, "source"));
         }
         if r.school.is_empty() && r.deleted {
             return None;
         }
         if !self.schools.allows(&r.school) {
-            return Some(format!(
-                "{SCHOOL_NOT_ALLOWED}: feltet «school»: kilden «{}» har ikke lov til å skrive for skolen «{}»",
-                plausibility::printable(&self.source),
-                plausibility::printable(&r.school)
-            ));
+            return Some(Fault::new(RejectCode::SchoolNotAllowed, "school"));
         }
         None
     }
@@ -106,12 +98,12 @@ impl Scope {
                 }
                 Parsed::Record(r)
             }
-            Some(reason) => Parsed::Rejected(Rejected {
-                source: Some(self.source.clone()),
-                location: format!("{location} ({})", plausibility::printable(&r.id)),
-                reason,
-                raw: String::new(),
-            }),
+            Some(fault) => Parsed::Rejected(Rejected::new(
+                Some(self.source.clone()),
+                format!("{location} ({})", plausibility::printable(&r.id)),
+                fault,
+                String::new(),
+            )),
         }
     }
 }
@@ -131,12 +123,16 @@ pub const BATCH: usize = 10_000;
 const PARALLEL_BATCH: usize = 5_000;
 
 /// The quarantine entry of a rejected input: the store's form of the
-/// adapters' [`Rejected`].
+/// adapters' [`Rejected`]. It still holds the input; the store keeps that
+/// only for a source with `keep_raw` ([`Store::keeping_raw_for`]).
 pub fn quarantine_entry(r: Rejected) -> QuarantineEntry {
+    let reason = r.reason();
     QuarantineEntry {
         source: r.source,
         location: r.location,
-        reason: r.reason,
+        code: r.code,
+        field: r.field,
+        reason,
         raw: r.raw,
     }
 }

@@ -66,7 +66,9 @@ pub async fn start_with_clock(
     clock: crate::clock::SharedClock,
 ) -> Result<Running, ServiceError> {
     let config = Arc::new(config);
-    let store = Store::open(&config.store).await?;
+    let store = Store::open(&config.store)
+        .await?
+        .keeping_raw_for(config.raw_kept_sources());
     let state = AppState::new(store.clone(), config.clone());
     let (stop, stopped) = watch::channel(false);
     let mut server_stop = stopped.clone();
@@ -227,6 +229,17 @@ async fn case_loop(
                 tracing::error!(error = %e, "purging expired absence data failed");
             }
         }
+        purge_quarantine(&state.store, state.config.quarantine, now).await;
+    }
+}
+
+/// The quarantine's own retention: entries older than
+/// `[quarantine] retention_days` are deleted.
+async fn purge_quarantine(store: &Store, config: crate::config::QuarantineConfig, now: chrono::DateTime<chrono::Utc>) {
+    match store.purge_quarantine(config.cutoff(now)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(entries = n, "quarantine purge ran"),
+        Err(e) => tracing::error!(error = %e, "quarantine purge failed"),
     }
 }
 

@@ -16,7 +16,7 @@
 use super::xml::{Element, RecordLog, RecordVisitor, XmlError, XmlRecords};
 use super::{Parsed, Rejected, Skip};
 use crate::domain::record::{parse_date, period_from_name};
-use crate::domain::{AbsenceRecord, Kind, Validity};
+use crate::domain::{AbsenceRecord, Fault, Kind, RejectCode, Validity};
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -156,6 +156,8 @@ pub enum EdfiError {
     /// An element has a value that cannot be used.
     #[error("elementet {element}: {message}")]
     Invalid {
+        /// The reason code.
+        code: RejectCode,
         /// The Ed-Fi element.
         element: &'static str,
         /// What is wrong.
@@ -200,11 +202,28 @@ fn time_of_day(t: &str) -> Option<&str> {
     })
 }
 
+impl From<EdfiError> for Fault {
+    fn from(e: EdfiError) -> Fault {
+        e.fault()
+    }
+}
+
+impl EdfiError {
+    /// The rejection's code and element, without the input's values.
+    pub fn fault(&self) -> Fault {
+        match self {
+            EdfiError::Missing(element) => Fault::new(RejectCode::MissingField, *element),
+            EdfiError::Invalid { code, element, .. } => Fault::new(*code, *element),
+        }
+    }
+}
+
 /// The time of day of an element that holds one, if it is given.
 fn clock<'a>(t: Option<&'a str>, element: &'static str) -> Result<Option<&'a str>, EdfiError> {
     match t {
         None => Ok(None),
         Some(t) => time_of_day(t).map(Some).ok_or_else(|| EdfiError::Invalid {
+            code: RejectCode::BadValue,
             element,
             message: format!("«{t}» er ikke et klokkeslett"),
         }),
@@ -308,6 +327,7 @@ impl EventFields<'_> {
             .ok_or(EdfiError::Missing("AttendanceEvent/AttendanceEventCategory"))?;
         let code = code_value(descriptor);
         let category = Category::of_code(code).ok_or_else(|| EdfiError::Invalid {
+            code: RejectCode::UnknownCode,
             element: "AttendanceEvent/AttendanceEventCategory",
             message: format!("ukjent kategori «{code}»"),
         })?;
@@ -321,6 +341,7 @@ impl EventFields<'_> {
         let date_text = self.date.ok_or(EdfiError::Missing("AttendanceEvent/EventDate"))?;
         let date: NaiveDate =
             parse_date(date_text.get(..10).unwrap_or(date_text)).map_err(|message| EdfiError::Invalid {
+                code: RejectCode::BadDate,
                 element: "AttendanceEvent/EventDate",
                 message,
             })?;
@@ -330,6 +351,7 @@ impl EventFields<'_> {
                 Ok(v) if v > 0.0 && v.is_finite() => Some(v),
                 _ => {
                     return Err(EdfiError::Invalid {
+                        code: RejectCode::BadNumber,
                         element: "AttendanceEvent/EventDuration",
                         message: format!("«{d}» er ikke et positivt tall"),
                     });
@@ -343,6 +365,7 @@ impl EventFields<'_> {
         let minutes = match self.attendance_minutes {
             None => None,
             Some(t) => Some(t.trim().parse::<u32>().map_err(|_| EdfiError::Invalid {
+                code: RejectCode::BadNumber,
                 element: minutes_element,
                 message: format!("«{t}» er ikke et heltall minutter"),
             })?),
@@ -743,12 +766,12 @@ impl<R: BufRead> Iterator for EdfiXmlReader<R> {
             Ok(None) => Parsed::Skipped(Skip::Presence),
             Err(e) => {
                 let element = log.element();
-                Parsed::Rejected(Rejected {
-                    source: Some(self.mapping.source.clone()),
-                    location: format!("{}:{}:{}", self.inner.location(), position.line, position.column),
-                    reason: format!("{}: {e}", element.name),
-                    raw: element.to_xml(),
-                })
+                Parsed::Rejected(Rejected::new(
+                    Some(self.mapping.source.clone()),
+                    format!("{}:{}:{}", self.inner.location(), position.line, position.column),
+                    e.fault(),
+                    element.to_xml(),
+                ))
             }
         }))
     }
@@ -1014,10 +1037,13 @@ mod tests {
         let [Parsed::Rejected(q)] = &got[..] else {
             panic!("{got:?}")
         };
-        assert!(
-            q.reason.contains("AttendanceEvent/AttendanceEventCategory mangler"),
-            "{}",
-            q.reason
+        assert_eq!(
+            (q.code, q.field.as_deref()),
+            (
+                RejectCode::MissingField,
+                Some("AttendanceEvent/AttendanceEventCategory")
+            ),
+            "{q:?}"
         );
     }
 
@@ -1037,13 +1063,15 @@ mod tests {
         let reasons: Vec<String> = got
             .iter()
             .filter_map(|p| match p {
-                Parsed::Rejected(q) => Some(format!("{} {}", q.location, q.reason)),
+                Parsed::Rejected(q) => Some(format!("{} {}", q.location, q.reason())),
                 _ => None,
             })
             .collect();
         assert_eq!(reasons.len(), 4);
         assert!(
-            reasons[0].starts_with("a.xml:4:1 ") && reasons[0].contains("«Sick»"),
+            reasons[0].starts_with("a.xml:4:1 unknown_code: ")
+                && reasons[0].contains("AttendanceEventCategory")
+                && !reasons[0].contains("Sick"),
             "{reasons:?}"
         );
         assert!(reasons[1].contains("EventDate"), "{reasons:?}");
@@ -1089,12 +1117,12 @@ mod tests {
             match event.to_record(&m) {
                 Ok(Some(r)) => out.push(Ok(Parsed::Record(r))),
                 Ok(None) => out.push(Ok(Parsed::Skipped(Skip::Presence))),
-                Err(e) => out.push(Ok(Parsed::Rejected(Rejected {
-                    source: Some(m.source.clone()),
-                    location: format!("{location}:{}:{}", element.line, element.column),
-                    reason: format!("{}: {e}", element.name),
-                    raw: element.to_xml(),
-                }))),
+                Err(e) => out.push(Ok(Parsed::Rejected(Rejected::new(
+                    Some(m.source.clone()),
+                    format!("{location}:{}:{}", element.line, element.column),
+                    e.fault(),
+                    element.to_xml(),
+                )))),
             }
         }
         out

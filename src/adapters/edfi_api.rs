@@ -145,12 +145,12 @@ pub fn map_deletes(items: &[Value], scope: EventScope, m: &EdfiMapping, location
                 period: None,
                 extensions: Default::default(),
             }),
-            _ => Parsed::Rejected(Rejected {
-                source: Some(m.source.clone()),
-                location: format!("{location}#{i}"),
-                reason: "sletting uten keyValues (studentUniqueId, eventDate …)".into(),
-                raw: v.to_string(),
-            }),
+            _ => Parsed::Rejected(Rejected::new(
+                Some(m.source.clone()),
+                format!("{location}#{i}"),
+                crate::domain::Fault::new(crate::domain::RejectCode::MissingField, "keyValues"),
+                v.to_string(),
+            )),
         })
         .collect()
 }

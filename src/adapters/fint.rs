@@ -16,7 +16,7 @@
 
 use super::Parsed;
 use super::profile::{CodeAction, Profile};
-use crate::domain::{AbsenceRecord, Kind, Validity};
+use crate::domain::{AbsenceRecord, Fault, Kind, RejectCode, Validity};
 use chrono::{DateTime, NaiveDateTime};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -139,37 +139,39 @@ fn parse_time(s: &str) -> Option<NaiveDateTime> {
 
 /// Maps one fravarsregistrering with the resources it links to; `Ok(None)`
 /// when its code means "not absence".
-pub fn map_registration(v: &Value, p: &Profile, related: &Related) -> Result<Option<AbsenceRecord>, String> {
+pub fn map_registration(v: &Value, p: &Profile, related: &Related) -> Result<Option<AbsenceRecord>, Fault> {
+    let missing = |field: &str| Fault::new(RejectCode::MissingField, field);
     let id = v
         .pointer("/systemId/identifikatorverdi")
         .and_then(Value::as_str)
-        .ok_or("systemId.identifikatorverdi mangler")?;
-    let code_value = link_id(v, "fravarstype").ok_or("_links.fravarstype mangler")?;
-    let code = p
-        .codes
-        .get(code_value)
-        .ok_or_else(|| format!("Fravarstype «{code_value}» finnes ikke i profilens [codes]"))?;
+        .ok_or_else(|| missing("systemId.identifikatorverdi"))?;
+    let code_value = link_id(v, "fravarstype").ok_or_else(|| missing("_links.fravarstype"))?;
+    let code = p.codes.get(code_value).ok_or_else(|| {
+        Fault::new(RejectCode::UnknownCode, "_links.fravarstype").with_limit("ikke i profilens [codes]")
+    })?;
     if code.action == CodeAction::Skip {
         return Ok(None);
     }
-    let elevfravar_href = link_href(v, "elevfravar").ok_or("_links.elevfravar mangler")?;
+    let elevfravar_href = link_href(v, "elevfravar").ok_or_else(|| missing("_links.elevfravar"))?;
+    // A link to a resource the page did not bring is as good as missing.
     let elevfravar = related
         .get(elevfravar_href)
-        .ok_or_else(|| format!("elevfravar {} ble ikke funnet", link_path(elevfravar_href)))?;
-    let elevforhold_href = link_href(elevfravar, "elevforhold").ok_or("elevfravar: _links.elevforhold mangler")?;
-    let pupil = last_segment(elevforhold_href).ok_or("elevfravar: _links.elevforhold mangler")?;
+        .ok_or_else(|| missing("_links.elevfravar").with_limit("ressursen ble ikke funnet"))?;
+    let elevforhold_href =
+        link_href(elevfravar, "elevforhold").ok_or_else(|| missing("elevfravar._links.elevforhold"))?;
+    let pupil = last_segment(elevforhold_href).ok_or_else(|| missing("elevfravar._links.elevforhold"))?;
     let elevforhold = related
         .get(elevforhold_href)
-        .ok_or_else(|| format!("elevforhold {} ble ikke funnet", link_path(elevforhold_href)))?;
-    let school = link_id(elevforhold, "skole").ok_or("elevforhold: _links.skole mangler")?;
+        .ok_or_else(|| missing("elevfravar._links.elevforhold").with_limit("ressursen ble ikke funnet"))?;
+    let school = link_id(elevforhold, "skole").ok_or_else(|| missing("elevforhold._links.skole"))?;
     let start_text = v
         .pointer("/periode/start")
         .and_then(Value::as_str)
-        .ok_or("periode.start mangler")?;
-    let start = parse_time(start_text).ok_or_else(|| format!("periode.start «{start_text}» er ikke et tidspunkt"))?;
+        .ok_or_else(|| missing("periode.start"))?;
+    let start = parse_time(start_text).ok_or_else(|| Fault::new(RejectCode::BadDate, "periode.start"))?;
     let end = match v.pointer("/periode/slutt").and_then(Value::as_str) {
         None => None,
-        Some(t) => Some(parse_time(t).ok_or_else(|| format!("periode.slutt «{t}» er ikke et tidspunkt"))?),
+        Some(t) => Some(parse_time(t).ok_or_else(|| Fault::new(RejectCode::BadDate, "periode.slutt"))?),
     };
     // Both spellings occur in FINT models.
     let on_diploma = v
@@ -449,15 +451,19 @@ mod tests {
         assert_eq!((b.kind, b.lessons, b.validity), (Kind::Lesson, 2, Validity::Invalid));
         assert_eq!(got[2], Parsed::Skipped(crate::adapters::Skip::Presence));
         let Parsed::Rejected(q) = &got[3] else { panic!() };
-        assert!(q.reason.contains("«Z»") && q.location == "fint#3", "{q:?}");
+        assert!(
+            q.code == RejectCode::UnknownCode && q.location == "fint#3" && !q.reason().contains("«Z»"),
+            "{q:?}"
+        );
         let Parsed::Record(e) = &got[4] else { panic!() };
         assert_eq!((e.lessons, e.validity), (1, Validity::Invalid));
         let Parsed::Rejected(q) = &got[5] else { panic!() };
-        assert!(
-            q.reason
-                .contains("elevfravar /utdanning/vurdering/elevfravar/systemid/GONE ble ikke funnet"),
+        assert_eq!(
+            (q.code, q.field.as_deref()),
+            (RejectCode::MissingField, Some("_links.elevfravar")),
             "{q:?}"
         );
+        assert!(!q.reason().contains("GONE"), "{q:?}");
         assert!(!a.to_json_line().contains("psykolog"));
     }
 

@@ -2,7 +2,7 @@
 
 use super::Parsed;
 use super::Rejected;
-use crate::domain::{AbsenceRecord, RecordError};
+use crate::domain::{AbsenceRecord, Fault, RecordError, RejectCode};
 use std::io::{self, BufRead};
 
 /// Reads canonical JSON Lines, one item per non-blank line, naming every bad
@@ -42,17 +42,17 @@ impl<R: BufRead> JsonlReader<R> {
 /// Parses one line; `location` is `file:line`. `default_source` fills a
 /// missing `source` field.
 pub fn parse_line(text: &str, location: String, default_source: Option<&str>) -> Parsed {
-    let reject = |reason: String, source: Option<String>| {
-        Parsed::Rejected(Rejected {
-            source: source.or_else(|| default_source.map(str::to_string)),
-            location: location.clone(),
-            reason,
-            raw: text.to_string(),
-        })
+    let reject = |fault: Fault, source: Option<String>| {
+        Parsed::Rejected(Rejected::new(
+            source.or_else(|| default_source.map(str::to_string)),
+            location.clone(),
+            fault,
+            text,
+        ))
     };
     let mut value: serde_json::Value = match crate::domain::plausibility::json_without_duplicate_keys(text) {
         Ok(v) => v,
-        Err(e) => return reject(RecordError::Json(e.to_string()).to_string(), None),
+        Err(e) => return reject(RecordError::Json(e.to_string()).fault(), None),
     };
     if let (Some(default), Some(map)) = (default_source, value.as_object_mut()) {
         map.entry("source").or_insert_with(|| default.into());
@@ -60,7 +60,7 @@ pub fn parse_line(text: &str, location: String, default_source: Option<&str>) ->
     let source = value.get("source").and_then(|s| s.as_str()).map(str::to_string);
     match AbsenceRecord::from_json(value) {
         Ok(r) => Parsed::Record(r),
-        Err(e) => reject(e.to_string(), source),
+        Err(e) => reject(e.fault(), source),
     }
 }
 
@@ -80,12 +80,12 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
             let text = match std::str::from_utf8(&self.buf) {
                 Ok(t) => t.trim(),
                 Err(e) => {
-                    return Some(Ok(Parsed::Rejected(Rejected {
-                        source: None,
+                    return Some(Ok(Parsed::Rejected(Rejected::new(
+                        None,
                         location,
-                        reason: format!("ikke gyldig UTF-8 (byte {})", e.valid_up_to() + 1),
-                        raw: String::from_utf8_lossy(&self.buf).into_owned(),
-                    })));
+                        Fault::whole(RejectCode::BadEncoding).with_limit(format!("byte {}", e.valid_up_to() + 1)),
+                        String::from_utf8_lossy(&self.buf).into_owned(),
+                    ))));
                 }
             };
             if text.is_empty() {
@@ -113,7 +113,7 @@ not json\n\
         let rejected: Vec<(&str, &str)> = items
             .iter()
             .filter_map(|p| match p {
-                Parsed::Rejected(q) => Some((q.location.as_str(), q.reason.as_str())),
+                Parsed::Rejected(q) => Some((q.location.as_str(), q.field.as_deref().unwrap_or_default())),
                 _ => None,
             })
             .collect();

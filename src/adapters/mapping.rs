@@ -6,7 +6,7 @@
 
 use super::profile::{CodeAction, Profile};
 use crate::domain::record::period_from_name;
-use crate::domain::{AbsenceRecord, Kind, Validity};
+use crate::domain::{AbsenceRecord, Fault, Kind, RejectCode, Validity};
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -19,21 +19,19 @@ pub trait Fields {
 }
 
 /// Maps one source record; `Ok(None)` when its code says it is not absence.
-/// `noun` names a field in messages (`kolonnen`, `feltet`).
-pub fn map_fields(p: &Profile, f: &dyn Fields, noun: &str) -> Result<Option<AbsenceRecord>, String> {
+/// A fault names the profile's field (column, path), never its value.
+pub fn map_fields(p: &Profile, f: &dyn Fields) -> Result<Option<AbsenceRecord>, Fault> {
     let c = &p.columns;
     let get = |name: &str| f.get(name).filter(|v| !v.is_empty());
-    let need = |name: &str| get(name).ok_or_else(|| format!("{noun} «{name}» er tom eller mangler"));
+    let need = |name: &str| get(name).ok_or_else(|| Fault::new(RejectCode::MissingField, name));
     let code_text = c.code.as_deref().and_then(get);
     let code = match &code_text {
         None => None,
         Some(v) => Some((
             v.as_ref(),
             p.codes.get(v.as_ref()).ok_or_else(|| {
-                format!(
-                    "{noun} «{}»: ukjent kode «{v}» (ikke i profilens [codes])",
-                    c.code.as_deref().unwrap_or_default()
-                )
+                Fault::new(RejectCode::UnknownCode, c.code.as_deref().unwrap_or_default())
+                    .with_limit("ikke i profilens [codes]")
             })?,
         )),
     };
@@ -53,12 +51,11 @@ pub fn map_fields(p: &Profile, f: &dyn Fields, noun: &str) -> Result<Option<Abse
     };
     let version = match c.version.as_deref().and_then(get) {
         None => 1,
-        Some(v) => v.parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(|| {
-            format!(
-                "{noun} «{}»: «{v}» er ikke et versjonsnummer",
-                c.version.as_deref().unwrap_or_default()
-            )
-        })?,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| Fault::new(RejectCode::BadNumber, c.version.as_deref().unwrap_or_default()))?,
     };
     let mut extensions = Map::new();
     if let Some((v, entry)) = code {
@@ -84,10 +81,7 @@ pub fn map_fields(p: &Profile, f: &dyn Fields, noun: &str) -> Result<Option<Abse
             _ => Err(e),
         })
         .map_err(|_| {
-            format!(
-                "{noun} «{}»: «{date_text}» er ikke en dato på formen {}",
-                c.date, p.date_format
-            )
+            Fault::new(RejectCode::BadDate, c.date.as_str()).with_limit(format!("formen {}", p.date_format))
         })?;
     // A removal needs only the key; the rest is filled for the shape.
     let removed = AbsenceRecord {
@@ -116,18 +110,18 @@ pub fn map_fields(p: &Profile, f: &dyn Fields, noun: &str) -> Result<Option<Abse
             let v = need(name)?;
             *p.kinds
                 .get(v.as_ref())
-                .ok_or_else(|| format!("{noun} «{name}»: ukjent verdi «{v}» (ikke i profilens [kinds])"))?
+                .ok_or_else(|| Fault::new(RejectCode::UnknownCode, name).with_limit("ikke i profilens [kinds]"))?
         }
         (None, None) => Kind::Day,
     };
-    let number = |name: Option<&str>| -> Result<Option<u32>, String> {
+    let number = |name: Option<&str>| -> Result<Option<u32>, Fault> {
         let Some(name) = name else { return Ok(None) };
         match get(name) {
             None => Ok(None),
             Some(v) => v
                 .parse::<u32>()
                 .map(Some)
-                .map_err(|_| format!("{noun} «{name}»: «{v}» er ikke et heltall")),
+                .map_err(|_| Fault::new(RejectCode::BadNumber, name)),
         }
     };
     let lessons = match kind {
@@ -135,10 +129,7 @@ pub fn map_fields(p: &Profile, f: &dyn Fields, noun: &str) -> Result<Option<Abse
         _ => 1,
     };
     if lessons == 0 {
-        return Err(format!(
-            "{noun} «{}»: antall timer må være minst 1",
-            c.lessons.as_deref().unwrap_or_default()
-        ));
+        return Err(Fault::new(RejectCode::OutOfRange, c.lessons.as_deref().unwrap_or_default()).with_limit("minst 1"));
     }
     let minutes = if kind == Kind::Late {
         number(c.minutes.as_deref())?
@@ -152,7 +143,7 @@ pub fn map_fields(p: &Profile, f: &dyn Fields, noun: &str) -> Result<Option<Abse
             Some(v) => *p
                 .validity
                 .get(v.as_ref())
-                .ok_or_else(|| format!("{noun} «{name}»: ukjent verdi «{v}» (ikke i profilens [validity])"))?,
+                .ok_or_else(|| Fault::new(RejectCode::UnknownCode, name).with_limit("ikke i profilens [validity]"))?,
         },
         (None, None) => Validity::Unclassified,
     };

@@ -26,7 +26,7 @@ pub mod vendor_rest;
 pub mod vendor_xml;
 pub mod xml;
 
-use crate::domain::AbsenceRecord;
+use crate::domain::{AbsenceRecord, Fault, RejectCode};
 use std::io::{self, BufRead};
 
 /// One item read from a source.
@@ -40,19 +40,47 @@ pub enum Parsed {
     Skipped(Skip),
 }
 
-/// Input an adapter could not accept: where it was, why, and the input
-/// itself. A domain value; the ingest layer decides what the quarantine
-/// keeps of it.
+/// Input an adapter could not accept: where it was, why (a reason code
+/// and the field or element at fault), and the input itself. A domain
+/// value; the store decides what the quarantine keeps of it (the input only
+/// for a source with `keep_raw`). What people are shown of it
+/// ([`Rejected::reason`]) is built from the code, the field and a limit,
+/// never from the input's values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
     /// The source it was meant for, when known.
     pub source: Option<String>,
     /// Where it was: `file:line[:column]`, `url#index`, …
     pub location: String,
-    /// Why it was rejected, naming the field or element at fault.
-    pub reason: String,
+    /// Why it was rejected.
+    pub code: RejectCode,
+    /// The field, column or element at fault (a name, never a value).
+    pub field: Option<String>,
+    /// The bound broken, from tilstede or its configuration (never a value
+    /// from the input).
+    pub limit: Option<String>,
     /// The input as it came (a row, an element written back as XML, JSON).
     pub raw: String,
+}
+
+impl Rejected {
+    /// A rejection of `raw` at `location` for `fault`.
+    pub fn new(source: Option<String>, location: impl Into<String>, fault: Fault, raw: impl Into<String>) -> Rejected {
+        Rejected {
+            source,
+            location: location.into(),
+            code: fault.code,
+            field: fault.field,
+            limit: fault.limit,
+            raw: raw.into(),
+        }
+    }
+
+    /// The text for people: code, field and limit
+    /// ([`crate::domain::reject::describe`]).
+    pub fn reason(&self) -> String {
+        crate::domain::reject::describe(self.code, self.field.as_deref(), self.limit.as_deref())
+    }
 }
 
 /// Why an input that is not absence was passed over.
@@ -224,8 +252,8 @@ pub struct FileOptions {
 /// Maps the JSON items of one fetched page (sans-IO): `map` turns an item
 /// into a record (`Ok(None)` for attendance that is not absence, skipped as
 /// presence); an item it refuses is rejected as `location#index` with its
-/// JSON and the reason.
-pub fn map_json_items<E: std::fmt::Display>(
+/// JSON and the fault.
+pub fn map_json_items<E: Into<Fault>>(
     items: &[serde_json::Value],
     source: &str,
     location: &str,
@@ -237,12 +265,12 @@ pub fn map_json_items<E: std::fmt::Display>(
         .map(|(i, v)| match map(v) {
             Ok(Some(r)) => Parsed::Record(r),
             Ok(None) => Parsed::Skipped(Skip::Presence),
-            Err(reason) => Parsed::Rejected(Rejected {
-                source: Some(source.to_string()),
-                location: format!("{location}#{i}"),
-                reason: reason.to_string(),
-                raw: v.to_string(),
-            }),
+            Err(fault) => Parsed::Rejected(Rejected::new(
+                Some(source.to_string()),
+                format!("{location}#{i}"),
+                fault.into(),
+                v.to_string(),
+            )),
         })
         .collect()
 }

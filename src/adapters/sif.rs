@@ -12,7 +12,7 @@
 use super::xml::{Element, XmlRecords};
 use super::{Parsed, Rejected, Skip};
 use crate::domain::record::{parse_date, period_from_name};
-use crate::domain::{AbsenceRecord, Kind, Reason, Validity};
+use crate::domain::{AbsenceRecord, Fault, Kind, Reason, RejectCode, Validity};
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
@@ -103,15 +103,13 @@ pub fn code_meaning(code: &str, m: &SifMapping) -> Option<CodeMeaning> {
 
 /// The validity AttendanceStatus gives; `Ok(None)` when it leaves the
 /// code's default (absent, or NA).
-fn status_validity(status: Option<&str>) -> Result<Option<Validity>, String> {
+fn status_validity(status: Option<&str>) -> Result<Option<Validity>, Fault> {
     match status.map(str::trim) {
         None | Some("NA") => Ok(None),
         Some("01") => Ok(Some(Validity::Valid)),
         Some("02") => Ok(Some(Validity::Invalid)),
         Some("99") => Ok(Some(Validity::Unclassified)),
-        Some(other) => Err(format!(
-            "AttendanceStatus «{other}» er ukjent (gyldige: 01, 02, 99, NA)"
-        )),
+        Some(_) => Err(Fault::new(RejectCode::UnknownCode, "AttendanceStatus").with_limit("gyldige: 01, 02, 99, NA")),
     }
 }
 
@@ -129,10 +127,12 @@ struct Entry<'a> {
     period: Option<&'a str>,
 }
 
-fn map_entry(e: Entry<'_>, m: &SifMapping) -> Result<Option<AbsenceRecord>, String> {
-    let code = e.code.ok_or("AttendanceCode/Code mangler")?;
-    let meaning = code_meaning(code, m)
-        .ok_or_else(|| format!("AttendanceCode «{code}» er ikke i tilstedes kodetabell for SIF AU 3.4"))?;
+fn map_entry(e: Entry<'_>, m: &SifMapping) -> Result<Option<AbsenceRecord>, Fault> {
+    let missing = |element: &str| Fault::new(RejectCode::MissingField, element);
+    let code = e.code.ok_or_else(|| missing("AttendanceCode/Code"))?;
+    let meaning = code_meaning(code, m).ok_or_else(|| {
+        Fault::new(RejectCode::UnknownCode, "AttendanceCode").with_limit("ikke i tilstedes kodetabell for SIF AU 3.4")
+    })?;
     let status = status_validity(e.status)?;
     let (kind, lessons, validity, reason) = match meaning {
         CodeMeaning::NotAbsence => return Ok(None),
@@ -140,9 +140,10 @@ fn map_entry(e: Entry<'_>, m: &SifMapping) -> Result<Option<AbsenceRecord>, Stri
         CodeMeaning::EarlyDeparture => (Kind::Left, 1, status.unwrap_or(Validity::Unclassified), None),
         CodeMeaning::Absence(v, r) => (e.kind, e.lessons, status.unwrap_or(v), r),
     };
-    let pupil = e.pupil.ok_or("StudentPersonalRefId mangler")?;
-    let school = e.school.ok_or("SchoolInfoRefId mangler")?;
-    let date = parse_date(e.date.ok_or("Date mangler")?).map_err(|m| format!("Date: {m}"))?;
+    let pupil = e.pupil.ok_or_else(|| missing("StudentPersonalRefId"))?;
+    let school = e.school.ok_or_else(|| missing("SchoolInfoRefId"))?;
+    let date =
+        parse_date(e.date.ok_or_else(|| missing("Date"))?).map_err(|_| Fault::new(RejectCode::BadDate, "Date"))?;
     let mut extensions = Map::new();
     extensions.insert("source_code".into(), Value::String(code.to_string()));
     let period = e.period.and_then(period_from_name);
@@ -193,21 +194,24 @@ fn span_lessons(t: &Element, lessons_per_day: u32) -> u32 {
 
 /// Maps one SIF element to one or more items (sans-IO).
 pub fn map_element(e: &Element, m: &SifMapping, location: &str) -> Vec<Parsed> {
-    let reject = |reason: String| {
-        Parsed::Rejected(Rejected {
-            source: Some(m.source.clone()),
-            location: format!("{location}:{}:{}", e.line, e.column),
-            reason: format!("{}: {reason}", e.name),
-            raw: e.to_xml(),
-        })
+    let reject = |fault: Fault| {
+        Parsed::Rejected(Rejected::new(
+            Some(m.source.clone()),
+            format!("{location}:{}:{}", e.line, e.column),
+            fault,
+            e.to_xml(),
+        ))
     };
     let Some(ref_id) = e.attribute("RefId").filter(|r| !r.is_empty()) else {
-        return vec![reject("attributtet RefId mangler".into())];
+        return vec![reject(Fault::new(
+            RejectCode::MissingField,
+            format!("{}@RefId", e.name),
+        ))];
     };
     let pupil = e.text_at("StudentPersonalRefId");
     let school = e.text_at("SchoolInfoRefId");
     let date = e.text_at("Date");
-    let one = |result: Result<Option<AbsenceRecord>, String>| match result {
+    let one = |result: Result<Option<AbsenceRecord>, Fault>| match result {
         Ok(Some(r)) => Parsed::Record(r),
         Ok(None) => Parsed::Skipped(Skip::Presence),
         Err(reason) => reject(reason),
@@ -307,9 +311,10 @@ pub fn map_element(e: &Element, m: &SifMapping, location: &str) -> Vec<Parsed> {
                     }),
             );
             if out.is_empty() {
-                out.push(reject(
-                    "verken AttendanceTimes/AttendanceTime eller PeriodAttendances/PeriodAttendance".into(),
-                ));
+                out.push(reject(Fault::new(
+                    RejectCode::MissingField,
+                    "AttendanceTimes/AttendanceTime | PeriodAttendances/PeriodAttendance",
+                )));
             }
             out
         }
@@ -386,7 +391,7 @@ mod tests {
                     r.period.map(|p| format!(" p{p}")).unwrap_or_default(),
                     r.subject.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
                 ),
-                Parsed::Rejected(q) => format!("rejected {}", q.reason),
+                Parsed::Rejected(q) => format!("rejected {}", q.reason()),
                 Parsed::Skipped(s) => format!("skipped {s:?}"),
             })
             .collect()
@@ -423,8 +428,9 @@ mod tests {
                 "h day 1 valid",
                 "skipped Presence",
                 "j day 1 unclassified",
-                "rejected StudentDailyAttendance: AttendanceCode «777» er ikke i tilstedes kodetabell for SIF AU 3.4",
-                "rejected StudentDailyAttendance: AttendanceStatus «07» er ukjent (gyldige: 01, 02, 99, NA)",
+                // The codes themselves are not echoed.
+                "rejected unknown_code: feltet «AttendanceCode» har en kode som ikke er i kodetabellen (ikke i tilstedes kodetabell for SIF AU 3.4)",
+                "rejected unknown_code: feltet «AttendanceStatus» har en kode som ikke er i kodetabellen (gyldige: 01, 02, 99, NA)",
                 "m lesson 1 unclassified",
             ]
         );
@@ -454,7 +460,7 @@ mod tests {
                 "t1#t3 lesson 3 unclassified",
                 "t1#p1 lesson 1 invalid p6 SUBJ-NAT",
                 "t1#p2 late 1 unclassified p1",
-                "rejected StudentPeriodAttendance: attributtet RefId mangler",
+                "rejected missing_field: feltet «StudentPeriodAttendance@RefId» mangler eller er tom",
             ]
         );
     }

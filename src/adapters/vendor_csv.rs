@@ -8,6 +8,7 @@ use super::Parsed;
 use super::Rejected;
 use super::mapping::{Fields, map_fields, used_fields};
 use super::profile::Profile;
+use crate::domain::{Fault, RejectCode};
 use std::borrow::Cow;
 use std::io::{self, Read};
 
@@ -236,12 +237,12 @@ impl<R: Read> Iterator for VendorCsvReader<R> {
                     match e.kind() {
                         // A bad byte sequence spoils one row, not the file.
                         csv::ErrorKind::Utf8 { .. } => {
-                            return Some(Ok(Parsed::Rejected(Rejected {
-                                source: Some(self.profile.source.clone()),
-                                location: format!("{}:{line}", self.location),
-                                reason: "ikke gyldig UTF-8 (sett [csv] encoding i profilen)".into(),
-                                raw: String::new(),
-                            })));
+                            return Some(Ok(Parsed::Rejected(Rejected::new(
+                                Some(self.profile.source.clone()),
+                                format!("{}:{line}", self.location),
+                                Fault::whole(RejectCode::BadEncoding).with_limit("sett [csv] encoding i profilen"),
+                                String::new(),
+                            ))));
                         }
                         _ => {
                             self.failed = true;
@@ -259,17 +260,17 @@ impl<R: Read> Iterator for VendorCsvReader<R> {
             let Some(Ok(header)) = &self.header else { return None };
             let line = self.row.position().map(|p| p.line()).unwrap_or(0);
             let row = Row { header, row: &self.row };
-            match map_fields(&self.profile, &row, "kolonnen") {
+            match map_fields(&self.profile, &row) {
                 Ok(None) => return Some(Ok(Parsed::Skipped(super::Skip::Presence))),
                 Ok(Some(r)) => return Some(Ok(Parsed::Record(r))),
-                Err(reason) => {
+                Err(fault) => {
                     let delim = (self.delimiter as char).to_string();
-                    return Some(Ok(Parsed::Rejected(Rejected {
-                        source: Some(self.profile.source.clone()),
-                        location: format!("{}:{line}", self.location),
-                        reason,
-                        raw: self.row.iter().collect::<Vec<_>>().join(&delim),
-                    })));
+                    return Some(Ok(Parsed::Rejected(Rejected::new(
+                        Some(self.profile.source.clone()),
+                        format!("{}:{line}", self.location),
+                        fault,
+                        self.row.iter().collect::<Vec<_>>().join(&delim),
+                    ))));
                 }
             }
         }
@@ -316,9 +317,15 @@ mod tests {
         );
         let Parsed::Rejected(q) = &got[3] else { panic!() };
         assert_eq!(q.location, "f.csv:5");
-        assert!(q.reason.contains("«Dato»"), "{}", q.reason);
+        assert_eq!(
+            (q.code, q.field.as_deref()),
+            (RejectCode::BadDate, Some("Dato")),
+            "{q:?}"
+        );
         let Parsed::Rejected(q) = &got[4] else { panic!() };
-        assert!(q.reason.contains("«influensa»"), "{}", q.reason);
+        // The unknown value itself is not in the reason: it may be a diagnosis.
+        assert_eq!(q.code, RejectCode::UnknownCode, "{q:?}");
+        assert!(!q.reason().contains("influensa"), "{}", q.reason());
         let Parsed::Record(f) = &got[5] else { panic!() };
         assert_eq!(f.reason, Some(Reason::Leave));
     }
@@ -348,7 +355,7 @@ e1;s1;2026-03-05;1;time;Q\n";
         assert_eq!(recs[3].id, recs[1].id);
         assert_ne!(recs[1].id, recs[2].id);
         let Parsed::Rejected(q) = &got[4] else { panic!() };
-        assert!(q.reason.contains("«Q»") && q.location == "f.csv:8", "{q:?}");
+        assert!(q.code == RejectCode::UnknownCode && q.location == "f.csv:8", "{q:?}");
     }
 
     #[test]
@@ -402,7 +409,10 @@ reason = "illness"
         let [Parsed::Rejected(q)] = &got[..] else {
             panic!("{got:?}")
         };
-        assert!(q.reason.contains("encoding"), "{q:?}");
+        assert!(
+            q.code == RejectCode::BadEncoding && q.reason().contains("encoding"),
+            "{q:?}"
+        );
     }
 
     #[test]

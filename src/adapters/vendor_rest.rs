@@ -290,7 +290,7 @@ pub fn map_page(body: &Value, p: &Profile, records_path: &str, location: &str) -
             p => format!("svaret har ingen liste på «{p}» (profilens rest.records)"),
         })?;
     Ok(super::map_json_items(items, &p.source, location, |v| {
-        map_fields(p, &JsonFields(v), "feltet")
+        map_fields(p, &JsonFields(v))
     }))
 }
 
@@ -456,7 +456,12 @@ mod tests {
             (Kind::Lesson, 2, "2026-03-03")
         );
         let Parsed::Rejected(q) = &got[2] else { panic!() };
-        assert!(q.reason.contains("«influensa»") && q.location == "u#2", "{q:?}");
+        assert!(
+            q.code == crate::domain::RejectCode::UnknownCode
+                && q.location == "u#2"
+                && !q.reason().contains("influensa"),
+            "{q:?}"
+        );
         assert!(
             map_page(&json!({"x": 1}), &p, "data", "u")
                 .unwrap_err()

@@ -50,7 +50,11 @@ pub fn convert(adapter: &str, options: &FileOptions, path: &Path) -> Result<Exit
                 counts.add(&p);
                 match p {
                     Parsed::Record(r) => writeln!(out, "{}", r.to_json_line())?,
-                    Parsed::Rejected(q) => eprintln!("{}: {}", q.location, q.reason),
+                    Parsed::Rejected(q) => eprintln!(
+                        "{}: {}",
+                        tilstede::domain::plausibility::printable(&q.location),
+                        q.reason()
+                    ),
                     Parsed::Skipped(_) => {}
                 }
             }

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use tilstede::adapters::jsonl::JsonlReader;
 use tilstede::adapters::{ParseCounts, Parsed, Rejected};
-use tilstede::domain::Finding;
 use tilstede::domain::dates::norwegian;
 use tilstede::domain::plausibility::printable;
+use tilstede::domain::{Fault, Finding, RejectCode};
 use tilstede::render::{count, count_len};
 use tilstede::rules::{RuleSet, evaluate as evaluate_records};
 use tilstede::store::Store;
@@ -31,7 +31,7 @@ fn open(path: &Path) -> Result<(Box<dyn BufRead + Send>, Option<u64>)> {
 }
 
 fn report_reject(q: &Rejected) {
-    eprintln!("{}: {}", printable(&q.location), printable(&q.reason));
+    eprintln!("{}: {}", printable(&q.location), q.reason());
 }
 
 /// `tilstede evaluate`: pure, no store.
@@ -163,12 +163,18 @@ fn version_stamp(path: &Path, flag: Option<u32>) -> Result<u32> {
 }
 
 /// The scopes of the configured sources when a config is given: a file
-/// import then holds every record to what its source may write, like a push.
+/// import then holds every record to what its source may write, like a
+/// push. Also the sources whose rejected input the quarantine keeps
+/// (`keep_raw`; none without a config).
+#[allow(clippy::type_complexity)]
 fn import_scopes(
     options: &ImportOptions,
-) -> Result<Option<std::sync::Arc<std::collections::BTreeMap<String, tilstede::ingest::Scope>>>> {
+) -> Result<(
+    Option<std::sync::Arc<std::collections::BTreeMap<String, tilstede::ingest::Scope>>>,
+    Vec<String>,
+)> {
     let Some(path) = &options.config else {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
     let config = tilstede::config::Config::load(path)
         .with_context(|| format!("konfigurasjonen {} kunne ikke brukes", path.display()))?;
@@ -180,18 +186,17 @@ fn import_scopes(
             path.display()
         );
     }
-    Ok(Some(std::sync::Arc::new(
-        config
-            .sources
-            .iter()
-            .map(|(id, s)| {
-                (
-                    id.clone(),
-                    tilstede::ingest::Scope::new(id.clone(), s.schools.clone()).with_extensions(s.extensions.clone()),
-                )
-            })
-            .collect(),
-    )))
+    let scopes = config
+        .sources
+        .iter()
+        .map(|(id, s)| {
+            (
+                id.clone(),
+                tilstede::ingest::Scope::new(id.clone(), s.schools.clone()).with_extensions(s.extensions.clone()),
+            )
+        })
+        .collect();
+    Ok((Some(std::sync::Arc::new(scopes)), config.raw_kept_sources()))
 }
 
 /// `tilstede import`.
@@ -219,8 +224,8 @@ pub async fn import(
         source: options.source.clone(),
         lessons_per_day: options.lessons_per_day,
     };
-    let scopes = import_scopes(options)?;
-    let store = Store::open(store).await?;
+    let (scopes, raw_kept) = import_scopes(options)?;
+    let store = Store::open(store).await?.keeping_raw_for(raw_kept);
     let mut empty = Vec::new();
     for path in files {
         let stamp = if own_versions {
@@ -263,16 +268,12 @@ pub async fn import(
                 let scope = scopes.get(fixed_source.as_deref().unwrap_or(r.source.as_str()));
                 item = Ok(match scope {
                     Some(scope) => scope.screen(r, &place),
-                    None => Parsed::Rejected(Rejected {
-                        source: Some(r.source.clone()),
-                        location: format!("{place} ({})", printable(&r.id)),
-                        reason: format!(
-                            "{}: feltet «source»: «{}» er ingen kilde i konfigurasjonen",
-                            tilstede::ingest::SOURCE_MISMATCH,
-                            printable(&r.source)
-                        ),
-                        raw: String::new(),
-                    }),
+                    None => Parsed::Rejected(Rejected::new(
+                        Some(r.source.clone()),
+                        format!("{place} ({})", printable(&r.id)),
+                        Fault::new(RejectCode::SourceMismatch, "source").with_limit("ingen kilde i konfigurasjonen"),
+                        String::new(),
+                    )),
                 });
             }
             if let (Ok(p), Ok(mut c)) = (&item, counted.lock()) {

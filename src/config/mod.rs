@@ -101,6 +101,9 @@ pub struct RawConfig {
     /// How long absence data is kept.
     #[serde(default)]
     pub retention: Option<RawRetention>,
+    /// The quarantine of rejected input.
+    #[serde(default)]
+    pub quarantine: Option<RawQuarantine>,
     /// A directory of template overrides (files named like the built-in
     /// templates, e.g. `samarbeidsavtale.md.j2`).
     #[serde(default)]
@@ -205,6 +208,21 @@ pub struct RawSource {
     /// Seconds between pulls (default 300).
     #[serde(default)]
     pub pull_every_seconds: Option<u64>,
+    /// Keep the raw input of this source's rejected items in the quarantine
+    /// (default false: only the place, a reason code and the field name).
+    /// For finding a fault with the vendor; the raw input may hold health
+    /// data, so switch it off again when done.
+    #[serde(default)]
+    pub keep_raw: Option<bool>,
+}
+
+/// The quarantine's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuarantine {
+    /// Days a quarantine entry is kept (default 30, 1–3660).
+    #[serde(default)]
+    pub retention_days: Option<u64>,
 }
 
 /// Plausibility bounds (see [`Bounds`]).
@@ -362,12 +380,51 @@ pub struct Config {
     pub plausibility: Bounds,
     /// How long absence data is kept.
     pub retention: Retention,
+    /// The quarantine's retention.
+    pub quarantine: QuarantineConfig,
     /// Template override directory.
     pub templates: Option<PathBuf>,
     /// The Matrix bot, when configured.
     pub matrix: Option<MatrixService>,
     /// The archive, when configured.
     pub archive: Option<crate::archive::ArchiveConfig>,
+}
+
+/// The quarantine's validated settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarantineConfig {
+    /// How long an entry is kept; `serve` purges older ones.
+    pub retention_days: u32,
+}
+
+/// Days a quarantine entry is kept unless `[quarantine] retention_days` says otherwise.
+pub const QUARANTINE_RETENTION_DAYS: u32 = 30;
+
+impl QuarantineConfig {
+    /// Entries received before this are due for the purge, as of `now`.
+    pub fn cutoff(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now - chrono::Duration::days(i64::from(self.retention_days))
+    }
+}
+
+impl Default for QuarantineConfig {
+    fn default() -> QuarantineConfig {
+        QuarantineConfig {
+            retention_days: QUARANTINE_RETENTION_DAYS,
+        }
+    }
+}
+
+impl Config {
+    /// The sources whose rejected input the quarantine keeps (`keep_raw`),
+    /// for [`crate::store::Store::keeping_raw_for`].
+    pub fn raw_kept_sources(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .filter(|(_, s)| s.keep_raw)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
 }
 
 /// The Matrix bot's validated settings and its password.
@@ -437,6 +494,8 @@ pub struct SourceConfig {
     pub profile: Option<String>,
     /// Extension fields kept from the source's records (none by default).
     pub extensions: Vec<String>,
+    /// Whether the quarantine keeps this source's rejected input.
+    pub keep_raw: bool,
     /// The scheduled pull, when configured.
     pub pull: Option<PullConfig>,
 }
@@ -792,6 +851,7 @@ impl RawConfig {
                     max_concurrent: max_concurrent as usize,
                     profile: s.profile,
                     extensions,
+                    keep_raw: s.keep_raw.unwrap_or(false),
                     pull,
                 },
             );
@@ -843,6 +903,15 @@ impl RawConfig {
                 self.retention.and_then(|r| r.school_years),
                 u64::from(Retention::default().school_years),
                 1..=10,
+            ) as u32,
+        };
+        let quarantine = QuarantineConfig {
+            retention_days: bounded(
+                diags,
+                "quarantine.retention_days",
+                self.quarantine.and_then(|q| q.retention_days),
+                u64::from(QUARANTINE_RETENTION_DAYS),
+                1..=3660,
             ) as u32,
         };
         let templates = self.templates.map(|t| base.join(t));
@@ -905,6 +974,7 @@ impl RawConfig {
             sources,
             plausibility,
             retention,
+            quarantine,
         }
     }
 }
@@ -1017,6 +1087,25 @@ mod tests {
             first_path("[sources.vis]\nschools = [\"*\"]\ntoken_env = \"TILSTEDE_TEST_SECRET_MISSING\"\n"),
             "sources.vis.token_env"
         );
+    }
+
+    /// The quarantine's retention defaults to 30 days and is bounded;
+    /// `keep_raw` is off unless a source sets it.
+    #[test]
+    fn quarantine_settings() {
+        let c =
+            check("[sources.vis]\nschools = [\"*\"]\n[sources.annen]\nschools = [\"*\"]\nkeep_raw = true\n").unwrap();
+        assert_eq!(c.quarantine.retention_days, 30);
+        assert_eq!(c.raw_kept_sources(), ["annen"]);
+        let c = check("[quarantine]\nretention_days = 7\n").unwrap();
+        assert_eq!(c.quarantine.retention_days, 7);
+        for bad in [
+            "[quarantine]\nretention_days = 0\n",
+            "[quarantine]\nretention_days = 100000\n",
+        ] {
+            assert_eq!(first_path(bad), "quarantine.retention_days", "{bad}");
+        }
+        assert_eq!(first_path("[quarantine]\nkeep = 1\n"), "quarantine.keep");
     }
 
     #[test]

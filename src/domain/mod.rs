@@ -7,7 +7,9 @@ pub mod dates;
 pub mod finding;
 pub mod plausibility;
 pub mod record;
+pub mod reject;
 pub mod roster;
 
 pub use finding::{Finding, FindingWindow};
 pub use record::{AbsenceRecord, Kind, Reason, RecordError, RecordKey, Validity};
+pub use reject::{Fault, RejectCode};

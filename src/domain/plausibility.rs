@@ -97,6 +97,24 @@ pub enum Implausible {
 }
 
 impl Implausible {
+    /// The rejection's code, field and the bound broken; never the value
+    /// found.
+    pub fn fault(&self) -> super::Fault {
+        use super::{Fault, RejectCode};
+        match self {
+            Implausible::Lessons { max, .. } | Implausible::Minutes { max, .. } => {
+                Fault::new(RejectCode::OutOfRange, self.field()).with_limit(format!("høyst {max}"))
+            }
+            Implausible::Date { from, to, .. } => {
+                Fault::new(RejectCode::OutOfRange, "date").with_limit(format!("fra {from} til {to}"))
+            }
+            Implausible::Version { max, .. } => {
+                Fault::new(RejectCode::OutOfRange, "version").with_limit(format!("høyst {max}"))
+            }
+            Implausible::ControlCharacters { field } => Fault::new(RejectCode::ControlCharacters, *field),
+        }
+    }
+
     /// The field at fault.
     pub fn field(&self) -> &'static str {
         match self {

@@ -183,6 +183,8 @@ pub enum RecordError {
     /// A field has the wrong JSON type or an impossible value.
     #[error("feltet «{field}»: {message}")]
     Invalid {
+        /// The reason code.
+        code: super::RejectCode,
         /// The field's name.
         field: &'static str,
         /// What is wrong with it.
@@ -201,8 +203,22 @@ impl RecordError {
     }
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> RecordError {
+impl RecordError {
+    /// The rejection's code and field, without the input's values (the
+    /// message may quote them; this never does).
+    pub fn fault(&self) -> super::Fault {
+        use super::{Fault, RejectCode};
+        match self {
+            RecordError::Json(_) | RecordError::NotAnObject => Fault::whole(RejectCode::MalformedJson),
+            RecordError::Missing(f) => Fault::new(RejectCode::MissingField, *f),
+            RecordError::Invalid { code, field, .. } => Fault::new(*code, *field),
+        }
+    }
+}
+
+fn invalid(code: super::RejectCode, field: &'static str, message: impl Into<String>) -> RecordError {
     RecordError::Invalid {
+        code,
         field,
         message: message.into(),
     }
@@ -253,14 +269,24 @@ impl AbsenceRecord {
         let id = take_string(&mut map, "id")?.ok_or(RecordError::Missing("id"))?;
         let version = match take_version(&mut map)? {
             None => 1,
-            Some(0) => return Err(invalid("version", "må være 1 eller høyere")),
+            Some(0) => {
+                return Err(invalid(
+                    super::RejectCode::OutOfRange,
+                    "version",
+                    "må være 1 eller høyere",
+                ));
+            }
             Some(v) => v,
         };
         let deleted = match map.remove("deleted") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => b,
             Some(other) => {
-                return Err(invalid("deleted", format!("må være true eller false, ikke {other}")));
+                return Err(invalid(
+                    super::RejectCode::BadValue,
+                    "deleted",
+                    format!("må være true eller false, ikke {other}"),
+                ));
             }
         };
         // A tombstone may omit what it removes.
@@ -272,19 +298,30 @@ impl AbsenceRecord {
         let pupil = required("pupil", take_string(&mut map, "pupil")?)?;
         let school = required("school", take_string(&mut map, "school")?)?;
         let date = match take_string(&mut map, "date")? {
-            Some(s) => parse_date(&s).map_err(|m| invalid("date", m))?,
+            Some(s) => parse_date(&s).map_err(|m| invalid(super::RejectCode::BadDate, "date", m))?,
             None if deleted => NO_DATE,
             None => return Err(RecordError::Missing("date")),
         };
         let kind = match take_string(&mut map, "kind")? {
-            Some(s) => Kind::parse(&s)
-                .ok_or_else(|| invalid("kind", format!("ukjent verdi «{s}» (gyldige: day, lesson, late, left)")))?,
+            Some(s) => Kind::parse(&s).ok_or_else(|| {
+                invalid(
+                    super::RejectCode::UnknownCode,
+                    "kind",
+                    format!("ukjent verdi «{s}» (gyldige: day, lesson, late, left)"),
+                )
+            })?,
             None if deleted => Kind::Day,
             None => return Err(RecordError::Missing("kind")),
         };
         let lessons = match take_uint(&mut map, "lessons")? {
             None => 1,
-            Some(0) => return Err(invalid("lessons", "må være 1 eller høyere")),
+            Some(0) => {
+                return Err(invalid(
+                    super::RejectCode::OutOfRange,
+                    "lessons",
+                    "må være 1 eller høyere",
+                ));
+            }
             Some(n) => n,
         };
         let minutes = take_uint(&mut map, "minutes")?;
@@ -292,6 +329,7 @@ impl AbsenceRecord {
             None => Validity::Unclassified,
             Some(s) => Validity::parse(&s).ok_or_else(|| {
                 invalid(
+                    super::RejectCode::UnknownCode,
                     "validity",
                     format!("ukjent verdi «{s}» (gyldige: valid, invalid, unclassified)"),
                 )
@@ -301,6 +339,7 @@ impl AbsenceRecord {
             None => None,
             Some(s) => Some(Reason::parse(&s).ok_or_else(|| {
                 invalid(
+                    super::RejectCode::UnknownCode,
                     "reason",
                     format!("ukjent verdi «{s}» (gyldige: illness, leave, circumstances, other)"),
                 )
@@ -313,7 +352,13 @@ impl AbsenceRecord {
                 u8::try_from(n)
                     .ok()
                     .filter(|p| (1..=MAX_PERIOD).contains(p))
-                    .ok_or_else(|| invalid("period", format!("må være en time på dagen, 1–{MAX_PERIOD}, ikke {n}")))?,
+                    .ok_or_else(|| {
+                        invalid(
+                            super::RejectCode::OutOfRange,
+                            "period",
+                            format!("må være en time på dagen, 1–{MAX_PERIOD}, ikke {n}"),
+                        )
+                    })?,
             ),
         };
         let lessons = if kind == Kind::Lesson { lessons } else { 1 };
@@ -394,9 +439,15 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
 fn take_string(map: &mut Map<String, Value>, field: &'static str) -> Result<Option<String>, RecordError> {
     match map.remove(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Err(invalid(field, "kan ikke være tom")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(invalid(super::RejectCode::MissingField, field, "kan ikke være tom"))
+        }
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(invalid(field, format!("må være en tekst, ikke {}", json_type(&other)))),
+        Some(other) => Err(invalid(
+            super::RejectCode::BadValue,
+            field,
+            format!("må være en tekst, ikke {}", json_type(&other)),
+        )),
     }
 }
 
@@ -405,9 +456,14 @@ fn take_uint(map: &mut Map<String, Value>, field: &'static str) -> Result<Option
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
             Some(n) => Ok(Some(n)),
-            None => Err(invalid(field, format!("må være et heltall ≥ 0, ikke {n}"))),
+            None => Err(invalid(
+                super::RejectCode::BadNumber,
+                field,
+                format!("må være et heltall ≥ 0, ikke {n}"),
+            )),
         },
         Some(other) => Err(invalid(
+            super::RejectCode::BadNumber,
             field,
             format!("må være et heltall, ikke {}", json_type(&other)),
         )),
@@ -420,9 +476,14 @@ fn take_version(map: &mut Map<String, Value>) -> Result<Option<u64>, RecordError
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_u64().filter(|v| i64::try_from(*v).is_ok()) {
             Some(n) => Ok(Some(n)),
-            None => Err(invalid("version", format!("må være et heltall ≥ 0, ikke {n}"))),
+            None => Err(invalid(
+                super::RejectCode::BadNumber,
+                "version",
+                format!("må være et heltall ≥ 0, ikke {n}"),
+            )),
         },
         Some(other) => Err(invalid(
+            super::RejectCode::BadNumber,
             "version",
             format!("må være et heltall, ikke {}", json_type(&other)),
         )),

@@ -37,8 +37,36 @@ pub struct Rejected {
     pub position: u64,
     /// Where in the body: `http:SOURCE:LINE` or `http:SOURCE:LINE:COLUMN`.
     pub location: String,
-    /// Why (names the field).
+    /// The reason code (`missing_field`, `bad_date`, …).
+    pub code: crate::domain::RejectCode,
+    /// The field or element at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Why, for people: built from the code, the field and a limit, never
+    /// from the body's values.
     pub reason: String,
+}
+
+/// The fault of a body that could not be read on (a malformed document):
+/// its code by the adapter's format, and its place when the XML reader
+/// knows it. The reader's own message is not used: it may quote the body.
+fn read_fault(adapter: &str, e: &std::io::Error, location: &str) -> (crate::domain::Fault, String) {
+    use crate::domain::{Fault, RejectCode};
+    if let Some(x) = e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<crate::adapters::xml::XmlError>())
+    {
+        return (
+            Fault::whole(RejectCode::MalformedXml),
+            format!("{location}:{}:{}", x.line, x.column),
+        );
+    }
+    let code = match adapter {
+        "jsonl" | "fint" => RejectCode::MalformedJson,
+        "vendor-csv" => RejectCode::MalformedCsv,
+        _ => RejectCode::MalformedXml,
+    };
+    (Fault::whole(code), location.to_string())
 }
 
 /// The answer to a push.
@@ -164,12 +192,18 @@ impl ParseJob {
             let position = i as u64 + 1;
             let item = match item {
                 Ok(p) => p,
-                Err(e) => Parsed::Rejected(crate::adapters::Rejected {
-                    source: Some(source.clone()),
-                    location: location.clone(),
-                    reason: e.to_string(),
-                    raw: String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned(),
-                }),
+                Err(e) => {
+                    // The body's start is kept only for a source with
+                    // keep_raw (the store decides): it may hold other
+                    // records' text.
+                    let (fault, at) = read_fault(self.adapter, &e, &location);
+                    Parsed::Rejected(crate::adapters::Rejected::new(
+                        Some(source.clone()),
+                        at,
+                        fault,
+                        String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned(),
+                    ))
+                }
             };
             // The source's scope first: a record for a school it may not
             // write (or in another source's name) is not kept at all.
@@ -183,12 +217,12 @@ impl ParseJob {
                         out.records.push(r);
                         continue;
                     }
-                    Err(e) => QuarantineEntry {
-                        source: Some(source.clone()),
-                        location: format!("{location}:{position}"),
-                        reason: e.to_string(),
-                        raw: r.to_json_line(),
-                    },
+                    Err(e) => crate::ingest::quarantine_entry(crate::adapters::Rejected::new(
+                        Some(source.clone()),
+                        format!("{location}:{position}"),
+                        e.fault(),
+                        r.to_json_line(),
+                    )),
                 },
                 Parsed::Rejected(q) => crate::ingest::quarantine_entry(q),
                 // Not absence (a present day): nothing to store.
@@ -201,7 +235,12 @@ impl ParseJob {
                 out.rejected.push(Rejected {
                     position,
                     location: plausibility::printable(&rejected.location).into_owned(),
-                    reason: plausibility::printable(&rejected.reason).into_owned(),
+                    code: rejected.code,
+                    field: rejected
+                        .field
+                        .as_deref()
+                        .map(|f| plausibility::printable(f).into_owned()),
+                    reason: rejected.reason.clone(),
                 });
             }
             out.quarantine.push(rejected);

@@ -14,8 +14,8 @@ use super::findings::{
 };
 use super::records::{
     BULK_CACHE_KIB, BulkProgress, EXTENSION_SET_INSERT, EXTENSION_SET_SELECT, IngestStats, QUARANTINE_INSERT,
-    QuarantineEntry, RECORD_COLUMNS, date_text, dedupe, eval_records_sql, extension_digest, extensions_json,
-    quarantine_raw, record_from_columns, upsert_sql,
+    QuarantineRow, RECORD_COLUMNS, date_text, dedupe, eval_records_sql, extension_digest, extensions_json,
+    record_from_columns, upsert_sql,
 };
 use super::{Backend, now};
 use crate::domain::{AbsenceRecord, Finding};
@@ -288,7 +288,7 @@ impl SqliteBulk {
     pub(super) fn write(
         &mut self,
         records: Vec<AbsenceRecord>,
-        quarantine: &[QuarantineEntry],
+        quarantine: &[QuarantineRow],
     ) -> Result<Option<IngestStats>, StoreError> {
         if !self.progress.is_open() {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -320,7 +320,7 @@ impl SqliteBulk {
     fn write_batch(
         &mut self,
         records: &[AbsenceRecord],
-        quarantine: &[QuarantineEntry],
+        quarantine: &[QuarantineRow],
     ) -> Result<IngestStats, StoreError> {
         let stamp = now();
         let mut changed = 0u64;
@@ -389,8 +389,9 @@ impl SqliteBulk {
         }
         let mut keep = self.conn.prepare_cached(QUARANTINE_INSERT)?;
         for e in quarantine {
-            let (raw, digest) = quarantine_raw(e);
-            keep.execute(params![e.source, e.location, e.reason, raw, digest, stamp])?;
+            keep.execute(params![
+                e.source, e.location, e.code, e.field, e.reason, e.raw, e.digest, stamp
+            ])?;
         }
         Ok(IngestStats::of_batch(
             records.len() as u64,

@@ -153,6 +153,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0051_outbox_media.sql"),
         include_str!("migrations/postgres/0051_outbox_media.sql"),
     ),
+    (
+        63,
+        include_str!("migrations/sqlite/0063_quarantine_codes.sql"),
+        include_str!("migrations/postgres/0063_quarantine_codes.sql"),
+    ),
 ];
 
 /// Sets meta key `$1` to `$2`.
@@ -174,6 +179,9 @@ pub struct Store {
     pushes: std::sync::Arc<pushes::PushWriter>,
     /// Pupil keys already looked up ([`identity`]).
     pupil_keys: std::sync::Arc<identity::KeyCache>,
+    /// Sources whose rejected input the quarantine keeps (`keep_raw`);
+    /// none unless the configuration says so ([`Store::keeping_raw_for`]).
+    raw_kept: std::sync::Arc<std::collections::BTreeSet<String>>,
 }
 
 /// Creates the SQLite file of `url` readable by its owner only (0600)
@@ -270,6 +278,7 @@ impl Store {
             lane: Default::default(),
             pushes: Default::default(),
             pupil_keys: Default::default(),
+            raw_kept: Default::default(),
         };
         store.migrate().await?;
         Ok(store)

@@ -63,7 +63,7 @@ struct Job {
     request_id: Option<(String, i64)>,
     stamp_at_least: Option<u64>,
     records: Vec<AbsenceRecord>,
-    quarantine: Vec<QuarantineEntry>,
+    quarantine: Vec<super::records::QuarantineRow>,
     reply: oneshot::Sender<Result<PushOutcome, StoreError>>,
 }
 
@@ -108,7 +108,7 @@ impl Store {
             request_id: push.request_id.map(|(id, exp)| (id.to_string(), exp)),
             stamp_at_least: push.stamp_at_least,
             records,
-            quarantine: push.quarantine.to_vec(),
+            quarantine: self.quarantine_rows(push.quarantine),
             reply,
         };
         let stopped = || StoreError::Worker("the push writer stopped".into());

@@ -3,7 +3,7 @@
 use super::direct::SqliteBulk;
 use super::{Backend, Store, StoreError, now};
 use crate::domain::record::parse_date;
-use crate::domain::{AbsenceRecord, Kind, Reason, Validity};
+use crate::domain::{AbsenceRecord, Fault, Kind, Reason, RejectCode, Validity};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
@@ -24,10 +24,94 @@ pub struct QuarantineEntry {
     pub source: Option<String>,
     /// Where it came from: `file:line`, `request#position`, …
     pub location: String,
-    /// Why it was rejected (names the field).
+    /// Why it was rejected.
+    pub code: RejectCode,
+    /// The field or element at fault (a name, never a value).
+    pub field: Option<String>,
+    /// Why, for people: built from the code, the field and a limit
+    /// ([`crate::domain::reject::describe`]), never from the input.
     pub reason: String,
-    /// The input as received (cut at 64 KiB).
+    /// The input as received. The store keeps it (cut at 64 KiB) only for
+    /// a source with `keep_raw` ([`Store::keeping_raw_for`]); read back,
+    /// it is empty otherwise.
     pub raw: String,
+}
+
+impl QuarantineEntry {
+    /// An entry for `fault` at `location`, with its text built from the fault.
+    pub fn new(
+        source: Option<String>,
+        location: impl Into<String>,
+        fault: Fault,
+        raw: impl Into<String>,
+    ) -> QuarantineEntry {
+        QuarantineEntry {
+            source,
+            location: location.into(),
+            code: fault.code,
+            reason: fault.to_string(),
+            field: fault.field,
+            raw: raw.into(),
+        }
+    }
+}
+
+/// A quarantine entry as the store writes it: the input only where the
+/// source keeps it, and the digest that keeps the same input from the same
+/// place once (taken over the input, so it dedupes as before even when the
+/// input itself is not kept).
+#[derive(Debug, Clone)]
+pub(super) struct QuarantineRow {
+    pub(super) source: Option<String>,
+    pub(super) location: String,
+    pub(super) code: &'static str,
+    pub(super) field: Option<String>,
+    pub(super) reason: String,
+    pub(super) raw: String,
+    pub(super) digest: String,
+}
+
+impl Store {
+    /// The same store, keeping the raw input of rejected items from
+    /// `sources` (their `keep_raw`); of every other source the quarantine
+    /// keeps the place, the code and the field only.
+    pub fn keeping_raw_for(self, sources: impl IntoIterator<Item = String>) -> Store {
+        Store {
+            raw_kept: std::sync::Arc::new(sources.into_iter().collect()),
+            ..self
+        }
+    }
+
+    /// The rows to write for `entries`.
+    pub(super) fn quarantine_rows(&self, entries: &[QuarantineEntry]) -> Vec<QuarantineRow> {
+        entries
+            .iter()
+            .map(|e| {
+                let raw = truncate(&e.raw, MAX_RAW);
+                let mut d = Sha256::new();
+                for part in [
+                    e.source.as_deref().unwrap_or_default(),
+                    e.location.as_str(),
+                    e.code.as_str(),
+                    e.field.as_deref().unwrap_or_default(),
+                    raw,
+                ] {
+                    d.update(part.as_bytes());
+                    d.update([0u8]);
+                }
+                let keep = e.source.as_ref().is_some_and(|s| self.raw_kept.contains(s));
+                QuarantineRow {
+                    source: e.source.clone(),
+                    location: e.location.clone(),
+                    code: e.code.as_str(),
+                    field: e.field.clone(),
+                    reason: e.reason.clone(),
+                    raw: if keep { raw.to_string() } else { String::new() },
+                    digest: hex::encode(d.finalize()),
+                }
+            })
+            .collect()
+    }
 }
 
 /// A quarantined row as stored.
@@ -138,18 +222,10 @@ pub(super) fn upsert_sql(backend: Backend, rows: usize, returning: bool) -> Stri
     )
 }
 
-/// Stores a quarantine entry; the same rejected input from the same place
-/// is kept once (by digest).
-pub(super) const QUARANTINE_INSERT: &str = "INSERT INTO quarantine (source, location, reason, raw, digest, received_at) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest) DO NOTHING";
-
-/// The raw input kept for a quarantine entry (cut at [`MAX_RAW`]) and the
-/// digest that keeps it once.
-pub(super) fn quarantine_raw(e: &QuarantineEntry) -> (&str, String) {
-    let raw = truncate(&e.raw, MAX_RAW);
-    let digest = Sha256::digest(format!("{}\n{}\n{}", e.location, e.reason, raw).as_bytes());
-    (raw, hex::encode(digest))
-}
+/// Stores a quarantine row ([`QuarantineRow`]); the same rejected input
+/// from the same place is kept once (by digest).
+pub(super) const QUARANTINE_INSERT: &str = "INSERT INTO quarantine (source, location, code, field, reason, raw, digest, received_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (digest) DO NOTHING";
 
 /// Finds or adds the stored extension set with this JSON; its id. Inside
 /// the caller's transaction, which must also write the rows referring to it
@@ -280,6 +356,7 @@ impl BulkWriter<'_> {
         records: Vec<AbsenceRecord>,
         quarantine: Vec<QuarantineEntry>,
     ) -> Result<Option<IngestStats>, StoreError> {
+        let quarantine = self.store.quarantine_rows(&quarantine);
         if self.direct.is_some() {
             return self.direct(move |bulk| bulk.write(records, &quarantine)).await;
         }
@@ -380,7 +457,7 @@ pub(super) async fn write_batch(
     backend: Backend,
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     records: &[AbsenceRecord],
-    quarantine: &[QuarantineEntry],
+    quarantine: &[QuarantineRow],
 ) -> Result<IngestStats, StoreError> {
     let unique = dedupe(records);
     let stamp = now();
@@ -441,13 +518,14 @@ pub(super) async fn write_batch(
     }
     mark_dirty(backend, tx, touched).await?;
     for e in quarantine {
-        let (raw, digest) = quarantine_raw(e);
         sqlx::query(QUARANTINE_INSERT)
             .bind(e.source.as_deref())
             .bind(e.location.as_str())
+            .bind(e.code)
+            .bind(e.field.as_deref())
             .bind(e.reason.as_str())
-            .bind(raw)
-            .bind(digest)
+            .bind(e.raw.as_str())
+            .bind(e.digest.as_str())
             .bind(stamp.as_str())
             .execute(&mut **tx)
             .await?;
@@ -469,8 +547,9 @@ impl Store {
     ) -> Result<IngestStats, StoreError> {
         let mut records = records.to_vec();
         self.key_pupils(&mut records).await?;
+        let quarantine = self.quarantine_rows(quarantine);
         let mut tx = self.begin_write().await?;
-        let stats = write_batch(self.backend, &mut tx, &records, quarantine).await?;
+        let stats = write_batch(self.backend, &mut tx, &records, &quarantine).await?;
         tx.commit().await?;
         Ok(stats)
     }
@@ -574,25 +653,52 @@ impl Store {
     /// The newest quarantined entries, newest first.
     pub async fn quarantined(&self, limit: i64) -> Result<Vec<QuarantinedRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, source, location, reason, raw, received_at FROM quarantine ORDER BY seq DESC LIMIT $1",
+            "SELECT seq, source, location, code, field, reason, raw, received_at FROM quarantine ORDER BY seq DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
+                let code: String = r.try_get("code")?;
+                // A code this version does not know reads as from before codes.
+                let code = RejectCode::parse(&code).unwrap_or(RejectCode::Legacy);
+                let field: Option<String> = r.try_get("field")?;
+                let mut reason: String = r.try_get("reason")?;
+                if reason.is_empty() {
+                    reason = crate::domain::reject::describe(code, field.as_deref(), None);
+                }
                 Ok(QuarantinedRow {
                     seq: r.try_get("seq")?,
                     entry: QuarantineEntry {
                         source: r.try_get("source")?,
                         location: r.try_get("location")?,
-                        reason: r.try_get("reason")?,
+                        code,
+                        field,
+                        reason,
                         raw: r.try_get("raw")?,
                     },
                     received_at: r.try_get("received_at")?,
                 })
             })
             .collect()
+    }
+
+    /// Deletes the quarantine entries received before `before` (the
+    /// quarantine's own retention, `[quarantine] retention_days`); how
+    /// many. Newer entries are kept.
+    pub async fn purge_quarantine(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError> {
+        // received_at is RFC 3339 in UTC with milliseconds (`now()`), so
+        // text order is time order.
+        let cutoff = before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM quarantine WHERE received_at < $1")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// How many entries the quarantine holds.

@@ -40,7 +40,7 @@ async fn importing_the_same_file_twice_doubles_nothing() {
         "{out1}"
     );
     // The bad line is named by file and line, and by field.
-    assert!(err1.contains("records.jsonl:3: feltet «date»"), "{err1}");
+    assert!(err1.contains("records.jsonl:3: bad_date: feltet «date»"), "{err1}");
     let (out2, _) = tilstede_ok(&store, &args);
     assert!(out2.contains("7 poster lest, 0 nye eller endret, 7 uendret"), "{out2}");
     assert!(out2.contains("0 elever vurdert på nytt"), "{out2}");

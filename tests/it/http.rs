@@ -761,7 +761,7 @@ async fn implausible_records_are_quarantined() {
         (3, "«date»"),
         (4, "«date»"),
         (5, "«version»"),
-        (6, "«validity» forekommer to ganger"),
+        (6, "malformed_json"),
         (7, "«id»"),
     ];
     assert_eq!(reasons.len(), expected.len(), "{reasons:?}");

@@ -20,6 +20,7 @@ mod insight;
 mod matrix;
 mod media;
 mod retention;
+mod quarantine;
 mod serve;
 mod store;
 mod support;

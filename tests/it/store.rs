@@ -2,7 +2,7 @@
 
 use crate::support::store_backends;
 use chrono::NaiveDate;
-use tilstede::domain::{AbsenceRecord, Kind, Validity};
+use tilstede::domain::{AbsenceRecord, Fault, Kind, RejectCode, Validity};
 use tilstede::rules::RuleSet;
 use tilstede::store::{FindingChange, QuarantineEntry};
 use tilstede::synthetic::Municipality;
@@ -95,16 +95,21 @@ async fn upsert_is_idempotent_and_versioned() {
 #[tokio::test]
 async fn quarantine_keeps_rejects_once() {
     for store in store_backends().await {
-        let q = QuarantineEntry {
-            source: Some("s".into()),
-            location: "f.jsonl:3".into(),
-            reason: "feltet «kind»: ukjent verdi".into(),
-            raw: "{\"kind\":\"x\"}".into(),
-        };
+        let q = QuarantineEntry::new(
+            Some("s".into()),
+            "f.jsonl:3",
+            Fault::new(RejectCode::UnknownCode, "kind"),
+            "{\"kind\":\"x\"}",
+        );
         store.ingest(&[], std::slice::from_ref(&q)).await.unwrap();
         store.ingest(&[], std::slice::from_ref(&q)).await.unwrap();
         assert_eq!(store.quarantine_count().await.unwrap(), 1);
-        assert_eq!(store.quarantined(10).await.unwrap()[0].entry, q);
+        // Without keep_raw the input itself is not kept.
+        let kept = QuarantineEntry {
+            raw: String::new(),
+            ..q.clone()
+        };
+        assert_eq!(store.quarantined(10).await.unwrap()[0].entry, kept);
     }
 }
 
@@ -265,12 +270,12 @@ async fn bulk_writer_counts_and_marks_like_ingest() {
                 )
             })
             .collect();
-        let bad = QuarantineEntry {
-            source: Some("s".into()),
-            location: "f.xml:9:3".into(),
-            reason: "EventDate mangler".into(),
-            raw: "<x/>".into(),
-        };
+        let bad = QuarantineEntry::new(
+            Some("s".into()),
+            "f.xml:9:3",
+            Fault::new(RejectCode::MissingField, "EventDate"),
+            "<x/>",
+        );
         let mut w = store.bulk_writer();
         // A key twice in one batch: the higher version wins, counted once.
         let mut first = batch.clone();
