@@ -186,6 +186,7 @@ mod tests {
             max_concurrent: 1,
             profile: None,
             extensions: Vec::new(),
+            identity: None,
             pull: None,
         }
     }
