@@ -838,6 +838,13 @@ impl RawConfig {
                 .identity
                 .as_ref()
                 .and_then(|i| source_identity(diags, &path, i, self.identity.is_some(), identity_key.as_ref()));
+            // A OneRoster pull of the source reads the same identity column.
+            let mut pull = pull;
+            if let (Some(p), Some(i)) = (&mut pull, &identity)
+                && let crate::adapters::pull::PullComponent::OneRoster(settings) = &mut p.source.component
+            {
+                settings.identity = Some(i.clone());
+            }
             let Some(schools) = schools else { continue };
             sources.insert(
                 id.clone(),

@@ -512,3 +512,79 @@ fn config_check_requires_a_long_identity_key() {
     let (ok, err) = check(&text.replacen("kind = \"feide\"", "kind = \"personnummer\"", 1));
     assert!(!ok && err.contains("sources.skole02.identity.kind"), "{err}");
 }
+
+/// A OneRoster pull of a source with an identity column reads the pupil's
+/// Feide id from its `userIds` and links the pupil to another source's
+/// pupil with the same Feide id: the config carries the source's identity
+/// into its pull, and the pulled pupil is stored under the linked key.
+#[tokio::test]
+async fn a_oneroster_pull_links_pupils_by_their_feide_user_id() {
+    use crate::fake::oneroster::{self, CLIENT_ID, CLIENT_SECRET, OneRosterState};
+    let m = tilstede::synthetic::Municipality::generate(30, 1, 5);
+    let child = m.pupils[0].clone();
+    let mut collections = oneroster::from_municipality(&m);
+    let user = collections
+        .get_mut("users")
+        .unwrap()
+        .iter_mut()
+        .find(|u| u["sourcedId"] == child.id.as_str())
+        .unwrap();
+    user["userIds"] = serde_json::json!([{"type": "Feide", "identifier": "Ola123@skole.kommune.no"}]);
+    let server = oneroster::start(OneRosterState {
+        collections,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("identity.key"), IDENTITY_KEY).unwrap();
+    std::fs::write(dir.path().join("or.secret"), CLIENT_SECRET).unwrap();
+    let text = format!(
+        r#"
+[identity]
+key_file = "identity.key"
+[sources.skoleadm]
+schools = ["{school}"]
+identity = {{ kind = "feide", column = "userIds.Feide" }}
+[sources.skoleadm.pull]
+adapter = "oneroster"
+base_url = "http://{addr}"
+client_id = "{CLIENT_ID}"
+client_secret_file = "{secret}"
+"#,
+        school = child.school,
+        addr = server.addr,
+        secret = dir.path().join("or.secret").display(),
+    );
+    let config = tilstede::config::parse_and_validate(&text, dir.path()).unwrap();
+    let store = Store::open(dir.path().join("t.db").to_str().unwrap()).await.unwrap();
+    let day = today() - chrono::Days::new(1);
+    store_lines(&store, &[record("laering", "l1", "l9", &child.school, day, "invalid")]).await;
+    let token = IdentityColumn::new(IdentityKind::Feide, "feide", IDENTITY_KEY.as_bytes())
+        .token("ola123@skole.kommune.no")
+        .unwrap()
+        .unwrap();
+    let r = store
+        .link_identities("laering", &[link("l9", &child.school, &token)])
+        .await
+        .unwrap();
+    assert_eq!(r.linked, 1);
+    let pull = &config.sources["skoleadm"].pull.as_ref().unwrap().source;
+    let client = tilstede::adapters::rest::RestClient::new(pull.auth.clone(), pull.retry).unwrap();
+    let report = pull
+        .component
+        .build("skoleadm", &pull.schools)
+        .pull(&client, &store)
+        .await
+        .unwrap();
+    assert_eq!(report.roster.unwrap().pupils, m.pupils.len());
+    assert_eq!(
+        store.pupil_identities("l9").await.unwrap(),
+        [
+            ("laering".to_string(), "l9".to_string()),
+            ("skoleadm".to_string(), child.id.clone())
+        ]
+    );
+    let context = store.pupil_context("l9").await.unwrap().unwrap();
+    assert_eq!(context.pupil.given_name, child.given_name);
+    assert!(store.pupil_context(&m.pupils[1].id).await.unwrap().is_some());
+}
