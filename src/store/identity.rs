@@ -157,6 +157,7 @@ impl Store {
     pub async fn link_identities(&self, source: &str, links: &[PupilIdentity]) -> Result<LinkReport, StoreError> {
         let mut report = LinkReport::default();
         let mut tx = self.begin_write().await?;
+        report.moved += sweep(&mut tx).await?;
         for link in links {
             match link_one(&mut tx, source, link).await? {
                 Ok(moved) => {
@@ -442,6 +443,30 @@ async fn link_one(
     Ok(Ok(moved))
 }
 
+/// Moves records stored under a key their pupil has left (pushed while a
+/// link committed) to the pupil's key; the number of keys with such records.
+async fn sweep(conn: &mut sqlx::AnyConnection) -> Result<usize, StoreError> {
+    let moves: Vec<(String, String, String)> = sqlx::query("SELECT source, old_key, new_key FROM pupil_moves")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    let mut moved = 0;
+    for (source, old, new) in moves {
+        let done = sqlx::query("UPDATE records SET pupil = $1 WHERE source = $2 AND pupil = $3")
+            .bind(new.as_str())
+            .bind(source.as_str())
+            .bind(old.as_str())
+            .execute(&mut *conn)
+            .await?;
+        if done.rows_affected() > 0 {
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
 /// Moves `source`'s pupil `local` from the key `from` to `to`: its key, its
 /// records, and the roster entry when no other pupil has the old key. Both
 /// keys are queued for evaluation.
@@ -464,6 +489,21 @@ async fn rekey(
         .bind(from)
         .execute(&mut *conn)
         .await?;
+    sqlx::query("UPDATE pupil_moves SET new_key = $1 WHERE source = $2 AND new_key = $3")
+        .bind(to)
+        .bind(source)
+        .bind(from)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO pupil_moves (source, old_key, new_key) VALUES ($1, $2, $3) \
+         ON CONFLICT (source, old_key) DO UPDATE SET new_key = excluded.new_key",
+    )
+    .bind(source)
+    .bind(from)
+    .bind(to)
+    .execute(&mut *conn)
+    .await?;
     for key in [from, to] {
         sqlx::query("INSERT INTO dirty_pupils (pupil) VALUES ($1) ON CONFLICT (pupil) DO NOTHING")
             .bind(key)

@@ -371,6 +371,27 @@ async fn a_late_link_re_keys_records_so_the_next_evaluation_sees_one_child() {
             .await
             .unwrap();
         assert_eq!((r.linked, r.moved, r.refused.len()), (1, 0, 0), "{url}");
+        // A record pushed while the link committed landed under the old
+        // key: the next link (the next roster import) moves it on.
+        sqlx::query("UPDATE records SET pupil = 'x5' WHERE source = 'flyt' AND id = 'f2'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let r = store
+            .link_identities("flyt", &[link("x5", "skole-02", "t-ola")])
+            .await
+            .unwrap();
+        assert_eq!((r.linked, r.moved), (1, 1), "{url}");
+        let from = today() - chrono::Days::new(60);
+        assert!(
+            store.pupil_records("x5", from, today()).await.unwrap().is_empty(),
+            "{url}"
+        );
+        assert_eq!(
+            store.pupil_records("e1", from, today()).await.unwrap().len(),
+            6,
+            "{url}"
+        );
     }
 }
 

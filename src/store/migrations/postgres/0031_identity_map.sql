@@ -11,3 +11,14 @@ CREATE TABLE pupil_links (
     PRIMARY KEY (source, local_id)
 );
 CREATE UNIQUE INDEX pupil_links_identity ON pupil_links (identity, source);
+
+-- Where a source's pupil key went when a link moved it. A record pushed
+-- while the link committed can still land under the old key; the next
+-- link (roster import) moves such records on. A source never gets an old
+-- key of its own back, so the pair (source, old key) means one pupil.
+CREATE TABLE pupil_moves (
+    source   TEXT NOT NULL,
+    old_key  TEXT NOT NULL,
+    new_key  TEXT NOT NULL,
+    PRIMARY KEY (source, old_key)
+);
