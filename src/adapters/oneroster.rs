@@ -485,7 +485,8 @@ pub async fn sync(
         None => store.upsert_roster(&roster).await?,
         Some(column) => {
             let (links, bad) = identities(&collections, &roster, column);
-            let linked = store.link_identities(source_name, &links).await?;
+            let scope = crate::ingest::Scope::new(source_name, schools.clone());
+            let linked = store.link_identities(&scope, &links).await?;
             store.upsert_source_roster(source_name, &roster).await?;
             // Refused links and unreadable identities go to the quarantine
             // with their reason code, for IT to resolve.

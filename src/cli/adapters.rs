@@ -147,7 +147,8 @@ pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode>
                     roster.pupils.retain(|p| allowed(&p.school));
                     roster.staff.retain(|p| p.school.as_deref().is_none_or(allowed));
                     let links: Vec<_> = links.into_iter().filter(|l| allowed(&l.school)).collect();
-                    report = store.link_identities(id, &links).await?;
+                    let scope = tilstede::ingest::Scope::new(id.clone(), s.schools.clone());
+                    report = store.link_identities(&scope, &links).await?;
                     store.upsert_source_roster(id, &roster).await?;
                     // Refused links and unreadable identities go to the
                     // quarantine with their reason code, for IT to resolve.

@@ -32,6 +32,7 @@ use crate::domain::AbsenceRecord;
 use crate::domain::identity::{IDENTITY_CONFLICT, IDENTITY_OPEN_CASES, IDENTITY_OTHER_SCHOOL, PupilIdentity};
 use crate::domain::plausibility::printable;
 use crate::domain::roster::Roster;
+use crate::ingest::{SCHOOL_NOT_ALLOWED, Scope};
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
 
@@ -62,7 +63,7 @@ pub struct LinkRefusal {
     /// The source's local id of the pupil.
     pub local: String,
     /// The reason code (`identity-conflict`, `identity-other-school`,
-    /// `identity-open-cases`).
+    /// `identity-open-cases`, `school-not-allowed`).
     pub code: &'static str,
     /// Why, in Norwegian; ids and case numbers only.
     pub reason: String,
@@ -152,13 +153,26 @@ impl Store {
     /// module documentation). A link that would join pupils of different
     /// schools, give a pupil a second identity, give a source two pupils
     /// for one identity, or merge two open cases is refused and reported;
-    /// the caller quarantines it. The caller has already held the roster to
-    /// the schools the source may write.
-    pub async fn link_identities(&self, source: &str, links: &[PupilIdentity]) -> Result<LinkReport, StoreError> {
+    /// so is a pupil in a school the source may not write
+    /// (`school-not-allowed`). The caller quarantines the refusals.
+    pub async fn link_identities(&self, scope: &Scope, links: &[PupilIdentity]) -> Result<LinkReport, StoreError> {
+        let source = scope.source.as_str();
         let mut report = LinkReport::default();
         let mut tx = self.begin_write().await?;
         report.moved += sweep(&mut tx).await?;
         for link in links {
+            if !scope.schools.allows(&link.school) {
+                report.refused.push(LinkRefusal {
+                    local: link.local.clone(),
+                    code: SCHOOL_NOT_ALLOWED,
+                    reason: format!(
+                        "{SCHOOL_NOT_ALLOWED}: kilden «{}» har ikke lov til å skrive for skolen «{}»",
+                        printable(source),
+                        printable(&link.school)
+                    ),
+                });
+                continue;
+            }
             match link_one(&mut tx, source, link).await? {
                 Ok(moved) => {
                     report.linked += 1;

@@ -315,6 +315,12 @@ async fn evaluate(store: &Store) {
         .unwrap();
 }
 
+/// The scope of a source that may write skole-02 only (`annen`: skole-01).
+fn scope(source: &str) -> tilstede::ingest::Scope {
+    let school = if source == "annen" { "skole-01" } else { "skole-02" };
+    tilstede::ingest::Scope::new(source, tilstede::config::Schools::Only([school.to_string()].into()))
+}
+
 fn link(local: &str, school: &str, token: &str) -> PupilIdentity {
     PupilIdentity {
         local: local.into(),
@@ -348,12 +354,12 @@ async fn a_late_link_re_keys_records_so_the_next_evaluation_sees_one_child() {
         evaluate(&store).await;
         assert!(store.findings(None).await.unwrap().is_empty(), "{url}");
         let r = store
-            .link_identities("vis", &[link("e1", "skole-02", "t-ola")])
+            .link_identities(&scope("vis"), &[link("e1", "skole-02", "t-ola")])
             .await
             .unwrap();
         assert_eq!((r.linked, r.moved, r.refused.len()), (1, 0, 0), "{url}");
         let r = store
-            .link_identities("flyt", &[link("x5", "skole-02", "t-ola")])
+            .link_identities(&scope("flyt"), &[link("x5", "skole-02", "t-ola")])
             .await
             .unwrap();
         assert_eq!((r.linked, r.moved, r.refused.len()), (1, 1, 0), "{url}");
@@ -367,7 +373,7 @@ async fn a_late_link_re_keys_records_so_the_next_evaluation_sees_one_child() {
         assert_eq!(cases.len(), 1, "{url}");
         // Linking again is idempotent.
         let r = store
-            .link_identities("flyt", &[link("x5", "skole-02", "t-ola")])
+            .link_identities(&scope("flyt"), &[link("x5", "skole-02", "t-ola")])
             .await
             .unwrap();
         assert_eq!((r.linked, r.moved, r.refused.len()), (1, 0, 0), "{url}");
@@ -378,7 +384,7 @@ async fn a_late_link_re_keys_records_so_the_next_evaluation_sees_one_child() {
             .await
             .unwrap();
         let r = store
-            .link_identities("flyt", &[link("x5", "skole-02", "t-ola")])
+            .link_identities(&scope("flyt"), &[link("x5", "skole-02", "t-ola")])
             .await
             .unwrap();
         assert_eq!((r.linked, r.moved), (1, 1), "{url}");
@@ -416,7 +422,7 @@ async fn conflicting_links_are_refused_and_change_nothing() {
         assert_eq!(store.cases_raw(None, false).await.unwrap().len(), 2, "{url}");
         let r = store
             .link_identities(
-                "vis",
+                &scope("vis"),
                 &[
                     link("e1", "skole-02", "t-ola"),
                     link("e2", "skole-02", "t-kari"),
@@ -434,19 +440,25 @@ async fn conflicting_links_are_refused_and_change_nothing() {
         );
         // An id already linked to another child.
         let r = store
-            .link_identities("vis", &[link("e1", "skole-02", "t-kari")])
+            .link_identities(&scope("vis"), &[link("e1", "skole-02", "t-kari")])
             .await
             .unwrap();
         assert_eq!(r.refused[0].code, "identity-conflict", "{url}");
         // The child in another school.
         let r = store
-            .link_identities("annen", &[link("a1", "skole-01", "t-ola")])
+            .link_identities(&scope("annen"), &[link("a1", "skole-01", "t-ola")])
             .await
             .unwrap();
         assert_eq!(r.refused[0].code, "identity-other-school", "{url}");
+        // A school the source may not write.
+        let r = store
+            .link_identities(&scope("annen"), &[link("a2", "skole-02", "t-ola")])
+            .await
+            .unwrap();
+        assert_eq!((r.linked, r.refused[0].code), (0, "school-not-allowed"), "{url}");
         // Both pupils have an open case: refused, and the reason names both.
         let r = store
-            .link_identities("flyt", &[link("x5", "skole-02", "t-ola")])
+            .link_identities(&scope("flyt"), &[link("x5", "skole-02", "t-ola")])
             .await
             .unwrap();
         assert_eq!(r.linked, 0, "{url}");
@@ -585,7 +597,10 @@ client_secret_file = "{secret}"
         .unwrap()
         .unwrap();
     let r = store
-        .link_identities("laering", &[link("l9", &child.school, &token)])
+        .link_identities(
+            &tilstede::ingest::Scope::new("laering", tilstede::config::Schools::All),
+            &[link("l9", &child.school, &token)],
+        )
         .await
         .unwrap();
     assert_eq!(r.linked, 1);
