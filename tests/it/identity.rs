@@ -490,7 +490,12 @@ fn the_national_id_is_never_in_the_store() {
         dir.path(),
         "roster.csv",
         "fodselsnummer",
-        &[("skole-02", "p7", "240512 34567"), ("skole-02", "p9", "11111111111")],
+        &[
+            ("skole-02", "p7", "240512 34567"),
+            ("skole-02", "p9", "11111111111"),
+            // Ten digits: no national id; quarantined without the value.
+            ("skole-02", "p6", "9876543210"),
+        ],
     );
     let store = dir.path().join("store.db");
     let (out, _) = tilstede_ok(
@@ -513,7 +518,7 @@ fn the_national_id_is_never_in_the_store() {
         }
     }
     let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-    for id in ["24051234567", "240512 34567", "240512", "11111111111"] {
+    for id in ["24051234567", "240512 34567", "240512", "11111111111", "9876543210"] {
         assert!(!has(id.as_bytes()), "«{id}» is in the store");
     }
     let token = IdentityColumn::new(IdentityKind::NationalId, "fodselsnummer", IDENTITY_KEY.as_bytes())
@@ -521,6 +526,10 @@ fn the_national_id_is_never_in_the_store() {
         .unwrap()
         .unwrap();
     assert!(has(token.as_bytes()), "the token is stored");
+    assert!(
+        has(b"identity-malformed"),
+        "the bad value is quarantined by its reason code"
+    );
 }
 
 /// `config check` holds the identity map to its rules: a known kind, a
