@@ -350,6 +350,7 @@ impl RawSource {
                     page_size,
                     matrix_template: self.matrix_template.clone(),
                     matrix_id_field: self.matrix_id_field.clone(),
+                    identity: None,
                 })
             } else if self.adapter == "fint" {
                 let mut profile = Profile::load(self.profile.as_deref().unwrap_or("fint"))

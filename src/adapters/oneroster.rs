@@ -12,6 +12,13 @@
 //!   id from a user field (a dotted path such as `metadata.matrixId`) or a
 //!   template such as `@{username}:example.org`.
 //!
+//! With an identity map (the service config's `sources.ID.identity`), each
+//! pupil's shared identifier is read from the user: `userIds.TYPE` takes
+//! the `identifier` of the user's `userIds` entry of that type (e.g.
+//! `userIds.Feide`), any other column is a dotted field path. It becomes an
+//! identity token at once; the pupils are stored under their pupil keys and
+//! linked ([`Store::link_identities`]).
+//!
 //! Entries with status `tobedeleted` are left out. Lists page by
 //! limit/offset; the `Link: <…>; rel="next"` header is followed when the
 //! server sends one, and `X-Total-Count` is checked.
@@ -19,6 +26,7 @@
 use super::mapping::{json_at, json_text};
 use super::pull::{SyncError, SyncReport};
 use super::rest::RestClient;
+use crate::domain::identity::{IDENTITY_MALFORMED, IdentityColumn, PupilIdentity};
 use crate::domain::roster::{Roster, RosterClass, RosterPerson, RosterPupil, RosterSchool};
 use crate::store::Store;
 use serde_json::Value;
@@ -38,6 +46,9 @@ pub struct OneRosterSettings {
     pub matrix_template: Option<String>,
     /// Dotted path of a user field holding the Matrix id (wins over the template).
     pub matrix_id_field: Option<String>,
+    /// The source's identity column, from the service config (`None` in
+    /// `adapters.toml`): pupils are then linked across sources.
+    pub identity: Option<IdentityColumn>,
 }
 
 /// What one roster pull delivered.
@@ -283,6 +294,54 @@ pub fn build_roster(c: &Collections, settings: &OneRosterSettings) -> (Roster, V
     )
 }
 
+/// A user's value of the identity column (see the module documentation).
+fn identity_value<'a>(u: &'a Value, column: &str) -> Option<std::borrow::Cow<'a, str>> {
+    if let Some(kind) = column.strip_prefix("userIds.")
+        && let Some(ids) = u.get("userIds").and_then(Value::as_array)
+    {
+        let typed = ids.iter().find(|i| {
+            i.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case(kind))
+        });
+        if let Some(entry) = typed {
+            return json_text(entry.get("identifier"));
+        }
+    }
+    json_text(json_at(u, column))
+}
+
+/// The identity tokens of the roster's pupils (sans-IO), and the pupils
+/// whose value is no identifier of its kind, with the reason (never the
+/// value).
+pub fn identities(
+    c: &Collections,
+    roster: &Roster,
+    column: &IdentityColumn,
+) -> (Vec<PupilIdentity>, Vec<(String, String)>) {
+    let users: BTreeMap<String, &Value> = c.users.iter().filter_map(|u| Some((sid(u)?, u))).collect();
+    let mut links = Vec::new();
+    let mut bad = Vec::new();
+    for p in &roster.pupils {
+        let Some(value) = users.get(&p.id).and_then(|u| identity_value(u, &column.column)) else {
+            continue;
+        };
+        match column.token(&value) {
+            Ok(Some(token)) => links.push(PupilIdentity {
+                local: p.id.clone(),
+                school: p.school.clone(),
+                token,
+            }),
+            Ok(None) => {}
+            Err(why) => bad.push((
+                p.id.clone(),
+                format!("{IDENTITY_MALFORMED}: feltet «{}»: {why}", column.column),
+            )),
+        }
+    }
+    (links, bad)
+}
+
 /// The URL in a `Link` header's `rel="next"` entry.
 fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
     headers
@@ -422,7 +481,47 @@ pub async fn sync(
     roster
         .staff
         .retain(|p| p.school.as_deref().is_none_or(|s| schools.allows(s)));
-    store.upsert_roster(&roster).await?;
+    match &settings.identity {
+        None => store.upsert_roster(&roster).await?,
+        Some(column) => {
+            let (links, bad) = identities(&collections, &roster, column);
+            let scope = crate::ingest::Scope::new(source_name, schools.clone());
+            let linked = store.link_identities(&scope, &links).await?;
+            store.upsert_source_roster(source_name, &roster).await?;
+            // Refused links and unreadable identities go to the quarantine
+            // with their reason code, for IT to resolve.
+            let refused: Vec<(String, String)> = bad
+                .into_iter()
+                .chain(linked.refused.iter().map(|r| (r.local.clone(), r.reason.clone())))
+                .collect();
+            let entries: Vec<_> = refused
+                .iter()
+                .map(|(local, reason)| {
+                    crate::ingest::quarantine_entry(super::Rejected {
+                        source: Some(source_name.to_string()),
+                        location: format!("{source_name}/users/{}", crate::domain::plausibility::printable(local)),
+                        reason: reason.clone(),
+                        raw: String::new(),
+                    })
+                })
+                .collect();
+            if !entries.is_empty() {
+                store.ingest(&[], &entries).await?;
+            }
+            skipped.extend(
+                refused
+                    .into_iter()
+                    .map(|(local, reason)| format!("elev {local}: {reason}")),
+            );
+            tracing::info!(
+                source = source_name,
+                linked = linked.linked,
+                moved = linked.moved,
+                refused = linked.refused.len(),
+                "identity map updated"
+            );
+        }
+    }
     store
         .set_sync_cursor(source_name, CURSOR_STREAM, &started.to_string())
         .await?;
@@ -456,7 +555,45 @@ mod tests {
             page_size: 100,
             matrix_template: Some("@{username}:example.org".into()),
             matrix_id_field: Some("metadata.matrixId".into()),
+            identity: None,
         }
+    }
+
+    #[test]
+    fn identities_come_from_user_ids_or_a_field() {
+        use crate::domain::identity::IdentityKind;
+        let c = Collections {
+            users: vec![
+                json!({"sourcedId": "e1", "userIds": [{"type": "Other", "identifier": "x"}, {"type": "Feide", "identifier": "Ola@Skole.no"}]}),
+                json!({"sourcedId": "e2", "metadata": {"feide": "kari@skole.no"}}),
+                json!({"sourcedId": "e3", "userIds": [{"type": "Feide", "identifier": "ola nordmann@x"}]}),
+                json!({"sourcedId": "e4"}),
+            ],
+            ..Default::default()
+        };
+        let pupil = |id: &str| RosterPupil {
+            id: id.into(),
+            school: "s1".into(),
+            class: None,
+            grade: 5,
+            given_name: String::new(),
+            family_name: String::new(),
+        };
+        let roster = Roster {
+            pupils: ["e1", "e2", "e3", "e4"].iter().map(|i| pupil(i)).collect(),
+            ..Default::default()
+        };
+        let by_type = IdentityColumn::new(IdentityKind::Feide, "userIds.feide", &[5; 32]);
+        let (links, bad) = identities(&c, &roster, &by_type);
+        assert_eq!(links.len(), 1);
+        assert_eq!((links[0].local.as_str(), links[0].school.as_str()), ("e1", "s1"));
+        assert_eq!(Some(links[0].token.clone()), by_type.token("ola@skole.no").unwrap());
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].0, "e3");
+        assert!(bad[0].1.starts_with("identity-malformed") && !bad[0].1.contains("nordmann"));
+        let by_field = IdentityColumn::new(IdentityKind::Feide, "metadata.feide", &[5; 32]);
+        let (links, _) = identities(&c, &roster, &by_field);
+        assert_eq!(links.iter().map(|l| l.local.as_str()).collect::<Vec<_>>(), ["e2"]);
     }
 
     #[test]

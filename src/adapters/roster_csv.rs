@@ -9,7 +9,13 @@
 //! contact teachers appears in two rows. The Matrix id is the column when
 //! filled, else the template (e.g. `@{username}:kommune.no`) applied to the
 //! username.
+//!
+//! With an identity map (the source's `identity` in the service config),
+//! one more column carries the identifier the pupil shares with other
+//! sources (a Feide id, a national id). It becomes an identity token as the
+//! row is read ([`IdentityColumn::token`]); the value itself goes nowhere.
 
+use crate::domain::identity::{IDENTITY_MALFORMED, IdentityColumn, PupilIdentity};
 use crate::domain::roster::{Roster, RosterClass, RosterPerson, RosterPupil, RosterSchool};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -33,6 +39,16 @@ pub enum RosterError {
         location: String,
         /// The column.
         column: &'static str,
+    },
+    /// The identity map's column is missing from the header.
+    #[error(
+        "{location}:1: kolonnen «{column}» (identitetskolonnen i kildens identity.column) mangler i overskriftslinjen"
+    )]
+    MissingIdentityColumn {
+        /// File name.
+        location: String,
+        /// The column.
+        column: String,
     },
     /// The CSV itself is broken.
     #[error("{location}: {message}")]
@@ -62,6 +78,19 @@ pub fn read_roster(
     location: &str,
     matrix_template: Option<&str>,
 ) -> Result<(Roster, Vec<RosterReject>), RosterError> {
+    read_roster_linked(input, location, matrix_template, None).map(|(roster, _, rejects)| (roster, rejects))
+}
+
+/// [`read_roster`], also reading the identity map's column when the source
+/// has one: each pupil with a value in it gets its identity token. A value
+/// that is no identifier of its kind is rejected (the pupil stays on the
+/// roster, unlinked); the reason never repeats the value.
+pub fn read_roster_linked(
+    input: impl Read,
+    location: &str,
+    matrix_template: Option<&str>,
+    identity: Option<&IdentityColumn>,
+) -> Result<(Roster, Vec<PupilIdentity>, Vec<RosterReject>), RosterError> {
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(b';')
         .flexible(true)
@@ -86,6 +115,14 @@ pub fn read_roster(
             });
         }
     }
+    let identity_idx = match identity {
+        None => None,
+        Some(i) => Some(col(&i.column).ok_or_else(|| RosterError::MissingIdentityColumn {
+            location: location.to_string(),
+            column: i.column.clone(),
+        })?),
+    };
+    let mut links: BTreeMap<String, PupilIdentity> = BTreeMap::new();
     let idx = |name: &str| col(name).unwrap_or(usize::MAX);
     let mut schools = BTreeMap::new();
     let mut classes: BTreeMap<String, RosterClass> = BTreeMap::new();
@@ -148,6 +185,25 @@ pub fn read_roster(
                 },
             );
         }
+        if let (Some(identity), Some(i)) = (identity, identity_idx) {
+            match identity.token(row.get(i).unwrap_or_default()) {
+                Ok(Some(token)) => {
+                    links.insert(
+                        v("elev_id"),
+                        PupilIdentity {
+                            local: v("elev_id"),
+                            school: v("skole_id"),
+                            token,
+                        },
+                    );
+                }
+                Ok(None) => {}
+                Err(why) => rejects.push(RosterReject {
+                    location: format!("{location}:{line}"),
+                    reason: format!("{IDENTITY_MALFORMED}: kolonnen «{}»: {why}", identity.column),
+                }),
+            }
+        }
         pupils.insert(
             v("elev_id"),
             RosterPupil {
@@ -167,6 +223,7 @@ pub fn read_roster(
             pupils: pupils.into_values().collect(),
             staff: staff.into_values().collect(),
         },
+        links.into_values().collect(),
         rejects,
     ))
 }
@@ -201,6 +258,44 @@ s2;;s2-9b;9B;9;e5;Ali;Khan;;;;;\n"
         assert_eq!(rejects[0].location, "r.csv:5");
         assert!(rejects[0].reason.contains("trinn"));
         assert!(rejects[1].reason.contains("skole_navn"));
+    }
+
+    #[test]
+    fn the_identity_column_becomes_tokens_and_nothing_else() {
+        use crate::domain::identity::IdentityKind;
+        let text = format!(
+            "{HEADER};fnr\n\
+s1;Bekkestua skole;s1-5a;5A;5;e1;Emma;Hansen;;;;;;010101 12345\n\
+s1;Bekkestua skole;s1-5a;5A;5;e2;Ola;Dahl;;;;;;\n\
+s1;Bekkestua skole;s1-5a;5A;5;e3;Nora;Moe;;;;;;12345\n"
+        );
+        let column = IdentityColumn::new(IdentityKind::NationalId, "fnr", &[3; 32]);
+        let (roster, links, rejects) = read_roster_linked(text.as_bytes(), "r.csv", None, Some(&column)).unwrap();
+        assert_eq!(
+            roster.pupils.len(),
+            3,
+            "an unlinked or badly linked pupil stays on the roster"
+        );
+        assert_eq!(links.len(), 1);
+        assert_eq!(links[0].local, "e1");
+        assert_eq!(links[0].school, "s1");
+        assert_eq!(Some(links[0].token.clone()), column.token("01010112345").unwrap());
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0].location, "r.csv:4");
+        assert!(
+            rejects[0].reason.starts_with("identity-malformed: kolonnen «fnr»"),
+            "{}",
+            rejects[0].reason
+        );
+        assert!(!rejects[0].reason.contains("12345"));
+        let err = read_roster_linked(
+            format!("{HEADER}\n").as_bytes(),
+            "r.csv",
+            None,
+            Some(&IdentityColumn::new(IdentityKind::Feide, "feide", &[3; 32])),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("«feide»"), "{err}");
     }
 
     #[test]

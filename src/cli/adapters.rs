@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tilstede::adapters::{FILE_ADAPTERS, FileOptions, ParseCounts, Parsed, open_file};
+use tilstede::domain::identity::IDENTITY_MALFORMED;
+use tilstede::domain::plausibility::printable;
 use tilstede::render::{count, count_len};
 use tilstede::store::Store;
 
@@ -23,6 +25,13 @@ pub enum AdaptersCommand {
         /// Matrix id template for staff without one, e.g. `@{username}:kommune.no`.
         #[arg(long)]
         matrix_template: Option<String>,
+        /// The service config: the roster is then the source's (`--source`),
+        /// held to its schools, and linked by its identity column.
+        #[arg(long, requires = "source")]
+        config: Option<PathBuf>,
+        /// The source whose local pupil ids the roster uses (with `--config`).
+        #[arg(long, requires = "config")]
+        source: Option<String>,
     },
 }
 
@@ -102,19 +111,82 @@ pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode>
             }
             Ok(ExitCode::SUCCESS)
         }
-        AdaptersCommand::Roster { file, matrix_template } => {
+        AdaptersCommand::Roster {
+            file,
+            matrix_template,
+            config,
+            source,
+        } => {
+            let scope = match (&config, &source) {
+                (Some(config), Some(source)) => Some(roster_source(config, source)?),
+                _ => None,
+            };
             let input = open(&file)?;
-            let (roster, rejects) = tilstede::adapters::roster_csv::read_roster(
+            let location = file.display().to_string();
+            let (mut roster, links, mut rejects) = tilstede::adapters::roster_csv::read_roster_linked(
                 input,
-                &file.display().to_string(),
+                &location,
                 matrix_template.as_deref(),
+                scope.as_ref().and_then(|(_, s)| s.identity.as_ref()),
             )?;
-            for r in &rejects {
-                eprintln!("{}: {}", r.location, r.reason);
-            }
             let store = Store::open(store).await?;
-            store.upsert_roster(&roster).await?;
+            let mut report = tilstede::store::LinkReport::default();
+            match &scope {
+                None => store.upsert_roster(&roster).await?,
+                Some((id, s)) => {
+                    // A roster source writes only its own schools, like an absence source.
+                    let allowed = |school: &str| s.schools.allows(school);
+                    for p in roster.pupils.iter().filter(|p| !allowed(&p.school)) {
+                        rejects.push(tilstede::adapters::roster_csv::RosterReject {
+                            location: format!("{location} (elev {})", printable(&p.id)),
+                            reason: format!(
+                                "{}: kilden «{id}» har ikke lov til å skrive for skolen «{}»",
+                                tilstede::ingest::SCHOOL_NOT_ALLOWED,
+                                printable(&p.school)
+                            ),
+                        });
+                    }
+                    roster.schools.retain(|x| allowed(&x.id));
+                    roster.classes.retain(|c| allowed(&c.school));
+                    roster.pupils.retain(|p| allowed(&p.school));
+                    roster.staff.retain(|p| p.school.as_deref().is_none_or(allowed));
+                    let links: Vec<_> = links.into_iter().filter(|l| allowed(&l.school)).collect();
+                    let scope = tilstede::ingest::Scope::new(id.clone(), s.schools.clone());
+                    report = store.link_identities(&scope, &links).await?;
+                    store.upsert_source_roster(id, &roster).await?;
+                    // Refused links and unreadable identities go to the
+                    // quarantine with their reason code, for IT to resolve.
+                    let refused: Vec<_> = report
+                        .refused
+                        .iter()
+                        .map(|r| (format!("{location} (elev {})", printable(&r.local)), r.reason.clone()))
+                        .chain(
+                            rejects
+                                .iter()
+                                .filter(|r| r.reason.starts_with(IDENTITY_MALFORMED))
+                                .map(|r| (r.location.clone(), r.reason.clone())),
+                        )
+                        .map(|(location, reason)| {
+                            tilstede::ingest::quarantine_entry(tilstede::adapters::Rejected {
+                                source: Some(id.clone()),
+                                location,
+                                reason,
+                                raw: String::new(),
+                            })
+                        })
+                        .collect();
+                    if !refused.is_empty() {
+                        store.ingest(&[], &refused).await?;
+                    }
+                }
+            }
             store.close().await;
+            for r in &rejects {
+                eprintln!("{}: {}", r.location, printable(&r.reason));
+            }
+            for r in &report.refused {
+                eprintln!("{location} (elev {}): {}", printable(&r.local), printable(&r.reason));
+            }
             println!(
                 "{}: {}, {}, {}, {}; {} avvist",
                 file.display(),
@@ -124,9 +196,33 @@ pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode>
                 count_len(roster.staff.len(), "ansatt", "ansatte"),
                 count_len(rejects.len(), "linje", "linjer")
             );
+            if scope.as_ref().is_some_and(|(_, s)| s.identity.is_some()) {
+                println!(
+                    "identitetskart: {} knyttet, {} flyttet til felles elevnøkkel, {} avvist (se karantenen)",
+                    count_len(report.linked, "elev", "elever"),
+                    count_len(report.moved, "elev", "elever"),
+                    report.refused.len()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The configured source `id` of the service config at `path`.
+fn roster_source(path: &Path, id: &str) -> Result<(String, tilstede::config::SourceConfig)> {
+    let config = tilstede::config::Config::load(path)
+        .with_context(|| format!("konfigurasjonen {} kunne ikke brukes", path.display()))?;
+    let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
+    let source = config.sources.get(id).cloned().with_context(|| {
+        format!(
+            "kilden «{}» finnes ikke i {} (kjente: {})",
+            printable(id),
+            path.display(),
+            known.join(", ")
+        )
+    })?;
+    Ok((id.to_string(), source))
 }
 
 /// `tilstede gen` for the source formats.

@@ -114,6 +114,35 @@ pub struct RawConfig {
     /// The municipal archive (Fiks Arkiv); without it nothing is archived.
     #[serde(default)]
     pub archive: Option<crate::archive::RawArchiveConfig>,
+    /// The key of the identity map (needed when a source sets `identity`).
+    #[serde(default)]
+    pub identity: Option<RawIdentity>,
+}
+
+/// The identity map's key: identifiers that link one child across sources
+/// (a Feide id, a national id) are stored only as HMAC-SHA256 under it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    /// Environment variable holding the key (at least 32 bytes).
+    #[serde(default)]
+    pub key_env: Option<String>,
+    /// File holding the key (at least 32 bytes).
+    #[serde(default)]
+    pub key_file: Option<String>,
+}
+
+/// Which roster column of a source carries the identifier shared with
+/// other sources.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSourceIdentity {
+    /// `feide` or `national-id`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The roster's column (CSV header) or OneRoster user field (dotted path).
+    #[serde(default)]
+    pub column: Option<String>,
 }
 
 /// HTTP settings.
@@ -202,6 +231,10 @@ pub struct RawSource {
     /// a free-text note, is dropped before it is stored.
     #[serde(default)]
     pub extensions: Option<Vec<String>>,
+    /// The roster column that links this source's pupils to other
+    /// sources' (the identity map); without it a pupil is (source, local id).
+    #[serde(default)]
+    pub identity: Option<RawSourceIdentity>,
     /// A pull adapter to run on a schedule (see `tilstede adapters list`).
     #[serde(default)]
     pub pull: Option<crate::adapters::config::RawSource>,
@@ -496,6 +529,8 @@ pub struct SourceConfig {
     pub extensions: Vec<String>,
     /// Whether the quarantine keeps this source's rejected input.
     pub keep_raw: bool,
+    /// The roster column that links its pupils to other sources' pupils.
+    pub identity: Option<crate::domain::identity::IdentityColumn>,
     /// The scheduled pull, when configured.
     pub pull: Option<PullConfig>,
 }
@@ -590,6 +625,53 @@ fn check_credentials(credentials: &[Credential], diags: &mut Diagnostics) {
             );
         }
     }
+}
+
+/// The identity column of the source at `path`: a known kind, a column,
+/// and the installation's key (`[identity]`).
+fn source_identity(
+    diags: &mut Diagnostics,
+    path: &str,
+    raw: &RawSourceIdentity,
+    key_configured: bool,
+    key: Option<&Secret>,
+) -> Option<crate::domain::identity::IdentityColumn> {
+    use crate::domain::identity::{IdentityColumn, IdentityKind};
+    let kind = match raw.kind.as_deref() {
+        None => {
+            diags.push(format!("{path}.identity.kind"), "mangler: feide eller national-id");
+            None
+        }
+        Some(k) => IdentityKind::parse(k).or_else(|| {
+            diags.push(
+                format!("{path}.identity.kind"),
+                format!(
+                    "«{}» er ukjent (gyldige: feide, national-id)",
+                    crate::domain::plausibility::printable(k)
+                ),
+            );
+            None
+        }),
+    };
+    let column = match raw.column.as_deref() {
+        Some(c) if !c.trim().is_empty() && !c.chars().any(char::is_control) => Some(c.to_string()),
+        _ => {
+            diags.push(
+                format!("{path}.identity.column"),
+                "mangler: navnet på kolonnen i elevlisten som har identiteten",
+            );
+            None
+        }
+    };
+    if !key_configured {
+        diags.push(
+            "identity",
+            format!(
+                "{path}.identity krever en nøkkel: [identity] key_env eller key_file (minst {MIN_SECRET_BYTES} byte)"
+            ),
+        );
+    }
+    Some(IdentityColumn::new(kind?, column?, key?.expose().as_bytes()))
 }
 
 fn is_id(s: &str) -> bool {
@@ -755,6 +837,17 @@ impl RawConfig {
                 });
             }
         }
+        let identity_key = self.identity.as_ref().and_then(|i| {
+            let key = diags
+                .check(secret("identity.key", &i.key_env, &i.key_file, base, true))
+                .flatten()?;
+            credentials.push(Credential {
+                path: "identity.key".into(),
+                from_env: i.key_env.is_some(),
+                value: key.clone(),
+            });
+            Some(key)
+        });
         let mut sources = BTreeMap::new();
         for (id, s) in self.sources {
             let path = format!("sources.{id}");
@@ -839,6 +932,17 @@ impl RawConfig {
                     );
                 }
             }
+            let identity = s
+                .identity
+                .as_ref()
+                .and_then(|i| source_identity(diags, &path, i, self.identity.is_some(), identity_key.as_ref()));
+            // A OneRoster pull of the source reads the same identity column.
+            let mut pull = pull;
+            if let (Some(p), Some(i)) = (&mut pull, &identity)
+                && let crate::adapters::pull::PullComponent::OneRoster(settings) = &mut p.source.component
+            {
+                settings.identity = Some(i.clone());
+            }
             let Some(schools) = schools else { continue };
             sources.insert(
                 id.clone(),
@@ -852,6 +956,7 @@ impl RawConfig {
                     profile: s.profile,
                     extensions,
                     keep_raw: s.keep_raw.unwrap_or(false),
+                    identity,
                     pull,
                 },
             );

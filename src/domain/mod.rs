@@ -5,6 +5,7 @@
 
 pub mod dates;
 pub mod finding;
+pub mod identity;
 pub mod plausibility;
 pub mod record;
 pub mod reject;

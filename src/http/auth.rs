@@ -187,6 +187,7 @@ mod tests {
             profile: None,
             extensions: Vec::new(),
             keep_raw: false,
+            identity: None,
             pull: None,
         }
     }

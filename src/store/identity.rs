@@ -9,24 +9,76 @@
 //! with the same ids go on as before. Every other source's pupil with that
 //! local id gets the key `SOURCE:ID`. The assignment is stored
 //! (`pupil_keys`, `pupil_owners`) and never changes, so a key always means
-//! the same child. Records of a source that links ids (an identity map IT
-//! sets up, [`Store::link_pupil`]) get the linked key instead.
+//! the same child, unless the identity map moves it.
+//!
+//! The identity map ([`Store::link_identities`]) links pupils of several
+//! sources that a roster column IT configured (a Feide id, a hashed
+//! national id) says are one child: they get one key, their records are
+//! evaluated together, and they have one finding and one case. A link
+//! joins only pupils the rosters put in the same school (each source may
+//! only write its own schools), never gives one source two pupils for one
+//! child or one pupil two identities, and never merges two open cases:
+//! such a link is refused with a reason code and nothing changes.
+//!
+//! When a link arrives after both pupils have records, the records move to
+//! the linked key and both keys are queued for evaluation: the next refresh
+//! sees one child. The linked key is the one with an open case when one of
+//! them has it (so that case goes on with all the evidence), else the key
+//! the other source's pupil already has. Closed cases and past finding
+//! events stay under the key they were written with.
 
 use super::{Store, StoreError};
 use crate::domain::AbsenceRecord;
+use crate::domain::identity::{IDENTITY_CONFLICT, IDENTITY_OPEN_CASES, IDENTITY_OTHER_SCHOOL, PupilIdentity};
+use crate::domain::plausibility::printable;
+use crate::domain::roster::Roster;
+use crate::ingest::{SCHOOL_NOT_ALLOWED, Scope};
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
 
-/// The known keys, by (source, local id).
-pub(super) type KeyCache = std::sync::Mutex<HashMap<(String, String), String>>;
+/// The known keys, by (source, local id), as of one generation of the
+/// identity map: when another process (a roster import) links pupils, the
+/// generation in `meta` changes and the cache starts over.
+#[derive(Debug, Default)]
+pub(super) struct Keys {
+    generation: Option<String>,
+    map: HashMap<(String, String), String>,
+}
+
+/// [`Keys`] shared by the store's handles.
+pub(super) type KeyCache = std::sync::Mutex<Keys>;
+
+/// The `meta` key of the identity map's generation.
+const GENERATION: &str = "pupil_links_generation";
 
 const SELECT_KEY: &str = "SELECT pupil FROM pupil_keys WHERE source = $1 AND local_id = $2";
 const CLAIM: &str = "INSERT INTO pupil_owners (pupil, source) VALUES ($1, $2) ON CONFLICT (pupil) DO NOTHING";
 const OWNER: &str = "SELECT source FROM pupil_owners WHERE pupil = $1";
 const INSERT_KEY: &str =
     "INSERT INTO pupil_keys (source, local_id, pupil) VALUES ($1, $2, $3) ON CONFLICT (source, local_id) DO NOTHING";
-const LINK_KEY: &str = "INSERT INTO pupil_keys (source, local_id, pupil) VALUES ($1, $2, $3) \
-     ON CONFLICT (source, local_id) DO UPDATE SET pupil = excluded.pupil";
+
+/// A link the identity map refused (nothing of it was stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRefusal {
+    /// The source's local id of the pupil.
+    pub local: String,
+    /// The reason code (`identity-conflict`, `identity-other-school`,
+    /// `identity-open-cases`, `school-not-allowed`).
+    pub code: &'static str,
+    /// Why, in Norwegian; ids and case numbers only.
+    pub reason: String,
+}
+
+/// What [`Store::link_identities`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkReport {
+    /// Pupils whose identity is now in the map.
+    pub linked: usize,
+    /// Pupils (of any source) that moved to another pupil key.
+    pub moved: usize,
+    /// Links refused.
+    pub refused: Vec<LinkRefusal>,
+}
 
 /// The key of `local` for a source when `owner` owns the bare id.
 fn key_for(source: &str, local: &str, owner: &str) -> String {
@@ -60,12 +112,22 @@ impl Store {
     /// Replaces each record's local pupil id by its pupil key, assigning
     /// keys to pairs never seen (in a transaction of its own).
     pub(super) async fn key_pupils(&self, records: &mut [AbsenceRecord]) -> Result<(), StoreError> {
+        let generation: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(GENERATION)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
         let missing = {
-            let cache = self
+            let mut cache = self
                 .pupil_keys
                 .lock()
                 .map_err(|_| StoreError::Worker("pupil keys".into()))?;
-            unknown(records, &cache)
+            if cache.generation != generation {
+                cache.map.clear();
+                cache.generation = generation;
+            }
+            unknown(records, &cache.map)
         };
         if !missing.is_empty() {
             let mut tx = self.begin_write().await?;
@@ -74,54 +136,95 @@ impl Store {
             self.pupil_keys
                 .lock()
                 .map_err(|_| StoreError::Worker("pupil keys".into()))?
+                .map
                 .extend(found);
         }
         let cache = self
             .pupil_keys
             .lock()
             .map_err(|_| StoreError::Worker("pupil keys".into()))?;
-        apply(records, &cache);
+        apply(records, &cache.map);
         Ok(())
     }
 
-    /// Links `source`'s pupil `local` to the pupil key `pupil` (the identity
-    /// map: the same child in two systems, e.g. by Feide id). Records
-    /// stored from now on get that key; records already stored move with
-    /// it, and both pupils are re-evaluated.
-    pub async fn link_pupil(&self, source: &str, local: &str, pupil: &str) -> Result<(), StoreError> {
+    /// Puts `source`'s pupils with their identity tokens (from the roster
+    /// column IT configured) into the identity map, in one transaction:
+    /// pupils of several sources with one token become one pupil (see the
+    /// module documentation). A link that would join pupils of different
+    /// schools, give a pupil a second identity, give a source two pupils
+    /// for one identity, or merge two open cases is refused and reported;
+    /// so is a pupil in a school the source may not write
+    /// (`school-not-allowed`). The caller quarantines the refusals.
+    pub async fn link_identities(&self, scope: &Scope, links: &[PupilIdentity]) -> Result<LinkReport, StoreError> {
+        let source = scope.source.as_str();
+        let mut report = LinkReport::default();
         let mut tx = self.begin_write().await?;
-        let old: Option<String> = sqlx::query(SELECT_KEY)
-            .bind(source)
-            .bind(local)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-        sqlx::query(LINK_KEY)
-            .bind(source)
-            .bind(local)
-            .bind(pupil)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(old) = old.filter(|o| o != pupil) {
-            sqlx::query("UPDATE records SET pupil = $1 WHERE source = $2 AND pupil = $3")
-                .bind(pupil)
-                .bind(source)
-                .bind(old.as_str())
-                .execute(&mut *tx)
-                .await?;
-            for p in [old.as_str(), pupil] {
-                sqlx::query("INSERT INTO dirty_pupils (pupil) VALUES ($1) ON CONFLICT (pupil) DO NOTHING")
-                    .bind(p)
-                    .execute(&mut *tx)
-                    .await?;
+        report.moved += sweep(&mut tx).await?;
+        for link in links {
+            if !scope.schools.allows(&link.school) {
+                report.refused.push(LinkRefusal {
+                    local: link.local.clone(),
+                    code: SCHOOL_NOT_ALLOWED,
+                    reason: format!(
+                        "{SCHOOL_NOT_ALLOWED}: kilden «{}» har ikke lov til å skrive for skolen «{}»",
+                        printable(source),
+                        printable(&link.school)
+                    ),
+                });
+                continue;
+            }
+            match link_one(&mut tx, source, link).await? {
+                Ok(moved) => {
+                    report.linked += 1;
+                    report.moved += moved;
+                }
+                Err(refusal) => report.refused.push(refusal),
             }
         }
+        if report.moved > 0 {
+            // Every store handle, in every process, drops its cached keys.
+            let generation = format!(
+                "{}-{}",
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+                std::process::id()
+            );
+            sqlx::query(super::META_UPSERT)
+                .bind(GENERATION)
+                .bind(generation)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        self.pupil_keys
-            .lock()
-            .map_err(|_| StoreError::Worker("pupil keys".into()))?
-            .insert((source.to_string(), local.to_string()), pupil.to_string());
+        if report.moved > 0 {
+            let mut cache = self
+                .pupil_keys
+                .lock()
+                .map_err(|_| StoreError::Worker("pupil keys".into()))?;
+            cache.map.clear();
+            cache.generation = None;
+        }
+        Ok(report)
+    }
+
+    /// Stores the roster of `source`, whose pupil ids are the source's
+    /// local ids: each pupil is stored under its pupil key, as the source's
+    /// records are, so a linked child has one roster entry.
+    pub async fn upsert_source_roster(&self, source: &str, roster: &Roster) -> Result<(), StoreError> {
+        let mut roster = roster.clone();
+        let mut tx = self.begin_write().await?;
+        let pairs = roster
+            .pupils
+            .iter()
+            .map(|p| (source.to_string(), p.id.clone()))
+            .collect();
+        let keys: HashMap<(String, String), String> = assign(&mut tx, pairs).await?.into_iter().collect();
+        for p in &mut roster.pupils {
+            if let Some(key) = keys.get(&(source.to_string(), p.id.clone())) {
+                p.id = key.clone();
+            }
+        }
+        super::roster::write_roster(&mut tx, &roster).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -222,5 +325,216 @@ pub(super) fn key_pupils_direct(
         cache.insert((source, local), key);
     }
     apply(records, cache);
+    Ok(())
+}
+
+/// Links one pupil (see [`Store::link_identities`]): the number of pupils
+/// moved to another key, or why the link is refused. Every check comes
+/// before the first write, so a refused link changes nothing.
+async fn link_one(
+    conn: &mut sqlx::AnyConnection,
+    source: &str,
+    link: &PupilIdentity,
+) -> Result<Result<usize, LinkRefusal>, StoreError> {
+    let refuse = |code: &'static str, reason: String| {
+        Ok(Err(LinkRefusal {
+            local: link.local.clone(),
+            code,
+            reason: format!("{code}: {reason}"),
+        }))
+    };
+    let own: Option<String> = sqlx::query("SELECT identity FROM pupil_links WHERE source = $1 AND local_id = $2")
+        .bind(source)
+        .bind(link.local.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    if own.as_ref().is_some_and(|t| *t != link.token) {
+        return refuse(
+            IDENTITY_CONFLICT,
+            format!(
+                "eleven «{}» i kilden «{}» er alt knyttet til et annet barn",
+                printable(&link.local),
+                printable(source)
+            ),
+        );
+    }
+    let twin: Option<String> =
+        sqlx::query("SELECT local_id FROM pupil_links WHERE identity = $1 AND source = $2 AND local_id <> $3")
+            .bind(link.token.as_str())
+            .bind(source)
+            .bind(link.local.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+    if let Some(twin) = twin {
+        return refuse(
+            IDENTITY_CONFLICT,
+            format!(
+                "identiteten til eleven «{}» er alt knyttet til eleven «{}» i samme kilde «{}»",
+                printable(&link.local),
+                printable(&twin),
+                printable(source)
+            ),
+        );
+    }
+    let others: Vec<(String, String, String)> = sqlx::query(
+        "SELECT source, local_id, school FROM pupil_links WHERE identity = $1 AND source <> $2 ORDER BY source, local_id",
+    )
+    .bind(link.token.as_str())
+    .bind(source)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    if let Some((other, _, _)) = others.iter().find(|(_, _, school)| *school != link.school) {
+        return refuse(
+            IDENTITY_OTHER_SCHOOL,
+            format!(
+                "kilden «{}» har barnet på en annen skole enn «{}»; bare elever på samme skole knyttes sammen",
+                printable(other),
+                printable(&link.school)
+            ),
+        );
+    }
+    let mut pairs: BTreeSet<(String, String)> = others.iter().map(|(s, l, _)| (s.clone(), l.clone())).collect();
+    pairs.insert((source.to_string(), link.local.clone()));
+    let keys: Vec<((String, String), String)> = assign(conn, pairs).await?;
+    let own_pair = (source.to_string(), link.local.clone());
+    let mut open: Vec<(String, String)> = Vec::new();
+    let distinct: BTreeSet<&String> = keys.iter().map(|(_, k)| k).collect();
+    for key in &distinct {
+        let numbers: Vec<String> = sqlx::query("SELECT number FROM cases WHERE open = 1 AND pupil = $1")
+            .bind(key.as_str())
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, sqlx::Error>>()?;
+        open.extend(numbers.into_iter().map(|n| ((*key).clone(), n)));
+    }
+    if open.len() > 1 {
+        let numbers: Vec<&str> = open.iter().map(|(_, n)| n.as_str()).collect();
+        return refuse(
+            IDENTITY_OPEN_CASES,
+            format!(
+                "eleven «{}» og barnet den skal knyttes til har hver sin åpne sak ({}); \
+                 tilstede slår ikke sammen saker: avslutt den ene, så knyttes de ved neste import av elevlisten",
+                printable(&link.local),
+                numbers.join(", ")
+            ),
+        );
+    }
+    let target = match open.first() {
+        Some((key, _)) => key.clone(),
+        None => keys
+            .iter()
+            .find(|(pair, _)| *pair != own_pair)
+            .or_else(|| keys.first())
+            .map(|(_, k)| k.clone())
+            .unwrap_or_default(),
+    };
+    sqlx::query(
+        "INSERT INTO pupil_links (source, local_id, identity, school) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (source, local_id) DO UPDATE SET school = excluded.school",
+    )
+    .bind(source)
+    .bind(link.local.as_str())
+    .bind(link.token.as_str())
+    .bind(link.school.as_str())
+    .execute(&mut *conn)
+    .await?;
+    let mut moved = 0;
+    for ((pair_source, local), key) in &keys {
+        if *key != target {
+            rekey(conn, pair_source, local, key, &target).await?;
+            moved += 1;
+        }
+    }
+    Ok(Ok(moved))
+}
+
+/// Moves records stored under a key their pupil has left (pushed while a
+/// link committed) to the pupil's key; the number of keys with such records.
+async fn sweep(conn: &mut sqlx::AnyConnection) -> Result<usize, StoreError> {
+    let moves: Vec<(String, String, String)> = sqlx::query("SELECT source, old_key, new_key FROM pupil_moves")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    let mut moved = 0;
+    for (source, old, new) in moves {
+        let done = sqlx::query("UPDATE records SET pupil = $1 WHERE source = $2 AND pupil = $3")
+            .bind(new.as_str())
+            .bind(source.as_str())
+            .bind(old.as_str())
+            .execute(&mut *conn)
+            .await?;
+        if done.rows_affected() > 0 {
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
+/// Moves `source`'s pupil `local` from the key `from` to `to`: its key, its
+/// records, and the roster entry when no other pupil has the old key. Both
+/// keys are queued for evaluation.
+async fn rekey(
+    conn: &mut sqlx::AnyConnection,
+    source: &str,
+    local: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE pupil_keys SET pupil = $1 WHERE source = $2 AND local_id = $3")
+        .bind(to)
+        .bind(source)
+        .bind(local)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE records SET pupil = $1 WHERE source = $2 AND pupil = $3")
+        .bind(to)
+        .bind(source)
+        .bind(from)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE pupil_moves SET new_key = $1 WHERE source = $2 AND new_key = $3")
+        .bind(to)
+        .bind(source)
+        .bind(from)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO pupil_moves (source, old_key, new_key) VALUES ($1, $2, $3) \
+         ON CONFLICT (source, old_key) DO UPDATE SET new_key = excluded.new_key",
+    )
+    .bind(source)
+    .bind(from)
+    .bind(to)
+    .execute(&mut *conn)
+    .await?;
+    for key in [from, to] {
+        sqlx::query("INSERT INTO dirty_pupils (pupil) VALUES ($1) ON CONFLICT (pupil) DO NOTHING")
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query(
+        "UPDATE pupils SET id = $1 WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM pupils WHERE id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM pupil_keys WHERE pupil = $2)",
+    )
+    .bind(to)
+    .bind(from)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM pupils WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM pupil_keys WHERE pupil = $1)")
+        .bind(from)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

@@ -22,6 +22,7 @@ pub use archive::{ArchiveCounts, ArchiveEntry, ArchiveProblem, ArchiveState, New
 pub use cases::{AuditEntry, CaseStoreError, CaseSummary, CaseTx, QueuedNotification, role_text};
 pub use chat::{CardText, Claim, RoomPlan};
 pub use findings::{FindingChange, Refresh};
+pub use identity::{LinkRefusal, LinkReport};
 pub use leader::Leadership;
 pub use outbox::{EventRef, MatrixRoom, Media, NewPost, OutboxCounts, OutboxEntry, PostKind};
 pub use pushes::{Push, PushOutcome};
@@ -137,6 +138,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         30,
         include_str!("migrations/sqlite/0030_pupil_identity.sql"),
         include_str!("migrations/postgres/0030_pupil_identity.sql"),
+    ),
+    (
+        31,
+        include_str!("migrations/sqlite/0031_identity_map.sql"),
+        include_str!("migrations/postgres/0031_identity_map.sql"),
     ),
     (
         40,

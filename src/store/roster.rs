@@ -9,65 +9,8 @@ impl Store {
     /// Inserts or replaces every school, class, pupil and staff member in
     /// `roster` (by id), in one transaction. Entries not in `roster` stay.
     pub async fn upsert_roster(&self, roster: &Roster) -> Result<(), StoreError> {
-        let stamp = now();
         let mut tx = self.begin_write().await?;
-        for s in &roster.schools {
-            sqlx::query(
-                "INSERT INTO schools (id, name, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
-            )
-            .bind(s.id.as_str())
-            .bind(s.name.as_str())
-            .bind(stamp.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for c in &roster.classes {
-            sqlx::query(
-                "INSERT INTO classes (id, school, name, grade, contact_teachers, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (id) DO UPDATE SET school = excluded.school, name = excluded.name, grade = excluded.grade, \
-                 contact_teachers = excluded.contact_teachers, updated_at = excluded.updated_at",
-            )
-            .bind(c.id.as_str())
-            .bind(c.school.as_str())
-            .bind(c.name.as_str())
-            .bind(i64::from(c.grade))
-            .bind(serde_json::to_string(&c.contact_teachers).unwrap_or_default())
-            .bind(stamp.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for p in &roster.pupils {
-            sqlx::query(
-                "INSERT INTO pupils (id, school, class, grade, given_name, family_name, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (id) DO UPDATE SET school = excluded.school, class = excluded.class, grade = excluded.grade, \
-                 given_name = excluded.given_name, family_name = excluded.family_name, updated_at = excluded.updated_at",
-            )
-            .bind(p.id.as_str())
-            .bind(p.school.as_str())
-            .bind(p.class.as_deref())
-            .bind(i64::from(p.grade))
-            .bind(p.given_name.as_str())
-            .bind(p.family_name.as_str())
-            .bind(stamp.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for p in &roster.staff {
-            sqlx::query(
-                "INSERT INTO staff (id, given_name, family_name, matrix_id, school, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (id) DO UPDATE SET given_name = excluded.given_name, family_name = excluded.family_name, \
-                 matrix_id = excluded.matrix_id, school = excluded.school, updated_at = excluded.updated_at",
-            )
-            .bind(p.id.as_str())
-            .bind(p.given_name.as_str())
-            .bind(p.family_name.as_str())
-            .bind(p.matrix_id.as_deref())
-            .bind(p.school.as_deref())
-            .bind(stamp.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_roster(&mut tx, roster).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -183,6 +126,70 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Writes every school, class, pupil and staff member of `roster` (by id)
+/// inside an open transaction.
+pub(super) async fn write_roster(conn: &mut sqlx::AnyConnection, roster: &Roster) -> Result<(), StoreError> {
+    let stamp = now();
+    for s in &roster.schools {
+        sqlx::query(
+            "INSERT INTO schools (id, name, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+        )
+        .bind(s.id.as_str())
+        .bind(s.name.as_str())
+        .bind(stamp.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    for c in &roster.classes {
+        sqlx::query(
+            "INSERT INTO classes (id, school, name, grade, contact_teachers, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO UPDATE SET school = excluded.school, name = excluded.name, grade = excluded.grade, \
+             contact_teachers = excluded.contact_teachers, updated_at = excluded.updated_at",
+        )
+        .bind(c.id.as_str())
+        .bind(c.school.as_str())
+        .bind(c.name.as_str())
+        .bind(i64::from(c.grade))
+        .bind(serde_json::to_string(&c.contact_teachers).unwrap_or_default())
+        .bind(stamp.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    for p in &roster.pupils {
+        sqlx::query(
+            "INSERT INTO pupils (id, school, class, grade, given_name, family_name, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO UPDATE SET school = excluded.school, class = excluded.class, grade = excluded.grade, \
+             given_name = excluded.given_name, family_name = excluded.family_name, updated_at = excluded.updated_at",
+        )
+        .bind(p.id.as_str())
+        .bind(p.school.as_str())
+        .bind(p.class.as_deref())
+        .bind(i64::from(p.grade))
+        .bind(p.given_name.as_str())
+        .bind(p.family_name.as_str())
+        .bind(stamp.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    for p in &roster.staff {
+        sqlx::query(
+            "INSERT INTO staff (id, given_name, family_name, matrix_id, school, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO UPDATE SET given_name = excluded.given_name, family_name = excluded.family_name, \
+             matrix_id = excluded.matrix_id, school = excluded.school, updated_at = excluded.updated_at",
+        )
+        .bind(p.id.as_str())
+        .bind(p.given_name.as_str())
+        .bind(p.family_name.as_str())
+        .bind(p.matrix_id.as_deref())
+        .bind(p.school.as_deref())
+        .bind(stamp.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 fn grade(row: &AnyRow) -> Result<u8, StoreError> {

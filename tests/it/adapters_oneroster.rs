@@ -62,6 +62,7 @@ fn settings(addr: std::net::SocketAddr, page_size: u32) -> OneRosterSettings {
         page_size,
         matrix_template: Some(TEMPLATE.into()),
         matrix_id_field: None,
+        identity: None,
     }
 }
 

@@ -277,9 +277,14 @@ fn the_example_config_is_valid() {
     // Point the secret files at real ones (each its own, long enough);
     // everything else as shipped.
     let mut text = example;
-    for (i, name) in ["fravaerskoordinator.token", "skoleadm.hmac", "matrix.password"]
-        .iter()
-        .enumerate()
+    for (i, name) in [
+        "fravaerskoordinator.token",
+        "skoleadm.hmac",
+        "matrix.password",
+        "identity.key",
+    ]
+    .iter()
+    .enumerate()
     {
         let secret = dir.path().join(name);
         std::fs::write(&secret, format!("{i}-{}", "s".repeat(40))).unwrap();

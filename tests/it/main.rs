@@ -15,6 +15,7 @@ mod chat;
 mod cli;
 mod fake;
 mod http;
+mod identity;
 mod import_versions;
 mod insight;
 mod matrix;
