@@ -497,12 +497,12 @@ pub async fn sync(
             let entries: Vec<_> = refused
                 .iter()
                 .map(|(local, reason)| {
-                    crate::ingest::quarantine_entry(super::Rejected {
-                        source: Some(source_name.to_string()),
-                        location: format!("{source_name}/users/{}", crate::domain::plausibility::printable(local)),
-                        reason: reason.clone(),
-                        raw: String::new(),
-                    })
+                    crate::ingest::quarantine_entry(super::Rejected::new(
+                        Some(source_name.to_string()),
+                        format!("{source_name}/users/{}", crate::domain::plausibility::printable(local)),
+                        crate::domain::reject::Fault::from_coded(reason),
+                        String::new(),
+                    ))
                 })
                 .collect();
             if !entries.is_empty() {

@@ -167,12 +167,12 @@ pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode>
                                 .map(|r| (r.location.clone(), r.reason.clone())),
                         )
                         .map(|(location, reason)| {
-                            tilstede::ingest::quarantine_entry(tilstede::adapters::Rejected {
-                                source: Some(id.clone()),
+                            tilstede::ingest::quarantine_entry(tilstede::adapters::Rejected::new(
+                                Some(id.clone()),
                                 location,
-                                reason,
-                                raw: String::new(),
-                            })
+                                tilstede::domain::reject::Fault::from_coded(&reason),
+                                String::new(),
+                            ))
                         })
                         .collect();
                     if !refused.is_empty() {

@@ -10,8 +10,9 @@ use tilstede::domain::dates::{norwegian, school_date_utc};
 use tilstede::render::count;
 use tilstede::store::Store;
 
-/// Purges closed cases past `[cases] retention_days` and absence data past
-/// `[retention] school_years`, as of `now`, and prints what went, as counts.
+/// Purges closed cases past `[cases] retention_days`, absence data past
+/// `[retention] school_years` and quarantine entries past `[quarantine]
+/// retention_days`, as of `now`, and prints what went, as counts.
 pub async fn run(config: &Path, now: Option<DateTime<Utc>>) -> Result<ExitCode> {
     let config = Config::load(config)?;
     let now = now.unwrap_or_else(Utc::now);
@@ -20,17 +21,19 @@ pub async fn run(config: &Path, now: Option<DateTime<Utc>>) -> Result<ExitCode> 
     let cases = store.purge_closed_cases(closed_before).await?;
     let cutoff = config.retention.cutoff(school_date_utc(now));
     let expired = store.purge_expired(cutoff).await?;
+    let quarantined = store.purge_quarantine(config.quarantine.cutoff(now)).await?;
     store.close().await;
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let sets = n(cases.extension_sets + expired.extension_sets);
     println!(
-        "Oppbevaring: fravær fra og med {} ({}), saker til {} dager etter at de ble avsluttet.",
+        "Oppbevaring: fravær fra og med {} ({}), saker til {} dager etter at de ble avsluttet, karantene i {} dager.",
         norwegian(cutoff),
         count(i64::from(config.retention.school_years), "skoleår", "skoleår"),
-        config.cases.retention_days
+        config.cases.retention_days,
+        config.quarantine.retention_days
     );
     println!(
-        "Slettet: {}, {}, {}, {}.",
+        "Slettet: {}, {}, {}, {}, {}.",
         count(n(expired.records), "fraværsregistrering", "fraværsregistreringer"),
         count(n(expired.tombstones), "slettemarkering", "slettemarkeringer"),
         count(
@@ -39,6 +42,7 @@ pub async fn run(config: &Path, now: Option<DateTime<Utc>>) -> Result<ExitCode> 
             "funnhendelser"
         ),
         count(sets, "sett med tilleggsfelt", "sett med tilleggsfelt"),
+        count(n(quarantined), "post i karantene", "poster i karantene"),
     );
     println!(
         "Saker: {} slettet, {} i loggen uten detaljer, {} i kø for tilbaketrekking.",

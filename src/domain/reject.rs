@@ -37,6 +37,14 @@ pub enum RejectCode {
     SchoolNotAllowed,
     /// A record in the name of another source than the one sending it.
     SourceMismatch,
+    /// An identity link that would join a child already linked elsewhere.
+    IdentityConflict,
+    /// An identity link across schools.
+    IdentityOtherSchool,
+    /// An identity link between two pupils who both have an open case.
+    IdentityOpenCases,
+    /// An identity value that is no valid id of its kind.
+    IdentityMalformed,
     /// Quarantined before reasons were codes; the free text was dropped at
     /// the upgrade (migration 63).
     Legacy,
@@ -44,7 +52,7 @@ pub enum RejectCode {
 
 impl RejectCode {
     /// Every code, in order.
-    pub const ALL: [RejectCode; 14] = [
+    pub const ALL: [RejectCode; 18] = [
         RejectCode::MissingField,
         RejectCode::BadDate,
         RejectCode::BadNumber,
@@ -58,6 +66,10 @@ impl RejectCode {
         RejectCode::MalformedCsv,
         RejectCode::SchoolNotAllowed,
         RejectCode::SourceMismatch,
+        RejectCode::IdentityConflict,
+        RejectCode::IdentityOtherSchool,
+        RejectCode::IdentityOpenCases,
+        RejectCode::IdentityMalformed,
         RejectCode::Legacy,
     ];
 
@@ -78,6 +90,10 @@ impl RejectCode {
             // These two were reason prefixes before codes; their names stay.
             RejectCode::SchoolNotAllowed => "school-not-allowed",
             RejectCode::SourceMismatch => "source-mismatch",
+            RejectCode::IdentityConflict => crate::domain::identity::IDENTITY_CONFLICT,
+            RejectCode::IdentityOtherSchool => crate::domain::identity::IDENTITY_OTHER_SCHOOL,
+            RejectCode::IdentityOpenCases => crate::domain::identity::IDENTITY_OPEN_CASES,
+            RejectCode::IdentityMalformed => crate::domain::identity::IDENTITY_MALFORMED,
             RejectCode::Legacy => "legacy",
         }
     }
@@ -103,6 +119,10 @@ impl RejectCode {
             RejectCode::MalformedCsv => "er ikke lesbar CSV",
             RejectCode::SchoolNotAllowed => "gjelder en skole kilden ikke har lov til å skrive for",
             RejectCode::SourceMismatch => "gjelder en annen kilde enn den som sendte posten",
+            RejectCode::IdentityConflict => "knytter et barn som alt er knyttet til et annet",
+            RejectCode::IdentityOtherSchool => "knytter elever på to forskjellige skoler",
+            RejectCode::IdentityOpenCases => "knytter to elever som begge har en åpen sak",
+            RejectCode::IdentityMalformed => "er ikke en gyldig identitet av sin type",
             RejectCode::Legacy => "ble avvist før årsakskoder fantes (detaljene ble fjernet ved oppgraderingen)",
         }
     }
@@ -150,6 +170,19 @@ impl Fault {
             code,
             field: None,
             limit: None,
+        }
+    }
+
+    /// The fault a coded reason of tilstede's own names: `code: text`, the
+    /// text (tilstede's, naming ids and schools, never the input's other
+    /// values) kept as the limit. An unknown code reads as a bad value.
+    pub fn from_coded(reason: &str) -> Fault {
+        let (code, text) = reason.split_once(':').unwrap_or((reason, ""));
+        let text = text.trim();
+        Fault {
+            code: RejectCode::parse(code.trim()).unwrap_or(RejectCode::BadValue),
+            field: None,
+            limit: (!text.is_empty()).then(|| text.to_string()),
         }
     }
 

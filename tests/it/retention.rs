@@ -430,7 +430,12 @@ fn the_purge_command_prints_counts() {
                     rec("b", "p1", d("2026-06-01"), true, "X"),
                     rec("c", "p1", d("2026-08-01"), false, "X"),
                 ],
-                &[],
+                &[tilstede::ingest::quarantine_entry(tilstede::adapters::Rejected::new(
+                    Some("X".into()),
+                    "fil.csv:3",
+                    tilstede::domain::reject::Fault::new(tilstede::domain::reject::RejectCode::BadDate, "dato"),
+                    String::new(),
+                ))],
             )
             .await
             .unwrap();
@@ -466,6 +471,19 @@ fn the_purge_command_prints_counts() {
         out.contains("Slettet: 0 fraværsregistreringer, 0 slettemarkeringer"),
         "{out}"
     );
+    assert!(
+        out.contains("0 poster i karantene"),
+        "received today, kept 30 days: {out}"
+    );
+    // Two months on, the quarantine entry is past its own retention, while
+    // the record of this school year stays.
+    let later = (Utc::now() + chrono::Duration::days(60)).to_rfc3339();
+    let (out, _) = tilstede_ok(
+        &store_path,
+        &["purge", "--config", config.to_str().unwrap(), "--now", &later],
+    );
+    assert!(out.contains("karantene i 30 dager"), "{out}");
+    assert!(out.contains("1 post i karantene"), "{out}");
 
     std::fs::write(&config, "store = \"t.db\"\n[retention]\nschool_years = 0\n").unwrap();
     let out = crate::support::tilstede(&store_path, &["config", "check", config.to_str().unwrap()]);
