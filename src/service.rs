@@ -66,7 +66,7 @@ pub async fn start_with_clock(
     clock: crate::clock::SharedClock,
 ) -> Result<Running, ServiceError> {
     let config = Arc::new(config);
-    let store = Store::open(&config.store)
+    let store = Store::open_with(&config.store, config.sqlite_synchronous)
         .await?
         .keeping_raw_for(config.raw_kept_sources());
     let state = AppState::new(store.clone(), config.clone());

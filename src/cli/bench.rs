@@ -42,6 +42,10 @@ pub enum BenchCommand {
         /// Slow clients holding connections while `/healthz` is measured.
         #[arg(long, default_value_t = 1000)]
         slow_clients: usize,
+        /// SQLite's commit mode for the run: full (the default, a 202
+        /// survives a power loss) or normal, to measure what full costs.
+        #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+        synchronous: String,
     },
     /// Ed-Fi XML ende til ende (les → normaliser → lagre → vurder) ved siden av en ren XML-skanning.
     Ingest(super::bench_ingest::IngestArgs),
@@ -105,7 +109,8 @@ pub async fn run(what: BenchCommand) -> Result<ExitCode> {
             records,
             per_request,
             slow_clients,
-        } => super::bench_http::run(clients, records, per_request, slow_clients).await,
+            synchronous,
+        } => super::bench_http::run(clients, records, per_request, slow_clients, &synchronous).await,
         BenchCommand::Ingest(args) => super::bench_ingest::run(args).await,
         BenchCommand::Matrix { messages } => super::bench_matrix::run(messages).await,
         BenchCommand::MatrixLoad { prompts, rooms, limits } => {

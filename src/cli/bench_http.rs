@@ -65,14 +65,20 @@ fn report(what: &str, samples: &[Duration], failures: u64) {
 }
 
 /// Runs the HTTP benchmark.
-pub async fn run(clients: usize, records: usize, per_request: usize, slow_clients: usize) -> Result<ExitCode> {
+pub async fn run(
+    clients: usize,
+    records: usize,
+    per_request: usize,
+    slow_clients: usize,
+    synchronous: &str,
+) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     for (file, token) in [("token", TOKEN), ("probe", PROBE_TOKEN), ("xml", XML_TOKEN)] {
         std::fs::write(dir.path().join(file), token)?;
     }
     let config = tilstede::config::parse_and_validate(
         &format!(
-            "store = \"bench.db\"\n\
+            "store = \"bench.db\"\nsqlite_synchronous = \"{synchronous}\"\n\
              [sources.bench]\nschools = [\"*\"]\ntoken_file = \"token\"\nmax_concurrent = {}\n\
              [sources.probe]\nschools = [\"*\"]\ntoken_file = \"probe\"\n\
              [sources.edfi]\nschools = [\"*\"]\ntoken_file = \"xml\"\nmax_body_bytes = {XML_LIMIT}\n",

@@ -16,7 +16,7 @@ use tilstede::store::Store;
 pub async fn run(config: &Path, now: Option<DateTime<Utc>>) -> Result<ExitCode> {
     let config = Config::load(config)?;
     let now = now.unwrap_or_else(Utc::now);
-    let store = Store::open(&config.store).await?;
+    let store = Store::open_with(&config.store, config.sqlite_synchronous).await?;
     let closed_before = now - chrono::Duration::days(i64::from(config.cases.retention_days));
     let cases = store.purge_closed_cases(closed_before).await?;
     let cutoff = config.retention.cutoff(school_date_utc(now));

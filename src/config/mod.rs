@@ -80,6 +80,10 @@ pub struct RawConfig {
     /// Store location: a file path, `sqlite:PATH` or `postgres://…` (default `tilstede.db`).
     #[serde(default)]
     pub store: Option<String>,
+    /// How SQLite commits: `full` (default, a 202 survives a power loss) or
+    /// `normal` (one fsync less per commit; docs/privacy.md gives the cost).
+    #[serde(default)]
+    pub sqlite_synchronous: Option<String>,
     /// Name of an environment variable holding the store URL (for passwords).
     #[serde(default)]
     pub store_env: Option<String>,
@@ -399,6 +403,8 @@ impl Schools {
 pub struct Config {
     /// Store location.
     pub store: String,
+    /// How SQLite commits through the pool.
+    pub sqlite_synchronous: crate::store::Synchronous,
     /// The rule set's name or path as configured.
     pub rules_name: String,
     /// The rules.
@@ -736,6 +742,16 @@ impl RawConfig {
         } else {
             store
         };
+        let sqlite_synchronous = match self.sqlite_synchronous.as_deref() {
+            None => crate::store::Synchronous::Full,
+            Some(mode) => crate::store::Synchronous::parse(mode).unwrap_or_else(|| {
+                diags.push(
+                    "sqlite_synchronous",
+                    format!("bruk full eller normal, ikke «{}»", crate::domain::plausibility::printable(mode)),
+                );
+                crate::store::Synchronous::Full
+            }),
+        };
         let rules_name = self.rules.unwrap_or_else(|| "baerum".into());
         let rules = match RuleSet::preset(&rules_name) {
             Some(r) => r,
@@ -1060,6 +1076,7 @@ impl RawConfig {
         });
         Config {
             store,
+            sqlite_synchronous,
             rules_name,
             rules,
             cases,
@@ -1211,6 +1228,17 @@ mod tests {
             assert_eq!(first_path(bad), "quarantine.retention_days", "{bad}");
         }
         assert_eq!(first_path("[quarantine]\nkeep = 1\n"), "quarantine.keep");
+    }
+
+    #[test]
+    fn sqlite_commit_mode() {
+        use crate::store::Synchronous;
+        assert_eq!(check("").unwrap().sqlite_synchronous, Synchronous::Full);
+        assert_eq!(
+            check("sqlite_synchronous = \"normal\"\n").unwrap().sqlite_synchronous,
+            Synchronous::Normal
+        );
+        assert_eq!(first_path("sqlite_synchronous = \"off\"\n"), "sqlite_synchronous");
     }
 
     #[test]

@@ -236,38 +236,73 @@ fn database_url(location: &str) -> Result<(String, Backend), StoreError> {
     Ok((format!("sqlite://{path}?mode=rwc"), Backend::Sqlite))
 }
 
+/// How SQLite commits through the pool (pushes, cases, findings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Every commit is on disk (one fsync of the WAL) before it returns: a
+    /// push answered 202 survives a power loss, not only a crash of the
+    /// process. The default.
+    #[default]
+    Full,
+    /// Commits reach the disk at WAL checkpoints: a crash of the process
+    /// loses nothing, a power loss may roll back the last commits (pushes
+    /// already answered 202). Cheaper by one fsync per commit.
+    Normal,
+}
+
+impl Synchronous {
+    /// The mode named `s` (`full`, `normal`).
+    pub fn parse(s: &str) -> Option<Synchronous> {
+        match s {
+            "full" => Some(Synchronous::Full),
+            "normal" => Some(Synchronous::Normal),
+            _ => None,
+        }
+    }
+
+    /// The pragmas every pooled SQLite connection starts with.
+    /// busy_timeout first: switching a fresh file to WAL needs a lock
+    /// another process may hold. The page size applies only to a file still
+    /// empty (before WAL mode writes its header): 8 KiB pages halve the pages
+    /// and log frames a bulk import writes. Temporary tables and statement
+    /// journals stay in memory, so no pupil data lands in temporary files.
+    /// The bulk import's own connection keeps NORMAL (see direct.rs).
+    fn pragmas(self) -> &'static str {
+        match self {
+            Synchronous::Full => {
+                "PRAGMA busy_timeout = 30000; PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
+            }
+            Synchronous::Normal => {
+                "PRAGMA busy_timeout = 30000; PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
+            }
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the store at `location`: a file
-    /// path, `sqlite:PATH`, or a `postgres://` URL.
+    /// path, `sqlite:PATH`, or a `postgres://` URL. SQLite commits with
+    /// [`Synchronous::Full`].
     pub async fn open(location: &str) -> Result<Store, StoreError> {
+        Store::open_with(location, Synchronous::Full).await
+    }
+
+    /// [`Store::open`] with the durability of SQLite's commits through the
+    /// pool (PostgreSQL ignores it: its own `synchronous_commit` rules).
+    pub async fn open_with(location: &str, synchronous: Synchronous) -> Result<Store, StoreError> {
         install_default_drivers();
+        let pragmas = synchronous.pragmas();
         let (url, backend) = database_url(location)?;
         let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         options = match backend {
             Backend::Sqlite => options
                 // One connection per core is plenty: SQLite has one writer.
                 .max_connections(if url.contains(":memory:") { 1 } else { 4 })
-                .after_connect(|conn, _| {
+                .after_connect(move |conn, _| {
                     Box::pin(async move {
-                        conn.execute(
-                            // busy_timeout first: switching a fresh file to WAL
-                            // needs a lock another process may hold. The page
-                            // size applies only to a file still empty (before
-                            // WAL mode writes its header): 8 KiB pages halve
-                            // the pages and log frames a bulk import writes.
-                            // Temporary tables and statement journals stay in
-                            // memory, so no pupil data lands in temporary files.
-                            // synchronous = FULL: every commit through the
-                            // pool (pushes, which are answered 202 only after
-                            // theirs, cases, findings) is on disk before it
-                            // returns, so it survives a power loss, not only a
-                            // crash of the process. The bulk import's own
-                            // connection keeps NORMAL (see direct.rs).
-                            "PRAGMA busy_timeout = 30000; PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-                             PRAGMA temp_store = MEMORY;",
-                        )
-                        .await?;
+                        conn.execute(pragmas).await?;
                         Ok(())
                     })
                 }),
