@@ -667,3 +667,38 @@ async fn a_missing_lower_migration_is_applied_and_an_unknown_one_refused() {
         }
     }
 }
+
+/// The pool's SQLite connections commit as configured: FULL by default (a
+/// 202 survives a power loss), NORMAL when IT chooses it.
+#[tokio::test]
+async fn sqlite_commits_in_the_configured_mode() {
+    use sqlx::Row;
+    use tilstede::store::{Store, Synchronous};
+    let dir = tempfile::tempdir().unwrap();
+    for (file, mode, want) in [
+        ("full.db", None, 2i64),
+        ("normal.db", Some(Synchronous::Normal), 1),
+        ("explicit.db", Some(Synchronous::Full), 2),
+    ] {
+        let path = dir.path().join(file);
+        let store = match mode {
+            None => Store::open(path.to_str().unwrap()).await.unwrap(),
+            Some(m) => Store::open_with(path.to_str().unwrap(), m).await.unwrap(),
+        };
+        // Every pooled connection, not only the first.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut conn = store.pool().acquire().await.unwrap();
+            let got: i64 = sqlx::query("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap();
+            assert_eq!(got, want, "{file}");
+            held.push(conn);
+        }
+        drop(held);
+        store.close().await;
+    }
+}
