@@ -135,6 +135,8 @@ fn parse_time(s: &str) -> Option<NaiveDateTime> {
         .map(|d| d.with_timezone(&chrono_tz::Europe::Oslo).naive_local())
         .ok()
         .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok())
+        // Four-digit years only (chrono's %Y also takes "-6" and "+12345").
+        .filter(|t| (0..=9999).contains(&chrono::Datelike::year(t)))
 }
 
 /// Maps one fravarsregistrering with the resources it links to; `Ok(None)`

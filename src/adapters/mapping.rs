@@ -7,7 +7,7 @@
 use super::profile::{CodeAction, Profile};
 use crate::domain::record::period_from_name;
 use crate::domain::{AbsenceRecord, Fault, Kind, RejectCode, Validity};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -80,7 +80,11 @@ pub fn map_fields(p: &Profile, f: &dyn Fields) -> Result<Option<AbsenceRecord>, 
             }
             _ => Err(e),
         })
-        .map_err(|_| {
+        .ok()
+        // chrono's %Y takes signed and long years ("-6"); a date is a
+        // four-digit year, as everywhere else in tilstede (found by fuzzing).
+        .filter(|d| (0..=9999).contains(&d.year()))
+        .ok_or_else(|| {
             Fault::new(RejectCode::BadDate, c.date.as_str()).with_limit(format!("formen {}", p.date_format))
         })?;
     // A removal needs only the key; the rest is filled for the shape.

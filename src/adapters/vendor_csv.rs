@@ -330,6 +330,26 @@ mod tests {
         assert_eq!(f.reason, Some(Reason::Leave));
     }
 
+    /// Found by fuzzing: chrono's `%Y` read `05.03.-6` as the year -6, and
+    /// `05.03.12026` as 12026; a date has a four-digit year.
+    #[test]
+    fn dates_have_four_digit_years() {
+        let text = "Fravær-ID;Elev-ID;Skole-ID;Dato;Fraværstype;Antall timer;Minutter;Dokumentasjon;Årsak\n\
+1;e1;s1;05.03.-6;Dagsfravær;;;Dokumentert;sykdom\n\
+2;e1;s1;05.03.12026;Dagsfravær;;;Dokumentert;sykdom\n\
+3;e1;s1;05.03.2026;Dagsfravær;;;Dokumentert;sykdom\n";
+        let got = read("flyt", text);
+        for q in &got[..2] {
+            let Parsed::Rejected(q) = q else { panic!("{q:?}") };
+            assert_eq!(
+                (q.code, q.field.as_deref()),
+                (RejectCode::BadDate, Some("Dato")),
+                "{q:?}"
+            );
+        }
+        assert!(matches!(got[2], Parsed::Record(_)));
+    }
+
     #[test]
     fn vis_letters_decide_validity_skip_and_delete() {
         let text = "elevnr;skolenr;dato;time;omfang;kode\n\

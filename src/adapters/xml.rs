@@ -804,6 +804,31 @@ fn local_name(qname: &[u8]) -> &[u8] {
     }
 }
 
+/// Whether a qualified name is namespace-well-formed (Namespaces in XML
+/// 1.0): not empty, and at most one `:` with a name on either side. Names
+/// like `a:b:c` or `:x` would lose their meaning when reduced to the local
+/// part (two different names read as one), so they are refused.
+#[inline]
+fn namespace_well_formed(qname: &[u8]) -> bool {
+    match qname.iter().position(|&b| b == b':') {
+        None => !qname.is_empty(),
+        Some(i) => i > 0 && i + 1 < qname.len() && !qname[i + 1..].contains(&b':'),
+    }
+}
+
+/// The fault of a name that is not namespace-well-formed; the name itself
+/// is not repeated (it is input).
+fn bad_name<R>(reader: &Reader<LineTracker<R>>, location: &str, at: u64) -> XmlError {
+    error_at(
+        reader,
+        location,
+        at,
+        XmlFault::Malformed(
+            "et element- eller attributtnavn er ikke et gyldig navn (høyst ett kolon, med navn på begge sider)".into(),
+        ),
+    )
+}
+
 /// Hands a start tag and its attributes to `v`, each attribute checked
 /// first; returns the element's local name.
 fn start_element<'s, R, V: RecordVisitor>(
@@ -814,13 +839,20 @@ fn start_element<'s, R, V: RecordVisitor>(
     at: u64,
     depth: usize,
 ) -> Result<&'s [u8], XmlError> {
-    let name = local_name(s.name().into_inner());
+    let qname = s.name().into_inner();
+    if !namespace_well_formed(qname) {
+        return Err(bad_name(reader, location, at));
+    }
+    let name = local_name(qname);
     v.start(name, depth);
     if s.attributes_raw().is_empty() {
         return Ok(name);
     }
     for a in s.attributes() {
         let a = a.map_err(|e| error_at(reader, location, at, XmlFault::Malformed(e.to_string())))?;
+        if !namespace_well_formed(a.key.into_inner()) {
+            return Err(bad_name(reader, location, at));
+        }
         let value = a
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .map_err(|e| match e {
@@ -958,6 +990,30 @@ mod tests {
         let xml = "<Root>\n<Rec><A>1</A></Rec>\n";
         let got = all(xml);
         assert!(matches!(got[1].as_ref().unwrap_err().fault, XmlFault::Truncated(ref n) if n == "Root"));
+    }
+
+    /// Found by the fuzzer: `a:b:c` read as `b:c`, and written back and
+    /// read again as `c`, so one record read two ways. Names with more than
+    /// one colon, or a colon at either end, are refused.
+    #[test]
+    fn names_must_be_namespace_well_formed() {
+        let good = "<Root><Rec xml:lang=\"no\" a=\"1\"><n:A>x</n:A></Rec></Root>";
+        let got = all(good);
+        let rec = got[0].as_ref().unwrap();
+        assert_eq!(rec.attribute("lang"), Some("no"));
+        assert_eq!(rec.text_at("A"), Some("x"));
+        for bad in [
+            "<Root><Rec a:b:c=\"1\"/></Root>",
+            "<Root><Rec :a=\"1\"/></Root>",
+            "<Root><Rec a:=\"1\"/></Root>",
+            "<Root><Rec><a:b:A>x</a:b:A></Rec></Root>",
+            "<Root><Rec><:A>x</:A></Rec></Root>",
+        ] {
+            let got = all(bad);
+            let e = got[0].as_ref().unwrap_err();
+            assert!(matches!(e.fault, XmlFault::Malformed(_)), "{bad}: {e}");
+            assert!(!e.to_string().contains("a:b"), "the name is input, not repeated: {e}");
+        }
     }
 
     #[test]

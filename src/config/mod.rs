@@ -747,7 +747,10 @@ impl RawConfig {
             Some(mode) => crate::store::Synchronous::parse(mode).unwrap_or_else(|| {
                 diags.push(
                     "sqlite_synchronous",
-                    format!("bruk full eller normal, ikke «{}»", crate::domain::plausibility::printable(mode)),
+                    format!(
+                        "bruk full eller normal, ikke «{}»",
+                        crate::domain::plausibility::printable(mode)
+                    ),
                 );
                 crate::store::Synchronous::Full
             }),
