@@ -4,11 +4,15 @@
 #[path = "common.rs"]
 mod common;
 
+use tilstede::adapters::vendor_csv::VendorCsvReader;
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else { return };
     match pick % 3 {
-        0 => common::adapter("vendor-csv", Some("vis"), rest),
-        1 => common::adapter("vendor-csv", Some("flyt"), rest),
+        0 | 1 => {
+            let profile = common::profile(if pick % 3 == 0 { "vis" } else { "flyt" });
+            common::check(VendorCsvReader::new(rest, "fuzz", profile), rest.len());
+        }
         _ => {
             if let Ok((roster, rejects)) = tilstede::adapters::roster_csv::read_roster(rest, "fuzz", None) {
                 for r in &rejects {

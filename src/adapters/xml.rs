@@ -805,15 +805,18 @@ fn local_name(qname: &[u8]) -> &[u8] {
 }
 
 /// Whether a qualified name is namespace-well-formed (Namespaces in XML
-/// 1.0): not empty, and at most one `:` with a name on either side. Names
+/// 1.0): UTF-8, not empty, and at most one `:` with a name on either side. Names
 /// like `a:b:c` or `:x` would lose their meaning when reduced to the local
 /// part (two different names read as one), so they are refused.
 #[inline]
 fn namespace_well_formed(qname: &[u8]) -> bool {
-    match qname.iter().position(|&b| b == b':') {
+    let shape = match qname.iter().position(|&b| b == b':') {
         None => !qname.is_empty(),
         Some(i) => i > 0 && i + 1 < qname.len() && !qname[i + 1..].contains(&b':'),
-    }
+    };
+    // Names are UTF-8 too: two names that differ only in bytes that are not
+    // would read as the same replacement characters.
+    shape && (qname.is_ascii() || std::str::from_utf8(qname).is_ok())
 }
 
 /// The fault of a name that is not namespace-well-formed; the name itself
@@ -848,10 +851,39 @@ fn start_element<'s, R, V: RecordVisitor>(
     if s.attributes_raw().is_empty() {
         return Ok(name);
     }
+    // Local names seen: two attributes of one element with the same local
+    // name (`a:x` and `b:x`) would read as one, so they are refused. A list
+    // for the usual handful, a set past that (10,000 attributes stay linear).
+    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut many: Option<std::collections::HashSet<&[u8]>> = None;
     for a in s.attributes() {
         let a = a.map_err(|e| error_at(reader, location, at, XmlFault::Malformed(e.to_string())))?;
-        if !namespace_well_formed(a.key.into_inner()) {
+        let key = a.key.into_inner();
+        if !namespace_well_formed(key) {
             return Err(bad_name(reader, location, at));
+        }
+        let local = local_name(key);
+        let repeated = match &mut many {
+            Some(set) => !set.insert(local),
+            None if seen.len() < 16 => {
+                let r = seen.contains(&local);
+                seen.push(local);
+                r
+            }
+            None => {
+                let mut set: std::collections::HashSet<&[u8]> = seen.drain(..).collect();
+                let r = !set.insert(local);
+                many = Some(set);
+                r
+            }
+        };
+        if repeated {
+            return Err(error_at(
+                reader,
+                location,
+                at,
+                XmlFault::Malformed("to attributter i samme element har samme navn".into()),
+            ));
         }
         let value = a
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
@@ -1008,6 +1040,9 @@ mod tests {
             "<Root><Rec a:=\"1\"/></Root>",
             "<Root><Rec><a:b:A>x</a:b:A></Rec></Root>",
             "<Root><Rec><:A>x</:A></Rec></Root>",
+            // Two attributes that read as one.
+            "<Root><Rec a:x=\"1\" b:x=\"2\"/></Root>",
+            "<Root><Rec x=\"1\" b:x=\"2\"/></Root>",
         ] {
             let got = all(bad);
             let e = got[0].as_ref().unwrap_err();
