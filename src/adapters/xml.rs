@@ -811,12 +811,28 @@ fn local_name(qname: &[u8]) -> &[u8] {
 #[inline]
 fn namespace_well_formed(qname: &[u8]) -> bool {
     let shape = match qname.iter().position(|&b| b == b':') {
-        None => !qname.is_empty(),
-        Some(i) => i > 0 && i + 1 < qname.len() && !qname[i + 1..].contains(&b':'),
+        None => name_part(qname),
+        Some(i) => name_part(&qname[..i]) && name_part(&qname[i + 1..]),
     };
     // Names are UTF-8 too: two names that differ only in bytes that are not
     // would read as the same replacement characters.
     shape && (qname.is_ascii() || std::str::from_utf8(qname).is_ok())
+}
+
+/// One side of a qualified name: XML's Name production without the colon,
+/// checked exactly for ASCII (a letter or `_` first, then letters, digits,
+/// `.`, `-`, `_`); characters beyond ASCII are let through. quick-xml is
+/// lenient here, and a name with a quote, `<` or a space in it could not be
+/// written back (found by fuzzing).
+#[inline]
+fn name_part(part: &[u8]) -> bool {
+    let Some((&first, rest)) = part.split_first() else {
+        return false;
+    };
+    (first.is_ascii_alphabetic() || first == b'_' || first >= 0x80)
+        && rest
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') || b >= 0x80)
 }
 
 /// The fault of a name that is not namespace-well-formed; the name itself
@@ -1029,7 +1045,7 @@ mod tests {
     /// one colon, or a colon at either end, are refused.
     #[test]
     fn names_must_be_namespace_well_formed() {
-        let good = "<Root><Rec xml:lang=\"no\" a=\"1\"><n:A>x</n:A></Rec></Root>";
+        let good = "<Root><Rec xml:lang=\"no\" a=\"1\" _b.c-d=\"2\"><n:A>x</n:A><Fravær>y</Fravær></Rec></Root>";
         let got = all(good);
         let rec = got[0].as_ref().unwrap();
         assert_eq!(rec.attribute("lang"), Some("no"));
@@ -1043,6 +1059,10 @@ mod tests {
             // Two attributes that read as one.
             "<Root><Rec a:x=\"1\" b:x=\"2\"/></Root>",
             "<Root><Rec x=\"1\" b:x=\"2\"/></Root>",
+            // Characters no XML name has.
+            "<Root><Rec a'b=\"1\"/></Root>",
+            "<Root><Rec a|&lt;=\"1\"/></Root>",
+            "<Root><Rec 1a=\"1\"/></Root>",
         ] {
             let got = all(bad);
             let e = got[0].as_ref().unwrap_err();
