@@ -26,7 +26,8 @@
 use super::mapping::{json_at, json_text};
 use super::pull::{SyncError, SyncReport};
 use super::rest::RestClient;
-use crate::domain::identity::{IDENTITY_MALFORMED, IdentityColumn, PupilIdentity};
+use crate::domain::identity::{IdentityColumn, PupilIdentity};
+use crate::domain::reject::{Fault, RejectCode};
 use crate::domain::roster::{Roster, RosterClass, RosterPerson, RosterPupil, RosterSchool};
 use crate::store::Store;
 use serde_json::Value;
@@ -312,13 +313,13 @@ fn identity_value<'a>(u: &'a Value, column: &str) -> Option<std::borrow::Cow<'a,
 }
 
 /// The identity tokens of the roster's pupils (sans-IO), and the pupils
-/// whose value is no identifier of its kind, with the reason (never the
+/// whose value is no identifier of its kind, with the fault (never the
 /// value).
 pub fn identities(
     c: &Collections,
     roster: &Roster,
     column: &IdentityColumn,
-) -> (Vec<PupilIdentity>, Vec<(String, String)>) {
+) -> (Vec<PupilIdentity>, Vec<(String, Fault)>) {
     let users: BTreeMap<String, &Value> = c.users.iter().filter_map(|u| Some((sid(u)?, u))).collect();
     let mut links = Vec::new();
     let mut bad = Vec::new();
@@ -335,7 +336,7 @@ pub fn identities(
             Ok(None) => {}
             Err(why) => bad.push((
                 p.id.clone(),
-                format!("{IDENTITY_MALFORMED}: feltet «{}»: {why}", column.column),
+                Fault::new(RejectCode::IdentityMalformed, column.column.clone()).with_limit(why),
             )),
         }
     }
@@ -490,17 +491,17 @@ pub async fn sync(
             store.upsert_source_roster(source_name, &roster).await?;
             // Refused links and unreadable identities go to the quarantine
             // with their reason code, for IT to resolve.
-            let refused: Vec<(String, String)> = bad
+            let refused: Vec<(String, Fault)> = bad
                 .into_iter()
-                .chain(linked.refused.iter().map(|r| (r.local.clone(), r.reason.clone())))
+                .chain(linked.refused.iter().map(|r| (r.local.clone(), r.fault())))
                 .collect();
             let entries: Vec<_> = refused
                 .iter()
-                .map(|(local, reason)| {
+                .map(|(local, fault)| {
                     crate::ingest::quarantine_entry(super::Rejected::new(
                         Some(source_name.to_string()),
                         format!("{source_name}/users/{}", crate::domain::plausibility::printable(local)),
-                        crate::domain::reject::Fault::from_coded(reason),
+                        fault.clone(),
                         String::new(),
                     ))
                 })
@@ -511,7 +512,7 @@ pub async fn sync(
             skipped.extend(
                 refused
                     .into_iter()
-                    .map(|(local, reason)| format!("elev {local}: {reason}")),
+                    .map(|(local, fault)| format!("elev {local}: {fault}")),
             );
             tracing::info!(
                 source = source_name,
@@ -590,7 +591,8 @@ mod tests {
         assert_eq!(Some(links[0].token.clone()), by_type.token("ola@skole.no").unwrap());
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].0, "e3");
-        assert!(bad[0].1.starts_with("identity-malformed") && !bad[0].1.contains("nordmann"));
+        assert_eq!(bad[0].1.code, RejectCode::IdentityMalformed);
+        assert!(!bad[0].1.to_string().contains("nordmann"));
         let by_field = IdentityColumn::new(IdentityKind::Feide, "metadata.feide", &[5; 32]);
         let (links, _) = identities(&c, &roster, &by_field);
         assert_eq!(links.iter().map(|l| l.local.as_str()).collect::<Vec<_>>(), ["e2"]);

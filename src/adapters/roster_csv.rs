@@ -15,7 +15,8 @@
 //! sources (a Feide id, a national id). It becomes an identity token as the
 //! row is read ([`IdentityColumn::token`]); the value itself goes nowhere.
 
-use crate::domain::identity::{IDENTITY_MALFORMED, IdentityColumn, PupilIdentity};
+use crate::domain::identity::{IdentityColumn, PupilIdentity};
+use crate::domain::reject::{Fault, RejectCode};
 use crate::domain::roster::{Roster, RosterClass, RosterPerson, RosterPupil, RosterSchool};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -25,8 +26,8 @@ use std::io::Read;
 pub struct RosterReject {
     /// `file:line`.
     pub location: String,
-    /// Why.
-    pub reason: String,
+    /// Why: a reason code and the column, never the row's values.
+    pub fault: Fault,
 }
 
 /// Why the file as a whole could not be read.
@@ -137,7 +138,7 @@ pub fn read_roster_linked(
         if !missing.is_empty() {
             rejects.push(RosterReject {
                 location: format!("{location}:{line}"),
-                reason: format!("tomme felt: {}", missing.join(", ")),
+                fault: Fault::new(RejectCode::MissingField, missing.join(", ")),
             });
             continue;
         }
@@ -147,7 +148,7 @@ pub fn read_roster_linked(
             _ => {
                 rejects.push(RosterReject {
                     location: format!("{location}:{line}"),
-                    reason: format!("trinn «{}» må være et tall fra 1 til 10", v("trinn")),
+                    fault: Fault::new(RejectCode::OutOfRange, "trinn").with_limit("et tall fra 1 til 10"),
                 });
                 continue;
             }
@@ -200,7 +201,7 @@ pub fn read_roster_linked(
                 Ok(None) => {}
                 Err(why) => rejects.push(RosterReject {
                     location: format!("{location}:{line}"),
-                    reason: format!("{IDENTITY_MALFORMED}: kolonnen «{}»: {why}", identity.column),
+                    fault: Fault::new(RejectCode::IdentityMalformed, identity.column.clone()).with_limit(why),
                 }),
             }
         }
@@ -256,8 +257,12 @@ s2;;s2-9b;9B;9;e5;Ali;Khan;;;;;\n"
         assert_eq!(r.pupils[2].level(), Level::Ungdomsskole);
         assert_eq!(rejects.len(), 2);
         assert_eq!(rejects[0].location, "r.csv:5");
-        assert!(rejects[0].reason.contains("trinn"));
-        assert!(rejects[1].reason.contains("skole_navn"));
+        assert_eq!(
+            rejects[0].fault,
+            Fault::new(RejectCode::OutOfRange, "trinn").with_limit("et tall fra 1 til 10")
+        );
+        assert_eq!(rejects[1].fault.code, RejectCode::MissingField);
+        assert!(rejects[1].fault.to_string().contains("skole_navn"));
     }
 
     #[test]
@@ -282,12 +287,9 @@ s1;Bekkestua skole;s1-5a;5A;5;e3;Nora;Moe;;;;;;12345\n"
         assert_eq!(Some(links[0].token.clone()), column.token("01010112345").unwrap());
         assert_eq!(rejects.len(), 1);
         assert_eq!(rejects[0].location, "r.csv:4");
-        assert!(
-            rejects[0].reason.starts_with("identity-malformed: kolonnen «fnr»"),
-            "{}",
-            rejects[0].reason
-        );
-        assert!(!rejects[0].reason.contains("12345"));
+        let reason = rejects[0].fault.to_string();
+        assert!(reason.starts_with("identity-malformed: feltet «fnr»"), "{reason}");
+        assert!(!reason.contains("12345"));
         let err = read_roster_linked(
             format!("{HEADER}\n").as_bytes(),
             "r.csv",

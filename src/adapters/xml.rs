@@ -108,9 +108,12 @@ impl Element {
     }
 }
 
-/// Escapes text for XML content and attribute values.
+/// Escapes text for XML content and attribute values. Tab, line feed and
+/// carriage return are written as character references: a reader normalises
+/// them to spaces in attribute values (and CR LF to LF in text), while a
+/// reference survives as the character itself.
 pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.contains(['&', '<', '>', '"', '\'']) {
+    if !s.contains(['&', '<', '>', '"', '\'', '\t', '\n', '\r']) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -121,10 +124,21 @@ pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
             c => out.push(c),
         }
     }
     out.into()
+}
+
+/// Whether `s` holds a control character that XML 1.0 does not allow
+/// (U+0000–U+001F other than tab, line feed and carriage return), raw or
+/// as a character reference.
+#[inline]
+fn has_forbidden_control(s: &str) -> bool {
+    s.bytes().any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
 }
 
 /// Why reading stopped.
@@ -642,12 +656,18 @@ impl<R: BufRead> XmlRecords<R> {
                     let text = t.decode().map_err(|e| {
                         error_at(&self.reader, &self.location, before, XmlFault::Malformed(e.to_string()))
                     })?;
+                    if has_forbidden_control(&text) {
+                        return Err(error_at(&self.reader, &self.location, before, forbidden_control()));
+                    }
                     v.text(&text);
                 }
                 Event::CData(t) => {
                     let text = t.decode().map_err(|e| {
                         error_at(&self.reader, &self.location, before, XmlFault::Malformed(e.to_string()))
                     })?;
+                    if has_forbidden_control(&text) {
+                        return Err(error_at(&self.reader, &self.location, before, forbidden_control()));
+                    }
                     v.text(&text);
                 }
                 Event::GeneralRef(r) => {
@@ -760,6 +780,11 @@ fn error_at<R>(reader: &Reader<LineTracker<R>>, location: &str, offset: u64, fau
     }
 }
 
+/// The fault for a control character XML does not allow.
+fn forbidden_control() -> XmlFault {
+    XmlFault::Malformed("kontrolltegn som XML ikke tillater (U+0000–U+001F utenom tab og linjeskift)".into())
+}
+
 /// Resolves a reference: character references and the five predefined
 /// entities only. Anything else would need a DTD, which is refused.
 fn resolve<R>(
@@ -770,7 +795,7 @@ fn resolve<R>(
 ) -> Result<char, XmlError> {
     if r.is_char_ref() {
         return match r.resolve_char_ref() {
-            Ok(Some(c)) => Ok(c),
+            Ok(Some(c)) if !has_forbidden_control(c.encode_utf8(&mut [0u8; 4])) => Ok(c),
             _ => Err(error_at(
                 reader,
                 location,
@@ -909,6 +934,9 @@ fn start_element<'s, R, V: RecordVisitor>(
                 }
                 other => error_at(reader, location, at, XmlFault::Malformed(other.to_string())),
             })?;
+        if has_forbidden_control(&value) {
+            return Err(error_at(reader, location, at, forbidden_control()));
+        }
         v.attribute(a.key.local_name().as_ref(), &value);
     }
     Ok(name)
@@ -1187,6 +1215,47 @@ mod tests {
             "<Rec a=\"1 &amp; 2\" b=\"A\"><A>x &lt; &lt;y&gt;  z</A><B>tail<C>c</C></B><D></D></Rec>"
         );
         assert_eq!(rebuilt[2].text, "t u");
+    }
+
+    #[test]
+    fn whitespace_in_attribute_values_survives_a_write_and_a_read() {
+        // Found by fuzzing: a CR written back raw read again as a space.
+        let xml = "<Root><Rec a=\"x&#13;y&#10;z&#9;w\"><A>p&#13;q</A></Rec></Root>";
+        let first = all_of(xml);
+        assert_eq!(first[0].attribute("a"), Some("x\ry\nz\tw"));
+        let written = first[0].to_xml();
+        assert_eq!(written, "<Rec a=\"x&#13;y&#10;z&#9;w\"><A>p&#13;q</A></Rec>");
+        let again = all_of(&format!("<Root>{written}</Root>"));
+        assert_eq!(again[0].attribute("a"), first[0].attribute("a"));
+        assert_eq!(again[0].text_at("A"), Some("p\rq"));
+    }
+
+    #[test]
+    fn control_characters_xml_forbids_are_refused() {
+        for bad in [
+            "<Root><Rec a=\"x\u{0}y\"/></Root>",
+            "<Root><Rec><A>x\u{1}y</A></Rec></Root>",
+            "<Root><Rec><A>x&#0;y</A></Rec></Root>",
+            "<Root><Rec a=\"x&#27;y\"/></Root>",
+            "<Root><Rec><A><![CDATA[x\u{8}]]></A></Rec></Root>",
+        ] {
+            let got = all(bad);
+            assert!(
+                matches!(
+                    got.last(),
+                    Some(Err(XmlError {
+                        fault: XmlFault::Malformed(_),
+                        ..
+                    }))
+                ),
+                "{bad:?}: {got:?}"
+            );
+        }
+        // Tab, line feed and carriage return are characters XML allows.
+        assert_eq!(
+            all_of("<Root><Rec><A>x\ty</A></Rec></Root>")[0].text_at("A"),
+            Some("x\ty")
+        );
     }
 
     fn all_of(xml: &str) -> Vec<Element> {

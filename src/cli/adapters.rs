@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tilstede::adapters::{FILE_ADAPTERS, FileOptions, ParseCounts, Parsed, open_file};
-use tilstede::domain::identity::IDENTITY_MALFORMED;
 use tilstede::domain::plausibility::printable;
+use tilstede::domain::reject::{Fault, RejectCode};
 use tilstede::render::{count, count_len};
 use tilstede::store::Store;
 
@@ -139,11 +139,10 @@ pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode>
                     for p in roster.pupils.iter().filter(|p| !allowed(&p.school)) {
                         rejects.push(tilstede::adapters::roster_csv::RosterReject {
                             location: format!("{location} (elev {})", printable(&p.id)),
-                            reason: format!(
-                                "{}: kilden «{id}» har ikke lov til å skrive for skolen «{}»",
-                                tilstede::ingest::SCHOOL_NOT_ALLOWED,
+                            fault: Fault::whole(RejectCode::SchoolNotAllowed).with_limit(format!(
+                                "kilden «{id}» har ikke lov til å skrive for skolen «{}»",
                                 printable(&p.school)
-                            ),
+                            )),
                         });
                     }
                     roster.schools.retain(|x| allowed(&x.id));
@@ -159,18 +158,18 @@ pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode>
                     let refused: Vec<_> = report
                         .refused
                         .iter()
-                        .map(|r| (format!("{location} (elev {})", printable(&r.local)), r.reason.clone()))
+                        .map(|r| (format!("{location} (elev {})", printable(&r.local)), r.fault()))
                         .chain(
                             rejects
                                 .iter()
-                                .filter(|r| r.reason.starts_with(IDENTITY_MALFORMED))
-                                .map(|r| (r.location.clone(), r.reason.clone())),
+                                .filter(|r| r.fault.code == RejectCode::IdentityMalformed)
+                                .map(|r| (r.location.clone(), r.fault.clone())),
                         )
-                        .map(|(location, reason)| {
+                        .map(|(location, fault)| {
                             tilstede::ingest::quarantine_entry(tilstede::adapters::Rejected::new(
                                 Some(id.clone()),
                                 location,
-                                tilstede::domain::reject::Fault::from_coded(&reason),
+                                fault,
                                 String::new(),
                             ))
                         })
@@ -182,10 +181,14 @@ pub async fn adapters(store: &str, command: AdaptersCommand) -> Result<ExitCode>
             }
             store.close().await;
             for r in &rejects {
-                eprintln!("{}: {}", r.location, printable(&r.reason));
+                eprintln!("{}: {}", r.location, r.fault);
             }
             for r in &report.refused {
-                eprintln!("{location} (elev {}): {}", printable(&r.local), printable(&r.reason));
+                eprintln!(
+                    "{location} (elev {}): {}",
+                    printable(&r.local),
+                    printable(&r.to_string())
+                );
             }
             println!(
                 "{}: {}, {}, {}, {}; {} avvist",

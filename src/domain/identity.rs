@@ -9,17 +9,6 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// Reason code of a link refused because one of its ids is already linked
-/// to another child.
-pub const IDENTITY_CONFLICT: &str = "identity-conflict";
-/// Reason code of a link refused because the other source has the child in
-/// another school.
-pub const IDENTITY_OTHER_SCHOOL: &str = "identity-other-school";
-/// Reason code of a link refused because both pupils have an open case.
-pub const IDENTITY_OPEN_CASES: &str = "identity-open-cases";
-/// Reason code of a roster value that is no identifier of its kind.
-pub const IDENTITY_MALFORMED: &str = "identity-malformed";
-
 /// Which shared identifier a column carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityKind {

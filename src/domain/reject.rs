@@ -87,13 +87,13 @@ impl RejectCode {
             RejectCode::MalformedJson => "malformed_json",
             RejectCode::MalformedXml => "malformed_xml",
             RejectCode::MalformedCsv => "malformed_csv",
-            // These two were reason prefixes before codes; their names stay.
+            // These were reason prefixes before codes; their names stay.
             RejectCode::SchoolNotAllowed => "school-not-allowed",
             RejectCode::SourceMismatch => "source-mismatch",
-            RejectCode::IdentityConflict => crate::domain::identity::IDENTITY_CONFLICT,
-            RejectCode::IdentityOtherSchool => crate::domain::identity::IDENTITY_OTHER_SCHOOL,
-            RejectCode::IdentityOpenCases => crate::domain::identity::IDENTITY_OPEN_CASES,
-            RejectCode::IdentityMalformed => crate::domain::identity::IDENTITY_MALFORMED,
+            RejectCode::IdentityConflict => "identity-conflict",
+            RejectCode::IdentityOtherSchool => "identity-other-school",
+            RejectCode::IdentityOpenCases => "identity-open-cases",
+            RejectCode::IdentityMalformed => "identity-malformed",
             RejectCode::Legacy => "legacy",
         }
     }
@@ -170,19 +170,6 @@ impl Fault {
             code,
             field: None,
             limit: None,
-        }
-    }
-
-    /// The fault a coded reason of tilstede's own names: `code: text`, the
-    /// text (tilstede's, naming ids and schools, never the input's other
-    /// values) kept as the limit. An unknown code reads as a bad value.
-    pub fn from_coded(reason: &str) -> Fault {
-        let (code, text) = reason.split_once(':').unwrap_or((reason, ""));
-        let text = text.trim();
-        Fault {
-            code: RejectCode::parse(code.trim()).unwrap_or(RejectCode::BadValue),
-            field: None,
-            limit: (!text.is_empty()).then(|| text.to_string()),
         }
     }
 

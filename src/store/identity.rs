@@ -29,10 +29,11 @@
 
 use super::{Store, StoreError};
 use crate::domain::AbsenceRecord;
-use crate::domain::identity::{IDENTITY_CONFLICT, IDENTITY_OPEN_CASES, IDENTITY_OTHER_SCHOOL, PupilIdentity};
+use crate::domain::identity::PupilIdentity;
 use crate::domain::plausibility::printable;
+use crate::domain::reject::{Fault, RejectCode};
 use crate::domain::roster::Roster;
-use crate::ingest::{SCHOOL_NOT_ALLOWED, Scope};
+use crate::ingest::Scope;
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
 
@@ -64,9 +65,23 @@ pub struct LinkRefusal {
     pub local: String,
     /// The reason code (`identity-conflict`, `identity-other-school`,
     /// `identity-open-cases`, `school-not-allowed`).
-    pub code: &'static str,
-    /// Why, in Norwegian; ids and case numbers only.
+    pub code: RejectCode,
+    /// Why, in Norwegian, without the code; ids and case numbers only.
     pub reason: String,
+}
+
+impl LinkRefusal {
+    /// The refusal as a quarantine fault: the code, and the reason (ids
+    /// and case numbers of tilstede's own) as its limit.
+    pub fn fault(&self) -> Fault {
+        Fault::whole(self.code).with_limit(self.reason.clone())
+    }
+}
+
+impl std::fmt::Display for LinkRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.reason)
+    }
 }
 
 /// What [`Store::link_identities`] did.
@@ -164,9 +179,9 @@ impl Store {
             if !scope.schools.allows(&link.school) {
                 report.refused.push(LinkRefusal {
                     local: link.local.clone(),
-                    code: SCHOOL_NOT_ALLOWED,
+                    code: RejectCode::SchoolNotAllowed,
                     reason: format!(
-                        "{SCHOOL_NOT_ALLOWED}: kilden «{}» har ikke lov til å skrive for skolen «{}»",
+                        "kilden «{}» har ikke lov til å skrive for skolen «{}»",
                         printable(source),
                         printable(&link.school)
                     ),
@@ -336,11 +351,11 @@ async fn link_one(
     source: &str,
     link: &PupilIdentity,
 ) -> Result<Result<usize, LinkRefusal>, StoreError> {
-    let refuse = |code: &'static str, reason: String| {
+    let refuse = |code: RejectCode, reason: String| {
         Ok(Err(LinkRefusal {
             local: link.local.clone(),
             code,
-            reason: format!("{code}: {reason}"),
+            reason,
         }))
     };
     let own: Option<String> = sqlx::query("SELECT identity FROM pupil_links WHERE source = $1 AND local_id = $2")
@@ -352,7 +367,7 @@ async fn link_one(
         .transpose()?;
     if own.as_ref().is_some_and(|t| *t != link.token) {
         return refuse(
-            IDENTITY_CONFLICT,
+            RejectCode::IdentityConflict,
             format!(
                 "eleven «{}» i kilden «{}» er alt knyttet til et annet barn",
                 printable(&link.local),
@@ -371,7 +386,7 @@ async fn link_one(
             .transpose()?;
     if let Some(twin) = twin {
         return refuse(
-            IDENTITY_CONFLICT,
+            RejectCode::IdentityConflict,
             format!(
                 "identiteten til eleven «{}» er alt knyttet til eleven «{}» i samme kilde «{}»",
                 printable(&link.local),
@@ -392,7 +407,7 @@ async fn link_one(
     .collect::<Result<_, sqlx::Error>>()?;
     if let Some((other, _, _)) = others.iter().find(|(_, _, school)| *school != link.school) {
         return refuse(
-            IDENTITY_OTHER_SCHOOL,
+            RejectCode::IdentityOtherSchool,
             format!(
                 "kilden «{}» har barnet på en annen skole enn «{}»; bare elever på samme skole knyttes sammen",
                 printable(other),
@@ -419,7 +434,7 @@ async fn link_one(
     if open.len() > 1 {
         let numbers: Vec<&str> = open.iter().map(|(_, n)| n.as_str()).collect();
         return refuse(
-            IDENTITY_OPEN_CASES,
+            RejectCode::IdentityOpenCases,
             format!(
                 "eleven «{}» og barnet den skal knyttes til har hver sin åpne sak ({}); \
                  tilstede slår ikke sammen saker: avslutt den ene, så knyttes de ved neste import av elevlisten",

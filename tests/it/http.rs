@@ -1,6 +1,6 @@
 //! The HTTP gateway over real loopback HTTP, backed by a real SQLite store.
 
-use crate::support::{spawn_serve, stop_serve};
+use crate::support::{jsonl_line as line, spawn_serve, stop_serve, today};
 use std::time::Duration;
 use tilstede::config::Config;
 use tilstede::http::auth::{REQUEST_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
@@ -68,16 +68,6 @@ fn with_signature(
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-fn line(id: &str, pupil: &str, school: &str, date: chrono::NaiveDate, kind: &str, validity: &str) -> String {
-    format!(
-        r#"{{"id":"{id}","pupil":"{pupil}","school":"{school}","date":"{date}","kind":"{kind}","validity":"{validity}"}}"#
-    )
-}
-
-fn today() -> chrono::NaiveDate {
-    tilstede::domain::dates::school_date_utc(chrono::Utc::now())
 }
 
 const JSONL: &str = "application/x-ndjson";

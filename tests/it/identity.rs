@@ -4,7 +4,7 @@
 //! one child with one finding and one case; a link never crosses schools,
 //! never gives an id a second child, and never merges two open cases.
 
-use crate::support::{tilstede, tilstede_ok};
+use crate::support::{jsonl_line, post_jsonl, tilstede, tilstede_ok, today};
 use std::path::Path;
 use std::time::Duration;
 use tilstede::domain::identity::{IdentityColumn, IdentityKind, PupilIdentity};
@@ -69,25 +69,12 @@ fn write_roster(dir: &Path, name: &str, column: &str, rows: &[(&str, &str, &str)
     path
 }
 
-fn today() -> chrono::NaiveDate {
-    tilstede::domain::dates::school_date_utc(chrono::Utc::now())
-}
-
 fn line(id: &str, pupil: &str, school: &str, date: chrono::NaiveDate, validity: &str) -> String {
-    format!(
-        r#"{{"id":"{id}","pupil":"{pupil}","school":"{school}","date":"{date}","kind":"day","validity":"{validity}"}}"#
-    )
+    jsonl_line(id, pupil, school, date, "day", validity)
 }
 
 async fn push(http: &reqwest::Client, base: &str, source: &str, token: &str, body: &str) {
-    let r = http
-        .post(format!("{base}/api/v1/sources/{source}/records"))
-        .header("content-type", "application/x-ndjson")
-        .bearer_auth(token)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = post_jsonl(http, base, source, token, body).await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
 }
 
@@ -435,7 +422,7 @@ async fn conflicting_links_are_refused_and_change_nothing() {
         assert_eq!(r.linked, 2, "{url}");
         assert_eq!(r.refused.len(), 1, "{url}");
         assert_eq!(
-            (r.refused[0].local.as_str(), r.refused[0].code),
+            (r.refused[0].local.as_str(), r.refused[0].code.as_str()),
             ("e3", "identity-conflict")
         );
         // An id already linked to another child.
@@ -443,26 +430,30 @@ async fn conflicting_links_are_refused_and_change_nothing() {
             .link_identities(&scope("vis"), &[link("e1", "skole-02", "t-kari")])
             .await
             .unwrap();
-        assert_eq!(r.refused[0].code, "identity-conflict", "{url}");
+        assert_eq!(r.refused[0].code.as_str(), "identity-conflict", "{url}");
         // The child in another school.
         let r = store
             .link_identities(&scope("annen"), &[link("a1", "skole-01", "t-ola")])
             .await
             .unwrap();
-        assert_eq!(r.refused[0].code, "identity-other-school", "{url}");
+        assert_eq!(r.refused[0].code.as_str(), "identity-other-school", "{url}");
         // A school the source may not write.
         let r = store
             .link_identities(&scope("annen"), &[link("a2", "skole-02", "t-ola")])
             .await
             .unwrap();
-        assert_eq!((r.linked, r.refused[0].code), (0, "school-not-allowed"), "{url}");
+        assert_eq!(
+            (r.linked, r.refused[0].code.as_str()),
+            (0, "school-not-allowed"),
+            "{url}"
+        );
         // Both pupils have an open case: refused, and the reason names both.
         let r = store
             .link_identities(&scope("flyt"), &[link("x5", "skole-02", "t-ola")])
             .await
             .unwrap();
         assert_eq!(r.linked, 0, "{url}");
-        assert_eq!(r.refused[0].code, "identity-open-cases", "{url}");
+        assert_eq!(r.refused[0].code.as_str(), "identity-open-cases", "{url}");
         let cases = store.cases_raw(None, false).await.unwrap();
         for c in &cases {
             assert!(r.refused[0].reason.contains(&c.number), "{}", r.refused[0].reason);

@@ -106,3 +106,32 @@ pub fn stop_serve(mut child: std::process::Child) {
     let status = child.wait().unwrap();
     assert!(status.success(), "tilstede serve exited with {status:?}");
 }
+
+/// Today's school date (Europe/Oslo), for records the date window accepts.
+pub fn today() -> chrono::NaiveDate {
+    tilstede::domain::dates::school_date_utc(chrono::Utc::now())
+}
+
+/// One canonical JSONL record.
+pub fn jsonl_line(id: &str, pupil: &str, school: &str, date: chrono::NaiveDate, kind: &str, validity: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","pupil":"{pupil}","school":"{school}","date":"{date}","kind":"{kind}","validity":"{validity}"}}"#
+    )
+}
+
+/// POSTs a JSONL body to `source`'s push endpoint with a bearer token.
+pub async fn post_jsonl(
+    http: &reqwest::Client,
+    base: &str,
+    source: &str,
+    token: &str,
+    body: &str,
+) -> reqwest::Response {
+    http.post(format!("{base}/api/v1/sources/{source}/records"))
+        .header("content-type", "application/x-ndjson")
+        .bearer_auth(token)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}

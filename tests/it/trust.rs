@@ -3,7 +3,7 @@
 //! see only theirs, and a pupil is one child of one source.
 
 use crate::fake::edfi::{self, CLIENT_ID, CLIENT_SECRET, EdfiState};
-use crate::support::{tilstede, tilstede_ok};
+use crate::support::{jsonl_line, post_jsonl, tilstede, tilstede_ok, today};
 use std::time::Duration;
 use tilstede::store::Store;
 
@@ -46,25 +46,12 @@ extensions = ["source_code"]
     .to_string()
 }
 
-fn today() -> chrono::NaiveDate {
-    tilstede::domain::dates::school_date_utc(chrono::Utc::now())
-}
-
 fn line(id: &str, pupil: &str, school: &str, date: chrono::NaiveDate) -> String {
-    format!(
-        r#"{{"id":"{id}","pupil":"{pupil}","school":"{school}","date":"{date}","kind":"day","validity":"invalid"}}"#
-    )
+    jsonl_line(id, pupil, school, date, "day", "invalid")
 }
 
 async fn push(http: &reqwest::Client, base: &str, source: &str, token: &str, body: &str) -> serde_json::Value {
-    let r = http
-        .post(format!("{base}/api/v1/sources/{source}/records"))
-        .header("content-type", "application/x-ndjson")
-        .bearer_auth(token)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = post_jsonl(http, base, source, token, body).await;
     let status = r.status().as_u16();
     let mut v: serde_json::Value = r.json().await.unwrap();
     v["status"] = status.into();
