@@ -299,7 +299,7 @@ impl SqliteBulk {
         }
         let mut records = records;
         super::identity::key_pupils_direct(&self.conn, &mut self.keys, &mut records)?;
-        let stats = self.write_batch(&records, quarantine)?;
+        let stats = write_rows(&self.conn, &mut self.sets, &records, quarantine)?;
         self.background.free(records);
         if self.progress.add(stats) {
             return self.commit();
@@ -316,89 +316,90 @@ impl SqliteBulk {
         self.background.checkpoint();
         Ok(self.progress.close())
     }
+}
 
-    fn write_batch(
-        &mut self,
-        records: &[AbsenceRecord],
-        quarantine: &[QuarantineRow],
-    ) -> Result<IngestStats, StoreError> {
-        let stamp = now();
-        let mut changed = 0u64;
-        let mut touched: Vec<String> = Vec::new();
-        let (tombstones, live): (Vec<&AbsenceRecord>, Vec<&AbsenceRecord>) =
-            dedupe(records).into_iter().partition(|r| r.deleted);
-        {
-            // Live records go [`ROWS_PER_UPSERT`] to a statement: a record is
-            // stored under its own pupil, so a statement only needs to say
-            // how many rows it changed, and the pupils of a statement that
-            // changed any are marked (a few unchanged ones with them costs
-            // only their re-evaluation).
-            let mut upsert_many = self
-                .conn
-                .prepare_cached(&upsert_sql(Backend::Sqlite, ROWS_PER_UPSERT, false))?;
-            let mut upsert_one = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, false))?;
-            for chunk in live.chunks(ROWS_PER_UPSERT) {
-                let dates: Vec<String> = chunk.iter().map(|r| date_text(r)).collect();
-                let mut extensions = Vec::with_capacity(chunk.len());
+/// Writes records (upserts that keep the higher version), marks the pupils
+/// of changed rows for re-evaluation and keeps the quarantine rows, in the
+/// transaction open on `conn`. Records already carry pupil keys.
+pub(super) fn write_rows(
+    conn: &Connection,
+    sets: &mut ExtensionSets,
+    records: &[AbsenceRecord],
+    quarantine: &[QuarantineRow],
+) -> Result<IngestStats, StoreError> {
+    let stamp = now();
+    let mut changed = 0u64;
+    let mut touched: Vec<String> = Vec::new();
+    let (tombstones, live): (Vec<&AbsenceRecord>, Vec<&AbsenceRecord>) =
+        dedupe(records).into_iter().partition(|r| r.deleted);
+    {
+        // Live records go [`ROWS_PER_UPSERT`] to a statement: a record is
+        // stored under its own pupil, so a statement only needs to say
+        // how many rows it changed, and the pupils of a statement that
+        // changed any are marked (a few unchanged ones with them costs
+        // only their re-evaluation).
+        let mut upsert_many = conn.prepare_cached(&upsert_sql(Backend::Sqlite, ROWS_PER_UPSERT, false))?;
+        let mut upsert_one = conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, false))?;
+        for chunk in live.chunks(ROWS_PER_UPSERT) {
+            let dates: Vec<String> = chunk.iter().map(|r| date_text(r)).collect();
+            let mut extensions = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                extensions.push(sets.id(conn, r)?);
+            }
+            let mut row = Vec::with_capacity(ROWS_PER_UPSERT * RECORD_COLUMNS);
+            for ((r, date), ext) in chunk.iter().zip(&dates).zip(&extensions) {
+                row.extend(record_values(r, date, *ext, &stamp));
+            }
+            let n = if chunk.len() == ROWS_PER_UPSERT {
+                upsert_many.execute(rusqlite::params_from_iter(&row))?
+            } else {
+                let mut n = 0;
+                for values in row.chunks(RECORD_COLUMNS) {
+                    n += upsert_one.execute(rusqlite::params_from_iter(values))?;
+                }
+                n
+            };
+            if n > 0 {
+                changed += n as u64;
                 for r in chunk {
-                    extensions.push(self.sets.id(&self.conn, r)?);
-                }
-                let mut row = Vec::with_capacity(ROWS_PER_UPSERT * RECORD_COLUMNS);
-                for ((r, date), ext) in chunk.iter().zip(&dates).zip(&extensions) {
-                    row.extend(record_values(r, date, *ext, &stamp));
-                }
-                let n = if chunk.len() == ROWS_PER_UPSERT {
-                    upsert_many.execute(rusqlite::params_from_iter(&row))?
-                } else {
-                    let mut n = 0;
-                    for values in row.chunks(RECORD_COLUMNS) {
-                        n += upsert_one.execute(rusqlite::params_from_iter(values))?;
-                    }
-                    n
-                };
-                if n > 0 {
-                    changed += n as u64;
-                    for r in chunk {
-                        if touched.last() != Some(&r.pupil) {
-                            touched.push(r.pupil.clone());
-                        }
+                    if touched.last() != Some(&r.pupil) {
+                        touched.push(r.pupil.clone());
                     }
                 }
             }
-            // A tombstone may name no pupil and keeps the stored one, which
-            // RETURNING reports.
-            let mut upsert_tombstone = self.conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, true))?;
-            for r in tombstones {
-                let date = date_text(r);
-                let ext = self.sets.id(&self.conn, r)?;
-                let values = record_values(r, &date, ext, &stamp);
-                let mut rows = upsert_tombstone.query(rusqlite::params_from_iter(values.iter()))?;
-                if let Some(row) = rows.next()? {
-                    changed += 1;
-                    touched.push(row.get(0)?);
-                }
+        }
+        // A tombstone may name no pupil and keeps the stored one, which
+        // RETURNING reports.
+        let mut upsert_tombstone = conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, true))?;
+        for r in tombstones {
+            let date = date_text(r);
+            let ext = sets.id(conn, r)?;
+            let values = record_values(r, &date, ext, &stamp);
+            let mut rows = upsert_tombstone.query(rusqlite::params_from_iter(values.iter()))?;
+            if let Some(row) = rows.next()? {
+                changed += 1;
+                touched.push(row.get(0)?);
             }
         }
-        touched.sort_unstable();
-        touched.dedup();
-        let mut mark = self
-            .conn
-            .prepare_cached("INSERT INTO dirty_pupils (pupil) VALUES ($1) ON CONFLICT (pupil) DO NOTHING")?;
-        for pupil in &touched {
-            mark.execute([pupil])?;
-        }
-        let mut keep = self.conn.prepare_cached(QUARANTINE_INSERT)?;
-        for e in quarantine {
-            keep.execute(params![
-                e.source, e.location, e.code, e.field, e.reason, e.raw, e.digest, stamp
-            ])?;
-        }
-        Ok(IngestStats::of_batch(
-            records.len() as u64,
-            changed,
-            quarantine.len() as u64,
-        ))
     }
+    touched.sort_unstable();
+    touched.dedup();
+    let mut mark =
+        conn.prepare_cached("INSERT INTO dirty_pupils (pupil) VALUES ($1) ON CONFLICT (pupil) DO NOTHING")?;
+    for pupil in &touched {
+        mark.execute([pupil])?;
+    }
+    let mut keep = conn.prepare_cached(QUARANTINE_INSERT)?;
+    for e in quarantine {
+        keep.execute(params![
+            e.source, e.location, e.code, e.field, e.reason, e.raw, e.digest, stamp
+        ])?;
+    }
+    Ok(IngestStats::of_batch(
+        records.len() as u64,
+        changed,
+        quarantine.len() as u64,
+    ))
 }
 
 /// A thread beside a bulk writer, with a connection of its own, for work
@@ -473,7 +474,7 @@ impl Background {
 /// one seen (a source's records mostly carry the same few codes, so most
 /// rows need no serialisation) and the others by their JSON.
 #[derive(Default)]
-struct ExtensionSets {
+pub(super) struct ExtensionSets {
     last: Option<(serde_json::Map<String, serde_json::Value>, Option<i64>)>,
     by_json: rustc_hash::FxHashMap<String, i64>,
 }

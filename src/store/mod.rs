@@ -188,6 +188,8 @@ pub struct Store {
     /// Sources whose rejected input the quarantine keeps (`keep_raw`);
     /// none unless the configuration says so ([`Store::keeping_raw_for`]).
     raw_kept: std::sync::Arc<std::collections::BTreeSet<String>>,
+    /// How SQLite commits pool and push writes.
+    synchronous: Synchronous,
 }
 
 /// Creates the SQLite file of `url` readable by its owner only (0600)
@@ -320,6 +322,7 @@ impl Store {
             pushes: Default::default(),
             pupil_keys: Default::default(),
             raw_kept: Default::default(),
+            synchronous,
         };
         store.migrate().await?;
         Ok(store)

@@ -12,9 +12,16 @@
 //! SQLite the writer also takes the store's write lane, which the findings
 //! refresh takes per batch, so neither can hold the file for long while the
 //! other waits.
+//!
+//! On SQLite a group is written on a connection of the writer's own
+//! (rusqlite, on a blocking thread), pupil keys included: through sqlx every
+//! statement and every returned row is a hand-over to sqlx's worker thread,
+//! which made a group of 2,000 records take 250–750 ms and a one-record post
+//! wait that long behind it (`bench http`). The connection commits with the
+//! store's [`Synchronous`] mode, so a 202 is as durable as before.
 
 use super::records::write_batch;
-use super::{Backend, IngestStats, QuarantineEntry, Store, StoreError};
+use super::{Backend, IngestStats, QuarantineEntry, Store, StoreError, Synchronous};
 use crate::domain::AbsenceRecord;
 use sqlx::Row;
 use std::sync::Arc;
@@ -97,11 +104,22 @@ impl Store {
             let (tx, rx) = mpsc::channel(QUEUE);
             // The task holds the pool, not the store: when the last store
             // handle is dropped the queue closes and the task ends.
-            tokio::spawn(write_pushes(self.pool.clone(), self.backend, self.lane.clone(), rx));
+            let writer = match self.sqlite_file() {
+                Some(path) => Writer::Direct {
+                    path,
+                    synchronous: self.synchronous,
+                    conn: None,
+                },
+                None => Writer::Pool(self.pool.clone(), self.backend),
+            };
+            tokio::spawn(write_pushes(writer, self.lane.clone(), rx));
             tx
         });
         let mut records = push.records;
-        self.key_pupils(&mut records).await?;
+        if self.sqlite_file().is_none() {
+            // The direct writer keys pupils inside its own transaction.
+            self.key_pupils(&mut records).await?;
+        }
         let (reply, answer) = oneshot::channel();
         let job = Job {
             source: push.source.to_string(),
@@ -121,12 +139,7 @@ impl Store {
 /// (up to [`GROUP_RECORDS`] records), writes them in one transaction and
 /// answers each. When the group transaction fails, each push is written
 /// again on its own, so one bad push does not fail the others.
-async fn write_pushes(
-    pool: sqlx::AnyPool,
-    backend: Backend,
-    lane: Arc<tokio::sync::Mutex<()>>,
-    mut rx: mpsc::Receiver<Job>,
-) {
+async fn write_pushes(mut writer: Writer, lane: Arc<tokio::sync::Mutex<()>>, mut rx: mpsc::Receiver<Job>) {
     let mut waiting: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
     loop {
         if waiting.is_empty() {
@@ -138,15 +151,15 @@ async fn write_pushes(
         while let Ok(job) = rx.try_recv() {
             waiting.push_back(job);
         }
-        let mut group = next_group(&mut waiting);
+        let group = next_group(&mut waiting);
         let started = std::time::Instant::now();
-        let turn = (backend == Backend::Sqlite).then(|| lane.clone());
+        let turn = writer.sqlite().then(|| lane.clone());
         let _turn = match &turn {
             Some(l) => Some(l.lock().await),
             None => None,
         };
         let lane_wait = started.elapsed();
-        let written = write_group(&pool, backend, &mut group).await;
+        let (mut group, written) = writer.write(group).await;
         tracing::debug!(
             pushes = group.len(),
             records = group.iter().map(|j| j.records.len()).sum::<usize>(),
@@ -162,10 +175,9 @@ async fn write_pushes(
             }
             Err(_) if group.len() > 1 => {
                 for job in group {
-                    let mut one = vec![job];
-                    let outcome = write_group(&pool, backend, &mut one).await.map(|mut o| o.remove(0));
+                    let (mut one, outcome) = writer.write(vec![job]).await;
                     let job = one.remove(0);
-                    let _ = job.reply.send(outcome);
+                    let _ = job.reply.send(outcome.map(|mut o| o.remove(0)));
                 }
             }
             Err(e) => {
@@ -200,6 +212,126 @@ fn next_group(waiting: &mut std::collections::VecDeque<Job>) -> Vec<Job> {
     group
 }
 
+/// Where the writer task writes.
+enum Writer {
+    /// Through the pool (PostgreSQL).
+    Pool(sqlx::AnyPool, Backend),
+    /// On a SQLite connection of its own, opened at the first group.
+    Direct {
+        path: String,
+        synchronous: Synchronous,
+        conn: Option<rusqlite::Connection>,
+    },
+}
+
+impl Writer {
+    /// Whether the writer writes a SQLite file (and takes the lane).
+    fn sqlite(&self) -> bool {
+        matches!(self, Writer::Direct { .. } | Writer::Pool(_, Backend::Sqlite))
+    }
+
+    /// Writes `group` in one transaction; the group back and the outcome
+    /// of each push in order.
+    async fn write(&mut self, mut group: Vec<Job>) -> (Vec<Job>, Result<Vec<PushOutcome>, StoreError>) {
+        match self {
+            Writer::Pool(pool, backend) => {
+                let outcome = write_group(pool, *backend, &mut group).await;
+                (group, outcome)
+            }
+            Writer::Direct {
+                path,
+                synchronous,
+                conn,
+            } => {
+                let (path, synchronous, taken) = (path.clone(), *synchronous, conn.take());
+                let done = tokio::task::spawn_blocking(move || {
+                    let mut c = match taken {
+                        Some(c) => c,
+                        None => match open_direct(&path, synchronous) {
+                            Ok(c) => c,
+                            Err(e) => return (None, group, Err(e)),
+                        },
+                    };
+                    let outcome = write_group_direct(&mut c, &mut group);
+                    (Some(c), group, outcome)
+                })
+                .await;
+                match done {
+                    Ok((c, group, outcome)) => {
+                        *conn = c;
+                        (group, outcome)
+                    }
+                    // The blocking task panicked: the group went with it, and
+                    // its pushes' senders see the writer gone.
+                    Err(e) => (Vec::new(), Err(StoreError::Worker(e.to_string()))),
+                }
+            }
+        }
+    }
+}
+
+/// The direct writer's connection, committing like the pool does.
+fn open_direct(path: &str, synchronous: Synchronous) -> Result<rusqlite::Connection, StoreError> {
+    let conn = super::direct::connect(path)?;
+    if synchronous == Synchronous::Full {
+        conn.execute_batch("PRAGMA synchronous = FULL;")?;
+    }
+    Ok(conn)
+}
+
+/// Forgets request ids past their expiry.
+const PURGE_REQUESTS: &str = "DELETE FROM push_requests WHERE expires_at < $1";
+/// Keeps a request id; changes no row when the source used it before.
+const INSERT_REQUEST: &str = "INSERT INTO push_requests (source, request_id, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (source, request_id) DO NOTHING";
+/// The source's next version: one above the last, at least `$2`.
+const NEXT_VERSION: &str = "INSERT INTO source_versions (source, last_version) VALUES ($1, $2) \
+     ON CONFLICT (source) DO UPDATE SET last_version = CASE \
+       WHEN source_versions.last_version + 1 > excluded.last_version THEN source_versions.last_version + 1 \
+       ELSE excluded.last_version END \
+     RETURNING last_version";
+
+/// [`write_group`] on the direct SQLite connection: pupil keys, request
+/// ids, versions, records and quarantine of every push in one transaction.
+fn write_group_direct(conn: &mut rusqlite::Connection, group: &mut [Job]) -> Result<Vec<PushOutcome>, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let now = chrono::Utc::now().timestamp();
+    if group.iter().any(|j| j.request_id.is_some()) {
+        tx.prepare_cached(PURGE_REQUESTS)?.execute([now])?;
+    }
+    let mut sets = super::direct::ExtensionSets::default();
+    let mut keys = std::collections::HashMap::new();
+    let mut outcomes = Vec::with_capacity(group.len());
+    for job in group.iter_mut() {
+        if let Some((id, expires_at)) = &job.request_id {
+            let inserted = tx
+                .prepare_cached(INSERT_REQUEST)?
+                .execute(rusqlite::params![job.source, id, expires_at])?;
+            if inserted == 0 {
+                outcomes.push(PushOutcome::Replayed);
+                continue;
+            }
+        }
+        let mut version = None;
+        if let Some(floor) = job.stamp_at_least {
+            let floor = i64::try_from(floor).unwrap_or(i64::MAX);
+            let v: i64 = tx
+                .prepare_cached(NEXT_VERSION)?
+                .query_row(rusqlite::params![job.source, floor], |r| r.get(0))?;
+            let v = u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("source_versions «{v}»")))?;
+            for r in &mut job.records {
+                r.version = v;
+            }
+            version = Some(v);
+        }
+        super::identity::key_pupils_direct(&tx, &mut keys, &mut job.records)?;
+        let stats = super::direct::write_rows(&tx, &mut sets, &job.records, &job.quarantine)?;
+        outcomes.push(PushOutcome::Stored(stats, version));
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
 /// Writes `group` in one transaction; the outcome of each push in order.
 async fn write_group(
     pool: &sqlx::AnyPool,
@@ -212,24 +344,18 @@ async fn write_group(
     };
     let now = chrono::Utc::now().timestamp();
     if group.iter().any(|j| j.request_id.is_some()) {
-        sqlx::query("DELETE FROM push_requests WHERE expires_at < $1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(PURGE_REQUESTS).bind(now).execute(&mut *tx).await?;
     }
     let mut outcomes = Vec::with_capacity(group.len());
     for job in group.iter_mut() {
         if let Some((id, expires_at)) = &job.request_id {
-            let inserted = sqlx::query(
-                "INSERT INTO push_requests (source, request_id, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (source, request_id) DO NOTHING",
-            )
-            .bind(job.source.as_str())
-            .bind(id.as_str())
-            .bind(*expires_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let inserted = sqlx::query(INSERT_REQUEST)
+                .bind(job.source.as_str())
+                .bind(id.as_str())
+                .bind(*expires_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if inserted == 0 {
                 // Nothing of this push is written.
                 outcomes.push(PushOutcome::Replayed);
@@ -239,18 +365,12 @@ async fn write_group(
         let mut version = None;
         if let Some(floor) = job.stamp_at_least {
             let floor = i64::try_from(floor).unwrap_or(i64::MAX);
-            let v: i64 = sqlx::query(
-                "INSERT INTO source_versions (source, last_version) VALUES ($1, $2) \
-                 ON CONFLICT (source) DO UPDATE SET last_version = CASE \
-                   WHEN source_versions.last_version + 1 > excluded.last_version THEN source_versions.last_version + 1 \
-                   ELSE excluded.last_version END \
-                 RETURNING last_version",
-            )
-            .bind(job.source.as_str())
-            .bind(floor)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+            let v: i64 = sqlx::query(NEXT_VERSION)
+                .bind(job.source.as_str())
+                .bind(floor)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
             let v = u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("source_versions «{v}»")))?;
             for r in &mut job.records {
                 r.version = v;
@@ -413,6 +533,70 @@ mod tests {
         versions.dedup();
         assert_eq!(versions.len(), 39, "a version per stored push");
         assert_eq!(stored(&store).await.len(), 39);
+    }
+
+    /// The push writer's own connection commits like the pool: a push
+    /// answered 202 is on disk (FULL) unless IT chose NORMAL.
+    #[test]
+    fn the_direct_writer_commits_in_the_configured_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = WAL;")
+            .unwrap();
+        let mode = |s| {
+            open_direct(path.to_str().unwrap(), s)
+                .unwrap()
+                .query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        };
+        assert_eq!(mode(Synchronous::Full), 2);
+        assert_eq!(mode(Synchronous::Normal), 1);
+    }
+
+    /// Pupils get their keys inside the push's own transaction: two sources
+    /// with one local id are two pupils, and a source's second push finds
+    /// the key of its first.
+    #[tokio::test]
+    async fn the_direct_writer_keys_pupils_in_its_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.db").to_str().unwrap()).await.unwrap();
+        for (source, id) in [("a", "r1"), ("b", "r1"), ("a", "r2")] {
+            let mut r = record(id, "day");
+            r.source = source.into();
+            let outcome = store
+                .ingest_push(Push {
+                    source,
+                    request_id: None,
+                    stamp_at_least: None,
+                    records: vec![r],
+                    quarantine: &[],
+                })
+                .await
+                .unwrap();
+            assert!(
+                matches!(outcome, PushOutcome::Stored(s, None) if s.changed == 1),
+                "{outcome:?}"
+            );
+        }
+        let mut keys: Vec<(String, String)> = sqlx::query("SELECT source, pupil FROM pupil_keys ORDER BY source")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+            .collect();
+        keys.dedup();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert_ne!(keys[0].1, keys[1].1, "two sources' «p» are two children");
+        let stored: i64 = sqlx::query("SELECT COUNT(*) FROM records")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert_eq!(stored, 3);
     }
 
     /// A one-record push goes into the next group ahead of larger pushes
