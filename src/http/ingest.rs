@@ -338,9 +338,12 @@ pub async fn post_records(
         bounds: app.config.plausibility,
         today: crate::domain::dates::school_date_utc(now),
     };
-    let permit = app
-        .limits
-        .parsers
+    let lane = if body.len() <= super::SMALL_BODY {
+        &app.limits.small_parsers
+    } else {
+        &app.limits.parsers
+    };
+    let permit = lane
         .clone()
         .acquire_owned()
         .await

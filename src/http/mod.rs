@@ -57,7 +57,14 @@ pub struct Limits {
     pub pushes: HashMap<String, Arc<Semaphore>>,
     /// Bodies parsed at once (`http.parse_workers`), on blocking threads.
     pub parsers: Arc<Semaphore>,
+    /// Small bodies (at most [`SMALL_BODY`] bytes) parsed at once, on
+    /// blocking threads too, beside the others: a one-record post does not
+    /// queue behind large bodies being parsed.
+    pub small_parsers: Arc<Semaphore>,
 }
+
+/// The largest body that parses in the small lane ([`Limits::small_parsers`]).
+pub const SMALL_BODY: usize = 64 << 10;
 
 impl Limits {
     /// Limits for `config`.
@@ -69,6 +76,7 @@ impl Limits {
                 .map(|(id, s)| (id.clone(), Arc::new(Semaphore::new(s.max_concurrent))))
                 .collect(),
             parsers: Arc::new(Semaphore::new(config.http.parse_workers)),
+            small_parsers: Arc::new(Semaphore::new(config.http.parse_workers)),
         }
     }
 }

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Records written in one group transaction at most (beyond its first
 /// push): a push that arrives while one is written waits for no more than
 /// this.
-const GROUP_RECORDS: usize = 2_000;
+const GROUP_RECORDS: usize = 1_000;
 /// A push of at most this many records goes into the next group before
 /// larger pushes that arrived earlier: a one-record post from one school
 /// system does not wait behind another system's bulk upload.
@@ -188,19 +188,41 @@ async fn write_pushes(mut writer: Writer, lane: Arc<tokio::sync::Mutex<()>>, mut
     }
 }
 
-/// Takes the next group off `waiting`: every small push, then the others
-/// in arrival order up to [`GROUP_RECORDS`] records (at least one push).
-/// Pushes of one source keep their order, so their versions follow it.
+/// Takes the next group off `waiting`: the small pushes, when any are
+/// waiting (a group of only those is written in a few milliseconds), else
+/// the others in arrival order up to [`GROUP_RECORDS`] records (at least
+/// one push). Pushes of one source keep their order, so their versions
+/// follow it: a small push passes a large one only of another source.
 fn next_group(waiting: &mut std::collections::VecDeque<Job>) -> Vec<Job> {
+    let mut large_sources: Vec<&str> = Vec::new();
+    let mut small = Vec::new();
+    for (i, job) in waiting.iter().enumerate() {
+        if job.records.len() > SMALL_PUSH {
+            large_sources.push(&job.source);
+        } else if !large_sources.contains(&job.source.as_str()) {
+            small.push(i);
+        }
+    }
+    if !small.is_empty() {
+        let mut group = Vec::with_capacity(small.len());
+        let mut rest = std::collections::VecDeque::with_capacity(waiting.len());
+        for (i, job) in waiting.drain(..).enumerate() {
+            if small.binary_search(&i).is_ok() {
+                group.push(job);
+            } else {
+                rest.push_back(job);
+            }
+        }
+        *waiting = rest;
+        return group;
+    }
     let mut group = Vec::new();
     let mut records = 0;
     let mut rest = std::collections::VecDeque::with_capacity(waiting.len());
-    // A small push may pass a large one only of another source.
     let mut held_back: Vec<String> = Vec::new();
     while let Some(job) = waiting.pop_front() {
-        let small = job.records.len() <= SMALL_PUSH && !held_back.contains(&job.source);
         let fits = group.is_empty() || records + job.records.len() <= GROUP_RECORDS;
-        if (small || fits) && !held_back.contains(&job.source) {
+        if fits && !held_back.contains(&job.source) {
             records += job.records.len();
             group.push(job);
         } else {
@@ -612,10 +634,10 @@ mod tests {
             reply: oneshot::channel().0,
         };
         let mut waiting: std::collections::VecDeque<Job> = [
-            job("bulk", 1500),
-            job("bulk", 1500),
+            job("bulk", 600),
+            job("bulk", 600),
             job("bulk", 1),
-            job("bulk", 1500),
+            job("bulk", 600),
             job("probe", 1),
             job("other", 400),
         ]
@@ -625,14 +647,18 @@ mod tests {
                 .map(|j| (j.source.clone(), j.records.len()))
                 .collect::<Vec<_>>()
         };
-        let first = next_group(&mut waiting);
+        // The small push of another source goes alone, ahead of the rest;
+        // bulk's own small push stays behind bulk's earlier large one.
+        assert_eq!(shape(&next_group(&mut waiting)), [("probe".into(), 1)]);
         assert_eq!(
-            shape(&first),
-            [("bulk".into(), 1500), ("probe".into(), 1), ("other".into(), 400)]
+            shape(&next_group(&mut waiting)),
+            [("bulk".into(), 600), ("other".into(), 400)]
         );
-        let second = next_group(&mut waiting);
-        assert_eq!(shape(&second), [("bulk".into(), 1500), ("bulk".into(), 1)]);
-        assert_eq!(shape(&next_group(&mut waiting)), [("bulk".into(), 1500)]);
+        assert_eq!(
+            shape(&next_group(&mut waiting)),
+            [("bulk".into(), 600), ("bulk".into(), 1)]
+        );
+        assert_eq!(shape(&next_group(&mut waiting)), [("bulk".into(), 600)]);
         assert!(waiting.is_empty());
     }
 }
