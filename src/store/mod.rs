@@ -262,26 +262,24 @@ impl Synchronous {
         }
     }
 
-    /// The pragmas every pooled SQLite connection starts with.
-    /// busy_timeout first: switching a fresh file to WAL needs a lock
-    /// another process may hold. The page size applies only to a file still
-    /// empty (before WAL mode writes its header): 8 KiB pages halve the pages
-    /// and log frames a bulk import writes. Temporary tables and statement
-    /// journals stay in memory, so no pupil data lands in temporary files.
-    /// The bulk import's own connection keeps NORMAL (see direct.rs).
-    fn pragmas(self) -> &'static str {
+    /// The pragma that sets this mode on a connection.
+    pub(crate) fn pragma(self) -> &'static str {
         match self {
-            Synchronous::Full => {
-                "PRAGMA busy_timeout = 30000; PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
-            }
-            Synchronous::Normal => {
-                "PRAGMA busy_timeout = 30000; PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
-            }
+            Synchronous::Full => "PRAGMA synchronous = FULL;",
+            Synchronous::Normal => "PRAGMA synchronous = NORMAL;",
         }
     }
 }
+
+/// The pragmas every pooled SQLite connection starts with (then its
+/// [`Synchronous::pragma`]). busy_timeout first: switching a fresh file to
+/// WAL needs a lock another process may hold. The page size applies only to
+/// a file still empty (before WAL mode writes its header): 8 KiB pages halve
+/// the pages and log frames a bulk import writes. Temporary tables and
+/// statement journals stay in memory, so no pupil data lands in temporary
+/// files. The bulk import's own connection keeps NORMAL (see direct.rs).
+const POOL_PRAGMAS: &str = "PRAGMA busy_timeout = 30000; PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; \
+     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;";
 
 impl Store {
     /// Opens (creating if needed) and migrates the store at `location`: a file
@@ -295,7 +293,7 @@ impl Store {
     /// pool (PostgreSQL ignores it: its own `synchronous_commit` rules).
     pub async fn open_with(location: &str, synchronous: Synchronous) -> Result<Store, StoreError> {
         install_default_drivers();
-        let pragmas = synchronous.pragmas();
+        let mode = synchronous.pragma();
         let (url, backend) = database_url(location)?;
         let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         options = match backend {
@@ -304,7 +302,8 @@ impl Store {
                 .max_connections(if url.contains(":memory:") { 1 } else { 4 })
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
-                        conn.execute(pragmas).await?;
+                        conn.execute(POOL_PRAGMAS).await?;
+                        conn.execute(mode).await?;
                         Ok(())
                     })
                 }),

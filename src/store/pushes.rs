@@ -100,11 +100,12 @@ impl Store {
     /// Pushes arriving together share the transaction (see the module
     /// documentation); each gets its own outcome.
     pub async fn ingest_push(&self, push: Push<'_>) -> Result<PushOutcome, StoreError> {
+        let file = self.sqlite_file();
         let queue = self.pushes.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
             // The task holds the pool, not the store: when the last store
             // handle is dropped the queue closes and the task ends.
-            let writer = match self.sqlite_file() {
+            let writer = match file.clone() {
                 Some(path) => Writer::Direct {
                     path,
                     synchronous: self.synchronous,
@@ -116,7 +117,7 @@ impl Store {
             tx
         });
         let mut records = push.records;
-        if self.sqlite_file().is_none() {
+        if file.is_none() {
             // The direct writer keys pupils inside its own transaction.
             self.key_pupils(&mut records).await?;
         }
@@ -295,9 +296,7 @@ impl Writer {
 /// The direct writer's connection, committing like the pool does.
 fn open_direct(path: &str, synchronous: Synchronous) -> Result<rusqlite::Connection, StoreError> {
     let conn = super::direct::connect(path)?;
-    if synchronous == Synchronous::Full {
-        conn.execute_batch("PRAGMA synchronous = FULL;")?;
-    }
+    conn.execute_batch(synchronous.pragma())?;
     Ok(conn)
 }
 
@@ -340,11 +339,7 @@ fn write_group_direct(conn: &mut rusqlite::Connection, group: &mut [Job]) -> Res
             let v: i64 = tx
                 .prepare_cached(NEXT_VERSION)?
                 .query_row(rusqlite::params![job.source, floor], |r| r.get(0))?;
-            let v = u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("source_versions «{v}»")))?;
-            for r in &mut job.records {
-                r.version = v;
-            }
-            version = Some(v);
+            version = Some(stamp(&mut job.records, v)?);
         }
         super::identity::key_pupils_direct(&tx, &mut keys, &mut job.records)?;
         let stats = super::direct::write_rows(&tx, &mut sets, &job.records, &job.quarantine)?;
@@ -352,6 +347,15 @@ fn write_group_direct(conn: &mut rusqlite::Connection, group: &mut [Job]) -> Res
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// Gives `records` the version `v` the source's counter handed out.
+fn stamp(records: &mut [AbsenceRecord], v: i64) -> Result<u64, StoreError> {
+    let v = u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("source_versions «{v}»")))?;
+    for r in records {
+        r.version = v;
+    }
+    Ok(v)
 }
 
 /// Writes `group` in one transaction; the outcome of each push in order.
@@ -393,11 +397,7 @@ async fn write_group(
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
-            let v = u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("source_versions «{v}»")))?;
-            for r in &mut job.records {
-                r.version = v;
-            }
-            version = Some(v);
+            version = Some(stamp(&mut job.records, v)?);
         }
         let stats = write_batch(backend, &mut tx, &job.records, &job.quarantine).await?;
         outcomes.push(PushOutcome::Stored(stats, version));
