@@ -13,9 +13,9 @@ use super::findings::{
     finding_from_columns, finding_lists, insert_events_sql, insert_findings_sql, old_findings_sql, plan_batch,
 };
 use super::records::{
-    BULK_CACHE_KIB, BulkProgress, EXTENSION_SET_INSERT, EXTENSION_SET_SELECT, IngestStats, QUARANTINE_INSERT,
-    QuarantineRow, RECORD_COLUMNS, date_text, dedupe, eval_records_sql, extension_digest, extensions_json,
-    record_from_columns, upsert_sql,
+    BULK_CACHE_KIB, BulkProgress, DateText, EXTENSION_SET_INSERT, EXTENSION_SET_SELECT, IngestStats, QUARANTINE_INSERT,
+    QuarantineRow, RECORD_COLUMNS, date_text, dedupe, eval_records_sql, extension_digest, record_from_columns,
+    upsert_sql,
 };
 use super::{Backend, now};
 use crate::domain::{AbsenceRecord, Finding};
@@ -340,15 +340,18 @@ pub(super) fn write_rows(
         // only their re-evaluation).
         let mut upsert_many = conn.prepare_cached(&upsert_sql(Backend::Sqlite, ROWS_PER_UPSERT, false))?;
         let mut upsert_one = conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, false))?;
+        let mut previous = None;
         for chunk in live.chunks(ROWS_PER_UPSERT) {
-            let dates: Vec<String> = chunk.iter().map(|r| date_text(r)).collect();
+            let dates: Vec<DateText> = chunk.iter().map(|r| DateText::of(r)).collect();
             let mut extensions = Vec::with_capacity(chunk.len());
             for r in chunk {
-                extensions.push(sets.id(conn, r)?);
+                let id = sets.id_after(conn, previous, r)?;
+                extensions.push(id);
+                previous = Some((r, id));
             }
             let mut row = Vec::with_capacity(ROWS_PER_UPSERT * RECORD_COLUMNS);
             for ((r, date), ext) in chunk.iter().zip(&dates).zip(&extensions) {
-                row.extend(record_values(r, date, *ext, &stamp));
+                row.extend(record_values(r, date.as_str(), *ext, &stamp));
             }
             let n = if chunk.len() == ROWS_PER_UPSERT {
                 upsert_many.execute(rusqlite::params_from_iter(&row))?
@@ -470,49 +473,59 @@ impl Background {
 }
 
 /// The extension sets a bulk transaction refers to (see
-/// [`super::records::extension_set`]), found once per transaction: the last
-/// one seen (a source's records mostly carry the same few codes, so most
-/// rows need no serialisation) and the others by their JSON.
+/// [`super::records::extension_set`]), found once per transaction by their
+/// JSON, which is written into one reused buffer. Callers skip the lookup
+/// for a record whose extensions equal the previous record's (a source's
+/// records mostly carry the same few codes).
 #[derive(Default)]
 pub(super) struct ExtensionSets {
-    last: Option<(serde_json::Map<String, serde_json::Value>, Option<i64>)>,
     by_json: rustc_hash::FxHashMap<String, i64>,
+    json: Vec<u8>,
 }
 
 impl ExtensionSets {
     /// The id of `r`'s extension set (`None` when it has none), added to the
     /// store if needed.
     fn id(&mut self, conn: &Connection, r: &AbsenceRecord) -> Result<Option<i64>, StoreError> {
-        if let Some((m, id)) = &self.last
-            && *m == r.extensions
-        {
-            return Ok(*id);
+        if r.extensions.is_empty() {
+            return Ok(None);
         }
-        let id = match extensions_json(r)? {
-            None => None,
-            Some(json) => Some(match self.by_json.get(&json) {
-                Some(id) => *id,
-                None => {
-                    let digest = extension_digest(&json);
-                    let find = || -> Result<Option<i64>, StoreError> {
-                        let mut select = conn.prepare_cached(EXTENSION_SET_SELECT)?;
-                        Ok(select.query_row([&digest], |row| row.get(0)).optional()?)
-                    };
-                    let id = match find()? {
-                        Some(id) => id,
-                        None => {
-                            conn.prepare_cached(EXTENSION_SET_INSERT)?
-                                .execute(params![digest, json])?;
-                            find()?.ok_or_else(|| StoreError::Corrupt("record_extensions: settet mangler".into()))?
-                        }
-                    };
-                    self.by_json.insert(json, id);
-                    id
-                }
-            }),
+        self.json.clear();
+        serde_json::to_writer(&mut self.json, &r.extensions)
+            .map_err(|e| StoreError::Corrupt(format!("extensions: {e}")))?;
+        let json = std::str::from_utf8(&self.json).map_err(|e| StoreError::Corrupt(format!("extensions: {e}")))?;
+        if let Some(id) = self.by_json.get(json) {
+            return Ok(Some(*id));
+        }
+        let digest = extension_digest(json);
+        let find = || -> Result<Option<i64>, StoreError> {
+            let mut select = conn.prepare_cached(EXTENSION_SET_SELECT)?;
+            Ok(select.query_row([&digest], |row| row.get(0)).optional()?)
         };
-        self.last = Some((r.extensions.clone(), id));
-        Ok(id)
+        let id = match find()? {
+            Some(id) => id,
+            None => {
+                conn.prepare_cached(EXTENSION_SET_INSERT)?
+                    .execute(params![digest, json])?;
+                find()?.ok_or_else(|| StoreError::Corrupt("record_extensions: settet mangler".into()))?
+            }
+        };
+        self.by_json.insert(json.to_string(), id);
+        Ok(Some(id))
+    }
+
+    /// [`Self::id`], reusing the id of `previous` (the record before `r`,
+    /// with its id) when its extensions are the same.
+    fn id_after(
+        &mut self,
+        conn: &Connection,
+        previous: Option<(&AbsenceRecord, Option<i64>)>,
+        r: &AbsenceRecord,
+    ) -> Result<Option<i64>, StoreError> {
+        match previous {
+            Some((p, id)) if p.extensions == r.extensions => Ok(id),
+            _ => self.id(conn, r),
+        }
     }
 }
 

@@ -267,11 +267,56 @@ pub(super) fn extensions_json(r: &AbsenceRecord) -> Result<Option<String>, Store
 }
 
 pub(super) fn date_text(r: &AbsenceRecord) -> String {
-    if r.deleted && r.date == chrono::NaiveDate::MIN {
-        String::new()
-    } else {
-        // Display is YYYY-MM-DD, without parsing a format string per call.
-        r.date.to_string()
+    DateText::of(r).as_str().to_string()
+}
+
+/// A record's date as stored: `YYYY-MM-DD` (chrono's form: a sign and more
+/// digits outside the years 0–9999), empty for a tombstone without one. Held
+/// inline: a bulk write formats a million of them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DateText {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl DateText {
+    /// The stored form of `r`'s date.
+    pub(super) fn of(r: &AbsenceRecord) -> DateText {
+        use chrono::Datelike;
+        let mut bytes = [0u8; 16];
+        if r.deleted && r.date == chrono::NaiveDate::MIN {
+            return DateText { bytes, len: 0 };
+        }
+        let d = r.date;
+        match u32::try_from(d.year()) {
+            Ok(year) if year <= 9999 => {
+                let digits = |n: u32, out: &mut [u8]| {
+                    let mut n = n;
+                    for b in out.iter_mut().rev() {
+                        *b = b'0' + (n % 10) as u8;
+                        n /= 10;
+                    }
+                };
+                digits(year, &mut bytes[..4]);
+                bytes[4] = b'-';
+                digits(d.month(), &mut bytes[5..7]);
+                bytes[7] = b'-';
+                digits(d.day(), &mut bytes[8..10]);
+                DateText { bytes, len: 10 }
+            }
+            _ => {
+                // Display is at most 14 bytes ("+262142-12-31" and the like).
+                let text = d.to_string();
+                let len = text.len().min(bytes.len());
+                bytes[..len].copy_from_slice(&text.as_bytes()[..len]);
+                DateText { bytes, len: len as u8 }
+            }
+        }
+    }
+
+    /// The text.
+    pub(super) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 }
 
@@ -879,4 +924,40 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The inline form writes what chrono's `Display` writes, for every
+    /// kind of year, and nothing for a tombstone without a date.
+    #[test]
+    fn stored_dates_read_as_chrono_writes_them() {
+        let mut r = AbsenceRecord::from_json_str(
+            r#"{"source":"a","id":"x","pupil":"p","school":"s","date":"2026-03-05","kind":"day"}"#,
+        )
+        .unwrap();
+        let days = [
+            (0, 1, 1),
+            (9, 12, 31),
+            (999, 7, 4),
+            (2026, 3, 5),
+            (9999, 12, 31),
+            (10_000, 1, 1),
+            (-1, 6, 15),
+            (-44, 3, 15),
+        ];
+        for (y, m, d) in days {
+            r.date = chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(DateText::of(&r).as_str(), r.date.to_string());
+        }
+        for d in [chrono::NaiveDate::MIN, chrono::NaiveDate::MAX] {
+            r.date = d;
+            assert_eq!(DateText::of(&r).as_str(), d.to_string());
+        }
+        r.deleted = true;
+        r.date = chrono::NaiveDate::MIN;
+        assert_eq!(DateText::of(&r).as_str(), "");
+    }
 }
