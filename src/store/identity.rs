@@ -104,21 +104,48 @@ fn key_for(source: &str, local: &str, owner: &str) -> String {
     }
 }
 
-/// The (source, local id) pairs of `records` not in `cache`.
+/// The (source, local id) pairs of `records` not in `cache`. Records mostly
+/// come pupil by pupil, so a run of one pupil's records is looked up once.
 fn unknown(records: &[AbsenceRecord], cache: &HashMap<(String, String), String>) -> BTreeSet<(String, String)> {
-    records
-        .iter()
-        .filter(|r| !r.pupil.is_empty())
-        .map(|r| (r.source.clone(), r.pupil.clone()))
-        .filter(|pair| !cache.contains_key(pair))
-        .collect()
+    let mut out = BTreeSet::new();
+    let mut previous: Option<&AbsenceRecord> = None;
+    for r in records.iter().filter(|r| !r.pupil.is_empty()) {
+        if previous.is_some_and(|p| p.source == r.source && p.pupil == r.pupil) {
+            continue;
+        }
+        previous = Some(r);
+        let pair = (r.source.clone(), r.pupil.clone());
+        if !cache.contains_key(&pair) {
+            out.insert(pair);
+        }
+    }
+    out
 }
 
-/// Writes each record's pupil key into its `pupil`.
+/// Writes each record's pupil key into its `pupil`. Every pair is to be in
+/// `cache` (callers make sure); a record whose pair is not gets no pupil
+/// rather than its local id, which may be another child's key. A run of one
+/// pupil's records is looked up once, and a pupil is rewritten only where
+/// the key differs from the local id (a bulk import keys a million records).
 fn apply(records: &mut [AbsenceRecord], cache: &HashMap<(String, String), String>) {
+    // The source, local id and key of the run in progress.
+    let mut run: Option<(String, String, Option<String>)> = None;
     for r in records.iter_mut().filter(|r| !r.pupil.is_empty()) {
-        if let Some(key) = cache.get(&(r.source.clone(), std::mem::take(&mut r.pupil))) {
-            r.pupil = key.clone();
+        let same = run
+            .as_ref()
+            .is_some_and(|(source, local, _)| *source == r.source && *local == r.pupil);
+        if !same {
+            let pair = (r.source.clone(), r.pupil.clone());
+            let key = cache.get(&pair).cloned();
+            run = Some((pair.0, pair.1, key));
+        }
+        match &run {
+            Some((_, _, Some(key))) => {
+                if *key != r.pupil {
+                    r.pupil.clone_from(key);
+                }
+            }
+            _ => r.pupil.clear(),
         }
     }
 }
@@ -133,33 +160,38 @@ impl Store {
             .await?
             .map(|r| r.try_get(0))
             .transpose()?;
-        let missing = {
+        loop {
+            let missing = {
+                let mut cache = self
+                    .pupil_keys
+                    .lock()
+                    .map_err(|_| StoreError::Worker("pupil keys".into()))?;
+                if cache.generation != generation {
+                    cache.map.clear();
+                    cache.generation = generation.clone();
+                }
+                unknown(records, &cache.map)
+            };
+            let found = if missing.is_empty() {
+                Vec::new()
+            } else {
+                let mut tx = self.begin_write().await?;
+                let found = assign(&mut tx, missing).await?;
+                tx.commit().await?;
+                found
+            };
             let mut cache = self
                 .pupil_keys
                 .lock()
                 .map_err(|_| StoreError::Worker("pupil keys".into()))?;
-            if cache.generation != generation {
-                cache.map.clear();
-                cache.generation = generation;
+            cache.map.extend(found);
+            // A link (or a new generation) may have emptied the cache while
+            // the lock was let go: then the keys are looked up again.
+            if unknown(records, &cache.map).is_empty() {
+                apply(records, &cache.map);
+                return Ok(());
             }
-            unknown(records, &cache.map)
-        };
-        if !missing.is_empty() {
-            let mut tx = self.begin_write().await?;
-            let found = assign(&mut tx, missing).await?;
-            tx.commit().await?;
-            self.pupil_keys
-                .lock()
-                .map_err(|_| StoreError::Worker("pupil keys".into()))?
-                .map
-                .extend(found);
         }
-        let cache = self
-            .pupil_keys
-            .lock()
-            .map_err(|_| StoreError::Worker("pupil keys".into()))?;
-        apply(records, &cache.map);
-        Ok(())
     }
 
     /// Puts `source`'s pupils with their identity tokens (from the roster
@@ -552,4 +584,46 @@ async fn rekey(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(source: &str, pupil: &str) -> AbsenceRecord {
+        let mut r = AbsenceRecord::from_json_str(&format!(
+            r#"{{"source":"{source}","id":"x","pupil":"p","school":"s","date":"2026-03-05","kind":"day"}}"#
+        ))
+        .unwrap();
+        pupil.clone_into(&mut r.pupil);
+        r
+    }
+
+    /// Runs of one pupil, the same local id in two sources, a pair without
+    /// a key and a tombstone without a pupil: each record gets its own key.
+    #[test]
+    fn every_record_gets_the_key_of_its_own_source_and_local_id() {
+        let mut records = vec![
+            record("a", "p1"),
+            record("a", "p1"),
+            record("b", "p1"),
+            record("b", "p1"),
+            record("a", "p1"),
+            record("a", "p2"),
+            record("a", ""),
+            record("c", "p3"),
+        ];
+        let cache: HashMap<(String, String), String> = [
+            (("a".to_string(), "p1".to_string()), "p1".to_string()),
+            (("b".to_string(), "p1".to_string()), "b:p1".to_string()),
+            (("a".to_string(), "p2".to_string()), "k2".to_string()),
+        ]
+        .into();
+        let missing: Vec<(String, String)> = unknown(&records, &cache).into_iter().collect();
+        assert_eq!(missing, [("c".to_string(), "p3".to_string())]);
+        apply(&mut records, &cache);
+        let pupils: Vec<&str> = records.iter().map(|r| r.pupil.as_str()).collect();
+        // A pair with no key gets no pupil, never its local id.
+        assert_eq!(pupils, ["p1", "p1", "b:p1", "b:p1", "p1", "k2", "", ""]);
+    }
 }
