@@ -80,14 +80,21 @@ pub async fn run(args: IngestArgs) -> Result<ExitCode> {
     };
     let size = std::fs::metadata(&path)?.len() as f64 / 1048576.0;
 
-    // Bare scan: quick-xml events, nothing built.
+    // Bare scan: quick-xml events, nothing built. The faster of two: the
+    // first may read the file from disk (a file not yet in the page cache
+    // made the scan half again as slow, and every ratio below look better
+    // than it is), while every later stage reads it from memory.
     reset_peak();
-    let t = Instant::now();
-    let events = scan_events(
-        BufReader::with_capacity(1 << 16, File::open(&path)?),
-        &path.display().to_string(),
-    )?;
-    let scan = t.elapsed().as_secs_f64();
+    let mut scan = f64::INFINITY;
+    let mut events = 0;
+    for _ in 0..2 {
+        let t = Instant::now();
+        events = scan_events(
+            BufReader::with_capacity(1 << 16, File::open(&path)?),
+            &path.display().to_string(),
+        )?;
+        scan = scan.min(t.elapsed().as_secs_f64());
+    }
     let scan_peak = peak_rss_mib();
 
     // Parse only: the adapter without the store.
@@ -138,7 +145,7 @@ pub async fn run(args: IngestArgs) -> Result<ExitCode> {
         path.display()
     );
     println!(
-        "bare quick-xml scan:     {scan:7.2} s  {:>10.0} records/s  {:>7.0} MiB/s  ({events} events)  peak RSS {scan_peak:.0} MiB",
+        "bare quick-xml scan:     {scan:7.2} s  {:>10.0} records/s  {:>7.0} MiB/s  ({events} events, best of 2)  peak RSS {scan_peak:.0} MiB",
         parsed as f64 / scan,
         size / scan
     );
