@@ -154,13 +154,15 @@ impl Store {
     /// Replaces each record's local pupil id by its pupil key, assigning
     /// keys to pairs never seen (in a transaction of its own).
     pub(super) async fn key_pupils(&self, records: &mut [AbsenceRecord]) -> Result<(), StoreError> {
-        let generation: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = $1")
-            .bind(GENERATION)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
         loop {
+            // Read afresh each time round: a link made meanwhile starts a
+            // new generation.
+            let generation: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = $1")
+                .bind(GENERATION)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
             let missing = {
                 let mut cache = self
                     .pupil_keys
@@ -168,7 +170,7 @@ impl Store {
                     .map_err(|_| StoreError::Worker("pupil keys".into()))?;
                 if cache.generation != generation {
                     cache.map.clear();
-                    cache.generation = generation.clone();
+                    cache.generation = generation;
                 }
                 unknown(records, &cache.map)
             };
