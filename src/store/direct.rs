@@ -14,8 +14,7 @@ use super::findings::{
 };
 use super::records::{
     BULK_CACHE_KIB, BulkProgress, DateText, EXTENSION_SET_INSERT, EXTENSION_SET_SELECT, IngestStats, QUARANTINE_INSERT,
-    QuarantineRow, RECORD_COLUMNS, date_text, dedupe, eval_records_sql, extension_digest, record_from_columns,
-    upsert_sql,
+    QuarantineRow, RECORD_COLUMNS, dedupe, eval_records_sql, extension_digest, record_from_columns, upsert_sql,
 };
 use super::{Backend, now};
 use crate::domain::{AbsenceRecord, Finding};
@@ -375,9 +374,9 @@ pub(super) fn write_rows(
         // RETURNING reports.
         let mut upsert_tombstone = conn.prepare_cached(&upsert_sql(Backend::Sqlite, 1, true))?;
         for r in tombstones {
-            let date = date_text(r);
+            let date = DateText::of(r);
             let ext = sets.id(conn, r)?;
-            let values = record_values(r, &date, ext, &stamp);
+            let values = record_values(r, date.as_str(), ext, &stamp);
             let mut rows = upsert_tombstone.query(rusqlite::params_from_iter(values.iter()))?;
             if let Some(row) = rows.next()? {
                 changed += 1;
